@@ -1,0 +1,36 @@
+# The README's commands. `make install` builds .venv/ from the requirements files.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test test-gpu bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# Until the dashboard lands: the main job from the CLI on the offline default.
+run: install
+	$(PY) -m engine datasets show sample >/dev/null 2>&1 || \
+		$(PY) -m engine datasets create sample --source digits-sample
+	$(PY) -m engine train --dataset sample --network lenet --epochs 15
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+test-gpu: install
+	$(PY) -m pytest -q -m gpu
+
+bench: install
+	$(PY) bench/train_throughput.py
+
+lint: install
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

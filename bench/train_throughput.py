@@ -1,0 +1,148 @@
+"""LeNet training images/s on this machine, three ways in one run:
+
+1. the engine's trainer (data held as uint8 tensors, batches gathered by index),
+2. the usual torchvision loop: datasets.MNIST + transforms + DataLoader (batch 64, same model),
+3. the bare model step on a batch already in memory (no data pipeline at all).
+
+Data: the MNIST sample split (first 8,000 images of ../shared/data/mnist-t10k).
+Targets: engine >= 3x the DataLoader loop, and within 10% of the bare step.
+Writes bench/results/train_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
+from engine.networks import build_network, zoo_spec  # noqa: E402
+from engine.training import RecordingSink, TrainConfig, train  # noqa: E402
+
+MNIST = ROOT.parent / "shared" / "data" / "mnist-t10k"
+N_TRAIN, BATCH = 8000, 64
+
+
+def make_workspace(tmp: Path) -> Path:
+    """IDX files of the 8k training part, a dataset of them, and torchvision's raw layout."""
+    raw = tmp / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with gzip.open(MNIST / f"{name}.gz") as src, open(raw / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    images = (raw / "t10k-images-idx3-ubyte").read_bytes()
+    labels = (raw / "t10k-labels-idx1-ubyte").read_bytes()
+    (tmp / "imgs").write_bytes(images[:4] + N_TRAIN.to_bytes(4, "big") + images[8:16]
+                               + images[16:16 + N_TRAIN * 784])
+    (tmp / "lbls").write_bytes(labels[:4] + N_TRAIN.to_bytes(4, "big") + labels[8:8 + N_TRAIN])
+    home = tmp / "workspace"
+    create_dataset("bench", "idx", {"train_images": str(tmp / "imgs"),
+                                    "train_labels": str(tmp / "lbls")},
+                   DatasetOptions(val_percent=0.0), home=home)
+    return home
+
+
+def engine_rate(home: Path, tmp: Path, epochs: int) -> float:
+    sink = RecordingSink()
+    cfg = TrainConfig(dataset="bench", network="lenet", epochs=epochs, batch_size=BATCH,
+                      lr=0.01, device="cpu")
+    train(cfg, tmp / "run", sink=sink, home=home)
+    return max(m["images_per_s"] for m in sink.epochs)  # best epoch, as for the others
+
+
+def model_and_opt():
+    torch.manual_seed(0)
+    model = build_network(zoo_spec("lenet"), (1, 28, 28), 10)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def step(model, opt, x, y) -> None:
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def dataloader_rate(tmp: Path, epochs: int, workers: int) -> float:
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    ds = torch.utils.data.Subset(datasets.MNIST(tmp, train=False, download=False, transform=tf),
+                                 range(N_TRAIN))
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True,
+                                         num_workers=workers, persistent_workers=workers > 0)
+    model, opt = model_and_opt()
+    best = 0.0
+    for _ in range(epochs):
+        t0, n = time.perf_counter(), 0
+        for x, y in loader:
+            step(model, opt, x, y)
+            n += len(y)
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
+
+
+def bare_rate(epochs: int) -> float:
+    model, opt = model_and_opt()
+    x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
+    steps = N_TRAIN // BATCH
+    best = 0.0
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step(model, opt, x, y)
+        best = max(best, steps * BATCH / (time.perf_counter() - t0))
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
+    a = ap.parse_args()
+    if not MNIST.exists():
+        print(f"skipped: {MNIST} not found (real MNIST lives in ../shared/data)")
+        return 0
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        home = make_workspace(tmp)
+        bare = bare_rate(a.epochs)
+        eng = engine_rate(home, tmp, a.epochs)
+        loaders = {w: dataloader_rate(tmp, a.epochs, w) for w in (0, 2)}
+    workers, loader = max(loaders.items(), key=lambda kv: kv[1])
+    rows = [("engine trainer", eng, 1.0),
+            (f"torchvision DataLoader (best of 0/2 workers: {workers})", loader, eng / loader),
+            ("bare model step (no data)", bare, eng / bare)]
+    print(f"LeNet training on CPU, batch {BATCH}, {N_TRAIN} MNIST images, best of "
+          f"{a.epochs} epochs; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'pipeline':58} {'images/s':>10} {'engine / this':>14}")
+    for name, rate, ratio in rows:
+        print(f"{name:58} {rate:10.0f} {ratio:13.2f}x")
+    ok_loader, ok_bare = eng >= 3 * loader, eng >= 0.9 * bare
+    print(f"target engine >= 3x DataLoader: {'met' if ok_loader else 'NOT met'}; "
+          f"engine within 10% of bare step: {'met' if ok_bare else 'NOT met'}")
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
+              "processor": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "engine": eng, "dataloader": loader, "dataloader_by_workers": loaders,
+              "bare_step": bare, "engine_vs_dataloader": eng / loader,
+              "engine_vs_bare": eng / bare, "command": "make bench"}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

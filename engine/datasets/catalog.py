@@ -1,0 +1,154 @@
+"""Datasets that exist: open one, list them, delete one.
+
+SQLite says which datasets exist; their files say what is in them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import store
+from engine.datasets import layout
+from engine.datasets.errors import DatasetError
+from engine.workspace import read_json, studio_home
+
+
+class Dataset:
+    """A created dataset: arrays are loaded on first use, images memory-mapped."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.id: str = manifest["id"]
+        self.name: str = manifest["name"]
+        self.classes: list[str] = list(manifest["classes"])
+        self._splits: dict[str, np.ndarray] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, height, width): the input shape a network sees."""
+        m = self.manifest
+        return (int(m["channels"]), int(m["height"]), int(m["width"]))
+
+    @property
+    def preprocess(self) -> dict[str, Any]:
+        """The contract training and inference share: size, channels, scale, mean/std, polarity."""
+        return dict(self.manifest["preprocess"])
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """All images, N x H x W x C uint8, memory-mapped read-only."""
+        return np.load(self.path / layout.IMAGES, mmap_mode="r")
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return np.load(self.path / layout.LABELS).astype(np.int64, copy=False)
+
+    @cached_property
+    def mean(self) -> np.ndarray:
+        """The mean training image, float32 H x W x C in 0..255."""
+        return np.load(self.path / layout.MEAN)
+
+    def split(self, name: str) -> np.ndarray:
+        """Sorted indexes into images/labels for "train", "val" or "test" (maybe empty)."""
+        if name not in layout.SPLITS:
+            raise ValueError(f"split must be one of {', '.join(layout.SPLITS)}, not {name!r}")
+        if name not in self._splits:
+            path = self.path / layout.split_file(name)
+            index = np.load(path).astype(np.int64, copy=False) if path.exists() else np.arange(0)
+            index.flags.writeable = False  # shared by every caller: nobody may change it
+            self._splits[name] = index
+        return self._splits[name]
+
+    def __len__(self) -> int:
+        return int(self.manifest["total"])
+
+    def __repr__(self) -> str:
+        c, h, w = self.shape
+        return f"Dataset({self.id}, {self.name!r}, {len(self)} images, {c}x{h}x{w})"
+
+
+def open_dataset(id_or_name: str, home: str | os.PathLike | None = None) -> Dataset:
+    """The dataset with this id or name, or DatasetError if there is none."""
+    root = studio_home(home)
+    row = _find(root, id_or_name)
+    path = layout.dataset_dir(root, row["id"])
+    manifest_path = path / layout.MANIFEST
+    if not manifest_path.exists():
+        raise DatasetError(f"dataset {row['name']!r} ({row['id']}) has no files at {path}")
+    return Dataset(path, read_json(manifest_path))
+
+
+def list_datasets(home: str | os.PathLike | None = None,
+                  owner: str | None = None) -> list[dict[str, Any]]:
+    """Newest first: id, name, owner, source, created and a summary of each manifest."""
+    conn = store.connect(studio_home(home))
+    try:
+        rows = store.list_datasets(conn, owner=owner)
+    finally:
+        conn.close()
+    return [_summary(row) for row in rows]
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    m = row["manifest"]
+    counts = m.get("counts", {})
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "owner": row["owner"],
+        "source": row["source"],
+        "created": row["created"],
+        "classes": list(m.get("classes", [])),
+        "num_classes": len(m.get("classes", [])),
+        "total": m.get("total"),
+        "train": sum(counts.get("train", {}).values()),
+        "val": sum(counts.get("val", {}).values()),
+        "test": sum(counts.get("test", {}).values()),
+        "height": m.get("height"),
+        "width": m.get("width"),
+        "channels": m.get("channels"),
+        "resize_mode": m.get("options", {}).get("resize_mode"),
+        "size_bytes": m.get("size_bytes"),
+        "sha256": m.get("sha256"),
+        "skipped": m.get("report", {}).get("skipped", 0),
+    }
+
+
+def delete_dataset(id_or_name: str, home: str | os.PathLike | None = None) -> None:
+    """Remove the dataset's row, then its files (moved aside first so no half-deleted
+    folder is ever visible under its id)."""
+    root = studio_home(home)
+    row = _find(root, id_or_name)
+    conn = store.connect(root)
+    try:
+        with store.transaction(conn):
+            store.delete_dataset(conn, row["id"])
+    finally:
+        conn.close()
+    path = layout.dataset_dir(root, row["id"])
+    if path.exists():
+        trash = path.with_name(f".trash-{row['id']}")
+        os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _find(root: Path, id_or_name: str) -> dict[str, Any]:
+    conn = store.connect(root)
+    try:
+        row = store.get_dataset(conn, id_or_name)
+    finally:
+        conn.close()
+    if row is None:
+        raise DatasetError(f"no dataset named {id_or_name!r}")
+    return row

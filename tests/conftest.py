@@ -1,0 +1,97 @@
+"""Shared fixtures: a fresh workspace per test and the real MNIST files from ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist-t10k"
+MNIST_IMAGES = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
+MNIST_LABELS = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty workspace, also exported as $STUDIO_HOME for code and subprocesses."""
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    monkeypatch.setenv("STUDIO_HOME", str(ws))
+    return ws
+
+
+@pytest.fixture(scope="session")
+def mnist_files() -> tuple[Path, Path]:
+    if not (MNIST_IMAGES.exists() and MNIST_LABELS.exists()):
+        pytest.skip(f"real MNIST files not found in {MNIST_DIR} (they live in ../shared/data)")
+    return MNIST_IMAGES, MNIST_LABELS
+
+
+def pytest_configure(config):
+    # Keep CPU tests predictable on a 2-core machine.
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def write_idx(path: Path, array) -> None:
+    """Write a uint8 array as a raw IDX file (images: N x H x W, labels: N)."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def read_idx_gz(path: Path):
+    import gzip
+
+    import numpy as np
+
+    raw = gzip.open(path).read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope="session")
+def mnist_sample_home(tmp_path_factory, mnist_files) -> Path:
+    """A workspace holding 'mnist-sample': the mnist-8k/2k split (first 8,000 images train,
+    last 2,000 held out as the test split), with 10% of the training part for validation."""
+    from engine.datasets import DatasetOptions, create_dataset
+
+    root = tmp_path_factory.mktemp("mnist-sample")
+    images, labels = (read_idx_gz(p) for p in mnist_files)
+    parts = {"train-images": images[:8000], "train-labels": labels[:8000],
+             "test-images": images[8000:], "test-labels": labels[8000:]}
+    for name, arr in parts.items():
+        write_idx(root / name, arr)
+    home = root / "workspace"
+    create_dataset("mnist-sample", "idx", {
+        "train_images": str(root / "train-images"), "train_labels": str(root / "train-labels"),
+        "test_images": str(root / "test-images"), "test_labels": str(root / "test-labels"),
+    }, DatasetOptions(val_percent=10.0), home=home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def digits_home(tmp_path_factory) -> Path:
+    """A workspace holding 'digits': the offline sample (scikit-learn's digits, MNIST-framed),
+    with 10% validation and 20% test."""
+    from engine.datasets import DatasetOptions, create_dataset
+
+    home = tmp_path_factory.mktemp("digits") / "workspace"
+    create_dataset("digits", "digits-sample", None,
+                   DatasetOptions(val_percent=10.0, test_percent=20.0), home=home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def mnist_lenet(mnist_sample_home, tmp_path_factory):
+    """LeNet trained 5 epochs on the MNIST sample split: (run_dir, TrainResult)."""
+    from engine.training import TrainConfig, train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "lenet-mnist"
+    cfg = TrainConfig(dataset="mnist-sample", network="lenet", epochs=5, lr=0.01, seed=0)
+    return run_dir, train(cfg, run_dir, home=mnist_sample_home)
