@@ -95,3 +95,47 @@ def mnist_lenet(mnist_sample_home, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "lenet-mnist"
     cfg = TrainConfig(dataset="mnist-sample", network="lenet", epochs=5, lr=0.01, seed=0)
     return run_dir, train(cfg, run_dir, home=mnist_sample_home)
+
+
+def processes_of(home: Path) -> list[int]:
+    """Processes (not zombies) whose environment points at this workspace: ours alone."""
+    needle = f"\0STUDIO_HOME={home}\0".encode()
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            if needle in b"\0" + (p / "environ").read_bytes():
+                found.append(int(p.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def jobs_home(tmp_path, monkeypatch, digits_home):
+    """A workspace with the 'digits' dataset and a fast-polling, CPU-only scheduler; every
+    scheduler and worker started on it is killed at the end."""
+    import shutil
+    import signal
+    import time
+
+    home = (tmp_path / "workspace").resolve()
+    shutil.copytree(digits_home, home)
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    monkeypatch.setenv("STUDIO_SCHEDULER_POLL", "0.1")
+    monkeypatch.setenv("STUDIO_SCHEDULER_IDLE_EXIT", "60")
+    monkeypatch.setenv("STUDIO_GPUS", "0")
+    monkeypatch.setenv("STUDIO_CPU_SLOTS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    yield home
+    for _ in range(50):
+        pids = processes_of(home)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)

@@ -1,0 +1,28 @@
+"""The pages, defined once so views can link to each other (st.switch_page, st.page_link).
+
+Each page is a small script in dashboard/routes/ that renders its view from dashboard/views/:
+file pages are what st.switch_page and Streamlit's AppTest navigate by. (Not "pages/": that
+folder name would switch Streamlit to its older multipage mode.)"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# name (script dashboard/routes/<name>.py) -> (title, url path)
+PAGES: dict[str, tuple[str, str]] = {
+    "home": ("Home", "home"),
+    "datasets": ("Datasets", "datasets"),
+    "new_model": ("New model", "new-model"),
+    "job": ("Job", "job"),
+    "compare": ("Compare", "compare"),
+}
+
+
+def page(name: str) -> st.Page:
+    title, url = PAGES[name]
+    return st.Page(f"routes/{name}.py", title=title, url_path=url, default=name == "home")
+
+
+def go(name: str, **query: str) -> None:
+    """Open another page, with query parameters (e.g. go("job", id=...))."""
+    st.switch_page(page(name), query_params=query or None)

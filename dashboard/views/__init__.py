@@ -1,0 +1,1 @@
+"""The pages' views: each module has render()."""

@@ -1,0 +1,260 @@
+"""New model: dataset, network (zoo or an edited spec), solver, schedule, augmentation,
+device, sweep; Submit queues a job and opens its page. `?clone=JOB` pre-fills from a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from dashboard import charts, nav, session
+from engine import jobs
+from engine.datasets import list_datasets, open_dataset
+from engine.devices import describe, list_devices
+from engine.networks import (
+    SpecError,
+    dump_spec,
+    parse_spec,
+    spec_to_graphviz,
+    validate_spec,
+    zoo_info,
+    zoo_spec,
+)
+from engine.training import (
+    LR_POLICIES,
+    PRECISIONS,
+    SOLVERS,
+    AugmentConfig,
+    ConfigError,
+    TrainConfig,
+    lr_schedule,
+)
+from engine.training.augment import augment_batch
+
+DEFAULT_LR = {"sgd": 0.01, "nesterov": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3,
+              "adagrad": 0.01, "adadelta": 1.0}
+
+
+def _prefill() -> tuple[dict[str, Any], str | None]:
+    """Defaults for the form: a cloned job's config, else TrainConfig's defaults."""
+    clone_id = st.query_params.get("clone")
+    if clone_id:
+        try:
+            return jobs.get_job(clone_id, metrics=False, events=False)["config"], clone_id
+        except Exception as e:
+            st.error(f"Cannot clone job {clone_id}: {e}")
+    return TrainConfig(dataset="").to_dict(), None
+
+
+def _index(options: list, value: Any) -> int:
+    return options.index(value) if value in options else 0
+
+
+def _network_section(base: dict, shape: tuple[int, int, int], classes: int) -> dict | str | None:
+    """A zoo name or an edited spec, validated live; None while the spec is invalid."""
+    names = [n["name"] for n in zoo_info()]
+    descriptions = {n["name"]: n["description"] for n in zoo_info()}
+    base_net = base.get("network", "lenet")
+    custom = st.toggle("Customize the network", value=isinstance(base_net, dict),
+                       key="nm_custom")
+    start = base_net if isinstance(base_net, str) else "lenet"
+    zoo_name = st.selectbox("Network", names, index=_index(names, start), key="nm_network",
+                            format_func=lambda n: f"{n} — {descriptions[n]}")
+    if not custom:
+        network: dict | str = zoo_name
+        spec = zoo_spec(zoo_name)
+    else:
+        default = dump_spec(base_net if isinstance(base_net, dict) else zoo_spec(zoo_name))
+        # The editor starts from the chosen zoo network (or the cloned job's spec).
+        if st.session_state.get("nm_spec_base") != zoo_name:
+            st.session_state["nm_spec_base"] = zoo_name
+            st.session_state["nm_spec"] = default
+        text = st.text_area("Network spec (YAML or JSON)", height=320,
+                            key="nm_spec", help="A list of layers; shapes are worked out for you.")
+        try:
+            spec = parse_spec(text)
+        except SpecError as e:
+            st.error(f"Spec: {e}")
+            return None
+        network = spec
+    try:
+        rows = validate_spec(spec, shape, classes)
+    except SpecError as e:
+        st.error(f"Network: {e}")
+        return None
+    total = sum(r.params for r in rows)
+    with st.expander(f"Layers: {len(rows)} layers, {total:,} parameters", expanded=custom):
+        st.dataframe(
+            [{"#": r.index, "layer": r.description, "output": " x ".join(map(str, r.output_shape)),
+              "parameters": r.params} for r in rows], hide_index=True, width="stretch")
+        st.graphviz_chart(spec_to_graphviz(spec, shape, classes))
+    return network
+
+
+def _solver_section(base: dict) -> dict[str, Any]:
+    c1, c2, c3 = st.columns(3)
+    solver = c1.selectbox("Solver", SOLVERS, index=_index(list(SOLVERS), base["solver"]),
+                          key="nm_solver")
+    lr = c2.number_input("Base learning rate", min_value=1e-7, max_value=10.0, format="%.5f",
+                         value=float(base.get("lr") or DEFAULT_LR[solver]), key="nm_lr")
+    momentum = c3.number_input("Momentum", 0.0, 0.999, float(base["momentum"]), key="nm_mom")
+    c1, c2, c3 = st.columns(3)
+    weight_decay = c1.number_input("Weight decay", 0.0, 1.0, float(base["weight_decay"]),
+                                   format="%.5f", key="nm_wd")
+    policy = c2.selectbox("Learning-rate policy", LR_POLICIES,
+                          index=_index(list(LR_POLICIES), base["lr_policy"]), key="nm_policy")
+    warmup = c3.number_input("Warm-up epochs", 0.0, 100.0, float(base["warmup_epochs"]),
+                             key="nm_warmup")
+    out = {"solver": solver, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+           "lr_policy": policy, "warmup_epochs": warmup, "step_size": base["step_size"],
+           "gamma": base["gamma"], "power": base["power"], "milestones": base["milestones"]}
+    c1, c2, c3 = st.columns(3)
+    if policy in ("step", "sigmoid"):
+        out["step_size"] = c1.number_input("Step size (epochs)", 0.1, 1000.0,
+                                           float(base["step_size"]), key="nm_step")
+    if policy in ("step", "multistep", "exp", "inv", "sigmoid"):
+        out["gamma"] = c2.number_input("Gamma", -100.0, 100.0, float(base["gamma"]),
+                                       format="%.4f", key="nm_gamma")
+    if policy in ("inv", "poly"):
+        out["power"] = c3.number_input("Power", 0.0, 10.0, float(base["power"]), key="nm_power")
+    if policy == "multistep":
+        text = c3.text_input("Milestones (epochs, comma-separated)",
+                             ",".join(f"{m:g}" for m in base["milestones"]) or "5,8",
+                             key="nm_milestones")
+        try:
+            out["milestones"] = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            st.error("Milestones must be numbers separated by commas.")
+    return out
+
+
+def _augment_section(base: dict, dataset) -> dict[str, Any]:
+    a = base.get("augment") or {}
+    with st.expander("Data augmentation (online, on the training device)",
+                     expanded=AugmentConfig(**a).active if a else False):
+        c1, c2, c3, c4 = st.columns(4)
+        aug = {
+            "rotation": c1.slider("Rotation (±degrees)", 0.0, 180.0, float(a.get("rotation", 0)),
+                                  key="nm_rot"),
+            "shift": c2.slider("Shift (±fraction)", 0.0, 0.5, float(a.get("shift", 0)),
+                               key="nm_shift"),
+            "shear": c3.slider("Shear (±degrees)", 0.0, 45.0, float(a.get("shear", 0)),
+                               key="nm_shear"),
+            "zoom": c4.slider("Zoom (±fraction)", 0.0, 0.5, float(a.get("zoom", 0)),
+                              key="nm_zoom"),
+        }
+        c1, c2, c3, c4 = st.columns(4)
+        aug["hflip"] = c1.checkbox("Horizontal flips", bool(a.get("hflip")), key="nm_hflip")
+        aug["vflip"] = c2.checkbox("Vertical flips", bool(a.get("vflip")), key="nm_vflip")
+        aug["invert"] = c3.slider("Invert (probability)", 0.0, 1.0, float(a.get("invert", 0)),
+                                  key="nm_invert")
+        aug["noise"] = c4.slider("Noise (std)", 0.0, 0.5, float(a.get("noise", 0)),
+                                 key="nm_noise")
+        cfg = AugmentConfig(**aug)
+        if cfg.active and dataset is not None:
+            st.caption("Preview: the same 8 training images, augmented")
+            st.image(_preview(dataset, cfg), width=96)
+    return aug
+
+
+def _preview(dataset, cfg: AugmentConfig) -> list[np.ndarray]:
+    idx = dataset.split("train")[:8]
+    x = torch.from_numpy(np.asarray(dataset.images[np.sort(idx)])).permute(0, 3, 1, 2)
+    out = augment_batch(x.float() / 255, cfg, torch.Generator().manual_seed(0))
+    imgs = (out.clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
+    return [np.kron(im, np.ones((3, 3, 1), np.uint8)).squeeze() for im in imgs]
+
+
+def _parse_list(text: str, kind: type) -> list:
+    return [kind(v) for v in text.replace(" ", "").split(",") if v]
+
+
+def render() -> None:
+    st.title("New image classification model")
+    base, clone_id = _prefill()
+    if clone_id:
+        st.info(f"Cloning job {clone_id}: change what you want, then submit.")
+    datasets = list_datasets()
+    if not datasets:
+        st.warning("No datasets yet: create one first.")
+        st.page_link(nav.page("datasets"), label="Create a dataset")
+        return
+    names = [d["name"] for d in datasets]
+    current = next((d["name"] for d in datasets if base.get("dataset") in (d["id"], d["name"])),
+                   names[0])
+    ds_name = st.selectbox("Dataset", names, index=names.index(current), key="nm_dataset")
+    dataset = open_dataset(ds_name)
+    st.caption(f"{dataset.num_classes} classes, input {' x '.join(map(str, dataset.shape))}, "
+               f"{len(dataset.split('train'))} training images")
+
+    st.subheader("Network")
+    network = _network_section(base, tuple(dataset.shape), dataset.num_classes)
+
+    st.subheader("Solver")
+    solver = _solver_section(base)
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs", 1, 1000, int(base["epochs"]), key="nm_epochs")
+    batch = c2.number_input("Batch size", 1, 8192, int(base["batch_size"]), key="nm_batch")
+    seed = c3.number_input("Seed", 0, 2**31 - 1, int(base["seed"]), key="nm_seed")
+    early = c4.number_input("Early-stopping patience (0 = off)", 0, 100,
+                            int(base["early_stopping"]), key="nm_early")
+    preview = TrainConfig(dataset=ds_name, epochs=int(epochs), **solver)
+    try:
+        st.altair_chart(charts.schedule(lr_schedule(preview, points_per_epoch=8)), width="stretch")
+    except (ConfigError, ValueError, ZeroDivisionError) as e:
+        st.error(f"Schedule: {e}")
+
+    aug = _augment_section(base, dataset)
+
+    st.subheader("Run")
+    c1, c2, c3 = st.columns(3)
+    devices = ["auto"] + [d["id"] for d in list_devices()]
+    labels = {"auto": "auto (a free GPU, else the CPU)",
+              **{d["id"]: describe(d) for d in list_devices()}}
+    device = c1.selectbox("Device", devices, index=_index(devices, base["device"]),
+                          format_func=labels.get, key="nm_device")
+    precision = c2.selectbox("Precision", PRECISIONS,
+                             index=_index(list(PRECISIONS), base["precision"]), key="nm_prec",
+                             help="bf16/fp16 mixed precision needs a CUDA device")
+    compile_ = c3.checkbox("torch.compile", bool(base["compile"]), key="nm_compile")
+    c1, c2, c3 = st.columns(3)
+    val_interval = c1.number_input("Validation interval (epochs)", 1, 100,
+                                   int(base["val_interval"]), key="nm_val_int")
+    ckpt_interval = c2.number_input("Checkpoint interval (epochs)", 1, 100,
+                                    int(base["checkpoint_interval"]), key="nm_ckpt_int")
+    name = c3.text_input("Job name", (base.get("name") or "") + (" (clone)" if clone_id else ""),
+                         key="nm_name")
+    with st.expander("Sweep: one job per combination"):
+        sweep_lrs = st.text_input("Learning rates (comma-separated, e.g. 0.1,0.01)",
+                                  key="nm_sweep_lr")
+        sweep_bs = st.text_input("Batch sizes (comma-separated, e.g. 32,64)", key="nm_sweep_bs")
+
+    if not st.button("Submit", type="primary", key="nm_submit"):
+        return
+    user = session.require_user("submit a job")
+    if not user or network is None:
+        if network is None:
+            st.error("Fix the network spec first.")
+        return
+    config = {**TrainConfig(dataset=dataset.id).to_dict(), **solver, "dataset": dataset.id,
+              "network": network, "epochs": int(epochs), "batch_size": int(batch),
+              "seed": int(seed), "early_stopping": int(early), "augment": aug,
+              "device": device, "precision": precision, "compile": compile_,
+              "val_interval": int(val_interval), "checkpoint_interval": int(ckpt_interval),
+              "name": name}
+    try:
+        lrs, sizes = _parse_list(sweep_lrs, float), _parse_list(sweep_bs, int)
+        if lrs or sizes:
+            ids = jobs.submit_sweep(config, lrs=lrs, batch_sizes=sizes, owner=user, name=name)
+            st.session_state["compare_ids"] = ids
+            nav.go("compare")
+        elif clone_id:
+            job_id = jobs.clone(clone_id, overrides=config, owner=user, name=name)
+        else:
+            job_id = jobs.submit(config, owner=user, name=name)
+    except (ConfigError, jobs.JobError, ValueError) as e:
+        st.error(str(e))
+        return
+    nav.go("job", id=job_id)
