@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-gpu bench lint clean
+.PHONY: install run demo test test-gpu bench lint clean
 
 install: $(VENV)/.installed
 
@@ -13,8 +13,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# Until the dashboard lands: the main job from the CLI on the offline default.
+# The dashboard and the job scheduler, on the workspace ($STUDIO_HOME, default ./workspace).
+PORT ?= 8501
 run: install
+	$(PY) -m engine scheduler & sched=$$!; \
+	trap 'kill $$sched 2>/dev/null' EXIT INT TERM; \
+	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+
+# The main job from the CLI alone: offline sample dataset, LeNet, held-out accuracy.
+demo: install
 	$(PY) -m engine datasets show sample >/dev/null 2>&1 || \
 		$(PY) -m engine datasets create sample --source digits-sample
 	$(PY) -m engine train --dataset sample --network lenet --epochs 15

@@ -7,6 +7,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")  # whole epochs, not 1.1, 1.2...
+
 
 def metric_curves(metrics: list[dict[str, Any]], fields: dict[str, str], title: str,
                   y_title: str, job_label: str | None = None) -> alt.Chart:
@@ -17,7 +19,7 @@ def metric_curves(metrics: list[dict[str, Any]], fields: dict[str, str], title: 
     df = pd.DataFrame(rows, columns=["epoch", "series", "value", "job"])
     return (alt.Chart(df, title=title)
             .mark_line(point=True)
-            .encode(x=alt.X("epoch:Q", title="epoch"),
+            .encode(x=alt.X("epoch:Q", title="epoch", axis=EPOCH_AXIS),
                     y=alt.Y("value:Q", title=y_title),
                     color=alt.Color("series:N", title=None),
                     tooltip=["series", "epoch", alt.Tooltip("value:Q", format=".4f")])
@@ -30,7 +32,8 @@ def overlaid(jobs: dict[str, list[dict[str, Any]]], key: str, title: str) -> alt
             for label, metrics in jobs.items() for m in metrics if m.get(key) is not None]
     df = pd.DataFrame(rows, columns=["job", "epoch", key])
     return (alt.Chart(df, title=title).mark_line(point=True)
-            .encode(x="epoch:Q", y=alt.Y(f"{key}:Q", title=key.replace("_", " ")),
+            .encode(x=alt.X("epoch:Q", axis=EPOCH_AXIS),
+                    y=alt.Y(f"{key}:Q", title=key.replace("_", " ")),
                     color="job:N", tooltip=["job", "epoch", alt.Tooltip(f"{key}:Q", format=".4f")])
             .properties(height=280))
 

@@ -10,9 +10,7 @@ import streamlit as st
 
 from dashboard import charts, nav, session
 from engine import jobs
-
-STATUS_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌",
-               "cancelled": "⏹️", "interrupted": "⚠️"}
+from engine.datasets import DatasetError, open_dataset
 
 
 def _choose_job() -> str | None:
@@ -46,7 +44,7 @@ def _live(job_id: str) -> None:
     status = job["status"]
     progress = job.get("progress") or {}
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Status", f"{STATUS_ICON.get(status, '')} {status}")
+    c1.metric("Status", status)
     epochs = job["config"]["epochs"]
     done_epochs = len(job["metrics"])
     c2.metric("Epoch", f"{min(done_epochs + (status == 'running'), epochs)} / {epochs}")
@@ -137,6 +135,13 @@ def _do(action, rerun: bool = True) -> bool:
     return True
 
 
+def _dataset_name(id_or_name: str) -> str:
+    try:
+        return open_dataset(id_or_name).name
+    except DatasetError:
+        return f"{id_or_name} (deleted)"
+
+
 def render() -> None:
     job_id = _choose_job()
     if not job_id:
@@ -149,7 +154,8 @@ def render() -> None:
     cfg = job["config"]
     network = cfg["network"] if isinstance(cfg["network"], str) else "custom network"
     st.title(job["name"] or job["id"])
-    st.caption(f"{job['id']} · owner {job.get('owner') or '—'} · dataset {cfg['dataset']} · "
+    st.caption(f"{job['id']} · owner {job.get('owner') or '—'} · dataset "
+               f"{_dataset_name(cfg['dataset'])} · "
                f"{network} · {cfg['solver']} lr {cfg['lr']:g} · {cfg['epochs']} epochs · "
                f"device {job.get('assigned_device') or cfg['device']}")
     _actions(job)

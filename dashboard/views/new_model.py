@@ -243,17 +243,18 @@ def render() -> None:
               "seed": int(seed), "early_stopping": int(early), "augment": aug,
               "device": device, "precision": precision, "compile": compile_,
               "val_interval": int(val_interval), "checkpoint_interval": int(ckpt_interval),
-              "name": name}
+              "name": name or f"{network if isinstance(network, str) else 'custom'} on {ds_name}"}
     try:
         lrs, sizes = _parse_list(sweep_lrs, float), _parse_list(sweep_bs, int)
         if lrs or sizes:
-            ids = jobs.submit_sweep(config, lrs=lrs, batch_sizes=sizes, owner=user, name=name)
+            ids = jobs.submit_sweep(config, lrs=lrs, batch_sizes=sizes, owner=user,
+                                    name=config["name"])
             st.session_state["compare_ids"] = ids
             nav.go("compare")
         elif clone_id:
-            job_id = jobs.clone(clone_id, overrides=config, owner=user, name=name)
+            job_id = jobs.clone(clone_id, overrides=config, owner=user, name=config["name"])
         else:
-            job_id = jobs.submit(config, owner=user, name=name)
+            job_id = jobs.submit(config, owner=user, name=config["name"])
     except (ConfigError, jobs.JobError, ValueError) as e:
         st.error(str(e))
         return
