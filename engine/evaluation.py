@@ -1,0 +1,163 @@
+"""How good a checkpoint really is, class by class, and where it fails.
+
+evaluate_checkpoint() runs a checkpoint over a dataset split and keeps every prediction (in an
+.npz beside a JSON summary in the run directory), so the galleries — confusion-pair images,
+most confident mistakes, top images per class — are queries over stored arrays, not reruns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.datasets import open_dataset
+from engine.inference import Predictor, resolve_checkpoint
+from engine.workspace import atomic_write_json
+
+EVAL_DIR = "evaluations"
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted ones."""
+    flat = np.asarray(y_true, np.int64) * num_classes + np.asarray(y_pred, np.int64)
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
+    """Precision, recall and F1 per class (0 where undefined, as scikit-learn's zero_division=0)."""
+    tp = np.diag(confusion).astype(float)
+    predicted = confusion.sum(0).astype(float)
+    actual = confusion.sum(1).astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return [{"class": c, "precision": float(p), "recall": float(r), "f1": float(f),
+             "support": int(s)} for c, p, r, f, s in zip(classes, precision, recall, f1, actual,
+                                                         strict=True)]
+
+
+def summarize(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Top-1/top-5 accuracy, loss, per-class metrics and the confusion matrix of predictions."""
+    n, c = probs.shape
+    pred = probs.argmax(1)
+    cm = confusion_matrix(labels, pred, c)
+    p_true = probs[np.arange(n), labels].astype(np.float64)
+    out = {"images": int(n), "accuracy": float((pred == labels).mean()) if n else 0.0,
+           "loss": float(-np.log(np.clip(p_true, 1e-12, 1)).mean()) if n else 0.0,
+           "per_class": per_class_metrics(cm, classes), "confusion": cm.tolist(),
+           "classes": classes}
+    if c > 5:
+        top5 = np.argsort(-probs, 1)[:, :5]
+        out["top5"] = float((top5 == labels[:, None]).any(1).mean()) if n else 0.0
+    per = out["per_class"]
+    out["macro_f1"] = float(np.mean([m["f1"] for m in per])) if per else 0.0
+    return out
+
+
+@dataclass
+class Evaluation:
+    """A stored evaluation: the summary and every prediction."""
+
+    summary: dict[str, Any]
+    indexes: np.ndarray  # dataset image indexes
+    labels: np.ndarray
+    probs: np.ndarray  # float32 N x C
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probs.max(1)
+
+    def pair(self, true_class: int, predicted_class: int, limit: int = 50) -> list[int]:
+        """Dataset indexes of images of `true_class` predicted as `predicted_class`, most
+        confident first."""
+        mask = (self.labels == true_class) & (self.predicted == predicted_class)
+        order = np.argsort(-self.confidence[mask])[:limit]
+        return self.indexes[mask][order].tolist()
+
+    def confident_mistakes(self, limit: int = 25) -> list[dict[str, Any]]:
+        wrong = np.flatnonzero(self.predicted != self.labels)
+        wrong = wrong[np.argsort(-self.confidence[wrong])][:limit]
+        return [{"index": int(self.indexes[i]), "true": int(self.labels[i]),
+                 "predicted": int(self.predicted[i]), "confidence": float(self.confidence[i])}
+                for i in wrong]
+
+    def top_per_class(self, n: int = 9) -> dict[int, list[dict[str, Any]]]:
+        """For each class, the n images the model is most confident belong to it
+        (DIGITS' "Top N per category"), whatever their true label."""
+        out = {}
+        for c in range(self.probs.shape[1]):
+            best = np.argsort(-self.probs[:, c])[:n]
+            out[c] = [{"index": int(self.indexes[i]), "probability": float(self.probs[i, c]),
+                       "true": int(self.labels[i])} for i in best]
+        return out
+
+
+def _paths(run_dir: Path, checkpoint: Path, split: str) -> tuple[Path, Path]:
+    stem = f"{checkpoint.stem}-{split}"
+    base = run_dir / EVAL_DIR
+    return base / f"{stem}.json", base / f"{stem}.npz"
+
+
+def evaluate_checkpoint(run_dir: str | os.PathLike, checkpoint: str | None = None,
+                        split: str | None = None, *, home: str | os.PathLike | None = None,
+                        device: str = "cpu", batch_size: int = 512,
+                        progress=None) -> dict[str, Any]:
+    """Evaluate a run's checkpoint (default best) on its dataset's test split (or validation
+    when there is none); stores and returns the summary."""
+    run_dir = Path(run_dir)
+    ckpt = resolve_checkpoint(run_dir / checkpoint if checkpoint else run_dir)
+    predictor = Predictor(ckpt, device=device)
+    ds = open_dataset(predictor.config["dataset"], home=home)
+    if split is None:
+        split = "test" if len(ds.split("test")) else "val"
+    index = ds.split(split)
+    if not len(index):
+        raise ValueError(f"dataset {ds.name!r} has no {split} images to evaluate on")
+    probs = np.empty((len(index), len(predictor.classes)), np.float32)
+    order = np.argsort(index)  # sequential reads from the memory-mapped file
+    for start in range(0, len(index), batch_size):
+        sel = order[start:start + batch_size]
+        probs[sel] = predictor.probabilities(np.asarray(ds.images[index[sel]]))
+        if progress:
+            progress(min(1.0, (start + len(sel)) / len(index)), f"{start + len(sel)} images")
+    labels = np.asarray(ds.labels)[index]
+    summary = {**summarize(probs, labels, predictor.classes), "split": split,
+               "checkpoint": ckpt.name, "epoch": predictor.epoch, "dataset": ds.id}
+    json_path, npz_path = _paths(run_dir, ckpt, split)
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npz_path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, indexes=index, labels=labels, probs=probs)
+    os.replace(tmp, npz_path)
+    atomic_write_json(json_path, summary)
+    return summary
+
+
+def load_evaluation(run_dir: str | os.PathLike, checkpoint: str = "best.pt",
+                    split: str | None = None) -> Evaluation | None:
+    """The stored evaluation of a checkpoint (the latest split evaluated when split is None)."""
+    run_dir = Path(run_dir)
+    base = run_dir / EVAL_DIR
+    stem = Path(checkpoint).stem
+    candidates = sorted(base.glob(f"{stem}-{split or '*'}.json"),
+                        key=lambda p: p.stat().st_mtime, reverse=True) if base.exists() else []
+    if not candidates:
+        return None
+    summary = json.loads(candidates[0].read_text())
+    with np.load(candidates[0].with_suffix(".npz")) as z:
+        return Evaluation(summary, z["indexes"], z["labels"], z["probs"].astype(np.float32))
+
+
+def list_evaluations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    base = Path(run_dir) / EVAL_DIR
+    return [json.loads(p.read_text()) for p in sorted(base.glob("*.json"))] if base.exists() \
+        else []

@@ -1,0 +1,88 @@
+"""GPU-only: TensorRT engines run on CUDA, compared with PyTorch. Run with `pytest tests/gpu`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.datasets import open_dataset
+from engine.inference import Predictor
+from trt.contract import normalize_batch
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(),
+                       reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False)"),
+]
+
+
+@pytest.fixture(scope="module")
+def engine_and_inputs(mnist_lenet, mnist_sample_home, tmp_path_factory):
+    from trt.builder import build_engine
+    from trt.library import tensorrt_available
+    from trt.onnx_export import export_onnx
+
+    if not tensorrt_available():
+        pytest.skip("no TensorRT library (tensorrt or tensorrt_rtx) is installed")
+    run_dir, _ = mnist_lenet
+    out = tmp_path_factory.mktemp("gpu") / "model.onnx"
+    export_onnx(run_dir, out, check_images=100, home=mnist_sample_home)
+    engine = out.with_suffix(".engine")
+    build_engine(out, engine, max_batch=256)
+    ds = open_dataset("mnist-sample", home=mnist_sample_home)
+    x = normalize_batch(np.asarray(ds.images[ds.split("test")[:256]]), ds.preprocess)
+    with torch.inference_mode():
+        want = Predictor(run_dir).model(torch.from_numpy(x)).numpy()
+    return engine, x, want
+
+
+@pytest.mark.parametrize("batch", [1, 8, 37, 256])
+def test_engine_matches_pytorch(engine_and_inputs, batch):
+    from trt.runtime import TensorRTRunner
+
+    engine, x, want = engine_and_inputs
+    got = TensorRTRunner(engine).run(x[:batch])
+    assert got.shape == (batch, 10)
+    assert np.abs(got - want[:batch]).max() < 1e-2  # TF32 / tactic differences
+    assert (got.argmax(1) == want[:batch].argmax(1)).mean() >= 0.99
+
+
+def test_cuda_graph_path_equals_plain_path(engine_and_inputs):
+    from trt.runtime import TensorRTRunner
+
+    engine, x, _ = engine_and_inputs
+    plain = TensorRTRunner(engine)
+    graphed = TensorRTRunner(engine, cuda_graph=True)
+    for i in range(5):  # first call captures, the rest replay with new inputs
+        a = plain.run(x[i:i + 1])
+        b = graphed.run(x[i:i + 1])
+        assert np.allclose(a, b, atol=1e-5)
+    assert graphed._graph is not None
+
+
+def test_runner_tensor_path_stays_on_gpu(engine_and_inputs):
+    from trt.runtime import TensorRTRunner
+
+    engine, x, want = engine_and_inputs
+    out = TensorRTRunner(engine).run_tensor(torch.from_numpy(x[:8]).cuda())
+    assert out.is_cuda
+    assert np.abs(out.cpu().numpy() - want[:8]).max() < 1e-2
+
+
+def test_bundle_infer_uses_tensorrt(engine_and_inputs, mnist_lenet, mnist_sample_home,
+                                    tmp_path):
+    from PIL import Image
+
+    from trt.bundle import Bundle, make_bundle
+
+    engine, _, _ = engine_and_inputs
+    out = make_bundle(mnist_lenet[0], tmp_path / "b.zip", engines=[engine],
+                      home=mnist_sample_home)
+    ds = open_dataset("mnist-sample", home=mnist_sample_home)
+    i = int(ds.split("test")[0])
+    png = tmp_path / "d.png"
+    Image.fromarray(np.asarray(ds.images[i])[:, :, 0]).save(png)
+    b = Bundle(out["bundle"])
+    assert b.backend == "tensorrt"
+    assert b.classify([str(png)])[0]["label"] == ds.classes[int(ds.labels[i])]

@@ -1,0 +1,5 @@
+import sys
+
+from trt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,208 @@
+"""Inference latency and throughput of one trained model, every backend in the same run.
+
+Each cell (backend x batch) runs warm-up calls, then repeats for about `seconds` (at least
+`min_reps` times) and reports p50/p90/p99 latency in ms and images/s. The CPU rows (PyTorch
+eager under inference_mode, ONNX Runtime) always run; the GPU rows (PyTorch eager CUDA, CUDA
+graphs, torch.compile, TensorRT) run where CUDA is, and TensorRT where a library is installed,
+otherwise they are listed as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.inference import Predictor
+
+DEFAULT_BATCHES = (1, 8, 64, 256)
+WARMUP = 10
+
+
+def time_calls(fn: Callable[[], Any], seconds: float = 1.0, min_reps: int = 20,
+               sync: Callable[[], None] | None = None) -> dict[str, float]:
+    """Latency percentiles (ms) of repeated calls to fn, after warm-up."""
+    for _ in range(WARMUP):
+        fn()
+    if sync:
+        sync()
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < min_reps or time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    ms = np.asarray(times) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
+            "reps": len(times)}
+
+
+def _cpu_backends(predictor: Predictor, onnx_path: Path) -> dict[str, Callable]:
+    from trt.runtime import OnnxRunner
+
+    model = predictor.model.cpu().eval()
+    runner = OnnxRunner(onnx_path)
+
+    def eager(x: np.ndarray) -> Callable[[], Any]:
+        t = torch.from_numpy(x)
+
+        def call():
+            with torch.inference_mode():
+                return model(t)
+        return call
+
+    return {"pytorch-cpu": eager, "onnxruntime-cpu": lambda x: (lambda: runner.run(x))}
+
+
+def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
+                  max_batch: int) -> tuple[dict[str, Callable], dict[str, str]]:
+    import copy
+
+    model = copy.deepcopy(predictor.model).cuda().eval()
+    backends: dict[str, Callable] = {}
+    skipped: dict[str, str] = {}
+
+    def eager(x):
+        t = torch.from_numpy(x).cuda()
+
+        def call():
+            with torch.inference_mode():
+                return model(t)
+        return call
+
+    def graphed(x):
+        static = torch.from_numpy(x).cuda()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(3):
+                model(static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph):
+            model(static)
+        return graph.replay
+
+    compiled = torch.compile(model)
+
+    def compiled_call(x):
+        t = torch.from_numpy(x).cuda()
+
+        def call():
+            with torch.inference_mode():
+                return compiled(t)
+        return call
+
+    backends.update({"pytorch-cuda": eager, "pytorch-cuda-graph": graphed,
+                     "torch-compile": compiled_call})
+    try:
+        from trt.builder import build_engine
+        from trt.runtime import TensorRTRunner
+
+        engine = workdir / "bench.engine"
+        build_engine(onnx_path, engine, min_batch=1, opt_batch=min(64, max_batch),
+                     max_batch=max_batch)
+        runner = TensorRTRunner(engine)
+        graph_runner = TensorRTRunner(engine, cuda_graph=True)
+
+        def trt_call(r):
+            def make(x):
+                t = torch.from_numpy(x).cuda()
+                return lambda: r.run_tensor(t)
+            return make
+
+        backends["tensorrt"] = trt_call(runner)
+        backends["tensorrt-cuda-graph"] = trt_call(graph_runner)
+    except Exception as e:  # no library, or it cannot build for this GPU
+        skipped["tensorrt"] = f"{type(e).__name__}: {e}".splitlines()[0]
+    return backends, skipped
+
+
+def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BATCHES,
+              seconds: float = 1.0, gpu: bool | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Benchmark every available backend at every batch size; returns the results dict."""
+    from trt.onnx_export import onnx_bytes
+
+    predictor = Predictor(run_dir)
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="trt-bench-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_path.write_bytes(onnx_bytes(predictor.model, predictor.input_shape, 17))
+        backends = _cpu_backends(predictor, onnx_path)
+        sync = None
+        if gpu:
+            more, skipped = _gpu_backends(predictor, onnx_path, Path(tmp), max(batches))
+            backends.update(more)
+            sync = torch.cuda.synchronize
+        else:
+            reason = "CUDA is not available on this machine"
+            skipped = {name: reason for name in ("pytorch-cuda", "pytorch-cuda-graph",
+                                                 "torch-compile", "tensorrt")}
+        rng = np.random.default_rng(0)
+        for name, make in backends.items():
+            for batch in batches:
+                x = rng.standard_normal((batch, *predictor.input_shape)).astype(np.float32)
+                if progress:
+                    progress(f"{name} batch {batch}")
+                on_gpu = name not in ("pytorch-cpu", "onnxruntime-cpu")
+                stats = time_calls(make(x), seconds, sync=sync if on_gpu else None)
+                stats["images_per_s"] = batch / (stats["mean_ms"] / 1e3)
+                rows.append({"backend": name, "batch": batch, **stats})
+    return {"model": str(predictor.path), "network": predictor.config.get("network"),
+            "input_shape": list(predictor.input_shape), "batches": list(batches),
+            "rows": rows, "skipped": skipped, "ratios": _ratios(rows),
+            "machine": _machine(gpu)}
+
+
+def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Batch-1 median latency of each backend relative to PyTorch eager on the CPU."""
+    base = next((r["p50_ms"] for r in rows if r["backend"] == "pytorch-cpu"
+                 and r["batch"] == 1), None)
+    if not base:
+        return {}
+    return {f"{r['backend']}_vs_pytorch-cpu_batch1_p50": r["p50_ms"] / base
+            for r in rows if r["batch"] == 1 and r["backend"] != "pytorch-cpu"}
+
+
+def _machine(gpu: bool) -> dict[str, Any]:
+    import onnxruntime
+
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "onnxruntime": onnxruntime.__version__}
+    if gpu:
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        from trt.library import library_info
+
+        info.update({"tensorrt_" + k: v for k, v in library_info().items()})
+    except Exception:
+        pass
+    return info
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A markdown table of the results, plus the skipped backends and their reasons."""
+    lines = ["| backend | batch | p50 ms | p90 ms | p99 ms | images/s |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in results["rows"]:
+        lines.append(f"| {r['backend']} | {r['batch']} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f}"
+                     f" | {r['p99_ms']:.3f} | {r['images_per_s']:,.0f} |")
+    for name, ratio in results["ratios"].items():
+        lines.append(f"\n{name}: {ratio:.3f}x")
+    for name, why in results["skipped"].items():
+        lines.append(f"\nskipped {name}: {why}")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""Export bundles: one zip holding everything needed to classify images elsewhere.
+
+Contents: model.onnx (+ model-fp16.onnx, model-int8.onnx when asked for), engines/*.engine with
+their metadata, labels.json, preprocess.json (the contract), metadata.json, README.md with a
+standalone example (onnxruntime + numpy + Pillow only). classify_with_bundle() reads a bundle
+back, on TensorRT where a GPU and an engine are there, else on ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from trt.contract import normalize_batch, softmax
+from trt.files import sidecar
+
+README = """# {name}: image classifier bundle
+
+Classes ({n_classes}): {classes}
+
+Files: `model.onnx` (float32 input "input" N x {c} x {h} x {w}, output "logits"), other
+precision variants `model-<precision>.onnx`, TensorRT engines in `engines/` (each built for
+one TensorRT library version and GPU family; see its .json), `labels.json`, `preprocess.json`.
+
+Preprocessing (preprocess.json): resize to {h}x{w} ({resize_mode}), {c} channel(s),
+x / 255, then (x - mean) / std per channel; polarity: {polarity}.
+
+```python
+import json, numpy as np, onnxruntime as ort
+from PIL import Image
+
+pp = json.load(open("preprocess.json"))
+labels = json.load(open("labels.json"))
+mode = "L" if pp["channels"] == 1 else "RGB"
+img = Image.open("digit.png").convert(mode).resize((pp["width"], pp["height"]),
+                                                   Image.Resampling.BILINEAR)
+a = np.asarray(img, dtype=np.float32).reshape(pp["height"], pp["width"], -1)
+if pp.get("polarity") == "white-on-black" and np.median(a) > 127:  # dark ink on light paper
+    a = 255.0 - a
+x = (a / 255.0 - np.array(pp["mean"], np.float32)) / np.array(pp["std"], np.float32)
+x = x.transpose(2, 0, 1)[None].astype(np.float32)  # 1 x C x H x W
+session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+logits = session.run(None, {{"input": x.astype(np.float32)}})[0][0]
+p = np.exp(logits - logits.max()); p /= p.sum()
+print(labels[int(p.argmax())], float(p.max()))
+```
+
+With the studio installed: `python -m trt infer bundle.zip digit.png [--digit] [--json]`.
+"""
+
+
+def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
+                variants: Sequence[str] = ("fp32",), engines: Sequence[str | os.PathLike] = (),
+                home: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Export (and convert) what is missing under <run_dir>/exports, then zip it all."""
+    from trt.onnx_export import export_onnx
+    from trt.variants import make_variants, variant_path
+
+    run_dir = Path(run_dir)
+    exports = run_dir / "exports" if run_dir.is_dir() else run_dir.parent / "exports"
+    fp32 = exports / "model.onnx"
+    export = export_onnx(run_dir, fp32, home=home)
+    report = None
+    extra = [v for v in variants if v != "fp32"]
+    if extra:
+        report = make_variants(fp32, _run_dataset(run_dir), precisions=["fp32", *extra], home=home)
+    metadata = {
+        "format": "digits-studio-bundle/1",
+        "run": str(run_dir),
+        "classes": export["classes"],
+        "input": export["input"],
+        "output": export["output"],
+        "export_check": export["check"],
+        "variants": report["variants"] if report else {"fp32": {"onnx": str(fp32)}},
+        "engines": [],
+    }
+    out_zip = Path(out_zip)
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_zip.with_name(f".{out_zip.name}.tmp-{os.getpid()}")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for precision in variants:
+            path = variant_path(fp32, precision)
+            z.write(path, path.name)
+        for engine in engines:
+            engine = Path(engine)
+            z.write(engine, f"engines/{engine.name}")
+            info = json.loads(sidecar(engine).read_text()) if sidecar(engine).exists() else {}
+            info = {k: v for k, v in info.items() if k not in ("engine", "onnx")}
+            metadata["engines"].append({"file": f"engines/{engine.name}", **info})
+        z.writestr("labels.json", json.dumps(export["classes"], indent=2))
+        z.writestr("preprocess.json", json.dumps(export["preprocess"], indent=2))
+        z.writestr("metadata.json", json.dumps(metadata, indent=2))
+        z.writestr("README.md", _readme(run_dir.name, export))
+    os.replace(tmp, out_zip)
+    return {"bundle": str(out_zip), "size_bytes": out_zip.stat().st_size,
+            "files": zipfile.ZipFile(out_zip).namelist(), **metadata}
+
+
+def _run_dataset(run_dir: Path) -> str:
+    config = run_dir / "config.json" if run_dir.is_dir() else run_dir.parent / "config.json"
+    return json.loads(config.read_text())["dataset"]
+
+
+def _readme(name: str, export: dict[str, Any]) -> str:
+    pp = export["preprocess"]
+    c, h, w = export["input"]["shape"][1:]
+    classes = export["classes"]
+    return README.format(name=name, n_classes=len(classes), classes=", ".join(classes[:20])
+                         + (" ..." if len(classes) > 20 else ""), c=c, h=h, w=w,
+                         resize_mode=pp.get("resize_mode", "squash"),
+                         polarity=pp.get("polarity", "as-is"))
+
+
+class Bundle:
+    """A bundle opened for inference."""
+
+    def __init__(self, path: str | os.PathLike, prefer_tensorrt: bool = True) -> None:
+        self.path = Path(path)
+        if not zipfile.is_zipfile(self.path):
+            raise ValueError(f"{self.path} is not a bundle (not a zip file)")
+        with zipfile.ZipFile(self.path) as z:
+            names = z.namelist()
+            for needed in ("model.onnx", "labels.json", "preprocess.json"):
+                if needed not in names:
+                    raise ValueError(f"{self.path} is not a bundle: it has no {needed}")
+            self.classes: list[str] = json.loads(z.read("labels.json"))
+            self.preprocess: dict[str, Any] = json.loads(z.read("preprocess.json"))
+            self.metadata: dict[str, Any] = json.loads(z.read("metadata.json") or b"{}")
+            engines = sorted(n for n in names if n.startswith("engines/")
+                             and n.endswith(".engine"))
+            self.runner, self.model_file = self._runner(z, engines, prefer_tensorrt)
+        self.backend: str = self.runner.backend
+        c, h, w = self.metadata.get("input", {}).get("shape", [None, 1, 28, 28])[1:]
+        # engine.inference.Predictor.prepare only reads these two attributes.
+        self._contract = SimpleNamespace(input_shape=(c, h, w), preprocess=self.preprocess)
+
+    def _runner(self, z: zipfile.ZipFile, engines: list[str], prefer_tensorrt: bool):
+        from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner
+
+        if prefer_tensorrt and engines:
+            try:
+                self._tmp = tempfile.TemporaryDirectory(prefix="bundle-")
+                path = Path(z.extract(engines[0], self._tmp.name))
+                return TensorRTRunner(path), engines[0]
+            except (NeedsGPU, RuntimeError):
+                pass
+        return OnnxRunner(z.read("model.onnx")), "model.onnx"
+
+    def prepare(self, image, digit: bool = False, polarity: str = "auto") -> np.ndarray:
+        """The uint8 H x W x C image the network sees, by the engine's own preparation."""
+        from engine.inference import Predictor
+
+        return Predictor.prepare(self._contract, image, digit=digit, polarity=polarity)
+
+    def classify(self, images: Sequence[Any], top_k: int = 5, digit: bool = False,
+                 polarity: str = "auto") -> list[dict[str, Any]]:
+        batch = np.stack([self.prepare(im, digit=digit, polarity=polarity) for im in images])
+        probs = softmax(self.runner.run(normalize_batch(batch, self.preprocess)))
+        k = min(top_k, len(self.classes))
+        out = []
+        for p in probs:
+            top = np.argsort(-p)[:k]
+            out.append({"label": self.classes[top[0]], "confidence": float(p[top[0]]),
+                        "top": [{"class": self.classes[i], "probability": float(p[i])}
+                                for i in top]})
+        return out
