@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import MNIST_IMAGES, MNIST_LABELS, read_idx_gz, write_idx  # noqa: E402
-
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
 from engine.training import RecordingSink, TrainConfig, train  # noqa: E402
 from trt.bench import format_table, run_bench  # noqa: E402
 from trt.files import write_json_atomic  # noqa: E402
+
+from conftest import MNIST_IMAGES, MNIST_LABELS, read_idx_gz, write_idx  # noqa: E402
 
 
 def make_mnist_sample(root: Path) -> Path:

@@ -54,3 +54,15 @@ def class_counts(counts: dict[str, dict[str, int]]) -> alt.Chart:
             .encode(x=alt.X("class:N", sort=None), y="images:Q", color="split:N",
                     xOffset="split:N", tooltip=["split", "class", "images"])
             .properties(height=260))
+
+
+def top_k(top: list[tuple[str, float]], title: str = "Top classes") -> alt.Chart:
+    """Horizontal bars of class probabilities, most likely on top (the Classify page)."""
+    df = pd.DataFrame([{"class": c, "probability": p, "rank": i} for i, (c, p) in
+                       enumerate(top)], columns=["class", "probability", "rank"])
+    return (alt.Chart(df, title=title).mark_bar()
+            .encode(x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]),
+                            axis=alt.Axis(format="%")),
+                    y=alt.Y("class:N", sort=alt.SortField("rank"), title=None),
+                    tooltip=["class", alt.Tooltip("probability:Q", format=".2%")])
+            .properties(height=alt.Step(26)))  # one 26 px band per class

@@ -15,6 +15,8 @@ PAGES: dict[str, tuple[str, str]] = {
     "new_model": ("New model", "new-model"),
     "job": ("Job", "job"),
     "compare": ("Compare", "compare"),
+    "classify": ("Classify", "classify"),
+    "probes": ("Probe boards", "probes"),
 }
 
 

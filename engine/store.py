@@ -10,9 +10,9 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from engine.workspace import studio_home
@@ -84,6 +84,28 @@ MIGRATIONS: list[str] = [
         message TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX events_job ON events(job, id);
+    """,
+    # 3: probe boards: a user's own test images, scored by every experiment (engine/probes)
+    """
+    CREATE TABLE probe_boards (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        shared INTEGER NOT NULL DEFAULT 1,
+        created REAL NOT NULL,
+        UNIQUE (owner, name)
+    );
+    CREATE TABLE probes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        board TEXT NOT NULL REFERENCES probe_boards(id) ON DELETE CASCADE,
+        image BLOB NOT NULL,
+        label TEXT NOT NULL,
+        polarity TEXT NOT NULL DEFAULT 'auto',
+        digit INTEGER NOT NULL DEFAULT 1,
+        source TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL
+    );
+    CREATE INDEX probes_board ON probes(board, id);
     """,
 ]
 

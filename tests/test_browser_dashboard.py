@@ -6,9 +6,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from browser import ROOT, browser_page, dashboard, need_chromium, screenshot
 
 from engine import jobs
+
+from browser import ROOT, browser_page, dashboard, need_chromium, screenshot
 
 pytestmark = pytest.mark.browser
 

@@ -13,9 +13,10 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import precision_recall_fscore_support, top_k_accuracy_score
 
-from conftest import read_idx_gz
 from engine.batch_classify import classify_many
 from engine.evaluation import evaluate_checkpoint, load_evaluation, summarize
+
+from conftest import read_idx_gz
 
 
 def test_metrics_match_scikit_learn():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import read_idx_gz
 from PIL import Image, ImageFilter
 
 from engine.inference import Predictor, resolve_checkpoint
 from engine.preprocess import EmptyDrawing, normalize_digit
+
+from conftest import read_idx_gz
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,276 @@
+"""Classify: draw a digit or upload images, see what the network sees and what it answers, look
+inside the model, and keep drawings on a probe board to compare experiments later."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from dashboard import charts, nav, session
+from engine import classify as cl
+from engine import jobs, probes
+from engine.inference import image_bytes_png
+from engine.preprocess import EmptyDrawing
+from engine.training.checkpoint import list_checkpoints
+
+CANVAS_SIZE = 280
+# style -> (ink, paper, polarity that turns it into white-on-black)
+STYLES: dict[str, tuple[str, str, str]] = {
+    "MNIST": ("#FFFFFF", "#000000", "as-is"),
+    "paper": ("#000000", "#FFFFFF", "invert"),
+}
+# AppTest cannot drive the canvas component: tests put an RGBA array here to stand in for it.
+CANVAS_STAND_IN = "classify_canvas_image"
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+NEW_BOARD = "__new__"
+
+
+# --- choosing the model ---------------------------------------------------------------------
+
+
+def usable_jobs() -> list[dict[str, Any]]:
+    """Done jobs that kept a checkpoint, newest first."""
+    return [j for j in jobs.list_jobs(status="done") if list_checkpoints(jobs.job_dir(j["id"]))
+            or (jobs.job_dir(j["id"]) / "last.pt").exists()]
+
+
+def _choose_model() -> tuple[str, Any] | None:
+    """The checkpoint chosen (job, then one of its checkpoints), and a column for the backend."""
+    done = usable_jobs()
+    if not done:
+        st.info("No trained model yet: classify needs a finished job with a checkpoint.")
+        st.page_link(nav.page("new_model"), label="Train a new model")
+        return None
+    labels = {j["id"]: f"{j['name'] or j['id']} ({j['id']})" for j in done}
+    wanted = st.query_params.get("job")
+    ids = list(labels)
+    c1, c2, c3 = st.columns([3, 2, 2])
+    job_id = c1.selectbox("Model (job)", ids, index=ids.index(wanted) if wanted in ids else 0,
+                          format_func=labels.get, key="cl_job")
+    run = jobs.job_dir(job_id)
+    ckpts = list_checkpoints(run) or [run / "last.pt"]
+    path = c2.selectbox("Checkpoint", ckpts, format_func=lambda p: cl.checkpoint_label(run, p),
+                        key=f"cl_ckpt_{job_id}")
+    return str(path), c3
+
+
+def _choose_backend(checkpoint: str, column: Any) -> cl.Backend | None:
+    names = cl.available_backends()
+    kind = column.selectbox("Backend", list(names), format_func=names.get, key="cl_backend")
+    try:
+        return cl.get_backend(kind, checkpoint)
+    except Exception as e:  # a broken or foreign checkpoint: say so, keep the page up
+        st.error(f"Could not load {checkpoint}: {e}")
+        return None
+
+
+# --- drawing --------------------------------------------------------------------------------
+
+
+def canvas_image(json_data: dict | None, image_data: np.ndarray | None) -> np.ndarray | None:
+    """The canvas's RGBA pixels, or None while it holds no strokes."""
+    if image_data is None or not (json_data or {}).get("objects"):
+        return None
+    return np.asarray(image_data)
+
+
+def canvas_prediction(backend: cl.Backend, image: np.ndarray | None, style: str,
+                      top_k: int = 5) -> cl.ClassifyResult | None:
+    """What the page shows for a canvas: a result, or None for an empty drawing."""
+    if image is None:
+        return None
+    try:
+        return cl.classify(backend, image, top_k=top_k, digit=True, polarity=STYLES[style][2])
+    except EmptyDrawing:
+        return None
+
+
+def _canvas(style: str, stroke: int) -> np.ndarray | None:
+    from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit: import here
+
+    ink, paper, _ = STYLES[style]
+    result = st_canvas(stroke_width=stroke, stroke_color=ink, background_color=paper,
+                       height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
+                       update_streamlit=True, return_image_data=True, key=f"cl_canvas_{style}")
+    stand_in = st.session_state.get(CANVAS_STAND_IN)
+    if stand_in is not None:
+        return np.asarray(stand_in)
+    return canvas_image(result.json_data, result.image_data)
+
+
+def _draw(backend: cl.Backend) -> None:
+    left, mid, right = st.columns([3, 2, 3])
+    with left:
+        style = st.radio("Style", list(STYLES), horizontal=True, key="cl_style",
+                         help="MNIST: white ink on black, as MNIST was made. paper: black ink "
+                              "on white, inverted before the network sees it.")
+        stroke = st.slider("Stroke width", 5, 40, 20, key="cl_stroke")
+        image = _canvas(style, stroke)
+        st.caption("Draw with the mouse; undo, redo and clear are in the canvas toolbar.")
+    result = canvas_prediction(backend, image, style)
+    if result is None:
+        mid.info("Draw something: the prediction appears when a stroke ends.")
+        return
+    _show(result, mid, right)
+    png = image_bytes_png(image)
+    _inside(backend, result)
+    _add_to_board(png, STYLES[style][2], True, backend.classes, result.label, "canvas", "draw")
+
+
+def _show(result: cl.ClassifyResult, mid: Any, right: Any) -> None:
+    with mid:
+        st.markdown("**What the network sees**")
+        st.image(cl.enlarge(result.input, 196), width=196,
+                 caption=f"{result.input.shape[1]}x{result.input.shape[0]} input")
+    with right:
+        st.metric("Prediction", result.label, f"{result.confidence:.1%} confidence",
+                  delta_color="off")
+        st.altair_chart(charts.top_k(result.top), width="stretch")
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+def _upload(backend: cl.Backend) -> None:
+    c, h, _ = backend.input_shape
+    files = st.file_uploader("Images", type=UPLOAD_TYPES, accept_multiple_files=True,
+                             key="cl_upload")
+    c1, c2 = st.columns(2)
+    digit = c1.checkbox("Frame like MNIST (digits)", value=c == 1 and h <= 32, key="cl_digit",
+                        help="Crop to the ink, fit in 20x20, centre by mass in 28x28.")
+    polarity = c2.selectbox("Polarity", probes.POLARITIES, key="cl_polarity",
+                            help="auto inverts dark-on-light images for white-on-black models.")
+    if not files:
+        st.caption("Upload one image for the full view, or many for a table.")
+        return
+    images = [f.getvalue() for f in files]
+    results = _classify_uploads(backend, images, digit, polarity)
+    if len(files) == 1:
+        if results[0] is None:
+            st.info("Nothing to classify in this image (no ink).")
+            return
+        mid, right = st.columns(2)
+        _show(results[0], mid, right)
+        _inside(backend, results[0])
+        _add_to_board(_png(images[0]), polarity, digit, backend.classes, results[0].label,
+                      files[0].name, "upload")
+        return
+    st.dataframe(uploads_table([f.name for f in files], results), hide_index=True,
+                 width="stretch")
+
+
+def _classify_uploads(backend: cl.Backend, images: list[bytes], digit: bool, polarity: str
+                      ) -> list[cl.ClassifyResult | None]:
+    try:
+        return cl.classify_many(backend, images, digit=digit, polarity=polarity)
+    except Exception as e:  # unreadable files: report, don't crash the page
+        st.error(f"Could not read the images: {e}")
+        return [None] * len(images)
+
+
+def uploads_table(names: list[str], results: list[cl.ClassifyResult | None]) -> pd.DataFrame:
+    """One row per file: top-1, confidence and top-5."""
+    rows = [{"file": n, "top-1": r.label if r else "—",
+             "confidence": f"{r.confidence:.1%}" if r else "",
+             "top-5": ", ".join(f"{c} ({p:.0%})" for c, p in r.top) if r else "no ink"}
+            for n, r in zip(names, results, strict=True)]
+    return pd.DataFrame(rows, columns=["file", "top-1", "confidence", "top-5"])
+
+
+def _png(data: bytes) -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --- inside the model -----------------------------------------------------------------------
+
+
+def _inside(backend: cl.Backend, result: cl.ClassifyResult) -> None:
+    with st.expander("Inside the model: visualizations and statistics"):
+        if not isinstance(backend, cl.TorchBackend):
+            st.info("Visualizations need the PyTorch backend.")
+            return
+        inside = cl.look_inside(backend, result.input)
+        c1, c2 = st.columns(2)
+        c1.markdown("**Saliency** (where the answer is most sensitive to the input)")
+        c1.image(cl.saliency_overlay(result.input, inside.saliency), width=196)
+        if inside.filters is not None:
+            c2.markdown(f"**First-layer filters** ({len(inside.filters)})")
+            c2.image(cl.grid(inside.filters, cols=10, cell=30), width="content")
+        for name, maps in inside.feature_maps:
+            st.markdown(f"**Feature maps, layer {name}** ({maps.shape[0]} x "
+                        f"{maps.shape[1]}x{maps.shape[2]})")
+            st.image(cl.grid(maps, cols=16, cell=40), width="content")
+        st.markdown("**Activation statistics per layer**")
+        st.dataframe(stats_table(inside.stats), hide_index=True, width="stretch")
+
+
+def stats_table(stats: list[cl.LayerStats]) -> pd.DataFrame:
+    return pd.DataFrame([{"layer": s.name, "output": " x ".join(map(str, s.shape)),
+                          "mean": s.mean, "std": s.std, "min": s.min, "max": s.max,
+                          "zero %": 100 * s.zero_fraction} for s in stats])
+
+
+# --- probe boards ---------------------------------------------------------------------------
+
+
+def _add_to_board(png: bytes, polarity: str, digit: bool, classes: list[str], guess: str,
+                  source: str, key: str) -> None:
+    user = session.current_user()
+    st.markdown("**Add to probe board**")
+    if not user:
+        st.caption("Sign in (sidebar) to keep this image on a probe board.")
+        return
+    mine = [b for b in probes.list_boards(user) if b["owner"] == user]
+    options = [b["id"] for b in mine] + [NEW_BOARD]
+    names = {b["id"]: b["name"] for b in mine} | {NEW_BOARD: "New board…"}
+    # Once a probe is saved, the board it went to becomes the default choice (set before the
+    # widget exists: Streamlit forbids changing a widget's value after it is drawn).
+    pending = st.session_state.get("probes_last_board")
+    if pending in options and st.session_state.get(f"cl_board_applied_{key}") != pending:
+        st.session_state[f"cl_board_{key}"] = pending
+        st.session_state[f"cl_board_applied_{key}"] = pending
+    with st.form(f"cl_board_form_{key}"):
+        c1, c2, c3 = st.columns(3)
+        board = c1.selectbox("Board", options, format_func=names.get, key=f"cl_board_{key}")
+        new_name = c2.text_input("New board name", value="My probes",
+                                 key=f"cl_board_name_{key}")
+        label = c3.selectbox("True label", classes, index=classes.index(guess),
+                             key=f"cl_label_{key}")
+        if st.form_submit_button("Add to probe board"):
+            _save_probe(user, board, new_name, png, label, polarity, digit, source)
+
+
+def _save_probe(user: str, board: str, new_name: str, png: bytes, label: str, polarity: str,
+                digit: bool, source: str) -> None:
+    try:
+        if board == NEW_BOARD:
+            board = probes.create_board(new_name, user)
+        probes.add_probe(board, png, label, polarity, user=user, digit=digit, source=source)
+    except (ValueError, PermissionError) as e:
+        st.error(str(e))
+        return
+    st.session_state["probes_last_board"] = board
+    st.success(f"Added to board “{probes.get_board(board, user)['name']}” as {label}.")
+    st.page_link(nav.page("probes"), label="Open probe boards")
+
+
+def render() -> None:
+    st.title("Classify")
+    chosen = _choose_model()
+    if chosen is None:
+        return
+    backend = _choose_backend(*chosen)
+    if backend is None:
+        return
+    draw, upload = st.tabs(["Draw", "Upload"])
+    with draw:
+        _draw(backend)
+    with upload:
+        _upload(backend)

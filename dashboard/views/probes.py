@@ -1,0 +1,137 @@
+"""Probe boards: the same handful of real-world images scored by several experiments, as a
+table of "predicted : confidence" per job, green where right and red where wrong (the DIGITS
+lab's comparison), with the score of each job at the foot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import nav, session
+from dashboard.views.classify import usable_jobs
+from engine import probes
+
+RIGHT = "background-color: #d4edc9; color: #1d4d0f"
+WRONG = "background-color: #f8d0cc; color: #6b1410"
+MAX_DEFAULT_JOBS = 4
+
+
+def styled(score: probes.BoardScore) -> Any:
+    """The table as a pandas Styler: green/red cells per job, the score row in bold."""
+    df = score.frame()
+    flags = score.correct()
+
+    def colour(column: pd.Series) -> list[str]:
+        if column.name not in flags.columns:
+            return [""] * len(column)
+        return [(RIGHT if flags.at[i, column.name] else WRONG) if i in flags.index
+                else "font-weight: bold" for i in column.index]
+
+    return df.style.apply(colour, axis=0)
+
+
+def _choose_board(user: str | None) -> dict[str, Any] | None:
+    boards = probes.list_boards(user)
+    if not boards:
+        st.info("No probe boards yet. Draw or upload on the Classify page and add it to a "
+                "board, or create one here.")
+        return None
+    ids = [b["id"] for b in boards]
+    last = st.session_state.get("probes_last_board")
+    labels = {b["id"]: f"{b['name']} — {b['owner']}"
+              + (" (shared)" if b["shared"] else " (private)") + f", {b['probes']} images"
+              for b in boards}
+    chosen = st.selectbox("Board", ids, index=ids.index(last) if last in ids else 0,
+                          format_func=labels.get, key="probes_board")
+    return next(b for b in boards if b["id"] == chosen)
+
+
+def _create_form(user: str | None) -> None:
+    if not user:
+        return
+    with st.expander("New board"), st.form("probes_new"):
+        name = st.text_input("Name", key="probes_new_name")
+        shared = st.checkbox("Shared (everyone can view it)", value=True, key="probes_new_shared")
+        if st.form_submit_button("Create board"):
+            try:
+                st.session_state["probes_last_board"] = probes.create_board(name, user, shared)
+                st.rerun()
+            except (ValueError, PermissionError) as e:
+                st.error(str(e))
+
+
+def _comparison(board: dict[str, Any], user: str | None) -> None:
+    done = usable_jobs()
+    if not done:
+        st.info("No finished jobs to score the board with yet.")
+        return
+    labels = {j["id"]: f"{j['name'] or j['id']} ({j['id']})" for j in done}
+    picked = st.multiselect("Jobs to compare", list(labels), format_func=labels.get,
+                            default=list(labels)[:MAX_DEFAULT_JOBS], key="probes_jobs")
+    checkpoint = st.radio("Checkpoint", ["best", "last"], horizontal=True, key="probes_ckpt")
+    if not picked:
+        st.caption("Choose one or more jobs.")
+        return
+    try:
+        score = probes.score_board(board["id"], picked, checkpoint, user)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        st.error(f"Could not score the board: {e}")
+        return
+    if not score.probes:
+        st.info("This board has no images yet.")
+        return
+    st.dataframe(styled(score), width="stretch")
+    st.download_button("Download CSV", score.frame().to_csv(), file_name=f"{board['name']}.csv",
+                       mime="text/csv", key="probes_csv")
+
+
+def _thumbnails(board: dict[str, Any], user: str | None) -> None:
+    items = probes.list_probes(board["id"], user)
+    if not items:
+        return
+    mine = board["owner"] == user
+    st.markdown("**Images** (as drawn or uploaded)")
+    cols = st.columns(8)
+    for k, p in enumerate(items):
+        with cols[k % 8]:
+            st.image(p["image"], width=80, caption=f"#{p['id']} · {p['label']}")
+            if mine and st.button("Delete", key=f"probes_del_{p['id']}"):
+                probes.delete_probe(p["id"], user)
+                st.rerun()
+
+
+def _owner_actions(board: dict[str, Any], user: str | None) -> None:
+    if board["owner"] != user:
+        st.caption(f"Shared by {board['owner']}: you can view it; only they can change it.")
+        return
+    c1, c2 = st.columns(2)
+    shared = c1.toggle("Shared", value=board["shared"], key=f"probes_shared_{board['id']}")
+    if shared != board["shared"]:
+        probes.set_shared(board["id"], shared, user)
+        st.rerun()
+    confirm = st.session_state.get("probes_confirm_delete") == board["id"]
+    if c2.button("Confirm delete board" if confirm else "Delete board",
+                 type="primary" if confirm else "secondary", key="probes_delete_board"):
+        if not confirm:
+            st.session_state["probes_confirm_delete"] = board["id"]
+            st.rerun()
+        probes.delete_board(board["id"], user)
+        st.session_state.pop("probes_confirm_delete", None)
+        st.rerun()
+
+
+def render() -> None:
+    st.title("Probe boards")
+    user = session.current_user()
+    if not user:
+        st.caption("Signed out: showing shared boards. Sign in to make your own.")
+    board = _choose_board(user)
+    _create_form(user)
+    if board is None:
+        st.page_link(nav.page("classify"), label="Classify an image")
+        return
+    _comparison(board, user)
+    _thumbnails(board, user)
+    _owner_actions(board, user)

@@ -1,0 +1,31 @@
+"""Training jobs: a persistent queue in SQLite, a scheduler process, one worker process per
+job, live metrics, cancel, resume, clone and sweeps. See DESIGN.md, "Jobs"."""
+
+from engine.jobs.api import (
+    ACTIVE,
+    ENDED,
+    JobError,
+    cancel,
+    clone,
+    delete,
+    get_job,
+    job_events,
+    job_metrics,
+    list_jobs,
+    read_log,
+    resume,
+    submit,
+    submit_sweep,
+    validate_config,
+    wait,
+)
+from engine.jobs.paths import job_dir
+from engine.jobs.scheduler import ensure_scheduler, scheduler_alive, scheduler_status, serve
+from engine.jobs.settings import SchedulerSettings, load_settings
+
+__all__ = [
+    "ACTIVE", "ENDED", "JobError", "SchedulerSettings", "cancel", "clone", "delete",
+    "ensure_scheduler", "get_job", "job_dir", "job_events", "job_metrics", "list_jobs",
+    "load_settings", "read_log", "resume", "scheduler_alive", "scheduler_status", "serve",
+    "submit", "submit_sweep", "validate_config", "wait",
+]

@@ -1,0 +1,314 @@
+"""Job operations for the dashboard and the CLI: submit, sweep, list, show, cancel, resume,
+clone, delete, logs. Every write is a compare-and-set in one SQLite transaction, so users,
+the scheduler and workers never overwrite each other's moves.
+
+Ownership: every job records its owner. `user=None` is the local, user-less caller (the CLI,
+a dashboard without users) and may act on any job; a named user may cancel, resume or delete
+only jobs that are theirs (or that have no owner). Anyone may clone.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from engine import store
+from engine.jobs.paths import has_checkpoint, job_dir
+from engine.jobs.scheduler import ensure_scheduler
+
+if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
+    from engine.training.config import TrainConfig
+
+ACTIVE = ("queued", "running")
+ENDED = ("done", "failed", "cancelled", "interrupted")
+
+Home = str | os.PathLike | None
+
+
+class JobError(ValueError):
+    """A job operation that cannot be done in the job's state (or on a missing job)."""
+
+
+@contextmanager
+def _db(home: Home) -> Iterator[sqlite3.Connection]:
+    with closing(store.connect(home)) as conn:
+        yield conn
+
+
+def _find(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
+    """A job by id or unique id prefix."""
+    job = store.get_job(conn, job_id)
+    if job is not None:
+        return job
+    rows = conn.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                        (job_id.replace("%", r"\%").replace("_", r"\_") + "%",)).fetchall()
+    if len(rows) == 1:
+        return store.get_job(conn, rows[0][0])
+    raise JobError(f"no job {job_id!r}" if not rows else f"{job_id!r} matches several jobs")
+
+
+def _check_owner(job: dict, user: str | None, action: str) -> None:
+    if user is not None and job["owner"] is not None and job["owner"] != user:
+        raise PermissionError(f"job {job['id']} belongs to {job['owner']}; only its owner "
+                              f"may {action} it")
+
+
+# --- submit -------------------------------------------------------------------------------------
+
+
+def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> TrainConfig:
+    """A validated copy of the config whose dataset exists and whose network fits it: errors
+    show at submit time, not minutes later in a worker."""
+    from engine.networks import validate_spec
+    from engine.training import ConfigError, TrainConfig, network_spec
+
+    raw = config.to_dict() if isinstance(config, TrainConfig) else copy.deepcopy(dict(config))
+    cfg = TrainConfig.from_dict(raw).validate()
+    if cfg.device not in ("auto", "cpu", "cuda") and not (
+            cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()):
+        raise ConfigError(f"unknown device {cfg.device!r}; use auto, cpu, cuda or cuda:N")
+    with _db(home) as conn:
+        ds = store.get_dataset(conn, cfg.dataset)
+    if ds is None:
+        raise ConfigError(f"no dataset {cfg.dataset!r} in this workspace; create it first "
+                          "(`python -m engine datasets list` shows those there are)")
+    m = ds["manifest"]
+    validate_spec(network_spec(cfg.network), (m["channels"], m["height"], m["width"]),
+                  len(m["classes"]))
+    return cfg
+
+
+def _new_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name: str,
+            parent: str | None = None, sweep: str | None = None) -> str:
+    job_id = _new_id()
+    now = time.time()
+    if not name:
+        net = cfg.network if isinstance(cfg.network, str) else cfg.network.get("name", "custom")
+        name = cfg.name or f"{net} on {cfg.dataset}"
+    if owner:
+        store.ensure_user(conn, owner)
+    store.insert_job(conn, {"id": job_id, "name": name, "owner": owner, "status": "queued",
+                            "device": cfg.device, "config": cfg.to_dict(), "created": now,
+                            "queued": now, "parent": parent, "sweep": sweep})
+    note = f"cloned from {parent}" if parent else f"part of sweep {sweep}" if sweep else ""
+    store.add_event(conn, job_id, "submitted",
+                    f"by {owner or 'local user'}" + (f", {note}" if note else ""))
+    return job_id
+
+
+def submit(config: TrainConfig | dict[str, Any], owner: str | None = None, name: str = "", *,
+           home: Home = None, start_scheduler: bool = True) -> str:
+    """Queue a training job; returns its id. Starts a scheduler unless one runs."""
+    cfg = validate_config(config, home)
+    with _db(home) as conn, store.transaction(conn):
+        job_id = _insert(conn, cfg, owner, name)
+    if start_scheduler:
+        ensure_scheduler(home)
+    return job_id
+
+
+def submit_sweep(base_config: TrainConfig | dict[str, Any],
+                 lrs: Sequence[float] | None = None, batch_sizes: Sequence[int] | None = None,
+                 owner: str | None = None, name: str = "", *, home: Home = None,
+                 start_scheduler: bool = True) -> list[str]:
+    """One job per (learning rate, batch size) combination, as DIGITS did; returns their ids
+    in submission (and so run) order. The jobs share a sweep id."""
+    from engine.training import TrainConfig
+
+    base = validate_config(base_config, home)
+    lrs = list(lrs) if lrs else [base.lr]
+    batch_sizes = list(batch_sizes) if batch_sizes else [base.batch_size]
+    configs = []
+    for lr, bs in itertools.product(lrs, batch_sizes):
+        cfg = TrainConfig.from_dict({**base.to_dict(), "lr": float(lr), "batch_size": int(bs)})
+        configs.append(cfg.validate())
+    sweep = "sweep-" + secrets.token_hex(4)
+    stem = name or base.name or (base.network if isinstance(base.network, str) else "custom")
+    with _db(home) as conn, store.transaction(conn):
+        ids = [_insert(conn, c, owner, f"{stem} lr={c.lr:g} batch={c.batch_size}", sweep=sweep)
+               for c in configs]
+    if start_scheduler:
+        ensure_scheduler(home)
+    return ids
+
+
+# --- read ---------------------------------------------------------------------------------------
+
+
+def _live(job: dict[str, Any]) -> dict[str, Any]:
+    """Adds fraction done (0..1) and the ETA as of now to a job row."""
+    p = job.get("progress") or {}
+    fraction = None
+    if job["status"] == "done":
+        fraction = 1.0
+    elif p.get("epochs"):
+        step = (p.get("step") or 0) / p["steps"] if p.get("steps") else 0.0
+        fraction = min(1.0, (p.get("epoch", 0) + step) / p["epochs"])
+    eta = None
+    if job["status"] == "running" and p.get("eta_s") is not None:
+        eta = max(0.0, p["eta_s"] - (time.time() - p.get("time", time.time())))
+    return {**job, "fraction": fraction, "eta_s": eta}
+
+
+def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,
+              sweep: str | None = None, limit: int | None = None,
+              home: Home = None) -> list[dict[str, Any]]:
+    """Jobs, newest first, filtered by owner, status(es) and sweep."""
+    statuses = (status,) if isinstance(status, str) else tuple(status) if status else None
+    bad = set(statuses or ()) - set(store.JOB_STATUSES)
+    if bad:
+        raise JobError(f"unknown status {', '.join(sorted(bad))}; use one of "
+                       f"{', '.join(store.JOB_STATUSES)}")
+    with _db(home) as conn:
+        return [_live(j) for j in store.list_jobs(conn, owner=owner, statuses=statuses,
+                                                   sweep=sweep, limit=limit)]
+
+
+def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
+            events: bool = True) -> dict[str, Any]:
+    """A job with its config, status, progress, ETA and (by default) metrics and events."""
+    with _db(home) as conn:
+        job = _live(_find(conn, job_id))
+        if metrics:
+            job["metrics"] = store.get_metrics(conn, job["id"])
+        if events:
+            job["events"] = store.get_events(conn, job["id"])
+    job["dir"] = str(job_dir(job["id"], home))
+    job["checkpoint"] = has_checkpoint(job["id"], home)
+    job["resumable"] = job["status"] in ("cancelled", "interrupted") or (
+        job["status"] == "failed" and job["checkpoint"])
+    return job
+
+
+def job_metrics(job_id: str, home: Home = None) -> list[dict[str, Any]]:
+    with _db(home) as conn:
+        return store.get_metrics(conn, _find(conn, job_id)["id"])
+
+
+def job_events(job_id: str, after_id: int = 0, home: Home = None) -> list[dict[str, Any]]:
+    with _db(home) as conn:
+        return store.get_events(conn, _find(conn, job_id)["id"], after_id)
+
+
+def read_log(job_id: str, home: Home = None, tail: int | None = None) -> str:
+    """The job's training log (log.txt); with tail, its last lines."""
+    with _db(home) as conn:
+        job_id = _find(conn, job_id)["id"]
+    path = job_dir(job_id, home) / "log.txt"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    if tail is not None:
+        text = "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+    return text
+
+
+def wait(job_id: str, timeout: float | None = None, poll_s: float = 0.25,
+         home: Home = None) -> dict[str, Any]:
+    """Block until the job has ended (done, failed, cancelled, interrupted); returns it."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = get_job(job_id, home, metrics=False, events=False)
+        if job["status"] in ENDED:
+            return get_job(job_id, home)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+        time.sleep(poll_s)
+
+
+# --- change -------------------------------------------------------------------------------------
+
+
+def cancel(job_id: str, user: str | None = None, home: Home = None) -> str:
+    """Cancel a job: a queued one at once ("cancelled"); a running one at its next step, with
+    a checkpoint to resume from ("cancelling" until the worker records it)."""
+    with _db(home) as conn, store.transaction(conn):
+        job = _find(conn, job_id)
+        _check_owner(job, user, "cancel")
+        if job["status"] == "queued":
+            store.update_job(conn, job["id"], status="cancelled", finished=time.time(),
+                             reason="cancelled", message="cancelled before it started")
+            store.add_event(conn, job["id"], "cancelled", f"by {user or 'local user'}")
+            return "cancelled"
+        if job["status"] == "running":
+            if not job["cancel_requested"]:
+                store.update_job(conn, job["id"], cancel_requested=True)
+                store.add_event(conn, job["id"], "cancel_requested", f"by {user or 'local user'}")
+            return "cancelling"
+    raise JobError(f"job {job['id']} is {job['status']}; only queued or running jobs can be "
+                   "cancelled")
+
+
+def resume(job_id: str, user: str | None = None, home: Home = None, *,
+           start_scheduler: bool = True) -> None:
+    """Queue an interrupted, cancelled (or failed, with a checkpoint) job again; its worker
+    continues from the last checkpoint with optimizer, schedule and RNG state."""
+    checkpoint = None
+    with _db(home) as conn, store.transaction(conn):
+        job = _find(conn, job_id)
+        _check_owner(job, user, "resume")
+        checkpoint = has_checkpoint(job["id"], home)
+        ok = job["status"] in ("cancelled", "interrupted") or (
+            job["status"] == "failed" and checkpoint)
+        if not ok:
+            why = "it has no checkpoint" if job["status"] == "failed" else f"it is {job['status']}"
+            raise JobError(f"job {job['id']} cannot be resumed: {why}")
+        store.update_job(conn, job["id"], status="queued", queued=time.time(), resume=checkpoint,
+                         cancel_requested=False, finished=None, reason=None, message=None)
+        store.add_event(conn, job["id"], "resumed",
+                        "re-queued; continues from its last checkpoint" if checkpoint
+                        else "re-queued; no checkpoint yet, so it starts over")
+    if start_scheduler:
+        ensure_scheduler(home)
+
+
+def _merge(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides as {"lr": 0.001, "augment": {"invert": 0.5}} or {"augment.invert": 0.5}."""
+    out = copy.deepcopy(config)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        target = out
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        if isinstance(value, dict) and isinstance(target.get(parts[-1]), dict):
+            target[parts[-1]] = {**target[parts[-1]], **value}
+        else:
+            target[parts[-1]] = value
+    return out
+
+
+def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | None = None,
+          name: str | None = None, *, home: Home = None, start_scheduler: bool = True) -> str:
+    """A new job with the config of `job_id` changed by `overrides`; records its parent."""
+    with _db(home) as conn:
+        parent = _find(conn, job_id)
+    cfg = validate_config(_merge(parent["config"], overrides or {}), home)
+    with _db(home) as conn, store.transaction(conn):
+        new_id = _insert(conn, cfg, owner, name or f"{parent['name']} (clone)",
+                         parent=parent["id"])
+    if start_scheduler:
+        ensure_scheduler(home)
+    return new_id
+
+
+def delete(job_id: str, user: str | None = None, home: Home = None) -> None:
+    """Delete a job's rows and files. A running job must be cancelled (and have stopped)
+    first."""
+    with _db(home) as conn, store.transaction(conn):
+        job = _find(conn, job_id)
+        _check_owner(job, user, "delete")
+        if job["status"] == "running":
+            raise JobError(f"job {job['id']} is running; cancel it first, then delete it once "
+                           "it has stopped")
+        store.delete_job(conn, job["id"])
+    shutil.rmtree(job_dir(job["id"], home), ignore_errors=True)

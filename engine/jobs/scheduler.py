@@ -1,0 +1,350 @@
+"""The scheduler: one process per workspace that starts queued jobs on free devices, one
+worker process each, watches them and records the end of those that die without saying so.
+
+Single instance: it holds an exclusive flock on `<home>/scheduler.lock` for its lifetime (the
+kernel drops it when the process dies, even by kill -9). `ensure_scheduler` starts one on
+demand (`python -m engine.jobs --on-demand`: it exits after idle_exit_s with nothing to do);
+`python -m engine scheduler` hosts one that stays. A restarted scheduler adopts workers that
+still run (by pid) and re-queues, to resume from their last checkpoint, the jobs whose worker
+died while no scheduler watched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import fcntl
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from engine import store
+from engine.jobs.paths import job_dir
+from engine.jobs.process import describe_exit, pid_alive
+from engine.jobs.settings import SchedulerSettings, load_settings, process_env, python
+from engine.workspace import atomic_write_json, read_json, studio_home
+
+LOCK_FILE = "scheduler.lock"
+INFO_FILE = "scheduler.json"
+LOG_FILE = "scheduler.log"
+
+
+def _lock(home: Path, wait_s: float = 1.0) -> int | None:
+    """The scheduler lock's fd, or None if another process holds it. Retries briefly, since
+    `scheduler_alive` probes take the lock for a moment."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.05)
+
+
+def scheduler_alive(home: str | os.PathLike | None = None) -> bool:
+    """True while some process holds the workspace's scheduler lock."""
+    fd = os.open(studio_home(home) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def scheduler_status(home: str | os.PathLike | None = None) -> dict[str, Any]:
+    """{"alive": bool, "pid", "started", "on_demand", "settings", "devices"} of the last one."""
+    path = studio_home(home) / INFO_FILE
+    info: dict[str, Any] = {}
+    if path.exists():
+        try:
+            info = read_json(path)
+        except ValueError:
+            info = {}
+    return {**info, "alive": scheduler_alive(home)}
+
+
+def ensure_scheduler(home: str | os.PathLike | None = None, wait_s: float = 20.0,
+                     **settings: Any) -> int:
+    """Start a scheduler for the workspace unless one runs; returns its pid. Settings
+    (cpu_slots, poll_s, idle_exit_s, gpus) apply only to a scheduler started here."""
+    home = studio_home(home).resolve()
+    status = scheduler_status(home)
+    if status["alive"] and pid_alive(status.get("pid")):
+        return status["pid"]
+    args = [python(), "-m", "engine.jobs", "--on-demand"]
+    flags = {"cpu_slots": "--cpu-slots", "poll_s": "--poll", "idle_exit_s": "--idle-exit",
+             "gpus": "--gpus"}
+    for key, value in settings.items():
+        if key not in flags:
+            raise TypeError(f"unknown scheduler setting {key!r}")
+        if value is not None:
+            args += [flags[key], str(value)]
+    with open(home / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(args, cwd=home, env=process_env(home), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        status = scheduler_status(home)
+        if status["alive"] and pid_alive(status.get("pid"), "engine"):
+            return status["pid"]
+        if proc.poll() not in (None, 0):
+            break
+        time.sleep(0.05)
+    tail = (home / LOG_FILE).read_text(errors="replace").splitlines()[-5:]
+    raise RuntimeError("the job scheduler did not start: " + " | ".join(tail))
+
+
+class Scheduler:
+    def __init__(self, home: str | os.PathLike | None, settings: SchedulerSettings,
+                 on_demand: bool) -> None:
+        self.home = studio_home(home).resolve()
+        self.settings = settings
+        self.on_demand = on_demand
+        self.children: dict[str, subprocess.Popen] = {}  # job id -> worker we started
+        self.adopted: dict[str, int] = {}  # job id -> pid of a worker a previous one started
+        self.gpus = 0
+        self.stopping = False
+        self.lock_fd: int | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stopped (or idle, on demand). 0, or 1 if another scheduler runs."""
+        self.lock_fd = _lock(self.home)
+        if self.lock_fd is None:
+            self.log("another scheduler holds the lock; exiting")
+            return 1
+        self.conn = store.connect(self.home)
+        self.gpus = self._count_gpus()
+        atomic_write_json(self.home / INFO_FILE, {
+            "pid": os.getpid(), "started": time.time(), "on_demand": self.on_demand,
+            "settings": self.settings.to_dict(),
+            "devices": ["cpu"] * bool(self.settings.cpu_slots)
+            + [f"cuda:{i}" for i in range(self.gpus)]})
+        self.log(f"scheduler {os.getpid()} up: cpu slots {self.settings.cpu_slots}, "
+                 f"{self.gpus} GPU(s), {'on demand' if self.on_demand else 'hosted'}")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.recover()
+        idle_since = time.monotonic()
+        while not self.stopping:
+            self.tick()
+            busy = self.children or self.adopted or store.count_jobs(self.conn, ("queued",))
+            now = time.monotonic()
+            if busy:
+                idle_since = now
+            elif self.on_demand and now - idle_since >= self.settings.idle_exit_s:
+                if not self._hand_over():
+                    break
+                idle_since = now
+            time.sleep(self.settings.poll_s)
+        self.log(f"scheduler {os.getpid()} exits; running workers keep going and are adopted "
+                 "by the next scheduler")
+        return 0
+
+    def _hand_over(self) -> bool:
+        """Release the lock, then look once more: a job queued by someone who saw the lock
+        still held would wait forever. True if we keep serving."""
+        fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+        os.close(self.lock_fd)
+        self.lock_fd = None
+        if store.count_jobs(self.conn, ("queued",)):
+            self.lock_fd = _lock(self.home)
+        return self.lock_fd is not None
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True
+
+    def log(self, msg: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}", flush=True)
+
+    def _count_gpus(self) -> int:
+        if self.settings.gpus is not None:
+            return self.settings.gpus
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.reap()
+        self.start_queued()
+
+    def recover(self) -> None:
+        """Jobs left running by a previous scheduler: adopt live workers; re-queue the others
+        to resume from their last checkpoint."""
+        for job in store.list_jobs(self.conn, statuses=("running",)):
+            pid = job["pid"]
+            if pid_alive(pid, _worker_needle(job["id"])):
+                self.adopted[job["id"]] = pid
+                store.add_event(self.conn, job["id"], "adopted",
+                                f"a restarted scheduler watches worker {pid}")
+                self.log(f"adopted job {job['id']} (worker {pid})")
+                continue
+            with store.transaction(self.conn):
+                if store.update_job(self.conn, job["id"], only_if_status=("running",),
+                                    status="interrupted", finished=time.time(),
+                                    reason="worker_died", message=describe_exit(None)):
+                    store.add_event(self.conn, job["id"], "interrupted", describe_exit(None))
+                    store.update_job(self.conn, job["id"], status="queued", resume=True,
+                                     queued=time.time(), finished=None)
+                    store.add_event(self.conn, job["id"], "recovered",
+                                    "re-queued to resume from its last checkpoint")
+            self.log(f"recovered job {job['id']}: re-queued to resume")
+
+    def reap(self) -> None:
+        for job_id, proc in list(self.children.items()):
+            code = proc.poll()
+            if code is not None:
+                del self.children[job_id]
+                self._ended(job_id, code)
+        for job_id, pid in list(self.adopted.items()):
+            if not pid_alive(pid, _worker_needle(job_id)):
+                del self.adopted[job_id]
+                self._ended(job_id, None)
+
+    def _ended(self, job_id: str, code: int | None) -> None:
+        """A worker is gone. If it recorded no end, its job was interrupted; its checkpoints
+        stay, so resume continues from the last one."""
+        job = store.get_job(self.conn, job_id)
+        if job is None or job["status"] != "running":
+            self.log(f"job {job_id} ended: {job['status'] if job else 'deleted'}")
+            return
+        message = describe_exit(code)
+        tail = _tail(job_dir(job_id, self.home) / "worker.log", 3) if code and code > 0 else ""
+        if tail:
+            message += f": {tail}"
+        with store.transaction(self.conn):
+            if store.update_job(self.conn, job_id, only_if_status=("running",),
+                                status="interrupted", finished=time.time(),
+                                reason="worker_died", message=message):
+                store.add_event(self.conn, job_id, "interrupted", message)
+        self.log(f"job {job_id} interrupted: {message}")
+
+    def start_queued(self) -> None:
+        """First in, first out; a job waiting for a busy device does not hold back a later one
+        that can start elsewhere."""
+        queued = store.list_jobs(self.conn, statuses=("queued",), order="queue")
+        if not queued:
+            return
+        usage = collections.Counter(j["assigned_device"] for j in
+                                    store.list_jobs(self.conn, statuses=("running",)))
+        for job in queued:
+            try:
+                device = self._pick(job, usage)
+            except ValueError as e:
+                with store.transaction(self.conn):
+                    if store.update_job(self.conn, job["id"], only_if_status=("queued",),
+                                        status="failed", finished=time.time(),
+                                        reason="device", message=str(e)):
+                        store.add_event(self.conn, job["id"], "failed", str(e))
+                continue
+            if device is not None and self._launch(job, device):
+                usage[device] += 1
+
+    def _pick(self, job: dict, usage: collections.Counter) -> str | None:
+        """A free device for the job, None to wait, ValueError if it can never run here."""
+        requested = job["device"]
+        gpus = [f"cuda:{i}" for i in range(self.gpus)]
+        cpu_free = usage["cpu"] < self.settings.cpu_slots
+        if requested == "auto":
+            free = [g for g in gpus if not usage[g]]
+            if free:
+                return free[0]
+            if job["config"].get("precision", "fp32") != "fp32":
+                if not gpus:
+                    raise ValueError("mixed precision (bf16/fp16) needs a GPU; this machine "
+                                     "has none")
+                return None
+            if self.settings.cpu_slots == 0 and not gpus:
+                raise ValueError("no device takes jobs: no GPU and cpu_slots is 0")
+            return "cpu" if cpu_free else None
+        if requested == "cpu":
+            if self.settings.cpu_slots == 0:
+                raise ValueError("the scheduler is set to run no jobs on the CPU (cpu_slots 0)")
+            return "cpu" if cpu_free else None
+        name = "cuda:0" if requested == "cuda" else requested
+        if name not in gpus:
+            raise ValueError(f"device {requested!r} does not exist here: this machine has "
+                             f"{self.gpus} GPU(s)")
+        return None if usage[name] else name
+
+    def _launch(self, job: dict, device: str) -> bool:
+        now = time.time()
+        with store.transaction(self.conn):
+            claimed = store.update_job(
+                self.conn, job["id"], only_if_status=("queued",), status="running",
+                assigned_device=device, started=now, finished=None, heartbeat=now, pid=None,
+                attempts=job["attempts"] + 1, reason=None, message=None)
+        if not claimed:  # cancelled or deleted meanwhile
+            return False
+        run_dir = job_dir(job["id"], self.home)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        extra = {}
+        if device == "cpu":
+            extra["STUDIO_WORKER_THREADS"] = str(
+                max(1, (os.cpu_count() or 1) // max(1, self.settings.cpu_slots)))
+        try:
+            with open(run_dir / "worker.log", "ab") as log:
+                proc = subprocess.Popen(
+                    [python(), "-m", "engine.jobs.worker", job["id"]], cwd=self.home,
+                    env=process_env(self.home, **extra), stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as e:
+            message = f"could not start a worker process: {e}"
+            with store.transaction(self.conn):
+                store.update_job(self.conn, job["id"], status="failed", finished=time.time(),
+                                 reason="error", message=message)
+                store.add_event(self.conn, job["id"], "failed", message)
+            return False
+        self.children[job["id"]] = proc
+        with store.transaction(self.conn):
+            store.update_job(self.conn, job["id"], only_if_status=("running",), pid=proc.pid)
+            verb = "resumed" if job["resume"] else "started"
+            store.add_event(self.conn, job["id"], "started",
+                            f"{verb} on {device} (worker pid {proc.pid})")
+        self.log(f"job {job['id']} {'resumed' if job['resume'] else 'started'} on {device}, "
+                 f"pid {proc.pid}")
+        return True
+
+
+def _worker_needle(job_id: str) -> str:
+    return f"engine.jobs.worker {job_id}"
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def serve(home: str | os.PathLike | None = None, on_demand: bool = False,
+          **settings: Any) -> int:
+    """Run a scheduler in this process until stopped (hosted) or idle (on demand)."""
+    return Scheduler(home, load_settings(home, **settings), on_demand).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine.jobs")
+    ap.add_argument("--on-demand", action="store_true", help="exit when idle")
+    ap.add_argument("--cpu-slots", type=int)
+    ap.add_argument("--poll", type=float)
+    ap.add_argument("--idle-exit", type=float)
+    ap.add_argument("--gpus", type=int)
+    a = ap.parse_args(argv)
+    return serve(on_demand=a.on_demand, cpu_slots=a.cpu_slots, poll_s=a.poll,
+                 idle_exit_s=a.idle_exit, gpus=a.gpus)

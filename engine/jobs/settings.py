@@ -1,0 +1,65 @@
+"""Scheduler settings and the environment every job process gets.
+
+Defaults < `<home>/settings.json` {"scheduler": {...}} < environment (STUDIO_CPU_SLOTS,
+STUDIO_SCHEDULER_POLL, STUDIO_SCHEDULER_IDLE_EXIT, STUDIO_GPUS) < explicit arguments, so a
+host sets them once and tests can shorten them without touching code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.workspace import read_json, studio_home
+
+ROOT = Path(__file__).resolve().parent.parent.parent  # the repository: on workers' PYTHONPATH
+
+_ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POLL", float),
+        "idle_exit_s": ("STUDIO_SCHEDULER_IDLE_EXIT", float), "gpus": ("STUDIO_GPUS", int)}
+
+
+@dataclass
+class SchedulerSettings:
+    cpu_slots: int = 1  # how many jobs may train on the CPU at once
+    poll_s: float = 1.0  # how often the scheduler looks at the queue and its workers
+    idle_exit_s: float = 60.0  # an on-demand scheduler exits after this long with nothing to do
+    gpus: int | None = None  # GPUs to schedule on; None = torch.cuda.device_count()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> SchedulerSettings:
+    values: dict[str, Any] = {}
+    path = studio_home(home) / "settings.json"
+    if path.exists():
+        values.update((read_json(path) or {}).get("scheduler", {}))
+    for key, (var, kind) in _ENV.items():
+        if os.environ.get(var):
+            values[key] = kind(os.environ[var])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(SchedulerSettings)}
+    s = SchedulerSettings(**{k: v for k, v in values.items() if k in known})
+    if s.cpu_slots < 0 or s.poll_s <= 0:
+        raise ValueError("cpu_slots must be >= 0 and poll_s > 0")
+    return s
+
+
+def process_env(home: str | os.PathLike, **extra: str) -> dict[str, str]:
+    """The environment of a scheduler or worker: the same workspace and this repository
+    importable, whatever directory the caller ran from."""
+    env = dict(os.environ)
+    env["STUDIO_HOME"] = str(Path(home).resolve())
+    paths = [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def python() -> str:
+    return sys.executable

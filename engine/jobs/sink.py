@@ -1,0 +1,91 @@
+"""The worker's side of a job: metrics go to SQLite, cancel requests come from SQLite.
+
+The trainer calls on_progress at most every 0.5 s, so progress is one small UPDATE at that rate
+(it doubles as the heartbeat); each epoch is one metrics row. should_stop() runs at every step,
+so it reads the cancel flag at most every CANCEL_POLL_S and answers from a cached value between.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from typing import Any
+
+from engine import store
+from engine.training.sink import MetricsSink
+
+CANCEL_POLL_S = 0.25
+HEARTBEAT_S = 2.0
+
+
+class JobSink(MetricsSink):
+    """Writes a job's progress (and heartbeat) and per-epoch metrics rows."""
+
+    def __init__(self, conn: sqlite3.Connection, job_id: str) -> None:
+        self.conn = conn
+        self.job_id = job_id
+        self.epochs = 0
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        self.epochs = info["epochs"]
+        progress = {"epoch": info["start_epoch"], "epochs": info["epochs"], "step": 0,
+                    "steps": info["steps_per_epoch"], "loss": None, "images_per_s": None,
+                    "eta_s": None, "time": time.time()}
+        store.update_job(self.conn, self.job_id, progress=progress, heartbeat=time.time())
+        store.add_event(self.conn, self.job_id, "training",
+                        f"{info['train_images']} images on {info['device']}, "
+                        f"{info['parameters']:,} parameters, from epoch {info['start_epoch']}")
+
+    def on_progress(self, p: dict[str, Any]) -> None:
+        now = time.time()
+        progress = {**p, "epochs": self.epochs, "time": now}
+        try:
+            store.update_job(self.conn, self.job_id, progress=progress, heartbeat=now)
+        except sqlite3.OperationalError as e:  # progress is best effort; the epoch rows are not
+            print(f"progress not recorded: {e}", file=sys.stderr)
+
+    def on_epoch(self, m: dict[str, Any]) -> None:
+        now = time.time()
+        progress = {"epoch": m["epoch"], "epochs": self.epochs, "step": 0, "steps": None,
+                    "loss": m["train_loss"], "images_per_s": m["images_per_s"],
+                    "lr": m["lr"], "eta_s": None, "time": now}
+        with store.transaction(self.conn):
+            store.put_metrics(self.conn, self.job_id, m)
+            store.update_job(self.conn, self.job_id, progress=progress, heartbeat=now)
+
+
+class CancelWatcher:
+    """should_stop for train(): true once the job's cancel flag is set (read from SQLite at
+    most every CANCEL_POLL_S) or a signal asked the worker to stop. Also beats the heartbeat
+    while the trainer is between progress reports."""
+
+    def __init__(self, conn: sqlite3.Connection, job_id: str,
+                 poll_s: float = CANCEL_POLL_S) -> None:
+        self.conn = conn
+        self.job_id = job_id
+        self.poll_s = poll_s
+        self.cancelled = False
+        self.signalled: str | None = None
+        self._next = 0.0
+        self._beat = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.poll_s
+            self.refresh(now)
+        return self.cancelled or self.signalled is not None
+
+    def refresh(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        try:
+            row = self.conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?",
+                                    (self.job_id,)).fetchone()
+            # A deleted row means nobody wants this run any more.
+            self.cancelled = self.cancelled or row is None or bool(row[0])
+            if now - self._beat >= HEARTBEAT_S:
+                self._beat = now
+                store.update_job(self.conn, self.job_id, heartbeat=time.time())
+        except sqlite3.OperationalError as e:
+            print(f"cancel flag not read: {e}", file=sys.stderr)

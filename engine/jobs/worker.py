@@ -1,0 +1,142 @@
+"""`python -m engine.jobs.worker JOB_ID`: one job's training, in its own process.
+
+The scheduler has already marked the job running on a device. The worker trains with a
+SQLite sink and a cancel watcher, and records how the job ended, with the reason when it
+failed. If it dies without recording an end (killed, out of memory), the scheduler notices.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine import store
+from engine.jobs.paths import job_dir
+from engine.jobs.sink import CancelWatcher, JobSink
+
+
+def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
+    """Train job `job_id` to its end here; returns the status recorded."""
+    conn = store.connect(home)
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe against crashes, fewer fsyncs
+    job = store.get_job(conn, job_id)
+    if job is None or job["status"] != "running":
+        print(f"job {job_id} is not waiting for a worker; nothing to do", file=sys.stderr)
+        return job["status"] if job else "missing"
+    store.update_job(conn, job_id, pid=os.getpid(), heartbeat=time.time())
+    watcher = CancelWatcher(conn, job_id)
+    _stop_on_signals(watcher)
+    run_dir = job_dir(job_id, home)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        status, reason, message, result = _train(job, run_dir, conn, watcher, home)
+    except BaseException as e:  # noqa: BLE001 - every ending is recorded, then re-raised if fatal
+        status, reason, message, result = "failed", *_failure(e), None
+        if reason == "error":
+            traceback.print_exc()
+        if reason != "diverged":  # the trainer logged that one
+            _log(run_dir, f"failed ({reason}): {message}")
+        if not isinstance(e, Exception):
+            _record_end(conn, job_id, status, reason, message, result)
+            raise
+    _record_end(conn, job_id, status, reason, message, result)
+    return status
+
+
+def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
+           ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    from engine.training import TrainConfig, train
+
+    cfg = TrainConfig.from_dict(job["config"])
+    cfg.device = job["assigned_device"] or cfg.device
+    threads = os.environ.get("STUDIO_WORKER_THREADS")
+    if threads and cfg.device == "cpu":
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+    resume = job["resume"] and (run_dir / "last.pt").exists()
+    result = train(cfg, run_dir, sink=JobSink(conn, job["id"]), should_stop=watcher,
+                   resume=resume, home=home)
+    # An epoch finished just before a kill is in last.pt but maybe not yet in SQLite: backfill.
+    have = {m["epoch"] for m in store.get_metrics(conn, job["id"])}
+    for m in result.history:
+        if m["epoch"] not in have:
+            store.put_metrics(conn, job["id"], m)
+    summary = result.to_dict()
+    if result.status != "stopped":
+        best = (result.best or {}).get("val_accuracy")
+        note = f"{result.epochs_completed} epochs" + (
+            " (early stop)" if result.status == "early_stopped" else "") + (
+            f", best val accuracy {best:.4f}" if best is not None else "")
+        return "done", None, note, summary
+    where = f"at epoch {result.epochs_completed}; checkpoint saved, resume continues from there"
+    if watcher.cancelled:
+        return "cancelled", "cancelled", f"cancelled {where}", summary
+    return "interrupted", "signal", f"stopped by {watcher.signalled} {where}", summary
+
+
+def _failure(e: BaseException) -> tuple[str, str]:
+    """(reason, message) for an exception that ended a run."""
+    from engine.training import ConfigError, TrainingDiverged
+
+    oom = [MemoryError]
+    if "torch" in sys.modules:
+        import torch
+
+        oom.append(getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
+    if isinstance(e, TrainingDiverged):
+        return "diverged", str(e)
+    if isinstance(e, tuple(oom)):
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return "out_of_memory", (f"out of memory: {first}. Try a smaller batch size or "
+                                 "network, or fp16/bf16 precision on a GPU.")
+    if isinstance(e, (ConfigError, FileNotFoundError)) or type(e).__name__ in (
+            "SpecError", "DatasetError"):
+        return "config", str(e)
+    if isinstance(e, KeyboardInterrupt):
+        return "signal", "interrupted"
+    return "error", f"{type(e).__name__}: {e}"
+
+
+def _record_end(conn, job_id: str, status: str, reason: str | None, message: str | None,
+                result: dict | None) -> None:
+    with store.transaction(conn):
+        store.update_job(conn, job_id, only_if_status=("running",), status=status,
+                         finished=time.time(), reason=reason, message=message, result=result,
+                         heartbeat=time.time())
+        store.add_event(conn, job_id, status, message or "")
+
+
+def _log(run_dir: Path, msg: str) -> None:
+    with open(run_dir / "log.txt", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+
+
+def _stop_on_signals(watcher: CancelWatcher) -> None:
+    """SIGTERM/SIGINT: stop at the next step with a checkpoint; a second one kills."""
+    def handler(signum, frame) -> None:
+        if watcher.signalled is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        watcher.signalled = signal.Signals(signum).name
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m engine.jobs.worker JOB_ID", file=sys.stderr)
+        return 2
+    status = run_job(argv[0])
+    return 0 if status in ("done", "cancelled", "interrupted") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

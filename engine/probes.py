@@ -1,0 +1,241 @@
+"""Probe boards: a handful of a user's own images (drawings, photos) with their true labels,
+scored by several experiments side by side, as the DIGITS lab compares its networks on the same
+real-world test images ("predicted label : confidence" per experiment).
+
+Images are stored as drawn (PNG of the original canvas or upload) with the polarity and framing
+used, so each model prepares them under its own preprocessing contract when scored.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from engine import store
+
+Home = str | os.PathLike | None
+POLARITIES = ("auto", "invert", "as-is")
+
+
+@contextmanager
+def _db(home: Home) -> Iterator[sqlite3.Connection]:
+    conn = store.connect(home)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _board_row(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["shared"] = bool(d["shared"])
+    return d
+
+
+def _visible(board: dict[str, Any], user: str | None) -> bool:
+    return board["shared"] or board["owner"] == user
+
+
+def create_board(name: str, owner: str, shared: bool = True, home: Home = None) -> str:
+    """A new board owned by `owner`; shared boards are viewable (not editable) by everyone."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a board needs a name")
+    if not owner:
+        raise PermissionError("sign in to create a probe board")
+    board_id = uuid.uuid4().hex[:12]
+    with _db(home) as conn:
+        try:
+            conn.execute("INSERT INTO probe_boards (id, name, owner, shared, created) "
+                         "VALUES (?, ?, ?, ?, ?)", (board_id, name, owner, int(shared),
+                                                    time.time()))
+        except sqlite3.IntegrityError as e:
+            raise ValueError(f"you already have a board named {name!r}") from e
+    return board_id
+
+
+def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
+    """The user's own boards, then the boards others share, newest first, with probe counts."""
+    with _db(home) as conn:
+        rows = conn.execute(
+            "SELECT b.*, (SELECT COUNT(*) FROM probes p WHERE p.board = b.id) AS probes "
+            "FROM probe_boards b WHERE b.owner = ? OR b.shared "
+            "ORDER BY b.owner = ? DESC, b.created DESC, b.rowid DESC", (user, user))
+        return [_board_row(r) for r in rows]
+
+
+def get_board(board_id: str, user: str | None = None, home: Home = None) -> dict[str, Any]:
+    """A board the user may view; KeyError if there is none, PermissionError if private."""
+    with _db(home) as conn:
+        return _get_board(conn, board_id, user)
+
+
+def _get_board(conn: sqlite3.Connection, board_id: str, user: str | None) -> dict[str, Any]:
+    row = conn.execute("SELECT * FROM probe_boards WHERE id = ?", (board_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no probe board {board_id!r}")
+    board = _board_row(row)
+    if not _visible(board, user):
+        raise PermissionError("this probe board is private to its owner")
+    return board
+
+
+def _owned(conn: sqlite3.Connection, board_id: str, user: str | None, action: str) -> None:
+    board = _get_board(conn, board_id, user) if user else None
+    if board is None or board["owner"] != user:
+        raise PermissionError(f"only the board's owner can {action}")
+
+
+def set_shared(board_id: str, shared: bool, user: str | None, home: Home = None) -> None:
+    with _db(home) as conn:
+        _owned(conn, board_id, user, "share or unshare it")
+        conn.execute("UPDATE probe_boards SET shared = ? WHERE id = ?", (int(shared), board_id))
+
+
+def delete_board(board_id: str, user: str | None, home: Home = None) -> None:
+    """Delete a board and its probes (owner only -> PermissionError)."""
+    with _db(home) as conn:
+        _owned(conn, board_id, user, "delete it")
+        conn.execute("DELETE FROM probe_boards WHERE id = ?", (board_id,))
+
+
+def add_probe(board_id: str, image_png: bytes, label: str, polarity: str = "auto",
+              user: str | None = None, digit: bool = True, source: str = "",
+              home: Home = None) -> int:
+    """Store an image as drawn, with its true label and the polarity and framing it needs."""
+    if polarity not in POLARITIES:
+        raise ValueError(f"polarity must be one of {', '.join(POLARITIES)}, not {polarity!r}")
+    if not str(label).strip():
+        raise ValueError("a probe needs its true label")
+    Image.open(io.BytesIO(image_png)).verify()  # refuse what is not an image, now
+    with _db(home) as conn:
+        _owned(conn, board_id, user, "add images to it")
+        cur = conn.execute(
+            "INSERT INTO probes (board, image, label, polarity, digit, source, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (board_id, image_png, str(label).strip(), polarity, int(digit), source,
+             time.time()))
+        return int(cur.lastrowid)
+
+
+def list_probes(board_id: str, user: str | None = None, home: Home = None
+                ) -> list[dict[str, Any]]:
+    """The board's probes, oldest first, with their PNG bytes under "image"."""
+    with _db(home) as conn:
+        _get_board(conn, board_id, user)
+        rows = conn.execute("SELECT * FROM probes WHERE board = ? ORDER BY id", (board_id,))
+        return [{**dict(r), "digit": bool(r["digit"])} for r in rows]
+
+
+def delete_probe(probe_id: int, user: str | None, home: Home = None) -> None:
+    with _db(home) as conn:
+        row = conn.execute("SELECT board FROM probes WHERE id = ?", (probe_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no probe {probe_id}")
+        _owned(conn, row["board"], user, "delete its images")
+        conn.execute("DELETE FROM probes WHERE id = ?", (probe_id,))
+
+
+# --- scoring --------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    predicted: str | None  # None: nothing to classify in the image
+    confidence: float
+    correct: bool
+
+    def __str__(self) -> str:
+        return "—" if self.predicted is None else f"{self.predicted} : {self.confidence:.1%}"
+
+
+@dataclass
+class BoardScore:
+    probes: list[dict[str, Any]]  # id, label (no image bytes)
+    columns: list[str]  # one per job
+    cells: list[list[Cell]]  # [probe][job]
+
+    def score(self, j: int) -> tuple[int, int]:
+        return sum(row[j].correct for row in self.cells), len(self.cells)
+
+    def frame(self, foot: bool = True) -> pd.DataFrame:
+        """One row per image ("predicted : confidence" per job), the scores at the foot."""
+        index = [f"#{p['id']}" for p in self.probes]
+        data = {"label": [p["label"] for p in self.probes]}
+        for j, col in enumerate(self.columns):
+            data[col] = [str(row[j]) for row in self.cells]
+        df = pd.DataFrame(data, index=pd.Index(index, name="image"))
+        if foot:
+            score = {"label": ""} | {c: "{}/{}".format(*self.score(j))
+                                     for j, c in enumerate(self.columns)}
+            df = pd.concat([df, pd.DataFrame([score], index=pd.Index(["score"], name="image"))])
+        return df
+
+    def correct(self) -> pd.DataFrame:
+        """Correct flags, shaped like frame(foot=False) without the label column."""
+        return pd.DataFrame([[c.correct for c in row] for row in self.cells],
+                            columns=self.columns, index=[f"#{p['id']}" for p in self.probes])
+
+
+def job_checkpoint(job_id: str, checkpoint: str = "best", home: Home = None) -> Path:
+    """A job's checkpoint: "best" (else the last), "last", or a path within its run dir."""
+    from engine.inference import resolve_checkpoint
+    from engine.jobs import job_dir
+
+    run = job_dir(job_id, home)
+    if checkpoint == "best":
+        return resolve_checkpoint(run)
+    path = (run / ("last.pt" if checkpoint == "last" else checkpoint)).resolve()
+    if run.resolve() not in path.parents:
+        raise ValueError(f"checkpoint {checkpoint!r} is outside the job's directory")
+    return resolve_checkpoint(path)
+
+
+def _column_names(job_ids: list[str], home: Home) -> list[str]:
+    from engine.jobs import get_job
+
+    names = [get_job(j, home, metrics=False, events=False)["name"] or j for j in job_ids]
+    return [f"{n} ({j})" if names.count(n) > 1 else n for n, j in zip(names, job_ids,
+                                                                      strict=True)]
+
+
+def score_board(board_id: str, job_ids: list[str], checkpoint: str = "best",
+                user: str | None = None, backend: str = "pytorch-cpu",
+                home: Home = None) -> BoardScore:
+    """Classify every probe with every job's checkpoint: the lab's comparison table."""
+    from engine.classify import classify_many, get_backend
+
+    probes = list_probes(board_id, user, home)
+    images = [np.asarray(Image.open(io.BytesIO(p["image"]))) for p in probes]
+    per_job: list[list[Cell]] = []
+    for job_id in job_ids:
+        model = get_backend(backend, job_checkpoint(job_id, checkpoint, home))
+        results = [classify_many(model, [im], top_k=1, digit=p["digit"],
+                                 polarity=p["polarity"])[0] for im, p in zip(images, probes,
+                                                                             strict=True)]
+        per_job.append([Cell(None, 0.0, False) if r is None else
+                        Cell(r.label, r.confidence, r.label == p["label"])
+                        for r, p in zip(results, probes, strict=True)])
+    cells = [[col[i] for col in per_job] for i in range(len(probes))]
+    meta = [{k: v for k, v in p.items() if k != "image"} for p in probes]
+    return BoardScore(meta, _column_names(job_ids, home), cells)
+
+
+def board_csv(board_id: str, job_ids: list[str], checkpoint: str = "best",
+              user: str | None = None, home: Home = None,
+              score: BoardScore | None = None) -> str:
+    """The comparison table as CSV (scores in the last row)."""
+    score = score or score_board(board_id, job_ids, checkpoint, user, home=home)
+    return score.frame().to_csv()
