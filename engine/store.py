@@ -107,6 +107,25 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX probes_board ON probes(board, id);
     """,
+    # 4: task jobs (evaluation, classify-many, deployment) beside training jobs, and the
+    # stored evaluations of checkpoints (engine/tasks, engine/evaluation)
+    """
+    ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'train';
+    CREATE INDEX jobs_kind_parent ON jobs(kind, parent);
+    CREATE TABLE evaluations (
+        job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        checkpoint TEXT NOT NULL,
+        split TEXT NOT NULL,
+        created REAL NOT NULL,
+        epoch INTEGER,
+        images INTEGER NOT NULL,
+        accuracy REAL NOT NULL,
+        top5 REAL,
+        loss REAL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (job, checkpoint, split)
+    );
+    """,
 ]
 
 
@@ -217,7 +236,7 @@ _JOB_JSON = ("config", "progress", "result")
 _JOB_COLUMNS = frozenset((
     "id", "name", "owner", "status", "device", "assigned_device", "config", "created", "queued",
     "started", "finished", "heartbeat", "pid", "progress", "cancel_requested", "resume",
-    "attempts", "reason", "message", "result", "parent", "sweep"))
+    "attempts", "reason", "message", "result", "parent", "sweep", "kind"))
 _METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "val_top5", "lr", "images_per_s",
                    "epoch_time")
 
@@ -254,10 +273,16 @@ def get_job(conn: sqlite3.Connection, id: str) -> dict[str, Any] | None:
 
 def list_jobs(conn: sqlite3.Connection, owner: str | None = None,
               statuses: tuple[str, ...] | list[str] | None = None, sweep: str | None = None,
-              order: str = "created DESC", limit: int | None = None) -> list[dict[str, Any]]:
-    """Jobs filtered by owner, statuses and sweep; order is one of a few fixed orderings."""
+              order: str = "created DESC", limit: int | None = None,
+              kind: str | None = None, parent: str | None = None) -> list[dict[str, Any]]:
+    """Jobs filtered by owner, statuses, sweep, kind ("train" or "task") and parent job;
+    order is one of a few fixed orderings."""
     orders = {"created DESC": "created DESC, rowid DESC", "queue": "queued, rowid"}
     where, args = [], []
+    for column, value in (("kind", kind), ("parent", parent)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
     if owner is not None:
         where.append("owner = ?")
         args.append(owner)
@@ -311,6 +336,23 @@ def put_metrics(conn: sqlite3.Connection, job: str, metrics: dict[str, Any]) -> 
 def get_metrics(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT data FROM metrics WHERE job = ? ORDER BY epoch", (job,))
     return [json.loads(r[0]) for r in rows]
+
+
+def put_evaluation(conn: sqlite3.Connection, job: str, summary: dict[str, Any]) -> None:
+    """A checkpoint's evaluation on a split; evaluating it again replaces the row."""
+    conn.execute(
+        "INSERT OR REPLACE INTO evaluations (job, checkpoint, split, created, epoch, images,"
+        " accuracy, top5, loss, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (job, summary["checkpoint"], summary["split"], time.time(), summary.get("epoch"),
+         summary["images"], summary["accuracy"], summary.get("top5"), summary.get("loss"),
+         json.dumps(summary)))
+
+
+def get_evaluations(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
+    """A job's evaluations, newest first, each the full summary plus when it was made."""
+    rows = conn.execute("SELECT created, data FROM evaluations WHERE job = ? ORDER BY created"
+                        " DESC", (job,))
+    return [{**json.loads(r["data"]), "created": r["created"]} for r in rows]
 
 
 def add_event(conn: sqlite3.Connection, job: str | None, kind: str, message: str = "") -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,50 +23,12 @@ from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings
 from engine.training import ConfigError
 
+from conftest import processes_of
+
 ROOT = Path(__file__).resolve().parent.parent
 # Several epochs, so that a cancel or a kill after the first lands mid-run.
 RUN = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "epochs": 4,
        "batch_size": 16}
-
-
-def _processes_of(home: Path) -> list[int]:
-    """Processes (not zombies) whose environment points at this workspace: ours alone."""
-    needle = f"\0STUDIO_HOME={home}\0".encode()
-    found = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit() or int(p.name) == os.getpid():
-            continue
-        try:
-            if needle in b"\0" + (p / "environ").read_bytes():
-                found.append(int(p.name))
-        except OSError:
-            continue
-    return found
-
-
-@pytest.fixture
-def jobs_home(tmp_path, monkeypatch, digits_home):
-    """A workspace with the 'digits' dataset and a fast-polling, CPU-only scheduler; every
-    scheduler and worker started on it is killed at the end."""
-    home = (tmp_path / "workspace").resolve()
-    shutil.copytree(digits_home, home)
-    monkeypatch.setenv("STUDIO_HOME", str(home))
-    monkeypatch.setenv("STUDIO_SCHEDULER_POLL", "0.1")
-    monkeypatch.setenv("STUDIO_SCHEDULER_IDLE_EXIT", "60")
-    monkeypatch.setenv("STUDIO_GPUS", "0")
-    monkeypatch.setenv("STUDIO_CPU_SLOTS", "1")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    yield home
-    for _ in range(50):
-        pids = _processes_of(home)
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
 
 
 def wait_until(pred, timeout: float = 90, what: str = "condition"):
@@ -245,6 +206,29 @@ def test_submit_runs_to_done_with_metrics_and_records_failures(jobs_home, monkey
     assert main(["jobs", "logs", good, "--tail", "1"]) == 0
     assert "held-out" in capsys.readouterr().out
 
+    # Training that ends queues the evaluation of its best checkpoint, stored in SQLite.
+    evaluation = wait_until(lambda: jobs.list_tasks(good, "engine.evaluate"), timeout=30,
+                            what="the automatic evaluation")[0]
+    evaluation = jobs.wait(evaluation["id"], timeout=90)
+    assert evaluation["status"] == "done", evaluation
+    assert evaluation["kind"] == "task" and evaluation["parent"] == good
+    stored = jobs.job_evaluations(good)
+    assert len(stored) == 1 and stored[0]["checkpoint"] == "best.pt"
+    assert stored[0]["split"] == "test" and stored[0]["images"] > 300
+    assert stored[0]["accuracy"] == evaluation["result"]["accuracy"]
+    assert sum(map(sum, stored[0]["confusion"])) == stored[0]["images"]
+    assert not jobs.list_tasks(bad)  # a failed run gets no evaluation
+    assert evaluation["id"] not in [j["id"] for j in jobs.list_jobs()]  # tasks list apart
+    assert evaluation["id"] in [j["id"] for j in jobs.list_jobs(kind="task")]
+    with pytest.raises(jobs.JobError, match="task"):
+        jobs.resume(evaluation["id"], start_scheduler=False)
+    with pytest.raises(jobs.JobError, match="only training jobs"):
+        jobs.clone(evaluation["id"], start_scheduler=False)
+    with pytest.raises(ValueError, match="unknown task"):
+        jobs.submit_task("engine.nothing", {}, parent=good, start_scheduler=False)
+    jobs.delete(good)  # its tasks and their stored evaluations go with it
+    assert not jobs.list_jobs(kind="task") and not jobs.job_dir(evaluation["id"]).exists()
+
 
 def test_cancel_mid_run_then_resume_finishes_all_epochs(jobs_home):
     job_id = jobs.submit(RUN)
@@ -324,7 +308,7 @@ def test_eight_concurrent_submissions_all_run(jobs_home, monkeypatch):
         assert p.returncode == 0, err
         ids.append(json.loads(out)["id"])
     assert len(set(ids)) == 8 and len(jobs.list_jobs()) == 8
-    schedulers = [pid for pid in _processes_of(jobs_home)
+    schedulers = [pid for pid in processes_of(jobs_home)
                   if b"engine.jobs" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
     assert len(schedulers) == 1, "one scheduler per workspace"
     for job_id in ids:

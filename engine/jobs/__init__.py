@@ -1,5 +1,6 @@
 """Training jobs: a persistent queue in SQLite, a scheduler process, one worker process per
-job, live metrics, cancel, resume, clone and sweeps. See DESIGN.md, "Jobs"."""
+job, live metrics, cancel, resume, clone and sweeps; task jobs (evaluation, classify-many,
+deployment steps) run the same way. See DESIGN.md, "Jobs"."""
 
 from engine.jobs.api import (
     ACTIVE,
@@ -9,13 +10,16 @@ from engine.jobs.api import (
     clone,
     delete,
     get_job,
+    job_evaluations,
     job_events,
     job_metrics,
     list_jobs,
+    list_tasks,
     read_log,
     resume,
     submit,
     submit_sweep,
+    submit_task,
     validate_config,
     wait,
 )
@@ -25,7 +29,8 @@ from engine.jobs.settings import SchedulerSettings, load_settings
 
 __all__ = [
     "ACTIVE", "ENDED", "JobError", "SchedulerSettings", "cancel", "clone", "delete",
-    "ensure_scheduler", "get_job", "job_dir", "job_events", "job_metrics", "list_jobs",
+    "ensure_scheduler", "get_job", "job_dir", "job_evaluations", "job_events", "job_metrics",
+    "list_jobs", "list_tasks",
     "load_settings", "read_log", "resume", "scheduler_alive", "scheduler_status", "serve",
-    "submit", "submit_sweep", "validate_config", "wait",
+    "submit", "submit_sweep", "submit_task", "validate_config", "wait",
 ]

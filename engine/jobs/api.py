@@ -144,6 +144,48 @@ def submit_sweep(base_config: TrainConfig | dict[str, Any],
     return ids
 
 
+def submit_task(task: str, params: dict[str, Any], owner: str | None = None, name: str = "",
+                *, parent: str | None = None, device: str = "cpu", home: Home = None,
+                start_scheduler: bool = True) -> str:
+    """Queue a task job (evaluation, classify-many, export, engine build...; see engine/tasks)
+    that works on the trained job `parent`; returns its id. Like training, it runs in a
+    worker process, so the dashboard never blocks on it."""
+    from engine.tasks import resolve
+
+    resolve(task)  # an unknown task fails here, not in a worker
+    with _db(home) as conn, store.transaction(conn):
+        if parent is not None:
+            parent = _find(conn, parent)["id"]
+        job_id = _new_id()
+        now = time.time()
+        if owner:
+            store.ensure_user(conn, owner)
+        store.insert_job(conn, {
+            "id": job_id, "name": name or task, "owner": owner, "status": "queued",
+            "device": device, "kind": "task", "parent": parent, "created": now, "queued": now,
+            "config": {"task": task, "params": {**params, "job": parent} if parent else params}})
+        store.add_event(conn, job_id, "submitted", f"{task} by {owner or 'local user'}"
+                        + (f" for job {parent}" if parent else ""))
+    if start_scheduler:
+        ensure_scheduler(home)
+    return job_id
+
+
+def list_tasks(parent: str, task: str | None = None, *, home: Home = None
+               ) -> list[dict[str, Any]]:
+    """The task jobs run for trained job `parent` (of one task name if given), newest first."""
+    with _db(home) as conn:
+        parent = _find(conn, parent)["id"]
+        rows = store.list_jobs(conn, kind="task", parent=parent)
+    return [_live(j) for j in rows if task is None or j["config"].get("task") == task]
+
+
+def job_evaluations(job_id: str, home: Home = None) -> list[dict[str, Any]]:
+    """The stored evaluations of a trained job's checkpoints, newest first."""
+    with _db(home) as conn:
+        return store.get_evaluations(conn, _find(conn, job_id)["id"])
+
+
 # --- read ---------------------------------------------------------------------------------------
 
 
@@ -153,6 +195,8 @@ def _live(job: dict[str, Any]) -> dict[str, Any]:
     fraction = None
     if job["status"] == "done":
         fraction = 1.0
+    elif p.get("fraction") is not None:  # task jobs report their fraction directly
+        fraction = float(p["fraction"])
     elif p.get("epochs"):
         step = (p.get("step") or 0) / p["steps"] if p.get("steps") else 0.0
         fraction = min(1.0, (p.get("epoch", 0) + step) / p["epochs"])
@@ -163,9 +207,10 @@ def _live(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,
-              sweep: str | None = None, limit: int | None = None,
+              sweep: str | None = None, limit: int | None = None, kind: str | None = "train",
               home: Home = None) -> list[dict[str, Any]]:
-    """Jobs, newest first, filtered by owner, status(es) and sweep."""
+    """Jobs, newest first, filtered by owner, status(es) and sweep; training jobs unless
+    kind is "task" (evaluations, exports...) or None (all)."""
     statuses = (status,) if isinstance(status, str) else tuple(status) if status else None
     bad = set(statuses or ()) - set(store.JOB_STATUSES)
     if bad:
@@ -173,7 +218,7 @@ def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = Non
                        f"{', '.join(store.JOB_STATUSES)}")
     with _db(home) as conn:
         return [_live(j) for j in store.list_jobs(conn, owner=owner, statuses=statuses,
-                                                   sweep=sweep, limit=limit)]
+                                                   sweep=sweep, limit=limit, kind=kind)]
 
 
 def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
@@ -187,8 +232,9 @@ def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
             job["events"] = store.get_events(conn, job["id"])
     job["dir"] = str(job_dir(job["id"], home))
     job["checkpoint"] = has_checkpoint(job["id"], home)
-    job["resumable"] = job["status"] in ("cancelled", "interrupted") or (
-        job["status"] == "failed" and job["checkpoint"])
+    job["resumable"] = job["kind"] == "train" and (
+        job["status"] in ("cancelled", "interrupted")
+        or (job["status"] == "failed" and job["checkpoint"]))
     return job
 
 
@@ -257,6 +303,9 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
     with _db(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(job, user, "resume")
+        if job["kind"] != "train":
+            raise JobError(f"job {job['id']} is a {job['config']['task']} task; submit it "
+                           "again instead of resuming it")
         checkpoint = has_checkpoint(job["id"], home)
         ok = job["status"] in ("cancelled", "interrupted") or (
             job["status"] == "failed" and checkpoint)
@@ -292,6 +341,9 @@ def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | Non
     """A new job with the config of `job_id` changed by `overrides`; records its parent."""
     with _db(home) as conn:
         parent = _find(conn, job_id)
+    if parent["kind"] != "train":
+        raise JobError(f"job {parent['id']} is a task, not a training job; only training jobs "
+                       "can be cloned")
     cfg = validate_config(_merge(parent["config"], overrides or {}), home)
     with _db(home) as conn, store.transaction(conn):
         new_id = _insert(conn, cfg, owner, name or f"{parent['name']} (clone)",
@@ -302,13 +354,18 @@ def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | Non
 
 
 def delete(job_id: str, user: str | None = None, home: Home = None) -> None:
-    """Delete a job's rows and files. A running job must be cancelled (and have stopped)
-    first."""
+    """Delete a job's rows and files, with its task jobs. A running training job must be
+    cancelled (and have stopped) first."""
     with _db(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(job, user, "delete")
         if job["status"] == "running":
             raise JobError(f"job {job['id']} is running; cancel it first, then delete it once "
                            "it has stopped")
-        store.delete_job(conn, job["id"])
-    shutil.rmtree(job_dir(job["id"], home), ignore_errors=True)
+        # Its tasks (evaluations, exports) go with it; a running one sees its row gone at
+        # its next progress report and stops.
+        tasks = store.list_jobs(conn, kind="task", parent=job["id"])
+        for t in [*tasks, job]:
+            store.delete_job(conn, t["id"])
+    for t in [*tasks, job]:
+        shutil.rmtree(job_dir(t["id"], home), ignore_errors=True)

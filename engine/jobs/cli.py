@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--status", help="comma-separated: queued,running,done,failed,...")
     ls.add_argument("--sweep")
     ls.add_argument("--limit", type=int)
+    ls.add_argument("--kind", choices=("train", "task", "all"), default="train",
+                    help="training jobs (default), task jobs (evaluations, exports...) or all")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
@@ -164,7 +166,8 @@ def cmd_submit(a: argparse.Namespace) -> Any:
 
 def cmd_list(a: argparse.Namespace) -> Any:
     status = [s for s in a.status.split(",") if s] if a.status else None
-    jobs = api.list_jobs(a.owner, status, sweep=a.sweep, limit=a.limit)
+    jobs = api.list_jobs(a.owner, status, sweep=a.sweep, limit=a.limit,
+                         kind=None if a.kind == "all" else a.kind)
     rows = [_summary(j) for j in jobs]
     if a.json:
         return rows
@@ -268,16 +271,20 @@ def _summary(job: dict) -> dict[str, Any]:
     if p.get("epochs"):
         progress = f"epoch {min(p.get('epoch', 0) + (job['status'] == 'running'), p['epochs'])}"
         progress += f"/{p['epochs']}"
+    elif job.get("kind") == "task":
+        progress = job["config"]["task"]
     else:
         progress = ""
     result = job.get("result") or {}
     best = result.get("best") or {}
+    if job.get("kind") == "task":
+        best = {"val_accuracy": result.get("accuracy")}
     return {"id": job["id"], "name": job["name"], "owner": job["owner"],
             "status": job["status"], "device": job["assigned_device"] or job["device"],
             "progress": progress, "fraction": job.get("fraction"), "eta_s": job.get("eta_s"),
             "val_accuracy": best.get("val_accuracy"), "created": job["created"],
             "finished": job["finished"], "reason": job["reason"], "message": job["message"],
-            "parent": job["parent"], "sweep": job["sweep"]}
+            "parent": job["parent"], "sweep": job["sweep"], "kind": job.get("kind", "train")}
 
 
 def _describe(job: dict) -> str:

@@ -1,4 +1,4 @@
-"""`python -m engine.jobs.worker JOB_ID`: one job's training, in its own process.
+"""`python -m engine.jobs.worker JOB_ID`: one job's training (or task), in its own process.
 
 The scheduler has already marked the job running on a device. The worker trains with a
 SQLite sink and a cancel watcher, and records how the job ended, with the reason when it
@@ -34,7 +34,8 @@ def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
     run_dir = job_dir(job_id, home)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        status, reason, message, result = _train(job, run_dir, conn, watcher, home)
+        run = _task if job["kind"] == "task" else _train
+        status, reason, message, result = run(job, run_dir, conn, watcher, home)
     except BaseException as e:  # noqa: BLE001 - every ending is recorded, then re-raised if fatal
         status, reason, message, result = "failed", *_failure(e), None
         if reason == "error":
@@ -45,7 +46,63 @@ def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
             _record_end(conn, job_id, status, reason, message, result)
             raise
     _record_end(conn, job_id, status, reason, message, result)
+    if status == "done" and job["kind"] == "train":
+        _evaluate_best(job, home)
     return status
+
+
+class TaskCancelled(Exception):
+    """Raised from a task's progress callback when its job is cancelled or signalled."""
+
+
+def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
+          ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    """Run a task job: its function reports progress, which lands in the job row (at most
+    a few times a second) and is where a cancel takes effect."""
+    from engine.tasks import resolve
+
+    task, params = job["config"]["task"], dict(job["config"]["params"])
+    fn = resolve(task)
+    last = {"t": 0.0}
+
+    def progress(fraction: float, message: str = "") -> None:
+        if watcher():
+            raise TaskCancelled
+        now = time.time()
+        if now - last["t"] >= 0.25 or fraction >= 1.0:
+            last["t"] = now
+            store.update_job(conn, job["id"], only_if_status=("running",), heartbeat=now,
+                             progress={"fraction": max(0.0, min(1.0, float(fraction))),
+                                       "message": message, "time": now})
+
+    _log(run_dir, f"{task} started with {params}")
+    try:
+        result = fn({**params, "task_job": job["id"]}, progress, home=home)
+    except TaskCancelled:
+        if watcher.cancelled:
+            return "cancelled", "cancelled", f"{task} cancelled", None
+        return "interrupted", "signal", f"{task} stopped by {watcher.signalled}", None
+    _log(run_dir, f"{task} done: {result}")
+    return "done", None, _summary(task, result), result
+
+
+def _summary(task: str, result: dict[str, Any]) -> str:
+    if "accuracy" in result:
+        return f"{task}: accuracy {result['accuracy']:.4f} on {result.get('images', '?')} images"
+    return f"{task} done"
+
+
+def _evaluate_best(job: dict, home) -> None:
+    """When training ends, queue the evaluation of its best checkpoint (the issue's "run
+    automatically"); the scheduler that started this worker picks it up."""
+    from engine.jobs.api import submit_task
+
+    try:
+        submit_task("engine.evaluate", {"checkpoint": "best.pt"}, owner=job["owner"],
+                    name=f"evaluate {job['name'] or job['id']}", parent=job["id"], home=home,
+                    start_scheduler=False)
+    except Exception as e:  # noqa: BLE001 - training is done; say why no evaluation followed
+        _log(job_dir(job["id"], home), f"could not queue the evaluation: {e}")
 
 
 def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home

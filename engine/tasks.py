@@ -1,0 +1,63 @@
+"""Engine work that runs as a job besides training: evaluation and classify-many.
+
+A task is `fn(params, progress, home) -> result dict`. A job's task name says which package
+holds it ("engine.evaluate" -> engine.tasks.TASKS, "trt.build" -> trt.tasks.TASKS), so the
+worker can run deployment tasks without engine importing trt.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from contextlib import closing
+from typing import Any
+
+from engine.jobs.paths import job_dir
+
+Progress = Callable[[float, str], None]
+PACKAGES = ("engine", "trt")  # the only places task code may come from
+
+
+def evaluate(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
+    """Evaluate a trained job's checkpoint (default best) on its test (or validation) split."""
+    from engine import store
+    from engine.evaluation import evaluate_checkpoint
+
+    summary = evaluate_checkpoint(job_dir(params["job"], home), params.get("checkpoint"),
+                                  params.get("split"), home=home,
+                                  device=params.get("device", "cpu"), progress=progress)
+    with closing(store.connect(home)) as conn:
+        store.put_evaluation(conn, params["job"], summary)
+    return {k: summary[k] for k in ("split", "checkpoint", "images", "accuracy", "loss")
+            if k in summary} | ({"top5": summary["top5"]} if "top5" in summary else {})
+
+
+def classify(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
+    """Classify uploaded images (zip, folders, files) with a trained job's checkpoint, writing
+    results.csv into this task's own job directory."""
+    from engine.batch_classify import classify_many
+
+    out_csv = job_dir(params["task_job"], home) / "results.csv"
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = job_dir(params["job"], home) / (params.get("checkpoint") or "best.pt")
+    expected = params.get("expected_images")
+    result = classify_many(
+        checkpoint, params["inputs"], labels=params.get("labels"), out_csv=out_csv,
+        digit=bool(params.get("digit")), polarity=params.get("polarity", "auto"),
+        progress=lambda n, m: progress(min(0.99, n / expected) if expected else 0.5, m))
+    return {k: v for k, v in result.items() if k != "csv"} | {"csv": str(out_csv)}
+
+
+TASKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "engine.evaluate": evaluate, "engine.classify": classify}
+
+
+def resolve(name: str) -> Callable[..., dict[str, Any]]:
+    """The function of a task name, imported from its package's tasks module."""
+    package = name.split(".", 1)[0]
+    if package not in PACKAGES:
+        raise ValueError(f"unknown task {name!r}")
+    tasks = importlib.import_module(f"{package}.tasks").TASKS
+    if name not in tasks:
+        raise ValueError(f"unknown task {name!r}; {package} offers {', '.join(sorted(tasks))}")
+    return tasks[name]
