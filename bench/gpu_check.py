@@ -17,27 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
 from engine.training import RecordingSink, TrainConfig, train  # noqa: E402
+from engine.workspace import atomic_write_json  # noqa: E402
 from trt.bench import format_table, run_bench  # noqa: E402
-from trt.files import write_json_atomic  # noqa: E402
 
-from conftest import MNIST_IMAGES, MNIST_LABELS, read_idx_gz, write_idx  # noqa: E402
-
-
-def make_mnist_sample(root: Path) -> Path:
-    """The conftest fixture's split: first 8,000 images train, last 2,000 test, 10% val."""
-    images, labels = read_idx_gz(MNIST_IMAGES), read_idx_gz(MNIST_LABELS)
-    parts = {"train-images": images[:8000], "train-labels": labels[:8000],
-             "test-images": images[8000:], "test-labels": labels[8000:]}
-    for name, arr in parts.items():
-        write_idx(root / name, arr)
-    home = root / "workspace"
-    create_dataset("mnist-sample", "idx", {
-        "train_images": str(root / "train-images"), "train_labels": str(root / "train-labels"),
-        "test_images": str(root / "test-images"), "test_labels": str(root / "test-labels"),
-    }, DatasetOptions(val_percent=10.0), home=home)
-    return home
+from conftest import MNIST_IMAGES, make_mnist_sample  # noqa: E402
 
 
 def train_lenet(home: Path, run_dir: Path, device: str) -> dict:
@@ -68,7 +52,7 @@ def main() -> int:
         inference = run_bench(Path(tmp) / "run", seconds=args.seconds,
                               progress=lambda m: print(m, flush=True))
     results = {"training": training, "inference": inference}
-    write_json_atomic(out / "gpu_check.json", results)
+    atomic_write_json(out / "gpu_check.json", results)
     table = format_table(inference)
     md = (f"# GPU check ({inference['machine'].get('gpu', 'no GPU')})\n\n"
           f"LeNet training on {device}, MNIST 8k sample, 5 epochs: "

@@ -55,14 +55,13 @@ def read_idx_gz(path: Path):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-@pytest.fixture(scope="session")
-def mnist_sample_home(tmp_path_factory, mnist_files) -> Path:
-    """A workspace holding 'mnist-sample': the mnist-8k/2k split (first 8,000 images train,
-    last 2,000 held out as the test split), with 10% of the training part for validation."""
+def make_mnist_sample(root: Path) -> Path:
+    """A workspace in root holding 'mnist-sample': the mnist-8k/2k split (first 8,000 images
+    train, last 2,000 held out as the test split), with 10% of the training part for
+    validation. Also used by bench/gpu_check.py."""
     from engine.datasets import DatasetOptions, create_dataset
 
-    root = tmp_path_factory.mktemp("mnist-sample")
-    images, labels = (read_idx_gz(p) for p in mnist_files)
+    images, labels = read_idx_gz(MNIST_IMAGES), read_idx_gz(MNIST_LABELS)
     parts = {"train-images": images[:8000], "train-labels": labels[:8000],
              "test-images": images[8000:], "test-labels": labels[8000:]}
     for name, arr in parts.items():
@@ -73,6 +72,12 @@ def mnist_sample_home(tmp_path_factory, mnist_files) -> Path:
         "test_images": str(root / "test-images"), "test_labels": str(root / "test-labels"),
     }, DatasetOptions(val_percent=10.0), home=home)
     return home
+
+
+@pytest.fixture(scope="session")
+def mnist_sample_home(tmp_path_factory, mnist_files) -> Path:
+    """The MNIST sample split's workspace (see make_mnist_sample), shared by the session."""
+    return make_mnist_sample(tmp_path_factory.mktemp("mnist-sample"))
 
 
 @pytest.fixture(scope="session")
