@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.inference import ImageLike, Predictor, resolve_checkpoint
+from engine.inference import ImageLike, Prediction, Predictor, resolve_checkpoint
 
 # --- backends -------------------------------------------------------------------------------
 
@@ -97,19 +97,15 @@ register_backend("pytorch-cuda", TorchBackend, "PyTorch (CUDA)",
 # --- classifying ----------------------------------------------------------------------------
 
 
-@dataclass
-class ClassifyResult:
-    input: np.ndarray  # what the network saw: uint8 H x W x C
-    top: list[tuple[str, float]]  # (class, probability), most likely first
-    probabilities: np.ndarray
+# A classification through any backend is the same record as the predictor's.
+ClassifyResult = Prediction
 
-    @property
-    def label(self) -> str:
-        return self.top[0][0]
 
-    @property
-    def confidence(self) -> float:
-        return self.top[0][1]
+def _result(classes: list[str], seen: np.ndarray, probs: np.ndarray, top_k: int
+            ) -> ClassifyResult:
+    idx = np.argsort(-probs)[:min(top_k, len(classes))]
+    return ClassifyResult(top=[(classes[i], float(probs[i])) for i in idx], probabilities=probs,
+                          input=seen)
 
 
 def prepare(backend: Backend, image: ImageLike, digit: bool = True, polarity: str = "auto"
@@ -126,9 +122,7 @@ def classify(backend: Backend, image: ImageLike, top_k: int = 5, digit: bool = T
              polarity: str = "auto") -> ClassifyResult:
     """Prepare one image and classify it; raises EmptyDrawing for a blank canvas."""
     seen = prepare(backend, image, digit=digit, polarity=polarity)
-    probs = backend.probabilities(seen[None])[0]
-    idx = np.argsort(-probs)[:min(top_k, len(backend.classes))]
-    return ClassifyResult(seen, [(backend.classes[i], float(probs[i])) for i in idx], probs)
+    return _result(backend.classes, seen, backend.probabilities(seen[None])[0], top_k)
 
 
 def classify_many(backend: Backend, images: list[ImageLike], top_k: int = 5,
@@ -144,16 +138,8 @@ def classify_many(backend: Backend, images: list[ImageLike], top_k: int = 5,
             seen.append(None)
     good = [s for s in seen if s is not None]
     probs = iter(backend.probabilities(np.stack(good)) if good else [])
-    k = min(top_k, len(backend.classes))
-    out: list[ClassifyResult | None] = []
-    for s in seen:
-        if s is None:
-            out.append(None)
-            continue
-        p = next(probs)
-        idx = np.argsort(-p)[:k]
-        out.append(ClassifyResult(s, [(backend.classes[i], float(p[i])) for i in idx], p))
-    return out
+    return [None if s is None else _result(backend.classes, s, next(probs), top_k)
+            for s in seen]
 
 
 # --- inside the model (PyTorch) -------------------------------------------------------------
