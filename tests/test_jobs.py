@@ -226,6 +226,10 @@ def test_submit_runs_to_done_with_metrics_and_records_failures(jobs_home, monkey
         jobs.clone(evaluation["id"], start_scheduler=False)
     with pytest.raises(ValueError, match="unknown task"):
         jobs.submit_task("engine.nothing", {}, parent=good, start_scheduler=False)
+    missing = jobs.wait(jobs.submit_task("engine.evaluate", {"checkpoint": "epoch-9.pt"},
+                                         parent=good), timeout=60)
+    assert missing["status"] == "failed" and missing["reason"] == "config"
+    assert "no checkpoint" in missing["message"] and len(jobs.job_evaluations(good)) == 1
     jobs.delete(good)  # its tasks and their stored evaluations go with it
     assert not jobs.list_jobs(kind="task") and not jobs.job_dir(evaluation["id"]).exists()
 
