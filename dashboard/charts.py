@@ -66,3 +66,63 @@ def top_k(top: list[tuple[str, float]], title: str = "Top classes") -> alt.Chart
                     y=alt.Y("class:N", sort=alt.SortField("rank"), title=None),
                     tooltip=["class", alt.Tooltip("probability:Q", format=".2%")])
             .properties(height=alt.Step(26)))  # one 26 px band per class
+
+
+def per_class_accuracy(metrics: list[dict[str, Any]], classes: list[str],
+                       key: str = "val_per_class_accuracy") -> alt.Chart:
+    """One line per class of its validation accuracy over epochs (clicking the legend
+    highlights a class)."""
+    rows = [{"epoch": m["epoch"], "class": classes[i] if i < len(classes) else str(i),
+             "accuracy": acc}
+            for m in metrics for i, acc in enumerate(m.get(key) or [])]
+    df = pd.DataFrame(rows, columns=["epoch", "class", "accuracy"])
+    pick = alt.selection_point(fields=["class"], bind="legend")
+    return (alt.Chart(df, title="Validation accuracy per class")
+            .mark_line(point=True)
+            .encode(x=alt.X("epoch:Q", title="epoch", axis=EPOCH_AXIS),
+                    y=alt.Y("accuracy:Q", axis=alt.Axis(format="%")),
+                    color=alt.Color("class:N", sort=classes or None),
+                    opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+                    tooltip=["class", "epoch", alt.Tooltip("accuracy:Q", format=".2%")])
+            .add_params(pick)
+            .properties(height=300))
+
+
+def confusion_frame(confusion: list[list[int]], classes: list[str]) -> pd.DataFrame:
+    """Long form of a confusion matrix (rows true): count and row-normalized share per cell."""
+    rows = []
+    for t, row in enumerate(confusion):
+        total = sum(row)
+        for p, n in enumerate(row):
+            rows.append({"true": classes[t], "predicted": classes[p], "count": int(n),
+                         "share": n / total if total else 0.0})
+    return pd.DataFrame(rows, columns=["true", "predicted", "count", "share"])
+
+
+def confusion_heatmap(confusion: list[list[int]], classes: list[str],
+                      title: str = "Confusion matrix", selectable: bool = False) -> alt.Chart:
+    """Heatmap of a confusion matrix: colour is the row-normalized share (so rare classes
+    read as clearly as common ones), the text the count; with selectable, clicking a cell
+    selects that (true, predicted) pair (selection parameter "cell")."""
+    df = confusion_frame(confusion, classes)
+    cell = 34 if len(classes) <= 20 else 18
+    base = alt.Chart(df, title=title).encode(
+        x=alt.X("predicted:N", sort=classes, title="predicted",
+                axis=alt.Axis(labelAngle=0, orient="top")),
+        y=alt.Y("true:N", sort=classes, title="true"))
+    tooltip = ["true", "predicted", "count", alt.Tooltip("share:Q", format=".1%",
+                                                         title="share of true class")]
+    rect = base.mark_rect().encode(
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                        legend=alt.Legend(format="%", title="row %")),
+        tooltip=tooltip)
+    if selectable:
+        pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
+        rect = rect.add_params(pick).encode(
+            stroke=alt.condition(pick, alt.value("#e4572e"), alt.value(None), empty=False),
+            strokeWidth=alt.condition(pick, alt.value(3), alt.value(0), empty=False))
+    text = base.mark_text(fontSize=10 if cell < 30 else 12).encode(
+        text=alt.Text("count:Q"),
+        color=alt.condition(alt.datum.share > 0.5, alt.value("white"), alt.value("black")),
+        tooltip=tooltip)
+    return (rect + text).properties(width=alt.Step(cell), height=alt.Step(cell))

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import charts, nav, session
+from dashboard.views import evaluation
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 
@@ -66,7 +67,7 @@ def _live(job_id: str) -> None:
     if held:
         st.success(f"Held-out ({held['split']}) accuracy: {held['accuracy']:.2%}, "
                    f"loss {held['loss']:.4f}")
-    _charts(job["metrics"])
+    _charts(job["metrics"], job["config"]["dataset"])
     with st.expander("Log", expanded=status in ("running", "failed")):
         st.code(jobs.read_log(job_id, tail=30) or "(empty)", language=None)
     # When the job ends, redraw the whole page once so the buttons match the new status.
@@ -76,7 +77,7 @@ def _live(job_id: str) -> None:
     st.session_state["job_last_status"] = status
 
 
-def _charts(metrics: list[dict[str, Any]]) -> None:
+def _charts(metrics: list[dict[str, Any]], dataset: str) -> None:
     if not metrics:
         st.caption("Charts appear after the first epoch.")
         return
@@ -93,6 +94,16 @@ def _charts(metrics: list[dict[str, Any]]) -> None:
                                          "rate"), width="stretch")
     c2.altair_chart(charts.metric_curves(metrics, {"images_per_s": "images/s"}, "Throughput",
                                          "images/s"), width="stretch")
+    if any(m.get("val_per_class_accuracy") for m in metrics):
+        st.altair_chart(charts.per_class_accuracy(metrics, _classes(dataset)), width="stretch")
+
+
+def _classes(dataset: str) -> list[str]:
+    """Class names for the per-class chart (indexes when the dataset is gone)."""
+    try:
+        return list(open_dataset(dataset).classes)
+    except DatasetError:
+        return []
 
 
 def _actions(job: dict[str, Any]) -> None:
@@ -162,5 +173,10 @@ def render() -> None:
     active = job["status"] in jobs.ACTIVE
     st.session_state.setdefault("job_last_status", job["status"])
     st.fragment(_live, run_every=1.0 if active else None)(job_id)
+    # Evaluation needs a best checkpoint and a job at rest; task jobs (evaluations, exports)
+    # have no checkpoint of their own.
+    if not active and job.get("kind", "train") == "train" \
+            and (jobs.job_dir(job_id) / "best.pt").exists():
+        evaluation.render(job)
     with st.expander("Configuration"):
         st.json(cfg)

@@ -1,0 +1,372 @@
+"""The Evaluation and Classify-many sections of a trained job's page.
+
+Evaluation shows the latest stored evaluation of a checkpoint (metrics, per-class table,
+confusion heatmap whose cells pick a (true, predicted) pair, confident mistakes, top N per
+class) and runs new ones as task jobs. Classify many uploads a zip or images, runs them as a
+task job and shows its results table, accuracy and confusion matrix.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, session
+from dashboard.views.datasets import enlarge
+from engine import jobs
+from engine.batch_classify import IMAGE_SUFFIXES
+from engine.datasets import DatasetError, open_dataset
+from engine.evaluation import Evaluation, load_evaluation
+
+GALLERY_PX = 84
+SPLIT_AUTO = "test (validation when none)"
+LABEL_MODES = {"none": "No labels", "folders": "Folder per class (inside the zip)",
+               "csv": "CSV file (file,label)"}
+
+
+# --- task progress -------------------------------------------------------------------------------
+
+
+def _task_status(job_id: str, task: str, what: str) -> dict[str, Any] | None:
+    """Progress of the newest task job of a kind; when it ends, redraws the whole page once so
+    the new results show. Returns that task job."""
+    tasks = jobs.list_tasks(job_id, task)
+    latest = tasks[0] if tasks else None
+    key = f"ev_task_status_{task}"
+    if latest is None:
+        return None
+    status = latest["status"]
+    if status in jobs.ACTIVE:
+        message = (latest.get("progress") or {}).get("message") or status
+        st.progress(latest.get("fraction") or 0.0,
+                    text=f"{what} {status}: {message}" if status == "running"
+                    else f"{what} queued — it starts when a worker is free")
+    elif status == "failed":
+        st.error(f"{what} failed: {latest.get('message') or latest.get('reason') or 'error'}")
+    elif status in ("cancelled", "interrupted"):
+        st.warning(f"{what} {status}: {latest.get('message') or ''}")
+    previous = st.session_state.get(key)
+    st.session_state[key] = (latest["id"], status)
+    if previous and previous[0] == latest["id"] and previous[1] in jobs.ACTIVE \
+            and status not in jobs.ACTIVE:
+        st.rerun()
+    return latest
+
+
+def _poll(fn, job_id: str, task: str, what: str) -> None:
+    """Runs fn in a fragment that polls once a second while a task of this kind is active."""
+    tasks = jobs.list_tasks(job_id, task)
+    active = bool(tasks) and tasks[0]["status"] in jobs.ACTIVE
+    st.fragment(fn, run_every=1.0 if active else None)(job_id, task, what)
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def _eval_label(e: dict[str, Any]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("created") or 0))
+    epoch = f", epoch {e['epoch']}" if e.get("epoch") is not None else ""
+    return f"{e['checkpoint']} on {e['split']} ({e['images']} images{epoch}) — {when}"
+
+
+def _evaluate_form(job: dict[str, Any], dataset: Any) -> None:
+    run_dir = jobs.job_dir(job["id"])
+    checkpoints = sorted((p.name for p in run_dir.glob("*.pt")),
+                         key=lambda n: (n != "best.pt", n != "last.pt", n))
+    if not checkpoints:
+        st.caption("No checkpoint to evaluate yet.")
+        return
+    splits = [SPLIT_AUTO] + ([s for s in ("test", "val", "train") if len(dataset.split(s))]
+                             if dataset is not None else [])
+    with st.form("ev_form", border=False):
+        c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+        ckpt = c1.selectbox("Checkpoint", checkpoints, key="ev_ckpt")
+        split = c2.selectbox("Split", splits, key="ev_split")
+        go = c3.form_submit_button("Evaluate", disabled=dataset is None)
+    if go:
+        params = {"checkpoint": ckpt} | ({} if split == SPLIT_AUTO else {"split": split})
+        jobs.submit_task("engine.evaluate", params, owner=session.current_user(),
+                         name=f"evaluate {job['name'] or job['id']} {ckpt}", parent=job["id"])
+        time.sleep(0.2)
+        st.rerun()
+
+
+def _images(dataset: Any, indexes: list[int]) -> list[np.ndarray]:
+    if not indexes:
+        return []
+    idx = np.asarray(indexes)
+    order = np.argsort(idx)  # sorted reads from the memory map, then back in caller's order
+    got = np.asarray(dataset.images[idx[order]])
+    out = np.empty_like(got)
+    out[order] = got
+    return [enlarge(img, GALLERY_PX) for img in out]
+
+
+def _most_confused(confusion: list[list[int]]) -> tuple[int, int]:
+    cm = np.asarray(confusion)
+    off = cm - np.diag(np.diag(cm))
+    if off.max() <= 0:
+        return 0, 0
+    t, p = np.unravel_index(off.argmax(), off.shape)
+    return int(t), int(p)
+
+
+def _selected_cell(event: Any, classes: list[str]) -> tuple[int, int] | None:
+    """The (true, predicted) indexes of a clicked heatmap cell, if any."""
+    try:
+        points = event.selection["cell"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    point = points[0] if isinstance(points, list) else points
+    try:
+        return classes.index(str(point["true"])), classes.index(str(point["predicted"]))
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _metrics(summary: dict[str, Any]) -> None:
+    cols = st.columns(5)
+    cols[0].metric("Top-1 accuracy", f"{summary['accuracy']:.2%}")
+    cols[1].metric("Top-5 accuracy", f"{summary['top5']:.2%}" if "top5" in summary else "—")
+    cols[2].metric("Loss", f"{summary['loss']:.4f}")
+    cols[3].metric("Macro F1", f"{summary['macro_f1']:.3f}")
+    cols[4].metric("Images", f"{summary['images']:,}")
+
+
+def per_class_table(summary: dict[str, Any]) -> pd.DataFrame:
+    df = pd.DataFrame(summary["per_class"], columns=["class", "precision", "recall", "f1",
+                                                      "support"])
+    return df.set_index("class")
+
+
+def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: Any) -> None:
+    classes = summary["classes"]
+    clicked = _selected_cell(event, classes)
+    # A new click moves the pickers; otherwise they keep what the user chose.
+    if clicked is not None and clicked != st.session_state.get("ev_clicked"):
+        st.session_state["ev_true"], st.session_state["ev_pred"] = clicked
+    st.session_state["ev_clicked"] = clicked
+    if "ev_true" not in st.session_state or st.session_state["ev_true"] >= len(classes) \
+            or st.session_state.get("ev_pred", 0) >= len(classes):
+        st.session_state["ev_true"], st.session_state["ev_pred"] = \
+            _most_confused(summary["confusion"])
+    c1, c2 = st.columns(2)
+    options = list(range(len(classes)))
+    t = c1.selectbox("True class", options, format_func=lambda i: classes[i], key="ev_true")
+    p = c2.selectbox("Predicted as", options, format_func=lambda i: classes[i], key="ev_pred")
+    count = summary["confusion"][t][p]
+    st.caption(f"{count} image(s) of {classes[t]} predicted as {classes[p]}"
+               + (" (most confident first)" if count else ""))
+    if ev is None or dataset is None or not count:
+        return
+    indexes = ev.pair(t, p, limit=48)
+    st.image(_images(dataset, indexes), caption=[f"#{i}" for i in indexes], width=GALLERY_PX)
+
+
+def _mistakes(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
+    n = st.slider("Mistakes shown", 4, 64, 16, step=4, key="ev_mistakes_n")
+    wrong = ev.confident_mistakes(limit=n)
+    if not wrong:
+        st.success("No mistakes on this split.")
+        return
+    st.image(_images(dataset, [m["index"] for m in wrong]),
+             caption=[f"{classes[m['true']]} → {classes[m['predicted']]} "
+                      f"{m['confidence']:.0%}" for m in wrong], width=GALLERY_PX)
+
+
+def _top_per_class(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
+    c1, c2 = st.columns([1, 3])
+    n = c1.number_input("N per class", 1, 50, 6, key="ev_topn")
+    shown = c2.multiselect("Classes", list(range(len(classes))),
+                           default=list(range(min(10, len(classes)))),
+                           format_func=lambda i: classes[i], key="ev_top_classes")
+    top = ev.top_per_class(int(n))
+    for c in shown:
+        rows = top[c]
+        st.markdown(f"**{classes[c]}**")
+        st.image(_images(dataset, [r["index"] for r in rows]),
+                 caption=[f"{r['probability']:.0%}" + ("" if r["true"] == c
+                                                        else f" (is {classes[r['true']]})")
+                          for r in rows], width=GALLERY_PX)
+
+
+def _evaluation(job: dict[str, Any]) -> None:
+    job_id = job["id"]
+    _poll(_task_status, job_id, "engine.evaluate", "Evaluation")
+    evals = jobs.job_evaluations(job_id)
+    dataset = None
+    try:
+        dataset = open_dataset(job["config"]["dataset"])
+    except DatasetError:
+        st.warning("The job's dataset was deleted: metrics only, no images.")
+    _evaluate_form(job, dataset)
+    if not evals:
+        if not jobs.list_tasks(job_id, "engine.evaluate"):
+            st.info("No evaluation yet. Training jobs evaluate their best checkpoint when they "
+                    "end; press Evaluate to run one now.")
+        return
+    summary = evals[0]
+    if len(evals) > 1:
+        labels = {i: _eval_label(e) for i, e in enumerate(evals)}
+        summary = evals[st.selectbox("Evaluation", list(labels), format_func=labels.get,
+                                     key="ev_pick")]
+    else:
+        st.caption(_eval_label(summary))
+    classes = summary["classes"]
+    _metrics(summary)
+    left, right = st.columns([3, 2])
+    event = left.altair_chart(
+        charts.confusion_heatmap(summary["confusion"], classes,
+                                 title="Confusion matrix (colour: % of true class)",
+                                 selectable=True),
+        on_select="rerun", key="ev_cm", width="content")
+    right.dataframe(per_class_table(summary), width="stretch",
+                    column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                   for k in ("precision", "recall", "f1")})
+    ev = load_evaluation(jobs.job_dir(job_id), summary["checkpoint"], summary["split"])
+    if ev is None:
+        st.caption("The stored predictions of this evaluation are gone: no image galleries.")
+    st.subheader("Images of a pair", help="Click a cell of the matrix, or choose the pair.")
+    _pair(ev, dataset, summary, event)
+    if ev is None or dataset is None:
+        return
+    st.subheader("Most confident mistakes")
+    _mistakes(ev, dataset, classes)
+    st.subheader("Top images per class",
+                 help="For each class, the images the model is most sure belong to it.")
+    _top_per_class(ev, dataset, classes)
+
+
+# --- classify many -------------------------------------------------------------------------------
+
+
+def _is_image(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes | None = None
+                 ) -> tuple[list[str], str | None, int]:
+    """Writes uploaded files under the trained job's uploads/ (deleted with the job); returns
+    the input paths, the saved labels CSV (if any) and how many images they hold."""
+    folder = jobs.job_dir(job_id) / "uploads" / (time.strftime("%Y%m%d-%H%M%S-")
+                                                  + secrets.token_hex(3))
+    folder.mkdir(parents=True)
+    paths, expected = [], 0
+    for i, (name, data) in enumerate(files):
+        # Keep the base name (the CSV matches on it) but never let it climb out of folder.
+        safe = Path(name).name or f"file{i}"
+        path = folder / (f"{i:05d}-{safe}" if (folder / safe).exists() else safe)
+        path.write_bytes(data)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                expected += sum(1 for n in zf.namelist() if _is_image(n))
+        else:
+            expected += _is_image(safe)
+        paths.append(str(path))
+    csv_path = None
+    if labels_csv is not None:
+        csv_path = folder / "labels.csv.txt"  # not an image nor in the inputs
+        csv_path.write_bytes(labels_csv)
+    return paths, (str(csv_path) if csv_path else None), expected
+
+
+def submit_classify(job: dict[str, Any], files: list[tuple[str, bytes]], labels: str = "none",
+                    labels_csv: bytes | None = None, digit: bool = False,
+                    polarity: str = "auto", owner: str | None = None) -> str:
+    """Saves the uploads and queues an engine.classify task job for them; returns its id."""
+    paths, csv_path, expected = save_uploads(job["id"], files, labels_csv)
+    label_arg = {"none": None, "folders": "folders", "csv": csv_path}[labels]
+    return jobs.submit_task(
+        "engine.classify", {"inputs": paths, "labels": label_arg, "checkpoint": "best.pt",
+                            "digit": digit, "polarity": polarity, "expected_images": expected},
+        owner=owner, name=f"classify {expected} images", parent=job["id"])
+
+
+def _classify_form(job: dict[str, Any]) -> None:
+    files = st.file_uploader("A zip, or images", type=["zip", *(s[1:] for s in IMAGE_SUFFIXES)],
+                             accept_multiple_files=True, key="cm_files")
+    c1, c2, c3 = st.columns(3)
+    labels = c1.radio("Labels", list(LABEL_MODES), format_func=LABEL_MODES.get, key="cm_labels")
+    csv_file = None
+    if labels == "csv":
+        csv_file = c1.file_uploader("Labels CSV", type=["csv"], key="cm_csv")
+    digit = c2.checkbox("Frame like MNIST digits", key="cm_digit",
+                        help="For photos or drawings of digits on a page")
+    polarity = c3.selectbox("Polarity", ["auto", "invert", "as-is"], key="cm_polarity")
+    ready = bool(files) and (labels != "csv" or csv_file is not None)
+    if st.button("Classify", key="cm_submit", disabled=not ready, type="primary"):
+        task_id = submit_classify(job, [(f.name, f.getvalue()) for f in files], labels,
+                                  csv_file.getvalue() if csv_file else None, digit, polarity,
+                                  session.current_user())
+        st.session_state["ev_task_status_engine.classify"] = (task_id, "queued")
+        time.sleep(0.2)
+        st.rerun()
+
+
+def results_frame(csv_path: str | Path, limit: int | None = None) -> pd.DataFrame:
+    """The results.csv of a classify task: file, label, predicted, confidence, correct, top-k."""
+    df = pd.read_csv(csv_path, nrows=limit, dtype=str, keep_default_na=False)
+    if "confidence" in df:
+        df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
+    return df
+
+
+def _classify_results(task: dict[str, Any]) -> None:
+    result = task.get("result") or {}
+    csv_path = Path(result.get("csv") or jobs.job_dir(task["id"]) / "results.csv")
+    if not csv_path.exists():
+        st.warning("The results file of this run is gone.")
+        return
+    labelled = result.get("labelled")
+    cols = st.columns(4)
+    cols[0].metric("Images", f"{result.get('images', 0):,}")
+    cols[1].metric("Accuracy", f"{labelled['accuracy']:.2%}" if labelled else "—")
+    cols[2].metric("Unreadable", result.get("errors", 0))
+    cols[3].metric("Unlabelled", result.get("unlabelled", 0) + result.get("unknown_label", 0))
+    st.download_button("Download results CSV", csv_path.read_bytes(),
+                       file_name=f"{task['id']}-results.csv", mime="text/csv",
+                       key="cm_download")
+    shown = 2000  # the table shows the first rows; the CSV has them all
+    df = results_frame(csv_path, limit=shown)
+    if "correct" in df and labelled:
+        df["correct"] = df["correct"].map({"true": "✓", "false": "✗"}).fillna("")
+    st.dataframe(df, width="stretch", hide_index=True,
+                 column_config={"confidence": st.column_config.NumberColumn(format="%.3f")})
+    if result.get("images", 0) > shown:
+        st.caption(f"First {shown:,} of {result['images']:,} rows; the CSV has them all.")
+    if labelled:
+        st.altair_chart(charts.confusion_heatmap(labelled["confusion"], labelled["classes"],
+                                                 title="Confusion matrix of the uploads"),
+                        width="content")
+
+
+def _classify_status(job_id: str, task: str, what: str) -> None:
+    latest = _task_status(job_id, task, what)
+    if latest is not None and latest["status"] == "done":
+        _classify_results(latest)
+
+
+def _classify_many(job: dict[str, Any]) -> None:
+    st.caption("Classify a zip or a batch of images with this job's best checkpoint; with "
+               "labels, see accuracy and a confusion matrix. Runs as a job, so thousands of "
+               "images are fine.")
+    _classify_form(job)
+    _poll(_classify_status, job["id"], "engine.classify", "Classification")
+
+
+def render(job: dict[str, Any]) -> None:
+    """The Evaluation and Classify-many tabs of a trained job with a best checkpoint."""
+    tab_eval, tab_many = st.tabs(["Evaluation", "Classify many"])
+    with tab_eval:
+        _evaluation(job)
+    with tab_many:
+        _classify_many(job)

@@ -1,0 +1,31 @@
+"""A finished training job with a stored evaluation, made in the foreground (no scheduler), for
+the dashboard and CLI evaluation tests."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from pathlib import Path
+
+from engine import jobs, store
+from engine.evaluation import evaluate_checkpoint
+from engine.training import TrainConfig, train
+
+
+def finished_job(home: Path, dataset: str = "digits", epochs: int = 2, evaluate: bool = True,
+                 owner: str = "alice") -> str:
+    """Trains LeNet on `dataset` into a queued job's directory, marks it done with its metrics,
+    and (with evaluate) stores the evaluation of best.pt on the test split."""
+    cfg = TrainConfig(dataset=dataset, network="lenet", epochs=epochs, lr=0.05, seed=0)
+    job_id = jobs.submit(cfg, owner=owner, name="finished", home=home, start_scheduler=False)
+    result = train(cfg, jobs.job_dir(job_id, home), home=home)
+    with closing(store.connect(home)) as conn, store.transaction(conn):
+        for m in result.history:
+            store.put_metrics(conn, job_id, m)
+        store.update_job(conn, job_id, status="done", finished=time.time(),
+                         result=result.to_dict())
+    if evaluate:
+        summary = evaluate_checkpoint(jobs.job_dir(job_id, home), "best.pt", home=home)
+        with closing(store.connect(home)) as conn, store.transaction(conn):
+            store.put_evaluation(conn, job_id, summary)
+    return job_id
