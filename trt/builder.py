@@ -17,7 +17,8 @@ from typing import Any
 
 import onnx
 
-from trt.files import sha256_file, sidecar, write_bytes_atomic, write_json_atomic
+from engine.workspace import atomic_write_bytes, atomic_write_json
+from trt.files import sha256_file, sidecar
 from trt.library import captured_messages, library_info, logger, tensorrt_module
 from trt.variants import detect_precision
 
@@ -73,7 +74,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         if plan is None:
             raise EngineBuildError(f"{lib.__name__} could not build an engine from "
                                    f"{onnx_path.name}", list(messages))
-        write_bytes_atomic(engine_path, bytes(plan))
+        atomic_write_bytes(engine_path, bytes(plan))
         cache_info = _save_timing_cache(config, cache, messages)
         warned = _unique(list(messages))
     metadata = {
@@ -91,7 +92,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         "timing_cache": cache_info,
         "warnings": warned,
     }
-    write_json_atomic(sidecar(engine_path), metadata)
+    atomic_write_json(sidecar(engine_path), metadata)
     if progress:
         progress(1.0, "engine built")
     return metadata
@@ -145,7 +146,7 @@ def _save_timing_cache(config, cache: dict[str, Any] | None, messages: list[str]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         data = bytes(live.serialize())
-    write_bytes_atomic(cache["path"], data)
+    atomic_write_bytes(cache["path"], data)
     return cache | {"saved_bytes": len(data)}
 
 

@@ -66,9 +66,9 @@ def cmd_bench(a: argparse.Namespace) -> None:
     r = run_bench(a.run, batches=batches, seconds=a.seconds,
                   progress=None if a.json else (lambda m: print(m, file=sys.stderr)))
     if a.out:
-        from trt.files import write_json_atomic
+        from engine.workspace import atomic_write_json
 
-        write_json_atomic(a.out, r)
+        atomic_write_json(a.out, r)
     _print(r, a.json, format_table(r))
 
 

@@ -19,8 +19,9 @@ import onnx
 import torch
 
 from engine.inference import Predictor
+from engine.workspace import atomic_write_bytes, atomic_write_json
 from trt.contract import normalize_batch
-from trt.files import sha256_file, sidecar, write_bytes_atomic, write_json_atomic
+from trt.files import sha256_file, sidecar
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -34,7 +35,7 @@ def export_onnx(run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike,
     """Write the ONNX model, check it against PyTorch, and return (and save) the report."""
     predictor = Predictor(run_dir_or_ckpt)
     out_path = Path(out_path)
-    write_bytes_atomic(out_path, onnx_bytes(predictor.model, predictor.input_shape, opset))
+    atomic_write_bytes(out_path, onnx_bytes(predictor.model, predictor.input_shape, opset))
     onnx.checker.check_model(str(out_path))
     batch, source = check_inputs(predictor, check_images, home)
     report = {
@@ -53,7 +54,7 @@ def export_onnx(run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike,
         "sha256": sha256_file(out_path),
         "check": compare_with_pytorch(predictor.model, out_path, batch) | {"inputs": source},
     }
-    write_json_atomic(sidecar(out_path), report)
+    atomic_write_json(sidecar(out_path), report)
     return report
 
 

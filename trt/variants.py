@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from engine.workspace import atomic_write_json
 from trt.contract import normalize_batch
-from trt.files import sha256_file, write_json_atomic
+from trt.files import sha256_file
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 CALIBRATION_IMAGES = 512
@@ -171,7 +172,7 @@ def make_variants(fp32_path: str | os.PathLike, dataset: DatasetLike,
         v["delta_points"] = None if base is None else round(100 * (v["accuracy"] - base), 3)
     report = {"split": split, "dataset": getattr(ds, "name", str(dataset)),
               "calibration_images": CALIBRATION_IMAGES, "variants": out}
-    write_json_atomic(variants_report_path(fp32_path), report)
+    atomic_write_json(variants_report_path(fp32_path), report)
     if progress:
         progress(1.0, "variants done")
     return report
