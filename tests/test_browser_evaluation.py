@@ -1,0 +1,71 @@
+"""A finished job's evaluation in a real browser (headless Chromium): the confusion heatmap is
+drawn, and clicking one of its cells shows that (true, predicted) pair's images."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from finished_jobs import finished_job
+from PIL import Image
+
+from engine import jobs
+
+from browser import ROOT, browser_page, dashboard, need_chromium, screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def grid_box(png: bytes, n: int) -> tuple[float, float, float]:
+    """Left, top and cell size of an n x n heatmap in a screenshot of the chart: the widest run
+    of columns holding a tall stack of blue pixels (the colour legend is a narrow one)."""
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    blue = rgb[:, :, 2] - rgb[:, :, 0] > 12  # every shade of the blues scheme, not text
+    cols = blue.sum(0) > 0.3 * blue.sum(0).max()
+    runs, start = [], None
+    for x, on in enumerate([*cols, False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            runs.append((x - start, start))
+            start = None
+    width, left = max(runs)
+    rows = np.flatnonzero(blue[:, left:left + width].mean(1) > 0.6)
+    cell = width / n
+    assert abs((rows[-1] - rows[0] + 1) - width) < cell / 2, "not a square grid"
+    return left, rows[0], cell
+
+
+def test_evaluation_heatmap(jobs_home):
+    need_chromium()
+    job_id = finished_job(jobs_home)
+    [stored] = jobs.job_evaluations(job_id)
+    with dashboard(jobs_home) as url, browser_page(height=1200) as page:
+        page.goto(f"{url}/job?id={job_id}")
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_label("Username").fill("alice")
+        sidebar.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Signed in as").wait_for()
+        page.get_by_role("tab", name="Evaluation").click()
+        panel = page.get_by_role("tabpanel", name="Evaluation")
+        panel.get_by_text("Top-1 accuracy").wait_for(timeout=120_000)
+        assert panel.get_by_text(f"{stored['accuracy']:.2%}").first.is_visible()
+        heatmap = panel.get_by_test_id("stVegaLiteChart").first
+        heatmap.locator("canvas, svg").first.wait_for()
+        page.wait_for_timeout(1500)  # let vega draw
+        box = heatmap.bounding_box()
+        assert box["width"] > 200 and box["height"] > 200  # 10 x 10 cells of 34 px
+        heatmap.scroll_into_view_if_needed()
+        shot = screenshot(page, "evaluation-01")
+
+        # Click the cell (true 2, predicted 2): the pair pickers and gallery follow it.
+        cm = stored["confusion"]
+        left, top, cell = grid_box(heatmap.screenshot(), len(cm))
+        box = heatmap.bounding_box()
+        page.mouse.click(box["x"] + left + 2.5 * cell, box["y"] + top + 2.5 * cell)
+        panel.get_by_text(f"{cm[2][2]} image(s) of 2 predicted as 2").wait_for()
+        screenshot(page, "evaluation-02-clicked")
+    (ROOT / "docs").mkdir(exist_ok=True)
+    shutil.copy(shot, ROOT / "docs" / "evaluation.png")
