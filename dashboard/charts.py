@@ -126,3 +126,25 @@ def confusion_heatmap(confusion: list[list[int]], classes: list[str],
         color=alt.condition(alt.datum.share > 0.5, alt.value("white"), alt.value("black")),
         tooltip=tooltip)
     return (rect + text).properties(width=alt.Step(cell), height=alt.Step(cell))
+
+
+def bench_latency(rows: list[dict[str, Any]]) -> alt.Chart:
+    """Median latency per backend and batch size, log scale (the Deploy page's benchmark)."""
+    df = pd.DataFrame(rows, columns=["backend", "batch", "p50_ms", "p99_ms", "images_per_s"])
+    return (alt.Chart(df, title="Latency p50 (ms, log scale)").mark_line(point=True)
+            .encode(x=alt.X("batch:O", title="batch"),
+                    y=alt.Y("p50_ms:Q", title="p50 ms", scale=alt.Scale(type="log")),
+                    color=alt.Color("backend:N", title=None),
+                    tooltip=["backend", "batch", alt.Tooltip("p50_ms:Q", format=".3f"),
+                             alt.Tooltip("p99_ms:Q", format=".3f")])
+            .properties(height=260))
+
+
+def bench_throughput(rows: list[dict[str, Any]]) -> alt.Chart:
+    """Images per second per backend, grouped by batch size."""
+    df = pd.DataFrame(rows, columns=["backend", "batch", "images_per_s"])
+    return (alt.Chart(df, title="Throughput (images/s)").mark_bar()
+            .encode(x=alt.X("batch:O", title="batch"), y=alt.Y("images_per_s:Q", title="images/s"),
+                    color=alt.Color("backend:N", title=None), xOffset="backend:N",
+                    tooltip=["backend", "batch", alt.Tooltip("images_per_s:Q", format=",.0f")])
+            .properties(height=260))

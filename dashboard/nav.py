@@ -17,6 +17,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "compare": ("Compare", "compare"),
     "classify": ("Classify", "classify"),
     "probes": ("Probe boards", "probes"),
+    "deploy": ("Deploy", "deploy"),
 }
 
 

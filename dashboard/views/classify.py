@@ -17,6 +17,8 @@ from engine import jobs, probes
 from engine.inference import image_bytes_png
 from engine.preprocess import EmptyDrawing
 from engine.training.checkpoint import list_checkpoints
+from trt import backends as trt_backends
+from trt.runtime import NeedsGPU
 
 CANVAS_SIZE = 280
 # style -> (ink, paper, polarity that turns it into white-on-black)
@@ -28,6 +30,7 @@ STYLES: dict[str, tuple[str, str, str]] = {
 CANVAS_STAND_IN = "classify_canvas_image"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 NEW_BOARD = "__new__"
+trt_backends.register()  # ONNX Runtime and TensorRT join the backend choice
 
 
 # --- choosing the model ---------------------------------------------------------------------
@@ -59,11 +62,30 @@ def _choose_model() -> tuple[str, Any] | None:
     return str(path), c3
 
 
-def _choose_backend(checkpoint: str, column: Any) -> cl.Backend | None:
+def backend_choices(checkpoint: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The backends usable for this checkpoint here (name -> label), and the registered ones
+    that are not, with why (label -> reason)."""
     names = cl.available_backends()
-    kind = column.selectbox("Backend", list(names), format_func=names.get, key="cl_backend")
+    usable, why = {}, {}
+    for kind, label in names.items():
+        reason = trt_backends.unavailable_reason(kind, checkpoint)
+        if reason:
+            why[label] = reason
+        else:
+            usable[kind] = label
+    return usable, why
+
+
+def _choose_backend(checkpoint: str, column: Any) -> cl.Backend | None:
+    usable, why = backend_choices(checkpoint)
+    kind = column.selectbox("Backend", list(usable), format_func=usable.get, key="cl_backend")
+    for label, reason in why.items():
+        st.caption(f"{label} is not available: {reason}")
     try:
-        return cl.get_backend(kind, checkpoint)
+        return cl.get_backend(kind, checkpoint, **trt_backends.cache_key(kind, checkpoint))
+    except NeedsGPU as e:  # raced with the check above, or CUDA went away: say so plainly
+        st.warning(str(e))
+        return None
     except Exception as e:  # a broken or foreign checkpoint: say so, keep the page up
         st.error(f"Could not load {checkpoint}: {e}")
         return None

@@ -1,0 +1,297 @@
+"""Deploy: take a trained model out. Export to ONNX (checked against PyTorch), precision
+variants with their held-out accuracy, TensorRT engines, a benchmark, and a bundle to download.
+
+Every step is a task job (trt/tasks.py) run by a worker, never in Streamlit. What the page shows
+comes from the files the tasks leave in the job's exports/ folder and from the task jobs
+themselves, so a reload shows what is there; a fragment polls while a step runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, nav, session
+from dashboard.views.classify import usable_jobs
+from engine import jobs
+from trt.files import sidecar
+from trt.tasks import exports_dir
+from trt.variants import PRECISIONS, variant_path, variants_report_path
+
+BATCHES = (1, 8, 64, 256)
+STEP_TASKS = ("trt.export", "trt.build", "trt.bench", "trt.bundle")
+
+
+# --- what is there --------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None if it is missing or half-understood."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def exports_state(job_id: str) -> dict[str, Any]:
+    """Everything the steps have written for a job (None where a step has not run)."""
+    out = exports_dir(job_id)
+    fp32 = out / "model.onnx"
+    return {
+        "dir": out,
+        "onnx": fp32 if fp32.exists() else None,
+        "export": read_json(sidecar(fp32)) if fp32.exists() else None,
+        "variants": read_json(variants_report_path(fp32)),
+        "engines": read_json(out / "engines.json"),
+        "bench": read_json(out / "bench.json"),
+        "bundle": out / "bundle.zip" if (out / "bundle.zip").exists() else None,
+    }
+
+
+def _in_order(per_precision: dict[str, Any]) -> list[tuple[str, Any]]:
+    # The JSON files sort their keys; show FP32 first, as the baseline the others are read by.
+    rank = {p: i for i, p in enumerate(PRECISIONS)}
+    return sorted(per_precision.items(), key=lambda kv: rank.get(kv[0], len(rank)))
+
+
+def variants_table(report: dict[str, Any]) -> pd.DataFrame:
+    """One row per precision: held-out accuracy beside FP32's, and the difference."""
+    rows = [{"precision": p.upper(), "accuracy %": round(100 * v["accuracy"], 2),
+             "Δ vs FP32 (points)": v.get("delta_points"),
+             "size KB": round(v["size_bytes"] / 1024, 1)}
+            for p, v in _in_order(report.get("variants", {}))]
+    return pd.DataFrame(rows, columns=["precision", "accuracy %", "Δ vs FP32 (points)",
+                                       "size KB"])
+
+
+def engines_table(engines: dict[str, Any]) -> pd.DataFrame:
+    """One row per precision asked for: built (size, time, library) or refused (why)."""
+    rows = []
+    for precision, e in _in_order(engines):
+        built = e.get("status") == "built"
+        rows.append({
+            "precision": precision.upper(), "status": e.get("status"),
+            "size KB": round(e["engine_size_bytes"] / 1024, 1) if built else None,
+            "build s": e.get("build_time_s") if built else None,
+            "library": f"{e.get('library', '')} {e.get('version', '')}".strip() or None,
+            "reason": None if built else " ".join((e.get("reason") or "").split()),
+        })
+    return pd.DataFrame(rows, columns=["precision", "status", "size KB", "build s", "library",
+                                       "reason"])
+
+
+def bench_table(bench: dict[str, Any]) -> pd.DataFrame:
+    cols = ["backend", "batch", "p50_ms", "p90_ms", "p99_ms", "images_per_s"]
+    df = pd.DataFrame(bench.get("rows", []), columns=cols)
+    return df.rename(columns={"p50_ms": "p50 ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms",
+                              "images_per_s": "images/s"})
+
+
+def latest_tasks(job_id: str) -> dict[str, dict[str, Any]]:
+    """The newest task job of each deploy step for a trained job."""
+    latest: dict[str, dict[str, Any]] = {}
+    for t in jobs.list_tasks(job_id):  # newest first
+        name = t["config"].get("task")
+        if name in STEP_TASKS:
+            latest.setdefault(name, t)
+    return latest
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+def _choose_job() -> str | None:
+    done = usable_jobs()
+    if not done:
+        st.info("No trained model yet: deployment needs a finished job with a checkpoint.")
+        st.page_link(nav.page("new_model"), label="Train a new model")
+        return None
+    labels = {j["id"]: f"{j['name'] or j['id']} ({j['id']})" for j in done}
+    ids = list(labels)
+    wanted = st.query_params.get("id")
+    if wanted and wanted not in ids:
+        st.warning(f"Job {wanted} is not a finished training job with a checkpoint.")
+    return st.selectbox("Model (job)", ids, index=ids.index(wanted) if wanted in ids else 0,
+                        format_func=labels.get, key="dp_job")
+
+
+def _submit(task: str, job_id: str, params: dict[str, Any], what: str) -> None:
+    try:
+        jobs.submit_task(task, params, owner=session.current_user(), name=f"{what} {job_id}",
+                         parent=job_id)
+    except Exception as e:  # a deleted job, a broken database: say so, keep the page up
+        st.error(f"Could not queue {what}: {e}")
+        return
+    time.sleep(0.2)  # let the scheduler pick it up, so the rerun shows it running
+    st.rerun()
+
+
+def _task_status(job_id: str, task: str, latest: dict[str, Any] | None) -> bool:
+    """Progress of the step's newest task job, or how it ended; True while it is active."""
+    if latest is None:
+        return False
+    status = latest["status"]
+    if status in jobs.ACTIVE:
+        st.fragment(_progress, run_every=1.0)(job_id, task)
+        return True
+    if status == "failed":
+        st.error(f"{task} failed ({latest.get('reason') or 'error'}): "
+                 f"{latest.get('message') or 'no message'}")
+    elif status in ("cancelled", "interrupted"):
+        st.warning(f"{task} {status}: {latest.get('message') or ''}".rstrip(": "))
+    return False
+
+
+def _progress(job_id: str, task: str) -> None:
+    """The live progress bar of a running step; redraws the whole page once it ends."""
+    now = next(iter(jobs.list_tasks(job_id, task)), None)
+    if now is None or now["status"] not in jobs.ACTIVE:
+        st.rerun()
+        return
+    p = now.get("progress") or {}
+    fraction = min(1.0, max(0.0, float(now.get("fraction") or 0.0)))
+    st.progress(fraction, text=f"{now['status']}: {p.get('message') or 'waiting for a worker'}")
+    if st.button("Cancel", key=f"dp_cancel_{task}"):
+        jobs.cancel(now["id"])
+        st.rerun()
+
+
+def _export(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+    st.subheader("1. Export to ONNX")
+    st.caption("ONNX with a dynamic batch axis, checked against PyTorch with ONNX Runtime on "
+               "held-out images; then FP32, FP16 and INT8 variants with their accuracy.")
+    active = _task_status(job_id, "trt.export", latest)
+    label = "Export again" if state["export"] else "Export"
+    if st.button(label, key="dp_export", disabled=active, type="primary"):
+        _submit("trt.export", job_id, {}, "export")
+    report = state["export"]
+    if report is None:
+        return
+    check = report.get("check", {})
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Max |logit difference|", f"{check.get('max_abs_diff', float('nan')):.2e}")
+    c2.metric("Top-1 agreement", f"{check.get('top1_agreement', 0):.2%}")
+    c3.metric("Images checked", check.get("images", 0))
+    st.caption(f"Checked on {check.get('inputs', 'unknown inputs')}; opset {report.get('opset')}"
+               f", {report.get('size_bytes', 0) / 1024:.1f} KB.")
+    variants = state["variants"]
+    if variants:
+        st.markdown(f"**Precision variants**: accuracy on the {variants.get('split')} split of "
+                    f"{variants.get('dataset')}, ONNX Runtime on the CPU")
+        st.dataframe(variants_table(variants), hide_index=True, width="stretch")
+
+
+def _build(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+    st.subheader("2. Build TensorRT engines")
+    ready = state["onnx"] is not None
+    if not ready:
+        st.caption("Export the model first: engines are built from its ONNX graphs.")
+    active = _task_status(job_id, "trt.build", latest)
+    have = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
+    with st.form("dp_build_form", border=False):
+        precisions = st.multiselect("Precisions", have, default=have, key="dp_precisions",
+                                    disabled=not ready)
+        c1, c2, c3, c4 = st.columns(4)
+        lo = c1.number_input("Min batch", 1, 4096, 1, key="dp_min_batch")
+        opt = c2.number_input("Opt batch", 1, 4096, 8, key="dp_opt_batch")
+        hi = c3.number_input("Max batch", 1, 4096, 256, key="dp_max_batch")
+        ws = c4.number_input("Workspace MB", 16, 65536, 1024, step=128, key="dp_workspace")
+        go = st.form_submit_button("Build engines", disabled=not ready or active)
+    if go:
+        if not precisions:
+            st.error("Choose at least one precision.")
+        elif not lo <= opt <= hi:
+            st.error("The batch sizes must satisfy min ≤ opt ≤ max.")
+        else:
+            _submit("trt.build", job_id, {"precisions": precisions, "min_batch": int(lo),
+                                          "opt_batch": int(opt), "max_batch": int(hi),
+                                          "workspace_mb": int(ws)}, "build engines")
+    engines = state["engines"]
+    if not engines:
+        return
+    st.dataframe(engines_table(engines), hide_index=True, width="stretch")
+    for precision, e in _in_order(engines):
+        if e.get("status") == "refused":
+            st.warning(f"**{precision.upper()} refused by the builder**")
+            st.code(e.get("reason") or "no reason given", language=None)
+
+
+def _bench(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+    st.subheader("3. Benchmark")
+    ready = state["onnx"] is not None
+    if not ready:
+        st.caption("Export the model first: the benchmark compares PyTorch with its ONNX graph.")
+    active = _task_status(job_id, "trt.bench", latest)
+    with st.form("dp_bench_form", border=False):
+        c1, c2 = st.columns([3, 1])
+        batches = c1.multiselect("Batch sizes", list(BATCHES), default=list(BATCHES),
+                                 key="dp_batches")
+        seconds = c2.number_input("Seconds per cell", 0.1, 10.0, 1.0, step=0.5,
+                                  key="dp_seconds")
+        go = st.form_submit_button("Benchmark", disabled=not ready or active)
+    if go:
+        if not batches:
+            st.error("Choose at least one batch size.")
+        else:
+            _submit("trt.bench", job_id, {"batches": sorted(batches), "seconds": float(seconds)},
+                    "benchmark")
+    bench = state["bench"]
+    if not bench:
+        return
+    st.dataframe(bench_table(bench), hide_index=True, width="stretch")
+    c1, c2 = st.columns(2)
+    c1.altair_chart(charts.bench_latency(bench.get("rows", [])), width="stretch")
+    c2.altair_chart(charts.bench_throughput(bench.get("rows", [])), width="stretch")
+    for name, ratio in (bench.get("ratios") or {}).items():
+        st.caption(f"{name.replace('_', ' ')}: {ratio:.3f}x")
+    for name, why in (bench.get("skipped") or {}).items():
+        st.caption(f"Skipped {name}: {why}")
+
+
+def _bundle(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+    st.subheader("4. Bundle")
+    ready = state["onnx"] is not None
+    if not ready:
+        st.caption("Export the model first: a bundle holds its ONNX graph.")
+    st.caption("A zip with the ONNX model, the engines chosen, labels, the preprocessing "
+               "contract and a README; `python -m trt infer BUNDLE IMAGE...` runs it.")
+    active = _task_status(job_id, "trt.bundle", latest)
+    variants = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
+    built = [p for p, e in (state["engines"] or {}).items() if e.get("status") == "built"]
+    with st.form("dp_bundle_form", border=False):
+        c1, c2 = st.columns(2)
+        chosen = c1.multiselect("ONNX variants", variants, default=variants[:1],
+                                key="dp_bundle_variants")
+        engines = c2.multiselect("Engines", built, default=built, key="dp_bundle_engines")
+        go = st.form_submit_button("Bundle", disabled=not ready or active)
+    if go:
+        if not chosen:
+            st.error("Choose at least one ONNX variant.")
+        else:
+            _submit("trt.bundle", job_id, {"variants": chosen, "engines": engines}, "bundle")
+    if state["bundle"] is not None:
+        data = state["bundle"].read_bytes()
+        st.download_button(f"Download bundle.zip ({len(data) / 1024:.0f} KB)", data,
+                           file_name=f"{job_id}-bundle.zip", mime="application/zip",
+                           key="dp_download")
+
+
+def render() -> None:
+    st.title("Deploy")
+    job_id = _choose_job()
+    if job_id is None:
+        return
+    state = exports_state(job_id)
+    latest = latest_tasks(job_id)
+    _export(job_id, state, latest.get("trt.export"))
+    st.divider()
+    _build(job_id, state, latest.get("trt.build"))
+    st.divider()
+    _bench(job_id, state, latest.get("trt.bench"))
+    st.divider()
+    _bundle(job_id, state, latest.get("trt.bundle"))
