@@ -107,6 +107,19 @@ def test_evaluate_button_queues_a_task(jobs_home):
                for m in at.metric)
 
 
+def test_queued_evaluation_shows_progress(jobs_home):
+    job_id = finished_job(jobs_home, evaluate=False, epochs=1)
+    jobs.submit_task("engine.evaluate", {"checkpoint": "best.pt"}, parent=job_id,
+                     start_scheduler=False)  # no scheduler: it stays queued
+    at = job_page(job_id)
+    assert not at.exception, at.exception
+    bars = [b.proto.text for b in at.get("progress")]
+    assert len(bars) == 2 and bars[0] == "100%"  # the training job's own, then the task's
+    assert bars[1].startswith("Evaluation queued")
+    assert at.button(key="FormSubmitter:ev_form-Evaluate").disabled
+    assert not any("No evaluation yet" in i.value for i in at.info)
+
+
 def test_classify_many_zip_with_folder_labels(jobs_home):
     job_id = finished_job(jobs_home, evaluate=False)
     ds = open_dataset("digits", home=jobs_home)
@@ -151,3 +164,13 @@ def test_save_uploads_keeps_names_inside(jobs_home):
     assert all(Path(p).resolve().is_relative_to(root) for p in paths + [csv_path])
     assert [Path(p).name for p in paths] == ["evil.png", "a.png", "readme.txt"]
     assert expected == 2
+
+
+def test_confusion_frame_is_row_normalized():
+    from dashboard import charts
+
+    df = charts.confusion_frame([[3, 1], [0, 0]], ["a", "b"])
+    assert df["count"].tolist() == [3, 1, 0, 0]
+    assert df["share"].tolist() == [0.75, 0.25, 0.0, 0.0]  # an empty row stays 0, not NaN
+    spec = charts.confusion_heatmap([[3, 1], [0, 0]], ["a", "b"], selectable=True).to_dict()
+    assert [p["name"] for p in spec["params"]] == ["cell"]

@@ -76,7 +76,7 @@ def _eval_label(e: dict[str, Any]) -> str:
     return f"{e['checkpoint']} on {e['split']} ({e['images']} images{epoch}) — {when}"
 
 
-def _evaluate_form(job: dict[str, Any], dataset: Any) -> None:
+def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
     run_dir = jobs.job_dir(job["id"])
     checkpoints = sorted((p.name for p in run_dir.glob("*.pt")),
                          key=lambda n: (n != "best.pt", n != "last.pt", n))
@@ -89,7 +89,8 @@ def _evaluate_form(job: dict[str, Any], dataset: Any) -> None:
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         ckpt = c1.selectbox("Checkpoint", checkpoints, key="ev_ckpt")
         split = c2.selectbox("Split", splits, key="ev_split")
-        go = c3.form_submit_button("Evaluate", disabled=dataset is None)
+        go = c3.form_submit_button("Evaluate", disabled=dataset is None or busy,
+                                   help="One evaluation at a time" if busy else None)
     if go:
         params = {"checkpoint": ckpt} | ({} if split == SPLIT_AUTO else {"split": split})
         jobs.submit_task("engine.evaluate", params, owner=session.current_user(),
@@ -202,15 +203,16 @@ def _top_per_class(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
 def _evaluation(job: dict[str, Any]) -> None:
     job_id = job["id"]
     _poll(_task_status, job_id, "engine.evaluate", "Evaluation")
+    tasks = jobs.list_tasks(job_id, "engine.evaluate")
     evals = jobs.job_evaluations(job_id)
     dataset = None
     try:
         dataset = open_dataset(job["config"]["dataset"])
     except DatasetError:
         st.warning("The job's dataset was deleted: metrics only, no images.")
-    _evaluate_form(job, dataset)
+    _evaluate_form(job, dataset, busy=bool(tasks) and tasks[0]["status"] in jobs.ACTIVE)
     if not evals:
-        if not jobs.list_tasks(job_id, "engine.evaluate"):
+        if not tasks:
             st.info("No evaluation yet. Training jobs evaluate their best checkpoint when they "
                     "end; press Evaluate to run one now.")
         return
