@@ -93,14 +93,44 @@ def test_fresh_job_export_button_queues_a_task_and_later_steps_wait(jobs_home):
     assert at.selectbox(key="dp_job").value == job_id
     captions = " ".join(c.value for c in at.caption)
     assert "Export the model first" in captions
-    assert all(b.disabled for b in at.button if b.label in ("Build engines", "Benchmark",
-                                                              "Bundle"))
+    later = [b for b in at.button if b.label in ("Build engines", "Benchmark", "Bundle")]
+    assert len(later) == 3 and all(b.disabled for b in later)
     assert not at.get("download_button") and not at.dataframe
     at.button(key="dp_export").click().run()
     assert not at.exception, at.exception
     [task] = jobs.list_tasks(job_id, "trt.export")
     assert task["config"]["params"]["job"] == job_id and task["owner"] == "alice"
     assert task["status"] in ("queued", "running", "done")
+    # A worker runs the export; once done, a reload shows its check and the variants.
+    done = jobs.wait(task["id"], timeout=300)
+    assert done["status"] == "done", done.get("message")
+    at = open_page(app(), "deploy", id=job_id)
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Top-1 agreement"] == "100.00%"
+    assert any("Δ vs FP32 (points)" in d.value.columns for d in at.dataframe)
+    assert not at.button(key="dp_export").disabled and at.button(key="dp_export").label == \
+        "Export again"
+
+
+def test_queued_step_shows_progress_and_can_be_cancelled(jobs_home):
+    job_id = trained_job(jobs_home)
+    task = jobs.submit_task("trt.export", {}, owner="alice", parent=job_id,
+                            start_scheduler=False)  # no worker: it stays queued
+    at = open_page(app(), "deploy", id=job_id)
+    assert not at.exception, at.exception
+    [bar] = at.get("progress")
+    assert "queued" in bar.proto.text
+    assert at.button(key="dp_export").disabled  # one export at a time
+    at = open_page(app("bob"), "deploy", id=job_id)
+    at.button(key="dp_cancel_trt.export").click().run()
+    assert any("belongs to alice" in e.value for e in at.error)
+    assert jobs.get_job(task)["status"] == "queued"
+    at = open_page(app(), "deploy", id=job_id)
+    at.button(key="dp_cancel_trt.export").click().run()
+    assert not at.exception, at.exception
+    assert jobs.get_job(task)["status"] == "cancelled"
+    assert any("trt.export cancelled" in w.value for w in at.warning)
+    assert not at.button(key="dp_export").disabled
 
 
 def test_page_shows_every_step(deployed_home):

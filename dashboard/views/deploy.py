@@ -157,7 +157,11 @@ def _progress(job_id: str, task: str) -> None:
     fraction = min(1.0, max(0.0, float(now.get("fraction") or 0.0)))
     st.progress(fraction, text=f"{now['status']}: {p.get('message') or 'waiting for a worker'}")
     if st.button("Cancel", key=f"dp_cancel_{task}"):
-        jobs.cancel(now["id"])
+        try:
+            jobs.cancel(now["id"], user=session.current_user())
+        except (PermissionError, jobs.JobError) as e:  # someone else's, or it just ended
+            st.error(str(e))
+            return
         st.rerun()
 
 
