@@ -81,7 +81,9 @@ def per_class_accuracy(metrics: list[dict[str, Any]], classes: list[str],
             .mark_line(point=True)
             .encode(x=alt.X("epoch:Q", title="epoch", axis=EPOCH_AXIS),
                     y=alt.Y("accuracy:Q", axis=alt.Axis(format="%")),
-                    color=alt.Color("class:N", sort=classes or None),
+                    # Columns of 8 so every class fits beside the 300 px chart.
+                    color=alt.Color("class:N", sort=classes or None,
+                                    legend=alt.Legend(columns=max(1, -(-len(classes) // 8)))),
                     opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
                     tooltip=["class", "epoch", alt.Tooltip("accuracy:Q", format=".2%")])
             .add_params(pick)
