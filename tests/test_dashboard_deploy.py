@@ -41,6 +41,12 @@ def open_page(at: AppTest, name: str, **query: str) -> AppTest:
     return at.switch_page(f"routes/{name}.py").run()
 
 
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def trained_job(home: Path) -> str:
     """A done LeNet job, trained here rather than by a worker (no scheduler to start)."""
     job_id = jobs.submit({"dataset": "digits", "network": "lenet", "epochs": 2}, owner="alice",
@@ -88,6 +94,12 @@ def test_no_model_yet(jobs_home):
 
 def test_fresh_job_export_button_queues_a_task_and_later_steps_wait(jobs_home):
     job_id = trained_job(jobs_home)
+    # Before any export, Classify offers PyTorch only, says why, and links here.
+    at = open_page(app(), "classify", job=job_id)
+    assert at.selectbox(key="cl_backend").options == ["PyTorch (CPU)"] or torch_cuda()
+    assert any("ONNX Runtime (CPU) is not available: no ONNX export" in c.value
+               for c in at.caption)
+    assert any(link.proto.page.endswith("deploy") for link in at.get("page_link"))
     at = open_page(app(), "deploy", id=job_id)
     assert not at.exception, at.exception
     assert at.selectbox(key="dp_job").value == job_id
@@ -107,6 +119,7 @@ def test_fresh_job_export_button_queues_a_task_and_later_steps_wait(jobs_home):
     at = open_page(app(), "deploy", id=job_id)
     assert not at.exception, at.exception
     assert {m.label: m.value for m in at.metric}["Top-1 agreement"] == "100.00%"
+    assert any(link.proto.page.endswith("classify") for link in at.get("page_link"))
     assert any("Δ vs FP32 (points)" in d.value.columns for d in at.dataframe)
     assert not at.button(key="dp_export").disabled and at.button(key="dp_export").label == \
         "Export again"
@@ -158,8 +171,8 @@ def test_page_shows_every_step(deployed_home):
     assert len(at.get("vega_lite_chart")) == 2  # latency and throughput
     [download] = at.get("download_button")
     assert "bundle.zip" in download.proto.label
-    assert not any(b.disabled for b in at.button if b.label in ("Build engines", "Benchmark",
-                                                                  "Bundle"))
+    steps = [b for b in at.button if b.label in ("Build engines", "Benchmark", "Bundle")]
+    assert len(steps) == 3 and not any(b.disabled for b in steps)
 
 
 def test_failed_step_shows_the_jobs_message(deployed_home):

@@ -81,6 +81,9 @@ def _choose_backend(checkpoint: str, column: Any) -> cl.Backend | None:
     kind = column.selectbox("Backend", list(usable), format_func=usable.get, key="cl_backend")
     for label, reason in why.items():
         st.caption(f"{label} is not available: {reason}")
+    if any("Deploy page" in reason for reason in why.values()):
+        st.page_link(nav.page("deploy"), label="Open the Deploy page",
+                     query_params={"id": st.session_state.get("cl_job", "")})
     try:
         return cl.get_backend(kind, checkpoint, **trt_backends.cache_key(kind, checkpoint))
     except NeedsGPU as e:  # raced with the check above, or CUDA went away: say so plainly

@@ -188,6 +188,8 @@ def _export(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -
         st.markdown(f"**Precision variants**: accuracy on the {variants.get('split')} split of "
                     f"{variants.get('dataset')}, ONNX Runtime on the CPU")
         st.dataframe(variants_table(variants), hide_index=True, width="stretch")
+    st.page_link(nav.page("classify"), label="Classify with the ONNX model (ONNX Runtime)",
+                 query_params={"job": job_id})
 
 
 def _build(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
