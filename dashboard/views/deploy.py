@@ -79,7 +79,7 @@ def engines_table(engines: dict[str, Any]) -> pd.DataFrame:
             "size KB": round(e["engine_size_bytes"] / 1024, 1) if built else None,
             "build s": e.get("build_time_s") if built else None,
             "library": f"{e.get('library', '')} {e.get('version', '')}".strip() or None,
-            "reason": None if built else " ".join((e.get("reason") or "").split()),
+            "reason": "" if built else " ".join((e.get("reason") or "").split()),
         })
     return pd.DataFrame(rows, columns=["precision", "status", "size KB", "build s", "library",
                                        "reason"])
@@ -87,7 +87,8 @@ def engines_table(engines: dict[str, Any]) -> pd.DataFrame:
 
 def bench_table(bench: dict[str, Any]) -> pd.DataFrame:
     cols = ["backend", "batch", "p50_ms", "p90_ms", "p99_ms", "images_per_s"]
-    df = pd.DataFrame(bench.get("rows", []), columns=cols)
+    df = pd.DataFrame(bench.get("rows", []), columns=cols).round(
+        {"p50_ms": 3, "p90_ms": 3, "p99_ms": 3, "images_per_s": 0})
     return df.rename(columns={"p50_ms": "p50 ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms",
                               "images_per_s": "images/s"})
 
@@ -268,7 +269,7 @@ def _bundle(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -
                "contract and a README; `python -m trt infer BUNDLE IMAGE...` runs it.")
     active = _task_status(job_id, "trt.bundle", latest)
     variants = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
-    built = [p for p, e in (state["engines"] or {}).items() if e.get("status") == "built"]
+    built = [p for p, e in _in_order(state["engines"] or {}) if e.get("status") == "built"]
     with st.form("dp_bundle_form", border=False):
         c1, c2 = st.columns(2)
         chosen = c1.multiselect("ONNX variants", variants, default=variants[:1],
