@@ -216,6 +216,21 @@ def test_onnxruntime_backend_agrees_with_torch(deployed):
         assert a.label == b.label
 
 
+def test_backend_cache_key_follows_the_export(deployed, tmp_path):
+    home, job_id = deployed
+    ckpt = jobs.job_dir(job_id, home) / "best.pt"
+    assert backends.cache_key("pytorch-cpu", ckpt) == {}
+    before = backends.cache_key("onnxruntime-cpu", ckpt)["stamp"]
+    onnx = tasks.exports_dir(job_id, home) / "model.onnx"
+    copy = tmp_path / "model.onnx"
+    shutil.copy2(onnx, copy)
+    try:
+        onnx.write_bytes(onnx.read_bytes())  # a re-export: same graph, new file
+        assert backends.cache_key("onnxruntime-cpu", ckpt)["stamp"] > before
+    finally:
+        shutil.copy2(copy, onnx)
+
+
 def test_backend_choices_explain_tensorrt_needs_a_gpu(deployed):
     import torch
 

@@ -1,0 +1,40 @@
+"""GPU-only: the Classify page's TensorRT backend answers as PyTorch does. `pytest tests/gpu`."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine import classify as cl
+from engine.datasets import open_dataset
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(),
+                       reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False)"),
+]
+
+
+def test_tensorrt_backend_matches_torch(mnist_lenet, mnist_sample_home, tmp_path):
+    from trt import backends
+    from trt.builder import build_engine
+    from trt.library import tensorrt_available
+    from trt.onnx_export import export_onnx
+
+    if not tensorrt_available():
+        pytest.skip("no TensorRT library (tensorrt or tensorrt_rtx) is installed")
+    run = tmp_path / "run"
+    shutil.copytree(mnist_lenet[0], run)  # the exports land in a copy, not the shared run
+    onnx = run / "exports" / "model.onnx"
+    export_onnx(run, onnx, check_images=100, home=mnist_sample_home)
+    build_engine(onnx, run / "exports" / "engines" / "fp32.engine", max_batch=64)
+    assert backends.unavailable_reason(backends.TENSORRT, run / "best.pt") is None
+    ds = open_dataset("mnist-sample", home=mnist_sample_home)
+    images = np.asarray(ds.images[np.sort(ds.split("test")[:64])])
+    want = cl.TorchBackend(run / "best.pt").probabilities(images)
+    got = backends.TensorRTBackend(run / "best.pt").probabilities(images)
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.99
+    assert np.abs(got - want).max() < 1e-2
