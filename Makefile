@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run demo test test-gpu bench lint clean
+.PHONY: install run demo test test-gpu bench docs lint clean
 
 install: $(VENV)/.installed
 
@@ -33,8 +33,17 @@ test: install
 test-gpu: install
 	$(PY) -m pytest -q -m gpu
 
+# CPU benchmarks; each prints its baseline measured in the same run and the ratio, and writes
+# bench/results/*.json. Run them on a quiet machine. GPU ones: bash bench/gpu_check.sh.
 bench: install
 	$(PY) bench/train_throughput.py
+	$(PY) bench/metrics_sink_overhead.py
+	$(PY) bench/canvas_latency.py
+	$(PY) bench/deploy_cpu.py
+
+# Refresh the README's screenshots (docs/*.png) from the browser tests.
+docs: install
+	STUDIO_UPDATE_DOCS=1 $(PY) -m pytest -q -m browser
 
 lint: install
 	$(PY) -m ruff check .

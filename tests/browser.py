@@ -3,6 +3,7 @@ Playwright. Shared by the browser tests; they skip with the reason when Chromium
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -88,3 +89,26 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+DOC_SHOT_LIMIT = 300_000
+
+
+def publish(shot: Path, name: str, limit: int = DOC_SHOT_LIMIT) -> Path | None:
+    """With STUDIO_UPDATE_DOCS=1, copy a screenshot to docs/<name>.png for the README, shrunk
+    until it is commit-sized; otherwise leave docs/ alone (a test run never dirties the repo).
+    """
+    if os.environ.get("STUDIO_UPDATE_DOCS") != "1":
+        return None
+    from PIL import Image
+
+    dst = ROOT / "docs" / f"{name}.png"
+    dst.parent.mkdir(exist_ok=True)
+    im = Image.open(shot).convert("RGB")
+    while True:
+        buf = io.BytesIO()
+        im.quantize(colors=128).save(buf, format="PNG", optimize=True)
+        if buf.tell() < limit:
+            dst.write_bytes(buf.getvalue())
+            return dst
+        im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.Resampling.LANCZOS)

@@ -11,10 +11,9 @@ from PIL import Image
 
 from engine import jobs, probes
 
-from browser import ROOT, browser_page, dashboard, need_chromium, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot
 
 pytestmark = pytest.mark.browser
-DOC_SHOT_LIMIT = 300_000
 
 
 def draw_stroke(page, canvas, points: list[tuple[float, float]]) -> None:
@@ -26,18 +25,6 @@ def draw_stroke(page, canvas, points: list[tuple[float, float]]) -> None:
     for x, y in xy[1:]:
         page.mouse.move(x, y, steps=12)
     page.mouse.up()
-
-
-def small_png(src, dst, limit: int = DOC_SHOT_LIMIT) -> None:
-    """Copy a screenshot for the README, shrunk until it is commit-sized."""
-    im = Image.open(src).convert("RGB")
-    while True:
-        buf = io.BytesIO()
-        im.quantize(colors=128).save(buf, format="PNG", optimize=True)
-        if buf.tell() < limit:
-            dst.write_bytes(buf.getvalue())
-            return
-        im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.Resampling.LANCZOS)
 
 
 def test_draw_classify_and_board(jobs_home):
@@ -89,7 +76,5 @@ def test_draw_classify_and_board(jobs_home):
         assert lines[0] == "image,label,lenet-2"
         assert re.fullmatch(rf"#{probe['id']},{probe['label']},\d : \d+\.\d%", lines[1]), lines
         assert re.fullmatch(r"score,,[01]/1", lines[-1]), lines
-    (ROOT / "docs").mkdir(exist_ok=True)
-    small_png(shot, ROOT / "docs" / "classify.png")
-    assert (ROOT / "docs" / "classify.png").stat().st_size < DOC_SHOT_LIMIT
+    publish(shot, "classify")
 

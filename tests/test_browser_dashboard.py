@@ -9,7 +9,7 @@ import pytest
 
 from engine import jobs
 
-from browser import ROOT, browser_page, dashboard, need_chromium, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -50,5 +50,4 @@ def test_newcomer_trains_lenet(jobs_home):
         assert page.locator("[data-testid='stVegaLiteChart']").count() in (5, 6)
         # The loss chart has one point per epoch and series (vega renders marks as paths).
         assert page.get_by_text("done").first.is_visible()
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copy(shot, ROOT / "docs" / "job.png")
+    publish(shot, "job")

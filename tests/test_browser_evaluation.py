@@ -4,16 +4,15 @@ drawn, and clicking one of its cells shows that (true, predicted) pair's images.
 from __future__ import annotations
 
 import io
-import shutil
 
 import numpy as np
 import pytest
-from finished_jobs import finished_job
 from PIL import Image
 
 from engine import jobs
 
-from browser import ROOT, browser_page, dashboard, need_chromium, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot
+from finished_jobs import finished_job
 
 pytestmark = pytest.mark.browser
 
@@ -67,5 +66,4 @@ def test_evaluation_heatmap(jobs_home):
         page.mouse.click(box["x"] + left + 2.5 * cell, box["y"] + top + 2.5 * cell)
         panel.get_by_text(f"{cm[2][2]} image(s) of 2 predicted as 2").wait_for()
         screenshot(page, "evaluation-02-clicked")
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copy(shot, ROOT / "docs" / "evaluation.png")
+    publish(shot, "evaluation")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from finished_jobs import finished_job
 from PIL import Image
 
 from engine import jobs
 from engine.cli import main
 from engine.datasets import open_dataset
 from engine.evaluation import load_evaluation
+
+from finished_jobs import finished_job
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,32 +4,17 @@ canvas stand-in), uploads, inside the model, adding to a board, the comparison t
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
-from test_classify import draw_one
 
 from dashboard.views import classify as view
 from engine import classify as cl
 from engine import jobs, probes
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-
-
-def app(user: str | None = "alice") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    if user:
-        at.session_state["user"] = user
-    return at.run()
-
-
-def open_page(at: AppTest, name: str, **query: str) -> AppTest:
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.switch_page(f"routes/{name}.py").run()
+from apptest import app, open_page
+from test_classify import draw_one
 
 
 def png(array: np.ndarray, fmt: str = "PNG") -> bytes:

@@ -18,8 +18,9 @@ from streamlit.testing.v1 import AppTest
 from engine.datasets import create_dataset, explore, list_datasets, open_dataset
 from tests.conftest import write_idx
 
+from apptest import APP, errors
+
 ROOT = str(Path(__file__).resolve().parent.parent)
-APP = str(Path(ROOT) / "dashboard" / "app.py")
 
 
 def datasets_view(root: str) -> None:
@@ -46,9 +47,6 @@ def explorer_images(at: AppTest) -> list[str]:
     grids = [img for img in at.image if "Mean training image" not in img.captions]
     return grids[-1].captions if grids else []
 
-
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
 
 
 def test_offline_sample_through_the_app(home):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dashboard.views import classify as classify_view
 from engine import classify as cl
@@ -23,22 +22,12 @@ from trt import backends, tasks
 from trt.runtime import NeedsGPU
 from trt.variants import calibration_batch, to_int8, variant_path
 
+from apptest import app, open_page
+
 pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
 
-def app(user: str | None = "alice") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    if user:
-        at.session_state["user"] = user
-    return at.run()
-
-
-def open_page(at: AppTest, name: str, **query: str) -> AppTest:
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.switch_page(f"routes/{name}.py").run()
 
 
 def torch_cuda() -> bool:

@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from finished_jobs import finished_job
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -17,15 +16,12 @@ from engine import jobs
 from engine.datasets import open_dataset
 from engine.evaluation import load_evaluation
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+from apptest import app, open_page
+from finished_jobs import finished_job
 
 
 def job_page(job_id: str, user: str = "alice") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["user"] = user
-    at.run()
-    at.query_params["id"] = job_id
-    return at.switch_page("routes/job.py").run()
+    return open_page(app(user), "job", id=job_id)
 
 
 def png(image: np.ndarray) -> bytes:

@@ -7,21 +7,13 @@ trains here."""
 from __future__ import annotations
 
 from contextlib import closing
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from engine import jobs, store
 from engine.datasets import create_dataset
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-
-
-def app(user: str | None = "alice") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if user:
-        at.session_state["user"] = user
-    return at.run()
+from apptest import app
 
 
 def jobs_table(at: AppTest):

@@ -3,31 +3,12 @@ rules, ownership and the password gate."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import jobs
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-
-
-def app(user: str | None = "alice") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    if user:
-        at.session_state["user"] = user
-    return at.run()
-
-
-def open_page(at: AppTest, name: str, **query: str) -> AppTest:
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.switch_page(f"routes/{name}.py").run()
-
-
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+from apptest import APP, app, errors, open_page
 
 
 def test_submit_watch_clone_compare(jobs_home):

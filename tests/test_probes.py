@@ -7,9 +7,10 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from test_classify import draw_one
 
 from engine import jobs, probes, store
+
+from test_classify import draw_one
 
 
 def png(array: np.ndarray) -> bytes:

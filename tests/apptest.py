@@ -1,0 +1,28 @@
+"""Helpers for Streamlit AppTest: the whole app signed in, a page opened, its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def app(user: str | None = "alice", timeout: float = 120) -> AppTest:
+    """The app, run once, signed in as `user` (None: signed out)."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if user:
+        at.session_state["user"] = user
+    return at.run()
+
+
+def open_page(at: AppTest, name: str, **query: str) -> AppTest:
+    """Follow the navigation to dashboard/routes/<name>.py with query parameters."""
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.switch_page(f"routes/{name}.py").run()
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
