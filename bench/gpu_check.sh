@@ -16,3 +16,5 @@ timeout 240 "$PY" -m pytest tests/gpu -q -m gpu -p no:cacheprovider \
   --junitxml=bench/results/gpu_tests.xml 2>&1 | tee bench/results/gpu_tests.txt
 echo "gpu tests exit status: ${PIPESTATUS[0]}"
 timeout 300 "$PY" bench/gpu_check.py --out bench/results
+timeout 120 "$PY" bench/train_throughput.py --device cuda --epochs 3 \
+  --out bench/results/train_throughput_cuda.json

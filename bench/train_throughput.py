@@ -56,17 +56,17 @@ def make_workspace(tmp: Path) -> Path:
     return home
 
 
-def engine_rate(home: Path, tmp: Path, epochs: int) -> float:
+def engine_rate(home: Path, tmp: Path, epochs: int, device: str = "cpu") -> float:
     sink = RecordingSink()
     cfg = TrainConfig(dataset="bench", network="lenet", epochs=epochs, batch_size=BATCH,
-                      lr=0.01, device="cpu")
+                      lr=0.01, device=device)
     train(cfg, tmp / "run", sink=sink, home=home)
     return max(m["images_per_s"] for m in sink.epochs)  # best epoch, as for the others
 
 
-def model_and_opt():
+def model_and_opt(device: str = "cpu"):
     torch.manual_seed(0)
-    model = build_network(zoo_spec("lenet"), (1, 28, 28), 10)
+    model = build_network(zoo_spec("lenet"), (1, 28, 28), 10).to(device)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
 
@@ -77,7 +77,7 @@ def step(model, opt, x, y) -> None:
     opt.step()
 
 
-def dataloader_rate(tmp: Path, epochs: int, workers: int) -> float:
+def dataloader_rate(tmp: Path, epochs: int, workers: int, device: str = "cpu") -> float:
     from torchvision import datasets, transforms
 
     class T10kMNIST(datasets.MNIST):
@@ -95,30 +95,36 @@ def dataloader_rate(tmp: Path, epochs: int, workers: int) -> float:
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     ds = torch.utils.data.Subset(T10kMNIST(tmp, train=False, download=False, transform=tf),
                                  range(N_TRAIN))
+    cuda = device.startswith("cuda")
     loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True,
-                                         num_workers=workers, persistent_workers=workers > 0)
-    model, opt = model_and_opt()
+                                         num_workers=workers, persistent_workers=workers > 0,
+                                         pin_memory=cuda)
+    model, opt = model_and_opt(device)
     best = 0.0
     for _ in range(epochs):
         t0, n = time.perf_counter(), 0
         for x, y in loader:
-            step(model, opt, x, y)
+            step(model, opt, x.to(device, non_blocking=True), y.to(device, non_blocking=True))
             n += len(y)
+        if cuda:
+            torch.cuda.synchronize()
         best = max(best, n / (time.perf_counter() - t0))
     return best
 
 
-def bare_rate(epochs: int, memory_format=torch.contiguous_format) -> float:
-    model, opt = model_and_opt()
+def bare_rate(epochs: int, memory_format=torch.contiguous_format, device: str = "cpu") -> float:
+    model, opt = model_and_opt(device)
     model = model.to(memory_format=memory_format)
-    x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
-    x = x.contiguous(memory_format=memory_format)
+    x = torch.randn(BATCH, 1, 28, 28, device=device).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (BATCH,), device=device)
     steps = N_TRAIN // BATCH
     best = 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()
         for _ in range(steps):
             step(model, opt, x, y)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         best = max(best, steps * BATCH / (time.perf_counter() - t0))
     return best
 
@@ -126,6 +132,7 @@ def bare_rate(epochs: int, memory_format=torch.contiguous_format) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_check.sh)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
     a = ap.parse_args()
     if not MNIST.exists():
@@ -134,17 +141,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         home = make_workspace(tmp)
-        bare_nchw = bare_rate(a.epochs)
-        bare_nhwc = bare_rate(a.epochs, torch.channels_last)
-        eng = engine_rate(home, tmp, a.epochs)
-        loaders = {w: dataloader_rate(tmp, a.epochs, w) for w in (0, 2)}
+        bare_nchw = bare_rate(a.epochs, device=a.device)
+        bare_nhwc = bare_rate(a.epochs, torch.channels_last, a.device)
+        eng = engine_rate(home, tmp, a.epochs, a.device)
+        workers = (0, 2) if a.device == "cpu" else (0, 4, 8)
+        loaders = {w: dataloader_rate(tmp, a.epochs, w, a.device) for w in workers}
     workers, loader = max(loaders.items(), key=lambda kv: kv[1])
     rows = [("engine trainer", eng, 1.0),
-            (f"torchvision DataLoader (best of 0/2 workers: {workers})", loader, eng / loader),
+            (f"torchvision DataLoader (best of {'/'.join(map(str, loaders))} workers: "
+             f"{workers})", loader, eng / loader),
             ("bare model step (no data), NCHW", bare_nchw, eng / bare_nchw),
             ("bare model step (no data), channels-last", bare_nhwc, eng / bare_nhwc)]
     bare = max(bare_nchw, bare_nhwc)
-    print(f"LeNet training on CPU, batch {BATCH}, {N_TRAIN} MNIST images, best of "
+    print(f"LeNet training on {a.device}, batch {BATCH}, {N_TRAIN} MNIST images, best of "
           f"{a.epochs} epochs; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'pipeline':58} {'images/s':>10} {'engine / this':>14}")
     for name, rate, ratio in rows:
@@ -155,6 +164,7 @@ def main() -> int:
     result = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
               "processor": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "device": a.device,
               "engine": eng, "dataloader": loader, "dataloader_by_workers": loaders,
               "bare_step": bare, "bare_step_nchw": bare_nchw, "bare_step_channels_last": bare_nhwc,
               "engine_vs_dataloader": eng / loader,

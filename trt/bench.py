@@ -24,11 +24,12 @@ from engine.inference import Predictor
 
 DEFAULT_BATCHES = (1, 8, 64, 256)
 WARMUP = 10
+ROUNDS = 5
 
 
-def time_calls(fn: Callable[[], Any], seconds: float = 1.0, min_reps: int = 20,
-               sync: Callable[[], None] | None = None) -> dict[str, float]:
-    """Latency percentiles (ms) of repeated calls to fn, after warm-up."""
+def sample_calls(fn: Callable[[], Any], seconds: float = 1.0, min_reps: int = 20,
+                 sync: Callable[[], None] | None = None) -> list[float]:
+    """Seconds taken by each of repeated calls to fn, after warm-up."""
     for _ in range(WARMUP):
         fn()
     if sync:
@@ -41,6 +42,11 @@ def time_calls(fn: Callable[[], Any], seconds: float = 1.0, min_reps: int = 20,
         if sync:
             sync()
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def latency_stats(times: list[float]) -> dict[str, float]:
+    """Latency percentiles and mean (ms) of call durations in seconds."""
     ms = np.asarray(times) * 1e3
     return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
             "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
@@ -130,8 +136,12 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
 
 def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BATCHES,
               seconds: float = 1.0, gpu: bool | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Benchmark every available backend at every batch size; returns the results dict."""
+              progress: Callable[[str], None] | None = None,
+              rounds: int = ROUNDS) -> dict[str, Any]:
+    """Benchmark every available backend at every batch size; returns the results dict.
+
+    Each cell gets `seconds` in all, split over `rounds` that take the backends in turn, so
+    a machine that is busier at one moment than another weighs on every backend alike."""
     from trt.onnx_export import onnx_bytes
 
     predictor = Predictor(run_dir)
@@ -152,15 +162,21 @@ def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BAT
             skipped = {name: reason for name in ("pytorch-cuda", "pytorch-cuda-graph",
                                                  "torch-compile", "tensorrt")}
         rng = np.random.default_rng(0)
-        for name, make in backends.items():
-            for batch in batches:
-                x = rng.standard_normal((batch, *predictor.input_shape)).astype(np.float32)
+        inputs = {b: rng.standard_normal((b, *predictor.input_shape)).astype(np.float32)
+                  for b in batches}
+        calls = {(name, b): make(inputs[b]) for name, make in backends.items() for b in batches}
+        times: dict[tuple[str, int], list[float]] = {cell: [] for cell in calls}
+        for r in range(rounds):
+            for (name, batch), call in calls.items():
                 if progress:
-                    progress(f"{name} batch {batch}")
+                    progress(f"{name} batch {batch} (round {r + 1}/{rounds})")
                 on_gpu = name not in ("pytorch-cpu", "onnxruntime-cpu")
-                stats = time_calls(make(x), seconds, sync=sync if on_gpu else None)
-                stats["images_per_s"] = batch / (stats["mean_ms"] / 1e3)
-                rows.append({"backend": name, "batch": batch, **stats})
+                times[name, batch] += sample_calls(call, seconds / rounds, min_reps=5,
+                                                   sync=sync if on_gpu else None)
+        for (name, batch), cell in times.items():
+            stats = latency_stats(cell)
+            stats["images_per_s"] = batch / (stats["mean_ms"] / 1e3)
+            rows.append({"backend": name, "batch": batch, **stats})
     return {"model": str(predictor.path), "network": predictor.config.get("network"),
             "input_shape": list(predictor.input_shape), "batches": list(batches),
             "rows": rows, "skipped": skipped, "ratios": _ratios(rows),

@@ -77,10 +77,13 @@ def build(params: dict[str, Any], progress: Progress, home=None) -> dict[str, An
 
 
 def bench(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
-    from trt.bench import run_bench
+    from trt.bench import ROUNDS, run_bench
 
     batches = tuple(params.get("batches") or (1, 8, 64, 256))
-    total = max(1, len(batches) * (5 if params.get("gpu") else 2))
+    import torch
+
+    backends = 6 if torch.cuda.is_available() else 2  # CPU pair, plus the GPU ones
+    total = max(1, len(batches) * backends * ROUNDS)
     done = {"n": 0}
 
     def step(message: str) -> None:
