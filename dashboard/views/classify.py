@@ -42,19 +42,30 @@ def usable_jobs() -> list[dict[str, Any]]:
             or (jobs.job_dir(j["id"]) / "last.pt").exists()]
 
 
-def _choose_model() -> tuple[str, Any] | None:
-    """The checkpoint chosen (job, then one of its checkpoints), and a column for the backend."""
+def choose_trained_job(purpose: str, query_key: str, key: str, where: Any = st
+                       ) -> str | None:
+    """A selectbox of finished jobs with a checkpoint, preselecting the one in the query
+    string; without any, says what `purpose` needs and links to New model."""
     done = usable_jobs()
     if not done:
-        st.info("No trained model yet: classify needs a finished job with a checkpoint.")
+        st.info(f"No trained model yet: {purpose} needs a finished job with a checkpoint.")
         st.page_link(nav.page("new_model"), label="Train a new model")
         return None
     labels = {j["id"]: f"{j['name'] or j['id']} ({j['id']})" for j in done}
-    wanted = st.query_params.get("job")
     ids = list(labels)
+    wanted = st.query_params.get(query_key)
+    if wanted and wanted not in ids:
+        st.warning(f"Job {wanted} is not a finished training job with a checkpoint.")
+    return where.selectbox("Model (job)", ids, index=ids.index(wanted) if wanted in ids else 0,
+                           format_func=labels.get, key=key)
+
+
+def _choose_model() -> tuple[str, Any] | None:
+    """The checkpoint chosen (job, then one of its checkpoints), and a column for the backend."""
+    if not usable_jobs():
+        return choose_trained_job("classify", "job", "cl_job")
     c1, c2, c3 = st.columns([3, 2, 2])
-    job_id = c1.selectbox("Model (job)", ids, index=ids.index(wanted) if wanted in ids else 0,
-                          format_func=labels.get, key="cl_job")
+    job_id = choose_trained_job("classify", "job", "cl_job", c1)
     run = jobs.job_dir(job_id)
     ckpts = list_checkpoints(run) or [run / "last.pt"]
     path = c2.selectbox("Checkpoint", ckpts, format_func=lambda p: cl.checkpoint_label(run, p),

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, nav, session
-from dashboard.views.classify import usable_jobs
+from dashboard.views.classify import choose_trained_job
 from engine import jobs
 from trt.files import sidecar
 from trt.tasks import exports_dir
@@ -107,18 +107,7 @@ def latest_tasks(job_id: str) -> dict[str, dict[str, Any]]:
 
 
 def _choose_job() -> str | None:
-    done = usable_jobs()
-    if not done:
-        st.info("No trained model yet: deployment needs a finished job with a checkpoint.")
-        st.page_link(nav.page("new_model"), label="Train a new model")
-        return None
-    labels = {j["id"]: f"{j['name'] or j['id']} ({j['id']})" for j in done}
-    ids = list(labels)
-    wanted = st.query_params.get("id")
-    if wanted and wanted not in ids:
-        st.warning(f"Job {wanted} is not a finished training job with a checkpoint.")
-    return st.selectbox("Model (job)", ids, index=ids.index(wanted) if wanted in ids else 0,
-                        format_func=labels.get, key="dp_job")
+    return choose_trained_job("deployment", "id", "dp_job")
 
 
 def _submit(task: str, job_id: str, params: dict[str, Any], what: str) -> None:
