@@ -9,14 +9,13 @@ themselves, so a reload shows what is there; a fragment polls while a step runs.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, nav, session
+from dashboard import charts, nav, task_progress
 from dashboard.views.classify import choose_trained_job
 from engine import jobs
 from trt.files import sidecar
@@ -24,7 +23,6 @@ from trt.tasks import exports_dir
 from trt.variants import PRECISIONS, variant_path, variants_report_path
 
 BATCHES = (1, 8, 64, 256)
-STEP_TASKS = ("trt.export", "trt.build", "trt.bench", "trt.bundle")
 
 
 # --- what is there --------------------------------------------------------------------------
@@ -93,16 +91,6 @@ def bench_table(bench: dict[str, Any]) -> pd.DataFrame:
                               "images_per_s": "images/s"})
 
 
-def latest_tasks(job_id: str) -> dict[str, dict[str, Any]]:
-    """The newest task job of each deploy step for a trained job."""
-    latest: dict[str, dict[str, Any]] = {}
-    for t in jobs.list_tasks(job_id):  # newest first
-        name = t["config"].get("task")
-        if name in STEP_TASKS:
-            latest.setdefault(name, t)
-    return latest
-
-
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -110,59 +98,20 @@ def _choose_job() -> str | None:
     return choose_trained_job("deployment", "id", "dp_job")
 
 
-def _submit(task: str, job_id: str, params: dict[str, Any], what: str) -> None:
-    try:
-        jobs.submit_task(task, params, owner=session.current_user(), name=f"{what} {job_id}",
-                         parent=job_id)
-    except Exception as e:  # a deleted job, a broken database: say so, keep the page up
-        st.error(f"Could not queue {what}: {e}")
-        return
-    time.sleep(0.2)  # let the scheduler pick it up, so the rerun shows it running
-    st.rerun()
+def _active(job_id: str, task: str) -> bool:
+    """Draws the step's newest task job (progress, or how it failed); True while it runs."""
+    latest = task_progress.show(job_id, task, task, key=f"dp_cancel_{task}")
+    return latest is not None and latest["status"] in jobs.ACTIVE
 
 
-def _task_status(job_id: str, task: str, latest: dict[str, Any] | None) -> bool:
-    """Progress of the step's newest task job, or how it ended; True while it is active."""
-    if latest is None:
-        return False
-    status = latest["status"]
-    if status in jobs.ACTIVE:
-        st.fragment(_progress, run_every=1.0)(job_id, task)
-        return True
-    if status == "failed":
-        st.error(f"{task} failed ({latest.get('reason') or 'error'}): "
-                 f"{latest.get('message') or 'no message'}")
-    elif status in ("cancelled", "interrupted"):
-        st.warning(f"{task} {status}: {latest.get('message') or ''}".rstrip(": "))
-    return False
-
-
-def _progress(job_id: str, task: str) -> None:
-    """The live progress bar of a running step; redraws the whole page once it ends."""
-    now = next(iter(jobs.list_tasks(job_id, task)), None)
-    if now is None or now["status"] not in jobs.ACTIVE:
-        st.rerun()
-        return
-    p = now.get("progress") or {}
-    fraction = min(1.0, max(0.0, float(now.get("fraction") or 0.0)))
-    st.progress(fraction, text=f"{now['status']}: {p.get('message') or 'waiting for a worker'}")
-    if st.button("Cancel", key=f"dp_cancel_{task}"):
-        try:
-            jobs.cancel(now["id"], user=session.current_user())
-        except (PermissionError, jobs.JobError) as e:  # someone else's, or it just ended
-            st.error(str(e))
-            return
-        st.rerun()
-
-
-def _export(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+def _export(job_id: str, state: dict[str, Any]) -> None:
     st.subheader("1. Export to ONNX")
     st.caption("ONNX with a dynamic batch axis, checked against PyTorch with ONNX Runtime on "
                "held-out images; then FP32, FP16 and INT8 variants with their accuracy.")
-    active = _task_status(job_id, "trt.export", latest)
+    active = _active(job_id, "trt.export")
     label = "Export again" if state["export"] else "Export"
     if st.button(label, key="dp_export", disabled=active, type="primary"):
-        _submit("trt.export", job_id, {}, "export")
+        task_progress.submit("trt.export", job_id, {}, "export")
     report = state["export"]
     if report is None:
         return
@@ -182,12 +131,12 @@ def _export(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -
                  query_params={"job": job_id})
 
 
-def _build(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+def _build(job_id: str, state: dict[str, Any]) -> None:
     st.subheader("2. Build TensorRT engines")
     ready = state["onnx"] is not None
     if not ready:
         st.caption("Export the model first: engines are built from its ONNX graphs.")
-    active = _task_status(job_id, "trt.build", latest)
+    active = _active(job_id, "trt.build")
     have = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
     with st.form("dp_build_form", border=False):
         precisions = st.multiselect("Precisions", have, default=have, key="dp_precisions",
@@ -204,9 +153,9 @@ def _build(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) ->
         elif not lo <= opt <= hi:
             st.error("The batch sizes must satisfy min ≤ opt ≤ max.")
         else:
-            _submit("trt.build", job_id, {"precisions": precisions, "min_batch": int(lo),
-                                          "opt_batch": int(opt), "max_batch": int(hi),
-                                          "workspace_mb": int(ws)}, "build engines")
+            task_progress.submit("trt.build", job_id, {
+                "precisions": precisions, "min_batch": int(lo), "opt_batch": int(opt),
+                "max_batch": int(hi), "workspace_mb": int(ws)}, "build engines")
     engines = state["engines"]
     if not engines:
         return
@@ -217,12 +166,12 @@ def _build(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) ->
             st.code(e.get("reason") or "no reason given", language=None)
 
 
-def _bench(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+def _bench(job_id: str, state: dict[str, Any]) -> None:
     st.subheader("3. Benchmark")
     ready = state["onnx"] is not None
     if not ready:
         st.caption("Export the model first: the benchmark compares PyTorch with its ONNX graph.")
-    active = _task_status(job_id, "trt.bench", latest)
+    active = _active(job_id, "trt.bench")
     with st.form("dp_bench_form", border=False):
         c1, c2 = st.columns([3, 1])
         batches = c1.multiselect("Batch sizes", list(BATCHES), default=list(BATCHES),
@@ -234,8 +183,8 @@ def _bench(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) ->
         if not batches:
             st.error("Choose at least one batch size.")
         else:
-            _submit("trt.bench", job_id, {"batches": sorted(batches), "seconds": float(seconds)},
-                    "benchmark")
+            task_progress.submit("trt.bench", job_id, {"batches": sorted(batches),
+                                                       "seconds": float(seconds)}, "benchmark")
     bench = state["bench"]
     if not bench:
         return
@@ -249,14 +198,14 @@ def _bench(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) ->
         st.caption(f"Skipped {name}: {why}")
 
 
-def _bundle(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -> None:
+def _bundle(job_id: str, state: dict[str, Any]) -> None:
     st.subheader("4. Bundle")
     ready = state["onnx"] is not None
     if not ready:
         st.caption("Export the model first: a bundle holds its ONNX graph.")
     st.caption("A zip with the ONNX model, the engines chosen, labels, the preprocessing "
                "contract and a README; `python -m trt infer BUNDLE IMAGE...` runs it.")
-    active = _task_status(job_id, "trt.bundle", latest)
+    active = _active(job_id, "trt.bundle")
     variants = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
     built = [p for p, e in _in_order(state["engines"] or {}) if e.get("status") == "built"]
     with st.form("dp_bundle_form", border=False):
@@ -269,7 +218,8 @@ def _bundle(job_id: str, state: dict[str, Any], latest: dict[str, Any] | None) -
         if not chosen:
             st.error("Choose at least one ONNX variant.")
         else:
-            _submit("trt.bundle", job_id, {"variants": chosen, "engines": engines}, "bundle")
+            task_progress.submit("trt.bundle", job_id, {"variants": chosen, "engines": engines},
+                                 "bundle")
     if state["bundle"] is not None:
         data = state["bundle"].read_bytes()
         st.download_button(f"Download bundle.zip ({len(data) / 1024:.0f} KB)", data,
@@ -283,11 +233,10 @@ def render() -> None:
     if job_id is None:
         return
     state = exports_state(job_id)
-    latest = latest_tasks(job_id)
-    _export(job_id, state, latest.get("trt.export"))
+    _export(job_id, state)
     st.divider()
-    _build(job_id, state, latest.get("trt.build"))
+    _build(job_id, state)
     st.divider()
-    _bench(job_id, state, latest.get("trt.bench"))
+    _bench(job_id, state)
     st.divider()
-    _bundle(job_id, state, latest.get("trt.bundle"))
+    _bundle(job_id, state)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, session
+from dashboard import charts, session, task_progress
 from dashboard.views.datasets import enlarge
 from engine import jobs
 from engine.batch_classify import IMAGE_SUFFIXES
@@ -29,42 +29,6 @@ GALLERY_PX = 84
 SPLIT_AUTO = "test (validation when none)"
 LABEL_MODES = {"none": "No labels", "folders": "Folder per class (inside the zip)",
                "csv": "CSV file (file,label)"}
-
-
-# --- task progress -------------------------------------------------------------------------------
-
-
-def _task_status(job_id: str, task: str, what: str) -> dict[str, Any] | None:
-    """Progress of the newest task job of a kind; when it ends, redraws the whole page once so
-    the new results show. Returns that task job."""
-    tasks = jobs.list_tasks(job_id, task)
-    latest = tasks[0] if tasks else None
-    key = f"ev_task_status_{task}"
-    if latest is None:
-        return None
-    status = latest["status"]
-    if status in jobs.ACTIVE:
-        message = (latest.get("progress") or {}).get("message") or status
-        st.progress(latest.get("fraction") or 0.0,
-                    text=f"{what} {status}: {message}" if status == "running"
-                    else f"{what} queued — it starts when a worker is free")
-    elif status == "failed":
-        st.error(f"{what} failed: {latest.get('message') or latest.get('reason') or 'error'}")
-    elif status in ("cancelled", "interrupted"):
-        st.warning(f"{what} {status}: {latest.get('message') or ''}")
-    previous = st.session_state.get(key)
-    st.session_state[key] = (latest["id"], status)
-    if previous and previous[0] == latest["id"] and previous[1] in jobs.ACTIVE \
-            and status not in jobs.ACTIVE:
-        st.rerun()
-    return latest
-
-
-def _poll(fn, job_id: str, task: str, what: str) -> None:
-    """Runs fn in a fragment that polls once a second while a task of this kind is active."""
-    tasks = jobs.list_tasks(job_id, task)
-    active = bool(tasks) and tasks[0]["status"] in jobs.ACTIVE
-    st.fragment(fn, run_every=1.0 if active else None)(job_id, task, what)
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -93,10 +57,8 @@ def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
                                    help="One evaluation at a time" if busy else None)
     if go:
         params = {"checkpoint": ckpt} | ({} if split == SPLIT_AUTO else {"split": split})
-        jobs.submit_task("engine.evaluate", params, owner=session.current_user(),
-                         name=f"evaluate {job['name'] or job['id']} {ckpt}", parent=job["id"])
-        time.sleep(0.2)
-        st.rerun()
+        task_progress.submit("engine.evaluate", job["id"], params, "evaluation",
+                             name=f"evaluate {job['name'] or job['id']} {ckpt}")
 
 
 def _images(dataset: Any, indexes: list[int]) -> list[np.ndarray]:
@@ -202,7 +164,7 @@ def _top_per_class(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
 
 def _evaluation(job: dict[str, Any]) -> None:
     job_id = job["id"]
-    _poll(_task_status, job_id, "engine.evaluate", "Evaluation")
+    task_progress.show(job_id, "engine.evaluate", "Evaluation", key="ev_cancel")
     tasks = jobs.list_tasks(job_id, "engine.evaluate")
     evals = jobs.job_evaluations(job_id)
     dataset = None
@@ -306,11 +268,10 @@ def _classify_form(job: dict[str, Any]) -> None:
     polarity = c3.selectbox("Polarity", ["auto", "invert", "as-is"], key="cm_polarity")
     ready = bool(files) and (labels != "csv" or csv_file is not None)
     if st.button("Classify", key="cm_submit", disabled=not ready, type="primary"):
-        task_id = submit_classify(job, [(f.name, f.getvalue()) for f in files], labels,
+        submit_classify(job, [(f.name, f.getvalue()) for f in files], labels,
                                   csv_file.getvalue() if csv_file else None, digit, polarity,
                                   session.current_user())
-        st.session_state["ev_task_status_engine.classify"] = (task_id, "queued")
-        time.sleep(0.2)
+        time.sleep(0.2)  # let the scheduler pick it up, so the redraw shows it running
         st.rerun()
 
 
@@ -351,10 +312,6 @@ def _classify_results(task: dict[str, Any]) -> None:
                         width="content")
 
 
-def _classify_status(job_id: str, task: str, what: str) -> None:
-    latest = _task_status(job_id, task, what)
-    if latest is not None and latest["status"] == "done":
-        _classify_results(latest)
 
 
 def _classify_many(job: dict[str, Any]) -> None:
@@ -362,7 +319,10 @@ def _classify_many(job: dict[str, Any]) -> None:
                "labels, see accuracy and a confusion matrix. Runs as a job, so thousands of "
                "images are fine.")
     _classify_form(job)
-    _poll(_classify_status, job["id"], "engine.classify", "Classification")
+    latest = task_progress.show(job["id"], "engine.classify", "Classification",
+                                key="cm_cancel")
+    if latest is not None and latest["status"] == "done":
+        _classify_results(latest)
 
 
 def render(job: dict[str, Any]) -> None:
