@@ -428,20 +428,14 @@ def format_evaluation(summary: dict[str, Any], title: str = "") -> str:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> Any:
-    from contextlib import closing
-
-    from engine import jobs, store
-    from engine.evaluation import evaluate_checkpoint
+    from engine.evaluation import evaluate_job
 
     job, ckpt = _trained_job(a.job, a.checkpoint)
     bar = _Bar(f"evaluating {ckpt.name}", 100, a.json)
-    try:
-        summary = evaluate_checkpoint(jobs.job_dir(job["id"]), ckpt.name, a.split,
-                                      device=a.device, progress=bar)
+    try:  # stored like a task's evaluation, so the dashboard shows it
+        summary = evaluate_job(job["id"], ckpt.name, a.split, device=a.device, progress=bar)
     finally:
         bar.close()
-    with closing(store.connect()) as conn:  # the dashboard shows it like a task's evaluation
-        store.put_evaluation(conn, job["id"], summary)
     if a.json:
         return {"job": job["id"], **summary}
     epoch = f" (epoch {summary['epoch']})" if summary.get("epoch") is not None else ""

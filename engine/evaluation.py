@@ -142,6 +142,23 @@ def evaluate_checkpoint(run_dir: str | os.PathLike, checkpoint: str | None = Non
     return summary
 
 
+def evaluate_job(job_id: str, checkpoint: str | None = None, split: str | None = None, *,
+                 home: str | os.PathLike | None = None, device: str = "cpu",
+                 progress=None) -> dict[str, Any]:
+    """Evaluate a training job's checkpoint and store the summary in SQLite, where the job
+    page and `python -m engine evaluate` find it."""
+    from contextlib import closing
+
+    from engine import store
+    from engine.jobs.paths import job_dir
+
+    summary = evaluate_checkpoint(job_dir(job_id, home), checkpoint, split, home=home,
+                                  device=device, progress=progress)
+    with closing(store.connect(home)) as conn:
+        store.put_evaluation(conn, job_id, summary)
+    return summary
+
+
 def load_evaluation(run_dir: str | os.PathLike, checkpoint: str = "best.pt",
                     split: str | None = None) -> Evaluation | None:
     """The stored evaluation of a checkpoint (the latest split evaluated when split is None)."""

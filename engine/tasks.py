@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from contextlib import closing
 from typing import Any
 
 from engine.jobs.paths import job_dir
@@ -20,14 +19,10 @@ PACKAGES = ("engine", "trt")  # the only places task code may come from
 
 def evaluate(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
     """Evaluate a trained job's checkpoint (default best) on its test (or validation) split."""
-    from engine import store
-    from engine.evaluation import evaluate_checkpoint
+    from engine.evaluation import evaluate_job
 
-    summary = evaluate_checkpoint(job_dir(params["job"], home), params.get("checkpoint"),
-                                  params.get("split"), home=home,
-                                  device=params.get("device", "cpu"), progress=progress)
-    with closing(store.connect(home)) as conn:
-        store.put_evaluation(conn, params["job"], summary)
+    summary = evaluate_job(params["job"], params.get("checkpoint"), params.get("split"),
+                           home=home, device=params.get("device", "cpu"), progress=progress)
     return {k: summary[k] for k in ("split", "checkpoint", "images", "accuracy", "loss")
             if k in summary} | ({"top5": summary["top5"]} if "top5" in summary else {})
 
