@@ -135,6 +135,10 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_check.sh)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
     a = ap.parse_args()
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"error: --device {a.device} needs an NVIDIA GPU with CUDA; this machine has none",
+              file=sys.stderr)
+        return 2
     if not MNIST.exists():
         print(f"skipped: {MNIST} not found (real MNIST lives in ../shared/data)")
         return 0
