@@ -8,7 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 from engine import jobs, store
-from engine.evaluation import evaluate_checkpoint
+from engine.evaluation import evaluate_job
 from engine.training import TrainConfig, train
 
 
@@ -25,7 +25,5 @@ def finished_job(home: Path, dataset: str = "digits", epochs: int = 2, evaluate:
         store.update_job(conn, job_id, status="done", finished=time.time(),
                          result=result.to_dict())
     if evaluate:
-        summary = evaluate_checkpoint(jobs.job_dir(job_id, home), "best.pt", home=home)
-        with closing(store.connect(home)) as conn, store.transaction(conn):
-            store.put_evaluation(conn, job_id, summary)
+        evaluate_job(job_id, "best.pt", home=home)
     return job_id

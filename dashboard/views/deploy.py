@@ -139,8 +139,10 @@ def _build(job_id: str, state: dict[str, Any]) -> None:
     active = _active(job_id, "trt.build")
     have = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
     with st.form("dp_build_form", border=False):
-        precisions = st.multiselect("Precisions", have, default=have, key="dp_precisions",
-                                    disabled=not ready)
+        # The key follows the choices: a widget made before the export (no options) would
+        # otherwise keep its empty selection once the variants exist.
+        precisions = st.multiselect("Precisions", have, default=have,
+                                    key=f"dp_precisions_{'-'.join(have)}", disabled=not ready)
         c1, c2, c3, c4 = st.columns(4)
         lo = c1.number_input("Min batch", 1, 4096, 1, key="dp_min_batch")
         opt = c2.number_input("Opt batch", 1, 4096, 8, key="dp_opt_batch")
@@ -211,8 +213,9 @@ def _bundle(job_id: str, state: dict[str, Any]) -> None:
     with st.form("dp_bundle_form", border=False):
         c1, c2 = st.columns(2)
         chosen = c1.multiselect("ONNX variants", variants, default=variants[:1],
-                                key="dp_bundle_variants")
-        engines = c2.multiselect("Engines", built, default=built, key="dp_bundle_engines")
+                                key=f"dp_bundle_variants_{'-'.join(variants)}")
+        engines = c2.multiselect("Engines", built, default=built,
+                                 key=f"dp_bundle_engines_{'-'.join(built)}")
         go = st.form_submit_button("Bundle", disabled=not ready or active)
     if go:
         if not chosen:
