@@ -84,6 +84,15 @@ def browser_page(width: int = 1400, height: int = 1000):
             browser.close()
 
 
+def sign_in(page, user: str = "alice"):
+    """Sign in from the sidebar (one click) and wait for it; returns the sidebar locator."""
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_label("Username").fill(user)
+    sidebar.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").wait_for()
+    return sidebar
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine import jobs, probes
 
-from browser import browser_page, dashboard, need_chromium, publish, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -34,10 +34,7 @@ def test_draw_classify_and_board(jobs_home):
     assert jobs.wait(job_id, timeout=300)["status"] == "done"
     with dashboard(jobs_home) as url, browser_page() as page:
         page.goto(url)
-        sidebar = page.get_by_test_id("stSidebar")
-        sidebar.get_by_label("Username").fill("alice")
-        sidebar.get_by_role("button", name="Sign in").click()
-        page.get_by_text("Signed in as").wait_for()
+        sidebar = sign_in(page)
         sidebar.get_by_role("link", name="Classify").click()
         page.get_by_text("Draw something").wait_for()
 

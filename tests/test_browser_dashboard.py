@@ -9,7 +9,7 @@ import pytest
 
 from engine import jobs
 
-from browser import browser_page, dashboard, need_chromium, publish, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -20,10 +20,7 @@ def test_newcomer_trains_lenet(jobs_home):
     (jobs_home / "studio.db").unlink()
     with dashboard(jobs_home) as url, browser_page() as page:
         page.goto(url)
-        sidebar = page.get_by_test_id("stSidebar")
-        sidebar.get_by_label("Username").fill("alice")
-        sidebar.get_by_role("button", name="Sign in").click()  # click 1
-        page.get_by_text("Signed in as").wait_for()
+        sidebar = sign_in(page)  # click 1
         screenshot(page, "01-home")
 
         sidebar.get_by_role("link", name="Datasets").click()  # click 2

@@ -10,7 +10,7 @@ import pytest
 
 from engine import jobs
 
-from browser import browser_page, dashboard, need_chromium, publish, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
 from finished_jobs import finished_job
 
 pytestmark = pytest.mark.browser
@@ -22,10 +22,7 @@ def test_export_then_build(jobs_home):
     job_id = finished_job(jobs_home, evaluate=False)
     with dashboard(jobs_home) as url, browser_page(height=1600) as page:
         page.goto(f"{url}/deploy?id={job_id}")
-        sidebar = page.get_by_test_id("stSidebar")
-        sidebar.get_by_label("Username").fill("alice")
-        sidebar.get_by_role("button", name="Sign in").click()
-        page.get_by_text("Signed in as").wait_for()
+        sign_in(page)
         build = page.get_by_role("button", name="Build engines")
         assert build.is_disabled()  # nothing to build from before the export
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine import jobs
 
-from browser import browser_page, dashboard, need_chromium, publish, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
 from finished_jobs import finished_job
 
 pytestmark = pytest.mark.browser
@@ -43,10 +43,7 @@ def test_evaluation_heatmap(jobs_home):
     [stored] = jobs.job_evaluations(job_id)
     with dashboard(jobs_home) as url, browser_page(height=1200) as page:
         page.goto(f"{url}/job?id={job_id}")
-        sidebar = page.get_by_test_id("stSidebar")
-        sidebar.get_by_label("Username").fill("alice")
-        sidebar.get_by_role("button", name="Sign in").click()
-        page.get_by_text("Signed in as").wait_for()
+        sign_in(page)
         page.get_by_role("tab", name="Evaluation").click()
         panel = page.get_by_role("tabpanel", name="Evaluation")
         panel.get_by_text("Top-1 accuracy").wait_for(timeout=120_000)
