@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist-t10k"
+# Real MNIST t10k files: ../shared/data beside the checkout, or $STUDIO_MNIST_DIR where that
+# folder does not exist (the GPU machine, which gets a copy carried in .device/; see bench/).
+MNIST_DIR = Path(os.environ.get("STUDIO_MNIST_DIR")
+                 or ROOT.parent / "shared" / "data" / "mnist-t10k")
 MNIST_IMAGES = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
 MNIST_LABELS = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
 
@@ -25,7 +28,8 @@ def home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def mnist_files() -> tuple[Path, Path]:
     if not (MNIST_IMAGES.exists() and MNIST_LABELS.exists()):
-        pytest.skip(f"real MNIST files not found in {MNIST_DIR} (they live in ../shared/data)")
+        pytest.skip(f"real MNIST files not found in {MNIST_DIR} (they live in ../shared/data; "
+                    "set STUDIO_MNIST_DIR to use another copy)")
     return MNIST_IMAGES, MNIST_LABELS
 
 
