@@ -111,10 +111,8 @@ def digits(name: str = "d", **options):
 def test_idx_gzip_from_real_mnist(home, mnist_files):
     images_gz, labels_gz = mnist_files
     stages = []
-    t0 = time.perf_counter()
     ds = create_dataset("mnist", "idx", {"train_images": images_gz, "train_labels": labels_gz},
                         progress=lambda f, m: stages.append(f))
-    assert time.perf_counter() - t0 < 10  # a couple of seconds; generous for slow CI
     assert stages[0] == 0.0 and stages[-1] == 1.0 and stages == sorted(stages)
     assert {p.name for p in ds.path.iterdir()} == DATASET_FILES
     m = ds.manifest
