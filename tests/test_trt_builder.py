@@ -123,3 +123,18 @@ def test_runtime_without_gpu_says_it_needs_one(built):
     engine = built[0]["fp32"][0]
     with pytest.raises(NeedsGPU, match="needs an NVIDIA GPU"):
         TensorRTRunner(engine)
+
+
+def test_engine_load_failure_names_the_gpu_and_the_cause():
+    from trt.runtime import deserialize_error
+
+    h200 = deserialize_error("tensorrt_rtx", "/x/model.engine", "NVIDIA H200", (9, 0),
+                             ["ERROR: unsupported SM", "ERROR: unsupported SM"])
+    assert h200.splitlines()[0] == ("tensorrt_rtx could not load model.engine on NVIDIA H200 "
+                                    "(compute capability 9.0)")
+    assert "not 9.0" in h200 and "data-centre `tensorrt`" in h200
+    assert h200.count("unsupported SM") == 1  # the library's own words, once
+    rtx = deserialize_error("tensorrt_rtx", "m.engine", "NVIDIA RTX 4090", (8, 9), [])
+    assert "not 8.9" not in rtx and "rebuild it here" in rtx
+    dc = deserialize_error("tensorrt", "m.engine", "NVIDIA H200", (9, 0), ["ERROR: version"])
+    assert "rebuild it here" in dc and "ERROR: version" in dc

@@ -63,6 +63,7 @@ def test_infer_cli_uses_onnxruntime_without_gpu(bundle, digit_pngs):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["backend"] == "onnxruntime-cpu"
+    assert out["tensorrt_not_used"]  # the reason: no GPU here, or no engine in the bundle
     got = [r["label"] for r in out["results"]]
     assert got == labels
     assert all(0 < r["confidence"] <= 1 for r in out["results"])
@@ -93,3 +94,27 @@ def test_infer_cli_user_errors_are_one_line(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+
+
+def test_bundle_with_engine_says_why_tensorrt_was_not_used(bundle, mnist_lenet,
+                                                           mnist_sample_home, tmp_path):
+    import torch
+
+    from trt.builder import build_engine
+    from trt.library import tensorrt_available
+
+    if not tensorrt_available():
+        pytest.skip("no TensorRT library to build an engine with")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: tests/gpu covers the TensorRT path")
+    path, _ = bundle
+    assert Bundle(path).fallback_reason == "the bundle has no TensorRT engine"
+    assert Bundle(path, prefer_tensorrt=False).fallback_reason == "ONNX Runtime was asked for"
+    run_dir = mnist_lenet[0]
+    engine = tmp_path / "model.engine"
+    build_engine(run_dir / "exports" / "model.onnx", engine, max_batch=8)
+    with_engine = tmp_path / "with-engine.zip"
+    make_bundle(run_dir, with_engine, engines=[engine], home=mnist_sample_home)
+    opened = Bundle(with_engine)
+    assert opened.backend == "onnxruntime-cpu"
+    assert "needs an NVIDIA GPU" in opened.fallback_reason

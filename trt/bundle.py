@@ -136,6 +136,7 @@ class Bundle:
             self.metadata: dict[str, Any] = json.loads(z.read("metadata.json") or b"{}")
             engines = sorted(n for n in names if n.startswith("engines/")
                              and n.endswith(".engine"))
+            self.fallback_reason: str | None = None  # why TensorRT is not the runner
             self.runner, self.model_file = self._runner(z, engines, prefer_tensorrt)
         self.backend: str = self.runner.backend
         c, h, w = self.metadata.get("input", {}).get("shape", [None, 1, 28, 28])[1:]
@@ -145,13 +146,17 @@ class Bundle:
     def _runner(self, z: zipfile.ZipFile, engines: list[str], prefer_tensorrt: bool):
         from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner
 
-        if prefer_tensorrt and engines:
+        if not prefer_tensorrt:
+            self.fallback_reason = "ONNX Runtime was asked for"
+        elif not engines:
+            self.fallback_reason = "the bundle has no TensorRT engine"
+        else:
             try:
                 self._tmp = tempfile.TemporaryDirectory(prefix="bundle-")
                 path = Path(z.extract(engines[0], self._tmp.name))
                 return TensorRTRunner(path), engines[0]
-            except (NeedsGPU, RuntimeError):
-                pass
+            except (NeedsGPU, RuntimeError) as e:
+                self.fallback_reason = str(e)
         return OnnxRunner(z.read("model.onnx")), "model.onnx"
 
     def prepare(self, image, digit: bool = False, polarity: str = "auto") -> np.ndarray:

@@ -88,9 +88,11 @@ def cmd_infer(a: argparse.Namespace) -> None:
     results = bundle.classify(a.images, top_k=a.top_k, digit=a.digit, polarity=a.polarity)
     for path, r in zip(a.images, results, strict=True):
         r["image"] = str(path)
-    data = {"backend": bundle.backend, "model": bundle.model_file, "results": results}
+    data = {"backend": bundle.backend, "model": bundle.model_file,
+            "tensorrt_not_used": bundle.fallback_reason, "results": results}
+    why = f" (TensorRT not used: {bundle.fallback_reason})" if bundle.fallback_reason else ""
     text = "\n".join(f"{r['image']}: {r['label']} ({100 * r['confidence']:.1f}%)"
-                     for r in results) + f"\n[{bundle.backend}]"
+                     for r in results) + f"\n[{bundle.backend}{why}]"
     _print(data, a.json, text)
 
 

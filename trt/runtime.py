@@ -74,6 +74,28 @@ def _require_gpu(device: str) -> None:
         raise NeedsGPU(str(e)) from None
 
 
+# Compute capabilities in TensorRT-RTX's support matrix (RTX-class GPUs); data-centre parts such
+# as the A100 (8.0) and H100/H200 (9.0) need the data-centre `tensorrt` package instead.
+RTX_CAPABILITIES = ((7, 5), (8, 6), (8, 9), (12, 0), (12, 1))
+
+
+def deserialize_error(library: str, engine_path: str | os.PathLike, gpu: str,
+                      capability: tuple[int, int], messages: list[str]) -> str:
+    """Why an engine did not load: the library's own words, and the likely cause."""
+    cc = f"{capability[0]}.{capability[1]}"
+    lines = [f"{library} could not load {Path(engine_path).name} on {gpu} (compute capability "
+             f"{cc})"]
+    if library == "tensorrt_rtx" and tuple(capability) not in RTX_CAPABILITIES:
+        lines.append(f"TensorRT-RTX supports compute capability "
+                     f"{', '.join(f'{a}.{b}' for a, b in RTX_CAPABILITIES)}, not {cc}: use the "
+                     "data-centre `tensorrt` package on this GPU, or ONNX Runtime")
+    else:
+        lines.append("an engine runs only with the library version and on the GPU family it "
+                     "was built for: rebuild it here")
+    lines += [f"  {m}" for m in dict.fromkeys(messages)]
+    return "\n".join(lines)
+
+
 class TensorRTRunner:
     """A deserialized engine with an execution context, run on a torch CUDA stream.
 
@@ -89,16 +111,18 @@ class TensorRTRunner:
         _require_gpu(device)
         import torch
 
-        from trt.library import logger, tensorrt_module
+        from trt.library import captured_messages, logger, tensorrt_module
 
         self._trt = lib = tensorrt_module()
         self.device = torch.device(device)
         torch.cuda.set_device(self.device)
         self.runtime = lib.Runtime(logger())
-        self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+        with captured_messages() as messages:
+            self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
         if self.engine is None:
-            raise RuntimeError(f"{lib.__name__} could not deserialize {engine_path} "
-                               "(built by another library version or for another GPU?)")
+            raise RuntimeError(deserialize_error(
+                lib.__name__, engine_path, torch.cuda.get_device_name(self.device),
+                torch.cuda.get_device_capability(self.device), messages))
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = lib.TensorIOMode.INPUT
