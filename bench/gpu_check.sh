@@ -3,9 +3,8 @@
 # and the inference benchmark table. Usage: bash bench/gpu_check.sh [OUT_DIR]
 # Results (json, markdown, the tests' log and junit xml) land in OUT_DIR, default bench/results.
 #
-# Real MNIST comes from ../shared/data/mnist-t10k, else from .device/mnist-t10k (what
-# bench/stage_device.sh copies for a machine that gets only the checkout), else from
-# $STUDIO_MNIST_DIR. TensorRT: whichever of tensorrt / tensorrt_rtx imports; else wheels carried
+# Real MNIST: $STUDIO_MNIST_DIR, else ../shared/data/mnist-t10k, else .device/mnist-t10k (what
+# bench/stage_device.sh copies for a machine that gets only the checkout; see tests/conftest.py). TensorRT: whichever of tensorrt / tensorrt_rtx imports; else wheels carried
 # in .device/wheels, else one quick pip try; if none works the TensorRT rows and tests are
 # skipped with the reason. The time limits below add up to under 8 minutes.
 set -uo pipefail
@@ -14,10 +13,6 @@ OUT=${1:-bench/results}
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 mkdir -p "$OUT"
-if [ -z "${STUDIO_MNIST_DIR:-}" ] && [ ! -d ../shared/data/mnist-t10k ] \
-   && [ -d .device/mnist-t10k ]; then
-  export STUDIO_MNIST_DIR=$PWD/.device/mnist-t10k
-fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 if ! "$PY" -c "import tensorrt" 2>/dev/null && ! "$PY" -c "import tensorrt_rtx" 2>/dev/null; then

@@ -8,10 +8,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# Real MNIST t10k files: ../shared/data beside the checkout, or $STUDIO_MNIST_DIR where that
-# folder does not exist (the GPU machine, which gets a copy carried in .device/; see bench/).
-MNIST_DIR = Path(os.environ.get("STUDIO_MNIST_DIR")
-                 or ROOT.parent / "shared" / "data" / "mnist-t10k")
+
+
+def _mnist_dir() -> Path:
+    """Real MNIST t10k files: $STUDIO_MNIST_DIR if set, else ../shared/data beside the
+    checkout, else the copy bench/stage_device.sh puts in .device/ for a machine that gets
+    only the checkout (the GPU machine)."""
+    if os.environ.get("STUDIO_MNIST_DIR"):
+        return Path(os.environ["STUDIO_MNIST_DIR"])
+    shared = ROOT.parent / "shared" / "data" / "mnist-t10k"
+    carried = ROOT / ".device" / "mnist-t10k"
+    return carried if not shared.exists() and carried.exists() else shared
+
+
+MNIST_DIR = _mnist_dir()
 MNIST_IMAGES = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
 MNIST_LABELS = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
 

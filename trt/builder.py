@@ -19,7 +19,13 @@ import onnx
 
 from engine.workspace import atomic_write_bytes, atomic_write_json
 from trt.files import sha256_file, sidecar
-from trt.library import captured_messages, library_info, logger, tensorrt_module
+from trt.library import (
+    captured_messages,
+    library_info,
+    logger,
+    tensorrt_module,
+    unique_messages,
+)
 from trt.variants import detect_precision
 
 Progress = Callable[[float, str], None]
@@ -30,12 +36,9 @@ class EngineBuildError(RuntimeError):
 
     def __init__(self, what: str, messages: list[str]) -> None:
         self.messages = list(messages)
-        detail = "\n".join(f"  {m}" for m in _unique(messages)) or "  (no message from TensorRT)"
+        detail = ("\n".join(f"  {m}" for m in unique_messages(messages))
+                  or "  (no message from TensorRT)")
         super().__init__(f"{what}:\n{detail}")
-
-
-def _unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
 
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
@@ -76,7 +79,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                                    f"{onnx_path.name}", list(messages))
         atomic_write_bytes(engine_path, bytes(plan))
         cache_info = _save_timing_cache(config, cache, messages)
-        warned = _unique(list(messages))
+        warned = unique_messages(list(messages))
     metadata = {
         **library_info(),
         "engine": str(engine_path),
@@ -129,7 +132,7 @@ def _attach_timing_cache(config, path: str | os.PathLike | None) -> dict[str, An
         config.set_timing_cache(cache, False)
     return {"path": str(path), "supported": True, "loaded_bytes": len(data),
             "reused": bool(data), "cache": cache,
-            "library_messages": _unique([str(w.message) for w in said])}
+            "library_messages": unique_messages([str(w.message) for w in said])}
 
 
 def _save_timing_cache(config, cache: dict[str, Any] | None, messages: list[str]
@@ -139,7 +142,7 @@ def _save_timing_cache(config, cache: dict[str, Any] | None, messages: list[str]
     if cache is None or not cache["supported"]:
         return cache
     said = cache["library_messages"] + [m for m in messages if "timing cache" in m.lower()]
-    cache["library_messages"] = _unique(said)
+    cache["library_messages"] = unique_messages(said)
     cache["reused"] = cache["reused"] and not any(
         "no-op" in m or "will not be used" in m for m in said)
     live = cache.pop("cache")

@@ -89,3 +89,8 @@ def captured_messages() -> Iterator[list[str]]:
             yield sink
         finally:
             log.sinks.remove(sink)
+
+
+def unique_messages(messages: list[str]) -> list[str]:
+    """Messages in order, each once (TensorRT often repeats a line)."""
+    return list(dict.fromkeys(messages))

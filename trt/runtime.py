@@ -82,6 +82,8 @@ RTX_CAPABILITIES = ((7, 5), (8, 6), (8, 9), (12, 0), (12, 1))
 def deserialize_error(library: str, engine_path: str | os.PathLike, gpu: str,
                       capability: tuple[int, int], messages: list[str]) -> str:
     """Why an engine did not load: the library's own words, and the likely cause."""
+    from trt.library import unique_messages
+
     cc = f"{capability[0]}.{capability[1]}"
     lines = [f"{library} could not load {Path(engine_path).name} on {gpu} (compute capability "
              f"{cc})"]
@@ -92,7 +94,7 @@ def deserialize_error(library: str, engine_path: str | os.PathLike, gpu: str,
     else:
         lines.append("an engine runs only with the library version and on the GPU family it "
                      "was built for: rebuild it here")
-    lines += [f"  {m}" for m in dict.fromkeys(messages)]
+    lines += [f"  {m}" for m in unique_messages(messages)]
     return "\n".join(lines)
 
 
