@@ -63,8 +63,8 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from engine import classify as cl
-    from engine.preprocess import normalize_digit
+    from engine.images.framing import normalize_digit
+    from engine.inference import classify as cl
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     with tempfile.TemporaryDirectory() as tmp:

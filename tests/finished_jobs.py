@@ -8,7 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 from engine import jobs, store
-from engine.evaluation import evaluate_job
+from engine.evaluation.evaluate import evaluate_job
 from engine.training import TrainConfig, train
 
 

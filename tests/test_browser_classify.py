@@ -9,7 +9,8 @@ import re
 import pytest
 from PIL import Image
 
-from engine import jobs, probes
+from engine import jobs
+from engine.evaluation import probes
 
 from browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
 

@@ -1,5 +1,5 @@
-"""engine.classify: the backend registry, classifying drawings and uploads, and what the network
-sees inside (feature maps, filters, statistics, saliency)."""
+"""engine.inference.classify: the backend registry, classifying drawings and uploads, and what
+the network sees inside (feature maps, filters, statistics, saliency)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from engine import classify as cl
-from engine.preprocess import EmptyDrawing
+from engine.images.framing import EmptyDrawing
+from engine.inference import classify as cl
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from engine import jobs
-from engine.cli import main
+from engine.cli.main import main
 from engine.datasets import open_dataset
-from engine.evaluation import load_evaluation
+from engine.evaluation.evaluate import load_evaluation
 
 from finished_jobs import finished_job
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from dashboard.views import classify as view
-from engine import classify as cl
-from engine import jobs, probes
+from engine import jobs
+from engine.evaluation import probes
+from engine.inference import classify as cl
 
 from apptest import app, open_page
 from test_classify import draw_one

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from dashboard.views import classify as classify_view
-from engine import classify as cl
 from engine import jobs, store
 from engine.datasets import open_dataset
+from engine.inference import classify as cl
 from engine.training import TrainConfig, train
 from trt import backends, tasks
 from trt.runtime import NeedsGPU

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.views import evaluation as ev_view
 from engine import jobs
 from engine.datasets import open_dataset
-from engine.evaluation import load_evaluation
+from engine.evaluation.evaluate import load_evaluation
 
 from apptest import app, open_page
 from finished_jobs import finished_job

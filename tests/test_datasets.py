@@ -26,7 +26,7 @@ from engine.datasets import (
     open_dataset,
 )
 from engine.datasets.sources import downloads
-from engine.imaging import fit_image, load_image
+from engine.images.loading import fit_image, load_image
 
 DATASET_FILES = {"manifest.json", "images.npy", "labels.npy", "train.npy", "val.npy",
                  "test.npy", "mean.npy", "mean.png"}

@@ -13,8 +13,8 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import precision_recall_fscore_support, top_k_accuracy_score
 
-from engine.batch_classify import classify_many
-from engine.evaluation import evaluate_checkpoint, load_evaluation, summarize
+from engine.evaluation.evaluate import evaluate_checkpoint, load_evaluation, summarize
+from engine.inference.classify_many import classify_many
 
 from conftest import read_idx_gz
 

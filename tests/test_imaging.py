@@ -1,4 +1,4 @@
-"""engine.imaging: reading any image and fitting it the DIGITS way."""
+"""engine.images.loading: reading any image and fitting it the DIGITS way."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.imaging import (
+from engine.images.loading import (
     RESIZE_MODES,
     ImageError,
     convert_channels,

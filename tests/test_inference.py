@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from engine.inference import Predictor, resolve_checkpoint
-from engine.preprocess import EmptyDrawing, normalize_digit
+from engine.images.framing import EmptyDrawing, normalize_digit
+from engine.inference.predictor import Predictor, resolve_checkpoint
 
 from conftest import read_idx_gz
 

@@ -105,7 +105,7 @@ def test_sweep_makes_one_job_per_combination(jobs_home, capsys):
     assert all(r["status"] == "queued" and r["owner"] == "alice" for r in rows)
     assert [j["id"] for j in jobs.list_jobs(sweep=rows[0]["sweep"])] == ids[::-1]
 
-    from engine.cli import main
+    from engine.cli.main import main
 
     assert main(["jobs", "submit", "--dataset", "digits", "--lr", "0.1,0.01", "--batch-size",
                  "32,64", "--epochs", "1", "--no-start", "--json"]) == 0
@@ -125,7 +125,7 @@ def test_only_the_owner_may_cancel_or_delete(jobs_home, capsys):
     with pytest.raises(PermissionError):
         jobs.resume(job_id, user="bob", start_scheduler=False)
 
-    from engine.cli import main
+    from engine.cli.main import main
 
     assert main(["jobs", "cancel", job_id, "--user", "bob"]) == 2
     assert "only its owner" in capsys.readouterr().err
@@ -174,7 +174,7 @@ def test_submit_runs_to_done_with_metrics_and_records_failures(jobs_home, monkey
     monkeypatch.setenv("STUDIO_CPU_SLOTS", "2")
     good = jobs.submit({**RUN, "epochs": 2, "batch_size": 64, "lr": 0.05}, name="good")
     bad = jobs.submit({**RUN, "epochs": 2, "lr": 1e8}, name="diverges")
-    from engine.cli import main
+    from engine.cli.main import main
 
     assert main(["jobs", "show", good, "--follow", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)

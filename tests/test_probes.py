@@ -1,4 +1,5 @@
-"""engine.probes: boards in SQLite, ownership, and the lab's comparison table of experiments."""
+"""engine.evaluation.probes: boards in SQLite, ownership, and the
+lab's comparison table of experiments."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import jobs, probes, store
+from engine import jobs, store
+from engine.evaluation import probes
 
 from test_classify import draw_one
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from engine.datasets import open_dataset
-from engine.inference import Predictor
+from engine.inference.predictor import Predictor
 from trt.bundle import Bundle, make_bundle
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.datasets import open_dataset
-from engine.inference import Predictor
+from engine.inference.predictor import Predictor
 from trt.contract import normalize_batch
 from trt.onnx_export import export_onnx
 from trt.runtime import OnnxRunner

@@ -1,4 +1,4 @@
-"""ONNX Runtime and TensorRT as classify backends (engine.classify's registry).
+"""ONNX Runtime and TensorRT as classify backends (engine.inference.classify's registry).
 
 The dashboard calls register(); engine never imports trt. Both backends read a trained job's
 exports/ (written by the trt.export and trt.build tasks) and take the same prepared uint8
@@ -42,7 +42,7 @@ def export_report(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
 
 def _checkpoint_mismatch(checkpoint: str | os.PathLike, report: dict[str, Any]) -> str | None:
     # The export is of one checkpoint; another one's answers would silently differ.
-    from engine.inference import resolve_checkpoint
+    from engine.inference.predictor import resolve_checkpoint
 
     chosen = resolve_checkpoint(checkpoint).name
     exported = Path(report["checkpoint"]).name
@@ -144,8 +144,8 @@ class TensorRTBackend(_ExportedBackend):
 
 
 def register() -> None:
-    """Offer ONNX Runtime and TensorRT wherever engine.classify's backends are listed."""
-    from engine.classify import register_backend
+    """Offer ONNX Runtime and TensorRT wherever engine.inference.classify's backends are listed."""
+    from engine.inference.classify import register_backend
 
     register_backend(ONNX, OnnxBackend, "ONNX Runtime (CPU)")
     register_backend(TENSORRT, TensorRTBackend, "TensorRT (NVIDIA GPU)")

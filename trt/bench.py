@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.inference import Predictor
+from engine.inference.predictor import Predictor
 
 DEFAULT_BATCHES = (1, 8, 64, 256)
 WARMUP = 10

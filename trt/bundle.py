@@ -161,7 +161,7 @@ class Bundle:
 
     def prepare(self, image, digit: bool = False, polarity: str = "auto") -> np.ndarray:
         """The uint8 H x W x C image the network sees, by the engine's own preparation."""
-        from engine.inference import Predictor
+        from engine.inference.predictor import Predictor
 
         return Predictor.prepare(self._contract, image, digit=digit, polarity=polarity)
 

@@ -1,6 +1,7 @@
 """The preprocessing contract on the numpy side, for ONNX Runtime and TensorRT inputs.
 
-Images are prepared (resized, framed, polarity) by engine.inference; this turns the prepared
+Images are prepared (resized, framed, polarity) by engine.inference.predictor; this turns
+the prepared
 uint8 N x H x W x C batch into the float NCHW tensor the network was trained on:
 x / scale, then (x - mean) / std, exactly as engine.inference.Predictor does in torch.
 """

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import torch
 
-from engine.inference import Predictor
+from engine.inference.predictor import Predictor
 from engine.workspace import atomic_write_bytes, atomic_write_json
 from trt.contract import normalize_batch
 from trt.files import sha256_file, sidecar

@@ -12,10 +12,11 @@ import streamlit as st
 from PIL import Image
 
 from dashboard import charts, nav, session
-from engine import classify as cl
-from engine import jobs, probes
-from engine.inference import image_bytes_png
-from engine.preprocess import EmptyDrawing
+from engine import jobs
+from engine.evaluation import probes
+from engine.images.framing import EmptyDrawing
+from engine.inference import classify as cl
+from engine.inference.predictor import image_bytes_png
 from engine.training.checkpoint import list_checkpoints
 from trt import backends as trt_backends
 from trt.runtime import NeedsGPU

@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import session
 from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions, create_dataset
 from engine.datasets.options import MAX_SIDE
-from engine.imaging import RESIZE_MODES
+from engine.images.loading import RESIZE_MODES
 from engine.workspace import studio_home
 
 DOWNLOADS = [name for name in SOURCES if name not in ("digits-sample", "idx", "folder")]

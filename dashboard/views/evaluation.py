@@ -21,9 +21,9 @@ import streamlit as st
 from dashboard import charts, session, task_progress
 from dashboard.views.datasets import enlarge
 from engine import jobs
-from engine.batch_classify import IMAGE_SUFFIXES
 from engine.datasets import DatasetError, open_dataset
-from engine.evaluation import Evaluation, load_evaluation
+from engine.evaluation.evaluate import Evaluation, load_evaluation
+from engine.inference.classify_many import IMAGE_SUFFIXES
 
 GALLERY_PX = 84
 SPLIT_AUTO = "test (validation when none)"

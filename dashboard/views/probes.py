@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import nav, session
 from dashboard.views.classify import usable_jobs
-from engine import probes
+from engine.evaluation import probes
 
 RIGHT = "background-color: #d4edc9; color: #1d4d0f"
 WRONG = "background-color: #f8d0cc; color: #6b1410"

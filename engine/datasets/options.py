@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from engine.datasets.errors import DatasetError
-from engine.imaging import CHANNELS, RESIZE_MODES
+from engine.images.loading import CHANNELS, RESIZE_MODES
 
 MAX_SIDE = 4096
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.inference import Predictor
+from engine.inference.predictor import Predictor
 from engine.training import AugmentConfig, TrainConfig, train
 
 pytestmark = [

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import classify as cl
 from engine.datasets import open_dataset
+from engine.inference import classify as cl
 
 pytestmark = [
     pytest.mark.gpu,

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.datasets.options import DatasetOptions
 from engine.datasets.progress import Progress
-from engine.imaging import ImageError, fit_batch, fit_image, load_image
+from engine.images.loading import ImageError, fit_batch, fit_image, load_image
 
 CHUNK = 2048  # images per progress report when fitting arrays
 

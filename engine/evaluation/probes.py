@@ -191,7 +191,7 @@ class BoardScore:
 
 def job_checkpoint(job_id: str, checkpoint: str = "best", home: Home = None) -> Path:
     """A job's checkpoint: "best" (else the last), "last", or a path within its run dir."""
-    from engine.inference import resolve_checkpoint
+    from engine.inference.predictor import resolve_checkpoint
     from engine.jobs import job_dir
 
     run = job_dir(job_id, home)
@@ -215,7 +215,7 @@ def score_board(board_id: str, job_ids: list[str], checkpoint: str = "best",
                 user: str | None = None, backend: str = "pytorch-cpu",
                 home: Home = None) -> BoardScore:
     """Classify every probe with every job's checkpoint: the lab's comparison table."""
-    from engine.classify import classify_many, get_backend
+    from engine.inference.classify import classify_many, get_backend
 
     probes = list_probes(board_id, user, home)
     images = [np.asarray(Image.open(io.BytesIO(p["image"]))) for p in probes]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from engine.datasets import open_dataset
-from engine.inference import Predictor, resolve_checkpoint
+from engine.inference.predictor import Predictor, resolve_checkpoint
 from engine.workspace import atomic_write_json
 
 EVAL_DIR = "evaluations"

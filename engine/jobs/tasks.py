@@ -1,7 +1,7 @@
 """Engine work that runs as a job besides training: evaluation and classify-many.
 
 A task is `fn(params, progress, home) -> result dict`. A job's task name says which package
-holds it ("engine.evaluate" -> engine.tasks.TASKS, "trt.build" -> trt.tasks.TASKS), so the
+holds it ("engine.evaluate" -> engine.jobs.tasks.TASKS, "trt.build" -> trt.tasks.TASKS), so the
 worker can run deployment tasks without engine importing trt.
 """
 
@@ -14,12 +14,13 @@ from typing import Any
 from engine.jobs.paths import job_dir
 
 Progress = Callable[[float, str], None]
-PACKAGES = ("engine", "trt")  # the only places task code may come from
+# The only places task code may come from: a task name's package -> the module with its TASKS.
+TASK_MODULES = {"engine": "engine.jobs.tasks", "trt": "trt.tasks"}
 
 
 def evaluate(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
     """Evaluate a trained job's checkpoint (default best) on its test (or validation) split."""
-    from engine.evaluation import evaluate_job
+    from engine.evaluation.evaluate import evaluate_job
 
     summary = evaluate_job(params["job"], params.get("checkpoint"), params.get("split"),
                            home=home, device=params.get("device", "cpu"), progress=progress)
@@ -30,7 +31,7 @@ def evaluate(params: dict[str, Any], progress: Progress, home=None) -> dict[str,
 def classify(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
     """Classify uploaded images (zip, folders, files) with a trained job's checkpoint, writing
     results.csv into this task's own job directory."""
-    from engine.batch_classify import classify_many
+    from engine.inference.classify_many import classify_many
 
     out_csv = job_dir(params["task_job"], home) / "results.csv"
     out_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -50,9 +51,9 @@ TASKS: dict[str, Callable[..., dict[str, Any]]] = {
 def resolve(name: str) -> Callable[..., dict[str, Any]]:
     """The function of a task name, imported from its package's tasks module."""
     package = name.split(".", 1)[0]
-    if package not in PACKAGES:
+    if package not in TASK_MODULES:
         raise ValueError(f"unknown task {name!r}")
-    tasks = importlib.import_module(f"{package}.tasks").TASKS
+    tasks = importlib.import_module(TASK_MODULES[package]).TASKS
     if name not in tasks:
         raise ValueError(f"unknown task {name!r}; {package} offers {', '.join(sorted(tasks))}")
     return tasks[name]

@@ -29,7 +29,7 @@ class CliError(Exception):
 
 def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     from engine.datasets import SOURCES
-    from engine.imaging import RESIZE_MODES
+    from engine.images.loading import RESIZE_MODES
 
     p = sub.add_parser("datasets", help="create, list, show and delete datasets")
     dsub = p.add_subparsers(dest="action", required=True)
@@ -327,7 +327,7 @@ def _add_predict_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> Any:
-    from engine.inference import Predictor
+    from engine.inference.predictor import Predictor
 
     predictor = Predictor(a.checkpoint, device=a.device)
     results = []
@@ -428,7 +428,7 @@ def format_evaluation(summary: dict[str, Any], title: str = "") -> str:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> Any:
-    from engine.evaluation import evaluate_job
+    from engine.evaluation.evaluate import evaluate_job
 
     job, ckpt = _trained_job(a.job, a.checkpoint)
     bar = _Bar(f"evaluating {ckpt.name}", 100, a.json)
@@ -447,7 +447,7 @@ def cmd_classify(a: argparse.Namespace) -> Any:
     import csv
     import io
 
-    from engine.batch_classify import classify_many
+    from engine.inference.classify_many import classify_many
 
     job, ckpt = _trained_job(a.job, a.checkpoint)
     missing = [p for p in a.paths if not Path(p).exists()]
@@ -516,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list:
     """Command groups of other engine modules (jobs, evaluation) register here."""
-    from engine.jobs.cli import register as register_jobs
+    from engine.cli.jobs import register as register_jobs
 
     return [register_jobs]
 
@@ -536,9 +536,9 @@ def _print(result: Any, as_json: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from engine.datasets import DatasetError
-    from engine.imaging import ImageError
+    from engine.images.framing import EmptyDrawing
+    from engine.images.loading import ImageError
     from engine.networks import SpecError
-    from engine.preprocess import EmptyDrawing
     from engine.training import ConfigError, TrainingDiverged
 
     args = build_parser().parse_args(argv)

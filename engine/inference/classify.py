@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.inference import ImageLike, Prediction, Predictor, resolve_checkpoint
+from engine.inference.predictor import ImageLike, Prediction, Predictor, resolve_checkpoint
 
 # --- backends -------------------------------------------------------------------------------
 
@@ -128,7 +128,7 @@ def classify(backend: Backend, image: ImageLike, top_k: int = 5, digit: bool = T
 def classify_many(backend: Backend, images: list[ImageLike], top_k: int = 5,
                   digit: bool = True, polarity: str = "auto") -> list[ClassifyResult | None]:
     """One result per image, None where an image holds nothing to classify; one batch."""
-    from engine.preprocess import EmptyDrawing
+    from engine.images.framing import EmptyDrawing
 
     seen: list[np.ndarray | None] = []
     for image in images:

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.evaluation import summarize
-from engine.imaging import ImageError, load_image
-from engine.inference import Predictor
-from engine.preprocess import EmptyDrawing
+from engine.evaluation.evaluate import summarize
+from engine.images.framing import EmptyDrawing
+from engine.images.loading import ImageError, load_image
+from engine.inference.predictor import Predictor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm"}

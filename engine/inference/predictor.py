@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.imaging import fit_image, load_image
+from engine.images.framing import apply_polarity, normalize_digit, to_gray
+from engine.images.loading import fit_image, load_image
 from engine.networks import build_network
-from engine.preprocess import apply_polarity, normalize_digit, to_gray
 from engine.training.checkpoint import load_checkpoint
 
 ImageLike = str | os.PathLike | bytes | np.ndarray | Image.Image

@@ -89,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_training_args(parser: argparse.ArgumentParser) -> tuple[float, int]:
     """Copies the options of `python -m engine train` (one definition for both commands);
     returns its default learning rate and batch size."""
-    from engine import cli
+    from engine.cli import main as cli
 
     sub = argparse.ArgumentParser(add_help=False).add_subparsers()
     cli._add_train_command(sub)
@@ -116,7 +116,7 @@ def _common(p: argparse.ArgumentParser, follow: bool = False, start: bool = Fals
 def _user_errors(func: Callable[[argparse.Namespace], Any]) -> Callable:
     @functools.wraps(func)
     def wrapper(a: argparse.Namespace) -> Any:
-        from engine.cli import CliError
+        from engine.cli.main import CliError
 
         try:
             return func(a)
@@ -131,7 +131,7 @@ def _numbers(text: str, kind: type, flag: str) -> list:
     except ValueError:
         values = []
     if not values:
-        from engine.cli import CliError
+        from engine.cli.main import CliError
 
         raise CliError(f"{flag} takes a number or comma-separated numbers, not {text!r}")
     return values
@@ -142,7 +142,7 @@ def _numbers(text: str, kind: type, flag: str) -> list:
 
 @_user_errors
 def cmd_submit(a: argparse.Namespace) -> Any:
-    from engine.cli import config_from_args
+    from engine.cli.main import config_from_args
 
     lrs = _numbers(a.lr, float, "--lr")
     sizes = _numbers(a.batch_size, int, "--batch-size")
@@ -206,7 +206,7 @@ def cmd_resume(a: argparse.Namespace) -> Any:
 
 @_user_errors
 def cmd_clone(a: argparse.Namespace) -> Any:
-    from engine.cli import CliError
+    from engine.cli.main import CliError
 
     overrides = {}
     for item in a.set:
@@ -250,7 +250,7 @@ def cmd_logs(a: argparse.Namespace) -> Any:
 
 
 def cmd_scheduler(a: argparse.Namespace) -> Any:
-    from engine.cli import CliError
+    from engine.cli.main import CliError
 
     status = scheduler_status()
     if a.status:
