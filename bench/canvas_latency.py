@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from engine.inference import backends
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TARGET_MS = 10.0
@@ -69,7 +71,7 @@ def main() -> int:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = args.checkpoint or lenet_checkpoint(Path(tmp))
-        backend = cl.get_backend("pytorch-cpu", ckpt)
+        backend = backends.get_backend("pytorch-cpu", ckpt)
         image = drawing()
         seen = cl.prepare(backend, image, digit=True, polarity="as-is")
         stages = {

@@ -79,3 +79,31 @@ def test_errors_are_one_line(home):
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.startswith("error: ") and "Traceback" not in p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_resume_without_epochs_keeps_the_saved_run(home, tmp_path):
+    """`train --resume RUN` alone continues the run as saved: a finished 1-epoch run stays
+    1 epoch (the CLI once compared against its own default of 10 and extended it)."""
+    cli(home, "datasets", "create", "sample", "--source", "digits-sample", "--max-per-class",
+        "30")
+    run_dir = tmp_path / "run"
+    cli(home, "train", "--dataset", "sample", "--epochs", "1", "--lr", "0.05", "--out",
+        str(run_dir))
+    again = json.loads(cli(home, "train", "--resume", str(run_dir), "--json").stdout)
+    assert again["epochs_completed"] == 1
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 1
+    changed = cli(home, "train", "--resume", str(run_dir), "--lr", "0.1", ok=False)
+    assert changed.returncode == 2 and "only --epochs may change (not --lr)" in changed.stderr
+
+
+def test_only_typed_options_override_a_config():
+    from engine.cli.main import build_parser
+    from engine.cli.train import config_from_args
+
+    saved = {"dataset": "d", "epochs": 4, "lr": 0.5, "augment": {"rotation": 10.0}}
+    a = build_parser().parse_args(["train", "--aug-zoom", "0.1", "--no-compile"])
+    cfg = config_from_args(a, base=saved)
+    assert (cfg.epochs, cfg.lr, cfg.compile) == (4, 0.5, False)
+    assert (cfg.augment.rotation, cfg.augment.zoom) == (10.0, 0.1)
+    fresh = config_from_args(build_parser().parse_args(["train", "--dataset", "d"]))
+    assert (fresh.epochs, fresh.lr, fresh.batch_size) == (10, 0.01, 64)

@@ -12,7 +12,7 @@ from PIL import Image
 from dashboard.views import classify as view
 from engine import jobs
 from engine.evaluation import probes
-from engine.inference import classify as cl
+from engine.inference import backends
 
 from apptest import app, open_page
 from test_classify import draw_one
@@ -39,7 +39,7 @@ def test_no_model_yet(jobs_home):
 
 
 def test_canvas_functions(trained):
-    backend = cl.get_backend("pytorch-cpu", jobs.job_dir(trained))
+    backend = backends.get_backend("pytorch-cpu", jobs.job_dir(trained))
     assert view.canvas_image({"objects": []}, draw_one()) is None  # no strokes yet
     assert view.canvas_image(None, None) is None
     image = view.canvas_image({"objects": [{"type": "path"}]}, draw_one())

@@ -16,6 +16,7 @@ import pytest
 from dashboard.views import classify as classify_view
 from engine import jobs, store
 from engine.datasets import open_dataset
+from engine.inference import backends as inference_backends
 from engine.inference import classify as cl
 from engine.training import TrainConfig, train
 from trt import backends, tasks
@@ -191,7 +192,7 @@ def test_onnxruntime_backend_agrees_with_torch(deployed):
     ds = open_dataset("digits", home=home)
     index = np.sort(ds.split("test")[:16])
     images = np.asarray(ds.images[index])
-    torch_backend = cl.TorchBackend(run / "best.pt")
+    torch_backend = inference_backends.TorchBackend(run / "best.pt")
     ort_backend = backends.OnnxBackend(run / "best.pt")
     assert ort_backend.classes == torch_backend.classes
     expected = torch_backend.probabilities(images)
@@ -233,7 +234,7 @@ def test_backend_choices_explain_tensorrt_needs_a_gpu(deployed):
     assert "tensorrt" not in usable
     assert "needs an NVIDIA GPU" in why["TensorRT (NVIDIA GPU)"]
     with pytest.raises(NeedsGPU, match="needs an NVIDIA GPU"):
-        cl.get_backend("tensorrt", ckpt)
+        inference_backends.get_backend("tensorrt", ckpt)
     # Another checkpoint than the exported one: ONNX Runtime says why it cannot stand in.
     epoch = jobs.job_dir(job_id, home) / "checkpoints" / "epoch-1.pt"
     if epoch.exists():

@@ -48,7 +48,7 @@ def test_bundle_holds_model_labels_contract_and_readme(bundle, mnist_lenet):
     z = zipfile.ZipFile(path)
     predictor = Predictor(mnist_lenet[0])
     assert json.loads(z.read("labels.json")) == predictor.classes
-    assert json.loads(z.read("preprocess.json")) == predictor.preprocess
+    assert json.loads(z.read("preprocess.json")) == predictor.contract.to_dict()
     readme = z.read("README.md").decode()
     assert "onnxruntime" in readme and "preprocess.json" in readme
     assert report["export_check"]["top1_agreement"] == 1.0

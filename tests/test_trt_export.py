@@ -11,7 +11,6 @@ import torch
 
 from engine.datasets import open_dataset
 from engine.inference.predictor import Predictor
-from trt.contract import normalize_batch
 from trt.onnx_export import export_onnx
 from trt.runtime import OnnxRunner
 from trt.variants import detect_precision, make_variants, variant_path
@@ -55,20 +54,12 @@ def test_dynamic_batch_runs_and_matches(exported, mnist_lenet, mnist_sample_home
     path, _ = exported
     predictor = Predictor(mnist_lenet[0])
     ds = open_dataset("mnist-sample", home=mnist_sample_home)
-    x = normalize_batch(np.asarray(ds.images[ds.split("test")[:batch]]), ds.preprocess)
+    x = ds.contract.normalize(np.asarray(ds.images[ds.split("test")[:batch]]))
     got = OnnxRunner(path).run(x)
     with torch.inference_mode():
         want = predictor.model(torch.from_numpy(x)).numpy()
     assert got.shape == (batch, 10)
     assert np.abs(got - want).max() < 1e-4
-
-
-def test_contract_normalization_matches_predictor(mnist_lenet, mnist_sample_home):
-    predictor = Predictor(mnist_lenet[0])
-    ds = open_dataset("mnist-sample", home=mnist_sample_home)
-    batch = np.array(ds.images[:16])
-    want = predictor._tensor(batch).numpy()
-    assert np.allclose(normalize_batch(batch, predictor.preprocess), want, atol=1e-6)
 
 
 def test_variants_keep_accuracy(variants):

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from trt.contract import normalize_batch, softmax
+from engine.images.contract import Contract
+from engine.inference.results import softmax
 from trt.files import sidecar
 from trt.variants import PRECISIONS, variant_path
 
@@ -105,11 +106,10 @@ class _ExportedBackend:
         if mismatch:
             raise ValueError(mismatch)
         self.classes: list[str] = list(report["classes"])
-        self.input_shape = tuple(report["input"]["shape"][1:])
-        self.preprocess: dict[str, Any] = dict(report["preprocess"])
+        self.contract = Contract.from_dict(report["preprocess"], report["input"]["shape"][1:])
 
     def probabilities(self, batch_nhwc_uint8: np.ndarray) -> np.ndarray:
-        return softmax(self.runner.run(normalize_batch(batch_nhwc_uint8, self.preprocess)))
+        return softmax(self.runner.run(self.contract.normalize(batch_nhwc_uint8)))
 
 
 class OnnxBackend(_ExportedBackend):
@@ -145,7 +145,7 @@ class TensorRTBackend(_ExportedBackend):
 
 def register() -> None:
     """Offer ONNX Runtime and TensorRT wherever engine.inference.classify's backends are listed."""
-    from engine.inference.classify import register_backend
+    from engine.inference.backends import register_backend
 
     register_backend(ONNX, OnnxBackend, "ONNX Runtime (CPU)")
     register_backend(TENSORRT, TensorRTBackend, "TensorRT (NVIDIA GPU)")

@@ -14,12 +14,12 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from trt.contract import normalize_batch, softmax
+from engine.images.contract import Contract
+from engine.inference.results import predictions, softmax
 from trt.files import sidecar
 
 README = """# {name}: image classifier bundle
@@ -139,9 +139,8 @@ class Bundle:
             self.fallback_reason: str | None = None  # why TensorRT is not the runner
             self.runner, self.model_file = self._runner(z, engines, prefer_tensorrt)
         self.backend: str = self.runner.backend
-        c, h, w = self.metadata.get("input", {}).get("shape", [None, 1, 28, 28])[1:]
-        # engine.inference.Predictor.prepare only reads these two attributes.
-        self._contract = SimpleNamespace(input_shape=(c, h, w), preprocess=self.preprocess)
+        shape = self.metadata.get("input", {}).get("shape", [None, 1, 28, 28])[1:]
+        self.contract = Contract.from_dict(self.preprocess, shape)
 
     def _runner(self, z: zipfile.ZipFile, engines: list[str], prefer_tensorrt: bool):
         from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner
@@ -160,20 +159,11 @@ class Bundle:
         return OnnxRunner(z.read("model.onnx")), "model.onnx"
 
     def prepare(self, image, digit: bool = False, polarity: str = "auto") -> np.ndarray:
-        """The uint8 H x W x C image the network sees, by the engine's own preparation."""
-        from engine.inference.predictor import Predictor
-
-        return Predictor.prepare(self._contract, image, digit=digit, polarity=polarity)
+        """The uint8 H x W x C image the network sees, by the bundle's contract."""
+        return self.contract.prepare(image, digit=digit, polarity=polarity)
 
     def classify(self, images: Sequence[Any], top_k: int = 5, digit: bool = False,
                  polarity: str = "auto") -> list[dict[str, Any]]:
-        batch = np.stack([self.prepare(im, digit=digit, polarity=polarity) for im in images])
-        probs = softmax(self.runner.run(normalize_batch(batch, self.preprocess)))
-        k = min(top_k, len(self.classes))
-        out = []
-        for p in probs:
-            top = np.argsort(-p)[:k]
-            out.append({"label": self.classes[top[0]], "confidence": float(p[top[0]]),
-                        "top": [{"class": self.classes[i], "probability": float(p[i])}
-                                for i in top]})
-        return out
+        batch = self.contract.prepare_batch(images, digit=digit, polarity=polarity)
+        probs = softmax(self.runner.run(self.contract.normalize(batch)))
+        return [p.to_dict() for p in predictions(probs, self.classes, batch, top_k)]

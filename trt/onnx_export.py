@@ -20,7 +20,6 @@ import torch
 
 from engine.inference.predictor import Predictor
 from engine.workspace import atomic_write_bytes, atomic_write_json
-from trt.contract import normalize_batch
 from trt.files import sha256_file, sidecar
 
 INPUT_NAME = "input"
@@ -47,7 +46,7 @@ def export_onnx(run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike,
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(predictor.classes)],
                    "dtype": "float32"},
         "classes": predictor.classes,
-        "preprocess": predictor.preprocess,
+        "preprocess": predictor.contract.to_dict(),
         "exporter": "torch.onnx (TorchScript)",
         "torch_version": torch.__version__,
         "size_bytes": out_path.stat().st_size,
@@ -81,7 +80,7 @@ def check_inputs(predictor: Predictor, count: int, home: str | os.PathLike | Non
         c, h, w = predictor.input_shape
         images = np.random.default_rng(0).integers(0, 256, (count, h, w, c), dtype=np.uint8)
         source = "random images (the run's dataset is not in this workspace)"
-    return normalize_batch(images, predictor.preprocess), source
+    return predictor.contract.normalize(images), source
 
 
 def dataset_images(dataset: str | None, count: int, home: str | os.PathLike | None = None

@@ -22,7 +22,6 @@ import numpy as np
 import onnx
 
 from engine.workspace import atomic_write_json
-from trt.contract import normalize_batch
 from trt.files import sha256_file
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -122,7 +121,7 @@ def calibration_batch(dataset: DatasetLike, count: int = CALIBRATION_IMAGES,
     if len(index) == 0:
         raise ValueError(f"dataset {ds!r} has no training images to calibrate int8 with")
     pick = np.sort(np.random.default_rng(seed).permutation(index)[:count])
-    return normalize_batch(np.asarray(ds.images[pick]), ds.preprocess)
+    return ds.contract.normalize(np.asarray(ds.images[pick]))
 
 
 def measure_accuracy(onnx_path: str | os.PathLike, dataset: DatasetLike, split: str = "test",
@@ -138,7 +137,7 @@ def measure_accuracy(onnx_path: str | os.PathLike, dataset: DatasetLike, split: 
     correct = 0
     for i in range(0, len(index), batch_size):
         part = np.sort(index[i:i + batch_size])
-        logits = runner.run(normalize_batch(np.asarray(ds.images[part]), ds.preprocess))
+        logits = runner.run(ds.contract.normalize(np.asarray(ds.images[part])))
         correct += int((logits.argmax(1) == np.asarray(ds.labels[part])).sum())
     return correct / len(index)
 

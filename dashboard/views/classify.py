@@ -14,10 +14,13 @@ from PIL import Image
 from dashboard import charts, nav, session
 from engine import jobs
 from engine.evaluation import probes
+from engine.images import pictures
 from engine.images.framing import EmptyDrawing
+from engine.inference import backends, inside
 from engine.inference import classify as cl
 from engine.inference.predictor import image_bytes_png
-from engine.training.checkpoint import list_checkpoints
+from engine.inference.results import Prediction
+from engine.training.checkpoint import checkpoint_label, list_checkpoints
 from trt import backends as trt_backends
 from trt.runtime import NeedsGPU
 
@@ -69,7 +72,7 @@ def _choose_model() -> tuple[str, Any] | None:
     job_id = choose_trained_job("classify", "job", "cl_job", c1)
     run = jobs.job_dir(job_id)
     ckpts = list_checkpoints(run) or [run / "last.pt"]
-    path = c2.selectbox("Checkpoint", ckpts, format_func=lambda p: cl.checkpoint_label(run, p),
+    path = c2.selectbox("Checkpoint", ckpts, format_func=lambda p: checkpoint_label(run, p),
                         key=f"cl_ckpt_{job_id}")
     return str(path), c3
 
@@ -77,7 +80,7 @@ def _choose_model() -> tuple[str, Any] | None:
 def backend_choices(checkpoint: str) -> tuple[dict[str, str], dict[str, str]]:
     """The backends usable for this checkpoint here (name -> label), and the registered ones
     that are not, with why (label -> reason)."""
-    names = cl.available_backends()
+    names = backends.available_backends()
     usable, why = {}, {}
     for kind, label in names.items():
         reason = trt_backends.unavailable_reason(kind, checkpoint)
@@ -88,7 +91,7 @@ def backend_choices(checkpoint: str) -> tuple[dict[str, str], dict[str, str]]:
     return usable, why
 
 
-def _choose_backend(checkpoint: str, column: Any) -> cl.Backend | None:
+def _choose_backend(checkpoint: str, column: Any) -> backends.Backend | None:
     usable, why = backend_choices(checkpoint)
     kind = column.selectbox("Backend", list(usable), format_func=usable.get, key="cl_backend")
     for label, reason in why.items():
@@ -97,7 +100,7 @@ def _choose_backend(checkpoint: str, column: Any) -> cl.Backend | None:
         st.page_link(nav.page("deploy"), label="Open the Deploy page",
                      query_params={"id": st.session_state.get("cl_job", "")})
     try:
-        return cl.get_backend(kind, checkpoint, **trt_backends.cache_key(kind, checkpoint))
+        return backends.get_backend(kind, checkpoint, **trt_backends.cache_key(kind, checkpoint))
     except NeedsGPU as e:  # raced with the check above, or CUDA went away: say so plainly
         st.warning(str(e))
         return None
@@ -116,8 +119,8 @@ def canvas_image(json_data: dict | None, image_data: np.ndarray | None) -> np.nd
     return np.asarray(image_data)
 
 
-def canvas_prediction(backend: cl.Backend, image: np.ndarray | None, style: str,
-                      top_k: int = 5) -> cl.ClassifyResult | None:
+def canvas_prediction(backend: backends.Backend, image: np.ndarray | None, style: str,
+                      top_k: int = 5) -> Prediction | None:
     """What the page shows for a canvas: a result, or None for an empty drawing."""
     if image is None:
         return None
@@ -140,7 +143,7 @@ def _canvas(style: str, stroke: int) -> np.ndarray | None:
     return canvas_image(result.json_data, result.image_data)
 
 
-def _draw(backend: cl.Backend) -> None:
+def _draw(backend: backends.Backend) -> None:
     left, mid, right = st.columns([3, 2, 3])
     with left:
         style = st.radio("Style", list(STYLES), horizontal=True, key="cl_style",
@@ -159,10 +162,10 @@ def _draw(backend: cl.Backend) -> None:
     _add_to_board(png, STYLES[style][2], True, backend.classes, result.label, "canvas", "draw")
 
 
-def _show(result: cl.ClassifyResult, mid: Any, right: Any) -> None:
+def _show(result: Prediction, mid: Any, right: Any) -> None:
     with mid:
         st.markdown("**What the network sees**")
-        st.image(cl.enlarge(result.input, 196), width=196,
+        st.image(pictures.enlarge(result.input, 196), width=196,
                  caption=f"{result.input.shape[1]}x{result.input.shape[0]} input")
     with right:
         st.metric("Prediction", result.label, f"{result.confidence:.1%} confidence",
@@ -173,8 +176,8 @@ def _show(result: cl.ClassifyResult, mid: Any, right: Any) -> None:
 # --- uploads --------------------------------------------------------------------------------
 
 
-def _upload(backend: cl.Backend) -> None:
-    c, h, _ = backend.input_shape
+def _upload(backend: backends.Backend) -> None:
+    c, h, _ = backend.contract.input_shape
     files = st.file_uploader("Images", type=UPLOAD_TYPES, accept_multiple_files=True,
                              key="cl_upload")
     c1, c2 = st.columns(2)
@@ -201,8 +204,8 @@ def _upload(backend: cl.Backend) -> None:
                  width="stretch")
 
 
-def _classify_uploads(backend: cl.Backend, images: list[bytes], digit: bool, polarity: str
-                      ) -> list[cl.ClassifyResult | None]:
+def _classify_uploads(backend: backends.Backend, images: list[bytes], digit: bool, polarity: str
+                      ) -> list[Prediction | None]:
     try:
         return cl.classify_many(backend, images, digit=digit, polarity=polarity)
     except Exception as e:  # unreadable files: report, don't crash the page
@@ -210,7 +213,7 @@ def _classify_uploads(backend: cl.Backend, images: list[bytes], digit: bool, pol
         return [None] * len(images)
 
 
-def uploads_table(names: list[str], results: list[cl.ClassifyResult | None]) -> pd.DataFrame:
+def uploads_table(names: list[str], results: list[Prediction | None]) -> pd.DataFrame:
     """One row per file: top-1, confidence and top-5."""
     rows = [{"file": n, "top-1": r.label if r else "—",
              "confidence": f"{r.confidence:.1%}" if r else "",
@@ -228,27 +231,27 @@ def _png(data: bytes) -> bytes:
 # --- inside the model -----------------------------------------------------------------------
 
 
-def _inside(backend: cl.Backend, result: cl.ClassifyResult) -> None:
+def _inside(backend: backends.Backend, result: Prediction) -> None:
     with st.expander("Inside the model: visualizations and statistics"):
-        if not isinstance(backend, cl.TorchBackend):
+        if not isinstance(backend, backends.TorchBackend):
             st.info("Visualizations need the PyTorch backend.")
             return
-        inside = cl.look_inside(backend, result.input)
+        view = inside.look_inside(backend, result.input)
         c1, c2 = st.columns(2)
         c1.markdown("**Saliency** (where the answer is most sensitive to the input)")
-        c1.image(cl.saliency_overlay(result.input, inside.saliency), width=196)
-        if inside.filters is not None:
-            c2.markdown(f"**First-layer filters** ({len(inside.filters)})")
-            c2.image(cl.grid(inside.filters, cols=10, cell=30), width="content")
-        for name, maps in inside.feature_maps:
+        c1.image(inside.saliency_overlay(result.input, view.saliency), width=196)
+        if view.filters is not None:
+            c2.markdown(f"**First-layer filters** ({len(view.filters)})")
+            c2.image(inside.grid(view.filters, cols=10, cell=30), width="content")
+        for name, maps in view.feature_maps:
             st.markdown(f"**Feature maps, layer {name}** ({maps.shape[0]} x "
                         f"{maps.shape[1]}x{maps.shape[2]})")
-            st.image(cl.grid(maps, cols=16, cell=40), width="content")
+            st.image(inside.grid(maps, cols=16, cell=40), width="content")
         st.markdown("**Activation statistics per layer**")
-        st.dataframe(stats_table(inside.stats), hide_index=True, width="stretch")
+        st.dataframe(stats_table(view.stats), hide_index=True, width="stretch")
 
 
-def stats_table(stats: list[cl.LayerStats]) -> pd.DataFrame:
+def stats_table(stats: list[inside.LayerStats]) -> pd.DataFrame:
     return pd.DataFrame([{"layer": s.name, "output": " x ".join(map(str, s.shape)),
                           "mean": s.mean, "std": s.std, "min": s.min, "max": s.max,
                           "zero %": 100 * s.zero_fraction} for s in stats])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from dashboard import charts, session
@@ -20,23 +19,12 @@ from engine.datasets import (
     list_datasets,
     open_dataset,
 )
+from engine.images import pictures
 
 PICK = "ds_pick"
 EXPLORER_KEYS = ("ds_split", "ds_class", "ds_page_size")
 THUMB_PX = 84  # explorer thumbnails: 28x28 digits shown 3x, pixel for pixel
 MEAN_PX = 224
-
-
-def enlarge(image: np.ndarray, target: int = THUMB_PX) -> np.ndarray:
-    """Nearest-neighbour upscale (integer factor) so tiny images stay sharp; H x W x 1 becomes
-    H x W, which st.image shows as grayscale."""
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    factor = max(1, target // max(img.shape[0], img.shape[1]))
-    return img.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else img
 
 
 def _readable(timestamp: float | None) -> str:
@@ -110,7 +98,7 @@ def counts_and_mean(ds: Dataset) -> None:
     with left:
         st.altair_chart(charts.class_counts(ds.manifest["counts"]), width="stretch")
     with right:
-        st.image(enlarge(ds.mean, MEAN_PX), caption="Mean training image")
+        st.image(pictures.enlarge(ds.mean, MEAN_PX), caption="Mean training image")
 
 
 def _reset_explorer_on_switch(ds: Dataset) -> None:
@@ -143,7 +131,7 @@ def explorer(ds: Dataset) -> None:
     start = (page - 1) * size
     st.caption(f"Images {start + 1}–{start + len(shown.images)} of {shown.total:,} "
                f"(page {page} of {pages})")
-    st.image([enlarge(img) for img in shown.images],
+    st.image([pictures.enlarge(img, THUMB_PX) for img in shown.images],
              caption=[ds.classes[int(label)] for label in shown.labels])
 
 

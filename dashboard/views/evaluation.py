@@ -19,10 +19,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, session, task_progress
-from dashboard.views.datasets import enlarge
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation.evaluate import Evaluation, load_evaluation
+from engine.images.pictures import enlarge
 from engine.inference.classify_many import IMAGE_SUFFIXES
 
 GALLERY_PX = 84

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
+from engine.cli.common import CliError, numbers, user_errors
+from engine.cli.train import add_train_options, config_from_args
 from engine.jobs import api
 from engine.jobs.scheduler import scheduler_status, serve
-
-_NOT_COPIED = {"help", "lr", "batch_size", "out", "resume", "json"}
+from engine.jobs.settings import add_scheduler_options, given_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,10 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     jsub = p.add_subparsers(dest="action", required=True)
 
     s = jsub.add_parser("submit", help="queue a training job (or a sweep)")
-    lr, batch = _add_training_args(s)
-    s.add_argument("--lr", default=str(lr), help="learning rate; comma-separated for a sweep")
-    s.add_argument("--batch-size", default=str(batch),
-                   help="batch size; comma-separated for a sweep")
+    add_train_options(s, sweep=True)
     s.add_argument("--owner", help="user the job belongs to")
     _common(s, follow=True, start=True)
     s.set_defaults(func=cmd_submit)
@@ -77,30 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lg.set_defaults(func=cmd_logs)
 
     sc = sub.add_parser("scheduler", help="host the job scheduler in the foreground")
-    sc.add_argument("--cpu-slots", type=int, help="jobs that may share the CPU (default 1)")
-    sc.add_argument("--poll", type=float, help="seconds between queue checks (default 1)")
-    sc.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
-    sc.add_argument("--gpus", type=int, help="GPUs to use (default: all visible)")
+    add_scheduler_options(sc)
     sc.add_argument("--status", action="store_true", help="only say whether one runs")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=cmd_scheduler)
-
-
-def _add_training_args(parser: argparse.ArgumentParser) -> tuple[float, int]:
-    """Copies the options of `python -m engine train` (one definition for both commands);
-    returns its default learning rate and batch size."""
-    from engine.cli import main as cli
-
-    sub = argparse.ArgumentParser(add_help=False).add_subparsers()
-    cli._add_train_command(sub)
-    train = sub.choices["train"]
-    defaults = {}
-    for action in train._actions:
-        if action.dest in _NOT_COPIED:
-            defaults[action.dest] = action.default
-            continue
-        parser._add_action(action)
-    return defaults["lr"], defaults["batch_size"]
 
 
 def _common(p: argparse.ArgumentParser, follow: bool = False, start: bool = False) -> None:
@@ -113,39 +89,16 @@ def _common(p: argparse.ArgumentParser, follow: bool = False, start: bool = Fals
     p.add_argument("--json", action="store_true")
 
 
-def _user_errors(func: Callable[[argparse.Namespace], Any]) -> Callable:
-    @functools.wraps(func)
-    def wrapper(a: argparse.Namespace) -> Any:
-        from engine.cli.main import CliError
-
-        try:
-            return func(a)
-        except PermissionError as e:
-            raise CliError(str(e)) from None
-    return wrapper
-
-
-def _numbers(text: str, kind: type, flag: str) -> list:
-    try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        from engine.cli.main import CliError
-
-        raise CliError(f"{flag} takes a number or comma-separated numbers, not {text!r}")
-    return values
-
-
 # --- commands -----------------------------------------------------------------------------------
 
 
-@_user_errors
+@user_errors
 def cmd_submit(a: argparse.Namespace) -> Any:
-    from engine.cli.main import config_from_args
+    from engine.training import TrainConfig
 
-    lrs = _numbers(a.lr, float, "--lr")
-    sizes = _numbers(a.batch_size, int, "--batch-size")
+    defaults = TrainConfig(dataset="")
+    lrs = numbers(a.lr or defaults.lr, float, "--lr")
+    sizes = numbers(a.batch_size or defaults.batch_size, int, "--batch-size")
     ns = copy.copy(a)
     ns.lr, ns.batch_size = lrs[0], sizes[0]
     cfg = config_from_args(ns)
@@ -190,13 +143,13 @@ def cmd_show(a: argparse.Namespace) -> Any:
     return job if a.json else _describe(job)
 
 
-@_user_errors
+@user_errors
 def cmd_cancel(a: argparse.Namespace) -> dict:
     return {"id": api.get_job(a.job, metrics=False, events=False)["id"],
             "status": api.cancel(a.job, user=a.user)}
 
 
-@_user_errors
+@user_errors
 def cmd_resume(a: argparse.Namespace) -> Any:
     api.resume(a.job, user=a.user, start_scheduler=not a.no_start)
     if a.follow:
@@ -204,10 +157,8 @@ def cmd_resume(a: argparse.Namespace) -> Any:
     return _summary(api.get_job(a.job, metrics=False, events=False))
 
 
-@_user_errors
+@user_errors
 def cmd_clone(a: argparse.Namespace) -> Any:
-    from engine.cli.main import CliError
-
     overrides = {}
     for item in a.set:
         key, eq, value = item.partition("=")
@@ -224,7 +175,7 @@ def cmd_clone(a: argparse.Namespace) -> Any:
     return _summary(api.get_job(new_id, metrics=False, events=False))
 
 
-@_user_errors
+@user_errors
 def cmd_delete(a: argparse.Namespace) -> dict:
     job_id = api.get_job(a.job, metrics=False, events=False)["id"]
     api.delete(job_id, user=a.user)
@@ -250,16 +201,13 @@ def cmd_logs(a: argparse.Namespace) -> Any:
 
 
 def cmd_scheduler(a: argparse.Namespace) -> Any:
-    from engine.cli.main import CliError
-
     status = scheduler_status()
     if a.status:
         return status
     if status["alive"]:
         raise CliError(f"a scheduler already runs for this workspace (pid {status.get('pid')})")
     print("scheduler running; Ctrl-C stops it (running jobs keep going)", file=sys.stderr)
-    serve(on_demand=False, cpu_slots=a.cpu_slots, poll_s=a.poll, idle_exit_s=a.idle_exit,
-          gpus=a.gpus)
+    serve(on_demand=False, **given_settings(a))
     return None
 
 

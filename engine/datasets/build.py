@@ -41,6 +41,7 @@ from engine.datasets.splits import (
     stratified_split,
 )
 from engine.datasets.stats import looks_white_on_black, training_stats
+from engine.images.contract import Contract
 from engine.workspace import atomic_save_npy, atomic_write_bytes, atomic_write_json, studio_home
 
 NAME_PATTERN = re.compile(r"[^\W_][\w .\-]{0,63}")  # letters of any script, digits
@@ -175,16 +176,11 @@ def build_files(tmp: Path, dataset_id: str, name: str, source: str, args: dict[s
         "sha256": _sha256(tmp / layout.IMAGES),
         "created": time.time(),
         "report": {"skipped": len(skipped), "skipped_examples": skipped[:SKIPPED_EXAMPLES]},
-        "preprocess": {
-            "height": opts.height,
-            "width": opts.width,
-            "channels": opts.channels,
-            "resize_mode": opts.resize_mode,
-            "scale": 255.0,
-            "mean": stats["mean"],
-            "std": stats["std"],
-            "polarity": _polarity(data, assembled),
-        },
+        "preprocess": Contract(
+            channels=opts.channels, height=opts.height, width=opts.width,
+            resize_mode=opts.resize_mode, polarity=_polarity(data, assembled),
+            framing=data.framing, mean=tuple(stats["mean"]), std=tuple(stats["std"]),
+        ).to_dict(),
     }
     manifest["hash"] = manifest["sha256"]
     atomic_write_json(tmp / layout.MANIFEST, manifest)

@@ -16,6 +16,7 @@ import numpy as np
 from engine import store
 from engine.datasets import layout
 from engine.datasets.errors import DatasetError
+from engine.images.contract import Contract
 from engine.workspace import read_json, studio_home
 
 
@@ -40,10 +41,15 @@ class Dataset:
         m = self.manifest
         return (int(m["channels"]), int(m["height"]), int(m["width"]))
 
+    @cached_property
+    def contract(self) -> Contract:
+        """The preprocessing contract training and inference share."""
+        return Contract.from_dict(self.manifest["preprocess"], self.shape)
+
     @property
     def preprocess(self) -> dict[str, Any]:
-        """The contract training and inference share: size, channels, scale, mean/std, polarity."""
-        return dict(self.manifest["preprocess"])
+        """The contract in its stored form (as checkpoints, exports and bundles carry it)."""
+        return self.contract.to_dict()
 
     @cached_property
     def images(self) -> np.ndarray:

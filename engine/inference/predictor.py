@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from engine.images.framing import apply_polarity, normalize_digit, to_gray
-from engine.images.loading import fit_image, load_image
+from engine.images.contract import Contract, ImageLike, as_pil
+from engine.inference.results import Prediction, predictions
 from engine.networks import build_network
 from engine.training.checkpoint import load_checkpoint
 
-ImageLike = str | os.PathLike | bytes | np.ndarray | Image.Image
-
-
-@dataclass
-class Prediction:
-    top: list[tuple[str, float]]  # (class, probability), most likely first
-    probabilities: np.ndarray  # one per class
-    input: np.ndarray  # what the network saw: uint8 H x W x C, before normalization
-
-    @property
-    def label(self) -> str:
-        return self.top[0][0]
-
-    @property
-    def confidence(self) -> float:
-        return self.top[0][1]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "confidence": self.confidence,
-                "top": [{"class": c, "probability": p} for c, p in self.top]}
+__all__ = ["ImageLike", "Prediction", "Predictor", "image_bytes_png", "resolve_checkpoint"]
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -53,14 +31,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 
 class Predictor:
-    """A network rebuilt from a checkpoint: its spec, weights, classes and preprocessing."""
+    """A network rebuilt from a checkpoint: its spec, weights, classes and contract."""
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "cpu") -> None:
         self.path = resolve_checkpoint(checkpoint)
         ckpt = load_checkpoint(self.path, device)
         self.classes: list[str] = list(ckpt["classes"])
-        self.preprocess: dict[str, Any] = dict(ckpt["preprocess"])
         self.input_shape = tuple(ckpt["input_shape"])  # C, H, W
+        self.contract = Contract.from_dict(ckpt["preprocess"], self.input_shape)
         self.spec = ckpt["spec"]
         self.config = ckpt.get("config", {})
         self.epoch = int(ckpt.get("epoch", 0))
@@ -68,76 +46,32 @@ class Predictor:
         self.model = build_network(self.spec, self.input_shape, len(self.classes))
         self.model.load_state_dict(ckpt["model"])
         self.model.to(self.device).eval()
-        c = self.input_shape[0]
-        mean = np.asarray(self.preprocess.get("mean") or [0.0] * c, dtype=np.float32)
-        std = np.asarray(self.preprocess.get("std") or [1.0] * c, dtype=np.float32)
-        self._mean = torch.from_numpy(mean).view(1, -1, 1, 1).to(self.device)
-        self._std = torch.from_numpy(std).clamp_min(1e-6).view(1, -1, 1, 1).to(self.device)
+        self.normalizer = self.contract.torch_normalizer(self.device)
 
-    # --- preprocessing -----------------------------------------------------------------------
-
-    def prepare(self, image: ImageLike, digit: bool = False, polarity: str = "auto"
+    def prepare(self, image: ImageLike, digit: bool | None = None, polarity: str = "auto"
                 ) -> np.ndarray:
-        """The uint8 H x W x C image the network will see.
+        """The uint8 H x W x C image the network will see (see Contract.prepare)."""
+        return self.contract.prepare(image, digit=digit, polarity=polarity)
 
-        digit=True frames the ink like MNIST (canvas drawings, photos of digits); polarity
-        turns dark-on-light images into the light-on-dark a white-on-black model was trained
-        on ('auto' decides by the background; models trained otherwise keep 'as-is')."""
-        c, h, w = self.input_shape
-        if not isinstance(image, (np.ndarray, Image.Image)):
-            image = load_image(image)
-        if self.preprocess.get("polarity") != "white-on-black":
-            polarity = "as-is"
-        if digit:
-            framed = normalize_digit(image, polarity=polarity)
-            image = Image.fromarray(framed)
-        elif polarity != "as-is":
-            gray_like = c == 1
-            arr = to_gray(image) if gray_like else np.asarray(_as_pil(image).convert("RGB"))
-            if gray_like:
-                arr = apply_polarity(arr, polarity)
-                image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-        return fit_image(_as_pil(image), h, w, c, self.preprocess.get("resize_mode", "squash"))
-
-    def _tensor(self, batch_nhwc: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(batch_nhwc)).permute(0, 3, 1, 2)
-        x = x.to(self.device).float().div_(255.0)
-        return (x - self._mean) / self._std
-
-    # --- prediction --------------------------------------------------------------------------
+    def tensor(self, batch_nhwc: np.ndarray) -> torch.Tensor:
+        """The normalized network input for prepared uint8 images, on the device."""
+        return self.normalizer.from_nhwc(batch_nhwc)
 
     @torch.no_grad()
     def probabilities(self, batch_nhwc: np.ndarray) -> np.ndarray:
         """Class probabilities for prepared uint8 images (N x H x W x C)."""
-        return torch.softmax(self.model(self._tensor(batch_nhwc)), dim=1).cpu().numpy()
+        return torch.softmax(self.model(self.tensor(batch_nhwc)), dim=1).cpu().numpy()
 
-    def predict(self, images: list[ImageLike] | ImageLike, top_k: int = 5, digit: bool = False,
-                polarity: str = "auto") -> list[Prediction]:
+    def predict(self, images: list[ImageLike] | ImageLike, top_k: int = 5,
+                digit: bool | None = None, polarity: str = "auto") -> list[Prediction]:
         if not isinstance(images, list):
             images = [images]
-        prepared = np.stack([self.prepare(im, digit=digit, polarity=polarity) for im in images])
-        probs = self.probabilities(prepared)
-        k = min(top_k, len(self.classes))
-        out = []
-        for p, seen in zip(probs, prepared, strict=True):
-            idx = np.argsort(-p)[:k]
-            out.append(Prediction([(self.classes[i], float(p[i])) for i in idx], p, seen))
-        return out
-
-
-def _as_pil(image: np.ndarray | Image.Image) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image
-    a = np.asarray(image)
-    if a.dtype != np.uint8:
-        a = np.clip(a, 0, 255).astype(np.uint8)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    return Image.fromarray(a)
+        prepared = self.contract.prepare_batch(images, digit=digit, polarity=polarity)
+        return predictions(self.probabilities(prepared), self.classes, prepared, top_k)
 
 
 def image_bytes_png(array: np.ndarray) -> bytes:
     """PNG bytes of a uint8 image (for showing what the network sees)."""
     buf = io.BytesIO()
-    _as_pil(array).save(buf, format="PNG")
+    as_pil(array).save(buf, format="PNG")
     return buf.getvalue()

@@ -21,7 +21,7 @@ from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine import store
-from engine.jobs.paths import has_checkpoint, job_dir
+from engine.jobs.paths import has_checkpoint, job_dir, new_job_id
 from engine.jobs.scheduler import ensure_scheduler
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
@@ -86,13 +86,9 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
     return cfg
 
 
-def _new_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-
-
 def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name: str,
             parent: str | None = None, sweep: str | None = None) -> str:
-    job_id = _new_id()
+    job_id = new_job_id()
     now = time.time()
     if not name:
         net = cfg.network if isinstance(cfg.network, str) else cfg.network.get("name", "custom")
@@ -156,7 +152,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
     with _db(home) as conn, store.transaction(conn):
         if parent is not None:
             parent = _find(conn, parent)["id"]
-        job_id = _new_id()
+        job_id = new_job_id()
         now = time.time()
         if owner:
             store.ensure_user(conn, owner)

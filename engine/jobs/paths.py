@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from pathlib import Path
 
 from engine.workspace import studio_home
@@ -16,3 +18,8 @@ def job_dir(job_id: str, home: str | os.PathLike | None = None) -> Path:
 
 def has_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> bool:
     return (job_dir(job_id, home) / "last.pt").exists()
+
+
+def new_job_id() -> str:
+    """A new job (run) id: creation time, then random hex so ids sort by age and never clash."""
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)

@@ -24,7 +24,15 @@ from typing import Any
 from engine import store
 from engine.jobs.paths import job_dir
 from engine.jobs.process import describe_exit, pid_alive
-from engine.jobs.settings import SchedulerSettings, load_settings, process_env, python
+from engine.jobs.settings import (
+    SchedulerSettings,
+    add_scheduler_options,
+    given_settings,
+    load_settings,
+    process_env,
+    python,
+    settings_args,
+)
 from engine.workspace import atomic_write_json, read_json, studio_home
 
 LOCK_FILE = "scheduler.lock"
@@ -82,14 +90,7 @@ def ensure_scheduler(home: str | os.PathLike | None = None, wait_s: float = 20.0
     status = scheduler_status(home)
     if status["alive"] and pid_alive(status.get("pid")):
         return status["pid"]
-    args = [python(), "-m", "engine.jobs", "--on-demand"]
-    flags = {"cpu_slots": "--cpu-slots", "poll_s": "--poll", "idle_exit_s": "--idle-exit",
-             "gpus": "--gpus"}
-    for key, value in settings.items():
-        if key not in flags:
-            raise TypeError(f"unknown scheduler setting {key!r}")
-        if value is not None:
-            args += [flags[key], str(value)]
+    args = [python(), "-m", "engine.jobs", "--on-demand", *settings_args(settings)]
     with open(home / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(args, cwd=home, env=process_env(home), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -341,10 +342,6 @@ def serve(home: str | os.PathLike | None = None, on_demand: bool = False,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.jobs")
     ap.add_argument("--on-demand", action="store_true", help="exit when idle")
-    ap.add_argument("--cpu-slots", type=int)
-    ap.add_argument("--poll", type=float)
-    ap.add_argument("--idle-exit", type=float)
-    ap.add_argument("--gpus", type=int)
+    add_scheduler_options(ap)
     a = ap.parse_args(argv)
-    return serve(on_demand=a.on_demand, cpu_slots=a.cpu_slots, poll_s=a.poll,
-                 idle_exit_s=a.idle_exit, gpus=a.gpus)
+    return serve(on_demand=a.on_demand, **given_settings(a))

@@ -7,10 +7,12 @@ host sets them once and tests can shorten them without touching code.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,50 @@ _ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POL
 
 @dataclass
 class SchedulerSettings:
-    cpu_slots: int = 1  # how many jobs may train on the CPU at once
-    poll_s: float = 1.0  # how often the scheduler looks at the queue and its workers
-    idle_exit_s: float = 60.0  # an on-demand scheduler exits after this long with nothing to do
-    gpus: int | None = None  # GPUs to schedule on; None = torch.cuda.device_count()
+    cpu_slots: int = field(default=1, metadata={
+        "flag": "--cpu-slots", "help": "jobs that may train on the CPU at once (default 1)"})
+    poll_s: float = field(default=1.0, metadata={
+        "flag": "--poll", "help": "seconds between looks at the queue and workers (default 1)"})
+    idle_exit_s: float = field(default=60.0, metadata={
+        "flag": "--idle-exit", "help": "an on-demand scheduler exits after this many idle "
+                                       "seconds (default 60)"})
+    gpus: int | None = field(default=None, metadata={
+        "flag": "--gpus", "help": "GPUs to schedule on (default: all visible)"})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def add_scheduler_options(parser: argparse.ArgumentParser) -> None:
+    """One command-line option per SchedulerSettings field, default None (= not given)."""
+    hints = typing.get_type_hints(SchedulerSettings)
+    for f in dataclasses.fields(SchedulerSettings):
+        kind = hints[f.name]
+        kind = int if kind == (int | None) else kind
+        parser.add_argument(_flag(f), dest=f.name, type=kind, default=None,
+                            help=f.metadata.get("help"))
+
+
+def given_settings(a: argparse.Namespace) -> dict[str, Any]:
+    """The SchedulerSettings a parsed command line gave."""
+    return {f.name: getattr(a, f.name) for f in dataclasses.fields(SchedulerSettings)
+            if getattr(a, f.name, None) is not None}
+
+
+def settings_args(settings: dict[str, Any]) -> list[str]:
+    """Command-line arguments that give these settings to a scheduler process."""
+    fields = {f.name: f for f in dataclasses.fields(SchedulerSettings)}
+    args: list[str] = []
+    for key, value in settings.items():
+        if key not in fields:
+            raise TypeError(f"unknown scheduler setting {key!r}")
+        if value is not None:
+            args += [_flag(fields[key]), str(value)]
+    return args
 
 
 def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> SchedulerSettings:

@@ -32,3 +32,8 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     kept = sorted((run_dir / "checkpoints").glob("epoch-*.pt"), reverse=True)
     best = run_dir / "best.pt"
     return ([best] if best.exists() else []) + kept
+
+
+def checkpoint_label(run_dir: str | os.PathLike, path: str | os.PathLike) -> str:
+    """'best.pt' or 'checkpoints/epoch-0002.pt': a checkpoint named within its run."""
+    return str(Path(path).relative_to(run_dir))

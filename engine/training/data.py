@@ -17,22 +17,6 @@ import torch
 IN_MEMORY_LIMIT = int(os.environ.get("STUDIO_IN_MEMORY_BYTES", 4 * 1024**3))
 
 
-class Normalizer:
-    """The preprocessing contract's pixel step: x/255, then (x - mean) / std per channel."""
-
-    def __init__(self, preprocess: dict, device: torch.device) -> None:
-        mean = torch.tensor(preprocess.get("mean") or [0.0], dtype=torch.float32)
-        std = torch.tensor(preprocess.get("std") or [1.0], dtype=torch.float32)
-        self.mean = mean.view(1, -1, 1, 1).to(device)
-        self.std = std.clamp_min(1e-6).view(1, -1, 1, 1).to(device)
-
-    def to_unit(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        return x_uint8.float().div_(255.0)
-
-    def __call__(self, x_unit: torch.Tensor) -> torch.Tensor:
-        return (x_unit - self.mean) / self.std
-
-
 def nhwc_to_nchw(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
 

@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from engine.datasets import open_dataset
+from engine.images.contract import TorchNormalizer
 from engine.networks import build_network, count_parameters, parse_spec, zoo_spec
 from engine.training.augment import augment_batch
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.config import ConfigError, TrainConfig
-from engine.training.data import Normalizer, Split
+from engine.training.data import Split
 from engine.training.schedules import lr_factor
 from engine.training.sink import MetricsSink
 from engine.workspace import atomic_write_json
@@ -122,11 +123,11 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
     val_split = Split(ds.images, ds.labels, ds.split("val"), device)
     if len(train_split) == 0:
         raise ConfigError(f"dataset {ds.name!r} has no training images")
-    norm = Normalizer(ds.preprocess, device)
+    norm = ds.contract.torch_normalizer(device)
     steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
 
     meta = {"config": cfg.to_dict(), "spec": spec, "classes": list(ds.classes),
-            "preprocess": ds.preprocess, "input_shape": list(input_shape),
+            "preprocess": ds.contract.to_dict(), "input_shape": list(input_shape),
             "dataset": {"id": ds.id, "name": ds.name}}
     # The learning-rate schedule is a pure function of (epoch, step), which the state holds.
     state = {"epoch": 0, "batch": 0, "perm": None, "loss_sum": 0.0, "seen": 0,
@@ -167,7 +168,7 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
             x = augment_batch(norm.to_unit(xb), cfg.augment, gen)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = F.cross_entropy(
-                    step_model(norm(x).contiguous(memory_format=memory_format)), yb)
+                    step_model(norm.standardize(x).contiguous(memory_format=memory_format)), yb)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -264,7 +265,7 @@ def _end_epoch(cfg, state, epoch, optimizer, model, val_split, norm, amp_dtype, 
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, split: Split, norm: Normalizer, amp_dtype, device,
+def evaluate(model: torch.nn.Module, split: Split, norm: TorchNormalizer, amp_dtype, device,
              num_classes: int, prefix: str = "") -> dict[str, Any]:
     """Loss, top-1, top-5 (more than 5 classes) and per-class accuracy on a split."""
     was_training = model.training
@@ -275,7 +276,7 @@ def evaluate(model: torch.nn.Module, split: Split, norm: Normalizer, amp_dtype, 
     order = torch.arange(len(split))
     for xb, yb in split.batches(order, EVAL_BATCH):
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(norm(norm.to_unit(xb))).float()
+            logits = model(norm(xb)).float()
         loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
         hit = logits.argmax(1) == yb
         correct += int(hit.sum())

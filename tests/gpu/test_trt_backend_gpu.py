@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from engine.datasets import open_dataset
-from engine.inference import classify as cl
 
 pytestmark = [
     pytest.mark.gpu,
@@ -34,7 +33,7 @@ def test_tensorrt_backend_matches_torch(mnist_lenet, mnist_sample_home, tmp_path
     assert backends.unavailable_reason(backends.TENSORRT, run / "best.pt") is None
     ds = open_dataset("mnist-sample", home=mnist_sample_home)
     images = np.asarray(ds.images[np.sort(ds.split("test")[:64])])
-    want = cl.TorchBackend(run / "best.pt").probabilities(images)
+    want = backends.TorchBackend(run / "best.pt").probabilities(images)
     got = backends.TensorRTBackend(run / "best.pt").probabilities(images)
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.99
     assert np.abs(got - want).max() < 1e-2

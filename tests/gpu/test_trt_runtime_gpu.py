@@ -8,7 +8,6 @@ import torch
 
 from engine.datasets import open_dataset
 from engine.inference.predictor import Predictor
-from trt.contract import normalize_batch
 
 pytestmark = [
     pytest.mark.gpu,
@@ -31,7 +30,7 @@ def engine_and_inputs(mnist_lenet, mnist_sample_home, tmp_path_factory):
     engine = out.with_suffix(".engine")
     build_engine(out, engine, max_batch=256)
     ds = open_dataset("mnist-sample", home=mnist_sample_home)
-    x = normalize_batch(np.asarray(ds.images[ds.split("test")[:256]]), ds.preprocess)
+    x = ds.contract.normalize(np.asarray(ds.images[ds.split("test")[:256]]))
     with torch.inference_mode():
         want = Predictor(run_dir).model(torch.from_numpy(x)).numpy()
     return engine, x, want

@@ -119,4 +119,5 @@ class SourceData:
     val: Part | None = None
     test: Part | None = None
     polarity: str = "as-is"
+    framing: str = "none"  # "mnist" where digits were framed like MNIST (see images.contract)
     skipped: list[dict[str, str]] = field(default_factory=list)  # found while listing files

@@ -25,7 +25,7 @@ def read_digits_source(args: dict) -> SourceData:
     framed = np.stack([frame_digit(scan) for scan in scans])
     return SourceData(classes=[str(d) for d in range(10)],
                       train=ArrayPart(framed, digits.target.astype(np.int64)),
-                      polarity="white-on-black")
+                      polarity="white-on-black", framing="mnist")
 
 
 def frame_digit(gray: np.ndarray, box: int = BOX, frame: int = FRAME) -> np.ndarray:

@@ -51,7 +51,7 @@ def read_download_source(name: str, home: Path) -> SourceData:
         raise DatasetError(f"could not download {spec.title} (no network?): {OFFLINE_HINT}") from e
     classes = [str(d) for d in range(10)] if spec.digit_classes else list(train.classes)
     return SourceData(classes=classes, train=_part(train), test=_part(test),
-                      polarity=spec.polarity)
+                      polarity=spec.polarity, framing="mnist" if spec.digit_classes else "none")
 
 
 def _fetch(spec: Download, root: Path):

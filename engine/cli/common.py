@@ -1,0 +1,48 @@
+"""What every command group shares: one-line user errors, printing results, numbers."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+class CliError(Exception):
+    """A problem the user can fix: printed as one line, no traceback."""
+
+
+def user_errors(func: Callable[[argparse.Namespace], Any]) -> Callable:
+    """A command whose PermissionError (someone else's job) is a one-line user error."""
+    @functools.wraps(func)
+    def wrapper(a: argparse.Namespace) -> Any:
+        try:
+            return func(a)
+        except PermissionError as e:
+            raise CliError(str(e)) from None
+    return wrapper
+
+
+def numbers(text: str, kind: type, flag: str) -> list:
+    """A number or comma-separated numbers of one kind, or a CliError naming the flag."""
+    try:
+        values = [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise CliError(f"{flag} takes a number or comma-separated numbers, not {text!r}")
+    return values
+
+
+def print_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    elif isinstance(result, str):
+        print(result)
+    elif isinstance(result, list):
+        for row in result:
+            print(json.dumps(row, default=str) if not isinstance(row, str) else row)
+    elif result is not None:
+        for k, v in result.items():
+            print(f"{k}: {json.dumps(v, default=str) if not isinstance(v, str) else v}")

@@ -1,0 +1,115 @@
+"""`python -m engine datasets create | list | show | delete`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from engine.datasets import SOURCES
+    from engine.images.loading import RESIZE_MODES
+
+    p = sub.add_parser("datasets", help="create, list, show and delete datasets")
+    dsub = p.add_subparsers(dest="action", required=True)
+    c = dsub.add_parser("create", help="create a dataset from a source",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="sources:\n" + "\n".join(f"  {k:14} {v}"
+                                                        for k, v in SOURCES.items()))
+    c.add_argument("name")
+    c.add_argument("--source", required=True, choices=list(SOURCES))
+    c.add_argument("--path", help="folder or .zip of class folders (folder source)")
+    c.add_argument("--val-path", help="separate validation folder or .zip (folder source)")
+    c.add_argument("--test-path", help="separate test folder or .zip (folder source)")
+    c.add_argument("--train-images", help="IDX images file (idx source)")
+    c.add_argument("--train-labels", help="IDX labels file (idx source)")
+    c.add_argument("--test-images", help="IDX test images file (idx source, optional)")
+    c.add_argument("--test-labels", help="IDX test labels file (idx source, optional)")
+    c.add_argument("--height", type=int, default=28)
+    c.add_argument("--width", type=int, default=28)
+    c.add_argument("--color", action="store_true", help="3 colour channels (default: grayscale)")
+    c.add_argument("--resize-mode", default="squash", choices=list(RESIZE_MODES))
+    c.add_argument("--val-percent", type=float, default=10.0)
+    c.add_argument("--test-percent", type=float, default=0.0)
+    c.add_argument("--no-source-test", action="store_true",
+                   help="ignore the source's own test split; cut --test-percent instead")
+    c.add_argument("--min-per-class", type=int, default=2)
+    c.add_argument("--max-per-class", type=int, default=None)
+    c.add_argument("--add-inverted", action="store_true",
+                   help="add inverted copies of the images (the lab's MNIST-invert)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--owner")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_datasets_create)
+
+    ls = dsub.add_parser("list", help="list datasets")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_datasets_list)
+    sh = dsub.add_parser("show", help="show a dataset's manifest and counts")
+    sh.add_argument("name")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_datasets_show)
+    rm = dsub.add_parser("delete", help="delete a dataset (rows and files)")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_datasets_delete)
+
+
+def cmd_datasets_create(a: argparse.Namespace) -> dict:
+    from engine.datasets import DatasetOptions, create_dataset
+
+    source_args = {k: getattr(a, k) for k in ("path", "val_path", "test_path", "train_images",
+                                              "train_labels", "test_images", "test_labels")
+                   if getattr(a, k)}
+    options = DatasetOptions(
+        height=a.height, width=a.width, channels=3 if a.color else 1,
+        resize_mode=a.resize_mode, val_percent=a.val_percent, test_percent=a.test_percent,
+        use_source_test=not a.no_source_test, min_per_class=a.min_per_class,
+        max_per_class=a.max_per_class, add_inverted=a.add_inverted, seed=a.seed)
+    bar = None if a.json else tqdm(total=100, desc=f"creating {a.name}", unit="%",
+                                   file=sys.stderr, leave=False)
+
+    def progress(fraction: float, message: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(message)
+            bar.n = round(fraction * 100)
+            bar.refresh()
+
+    try:
+        ds = create_dataset(a.name, a.source, source_args, options, owner=a.owner,
+                            progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    return _dataset_summary(ds.manifest)
+
+
+def _dataset_summary(m: dict) -> dict:
+    counts = m.get("counts", {})
+    return {"id": m["id"], "name": m["name"], "source": m["source"],
+            "classes": m["classes"], "shape": [m["channels"], m["height"], m["width"]],
+            "images": {split: sum(c.values()) for split, c in counts.items()},
+            "skipped": m.get("report", {}).get("skipped", 0)}
+
+
+def cmd_datasets_list(a: argparse.Namespace) -> list:
+    from engine.datasets import list_datasets
+
+    return [{"id": d["id"], "name": d["name"], "owner": d.get("owner"), "source": d["source"],
+             "created": d["created"]} for d in list_datasets()]
+
+
+def cmd_datasets_show(a: argparse.Namespace) -> dict:
+    from engine.datasets import open_dataset
+
+    m = open_dataset(a.name).manifest
+    return {**_dataset_summary(m), "counts": m.get("counts"), "options": m.get("options"),
+            "preprocess": m.get("preprocess"), "report": m.get("report")}
+
+
+def cmd_datasets_delete(a: argparse.Namespace) -> dict:
+    from engine.datasets import delete_dataset
+
+    delete_dataset(a.name)
+    return {"deleted": a.name}

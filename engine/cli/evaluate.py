@@ -1,0 +1,165 @@
+"""`python -m engine evaluate JOB` and `python -m engine classify JOB PATH...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from engine.cli.common import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("evaluate", help="evaluate a trained job's checkpoint on its test split: "
+                       "accuracy, per-class metrics, confusion matrix (stored for the dashboard)")
+    e.add_argument("job", help="job id (or a unique prefix)")
+    e.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the job's folder")
+    e.add_argument("--split", choices=("test", "val", "train"),
+                   help="default: test, or validation when the dataset has no test split")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("classify", help="classify many images (zips, folders, files) with a "
+                       "trained job's checkpoint; with labels, accuracy and a confusion matrix")
+    c.add_argument("job", help="job id (or a unique prefix)")
+    c.add_argument("paths", nargs="+", metavar="PATH", help="zip files, folders or images")
+    c.add_argument("--labels", help="'folders' (each image's folder is its class) or a CSV of "
+                   "file,label rows")
+    c.add_argument("--csv", metavar="OUT", help="write one row per image to this CSV file")
+    c.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the job's folder")
+    c.add_argument("--digit", action="store_true",
+                   help="frame the ink like MNIST first (drawings, photos of digits)")
+    c.add_argument("--polarity", default="auto", choices=["auto", "invert", "as-is"])
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_classify)
+
+
+def _trained_job(job_id: str, checkpoint: str) -> tuple[dict, Path]:
+    """The training job and its checkpoint's path; one-line errors for what is missing."""
+    from engine import jobs
+
+    job = jobs.get_job(job_id, metrics=False, events=False)  # JobError: no such job
+    if job.get("kind", "train") != "train":
+        raise CliError(f"job {job['id']} is a {job['config'].get('task', 'task')} task job, "
+                       "not a training job")
+    path = jobs.job_dir(job["id"]) / checkpoint
+    if Path(checkpoint).name != checkpoint or not path.exists():
+        found = sorted(p.name for p in path.parent.glob("*.pt")) if path.parent.exists() else []
+        raise CliError(f"job {job['id']} has no checkpoint {checkpoint!r}"
+                       + (f" (it has {', '.join(found)})" if found else " yet"))
+    return job, path
+
+
+class _Bar:
+    """A tqdm bar on stderr fed fractions (or counts) by engine progress callbacks."""
+
+    def __init__(self, desc: str, total: float | None, quiet: bool) -> None:
+        self.bar = None if quiet else tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
+
+    def __call__(self, done: float, message: str = "") -> None:
+        if self.bar is not None:
+            self.bar.n = round(done * 100) if self.bar.total == 100 else done
+            self.bar.set_postfix_str(message, refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_evaluation(summary: dict[str, Any], title: str = "") -> str:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix as plain text."""
+    lines = [title] if title else []
+    lines.append(f"top-1 accuracy  {summary['accuracy']:.2%}")
+    if "top5" in summary:
+        lines.append(f"top-5 accuracy  {summary['top5']:.2%}")
+    lines += [f"loss            {summary['loss']:.4f}",
+              f"macro F1        {summary['macro_f1']:.3f}",
+              f"images          {summary['images']}", ""]
+    classes = [str(c) for c in summary["classes"]]
+    w = max([5, *(len(c) for c in classes)])
+    lines.append(f"{'class':<{w}}  precision  recall     f1  support")
+    for m in summary["per_class"]:
+        lines.append(f"{m['class']:<{w}}  {m['precision']:9.3f}  {m['recall']:6.3f}  "
+                     f"{m['f1']:5.3f}  {m['support']:7d}")
+    cm = summary["confusion"]
+    cw = max([3, *(len(c) for c in classes), *(len(str(n)) for row in cm for n in row)])
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)",
+              " " * w + "".join(f" {c:>{cw}}" for c in classes)]
+    lines += [f"{c:<{w}}" + "".join(f" {n:>{cw}}" for n in row) for c, row in zip(classes, cm,
+                                                                                  strict=True)]
+    return "\n".join(lines)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> Any:
+    from engine.evaluation.evaluate import evaluate_job
+
+    job, ckpt = _trained_job(a.job, a.checkpoint)
+    bar = _Bar(f"evaluating {ckpt.name}", 100, a.json)
+    try:  # stored like a task's evaluation, so the dashboard shows it
+        summary = evaluate_job(job["id"], ckpt.name, a.split, device=a.device, progress=bar)
+    finally:
+        bar.close()
+    if a.json:
+        return {"job": job["id"], **summary}
+    epoch = f" (epoch {summary['epoch']})" if summary.get("epoch") is not None else ""
+    return format_evaluation(summary, f"job {job['id']} · {summary['checkpoint']}{epoch} on "
+                                      f"the {summary['split']} split")
+
+
+def cmd_classify(a: argparse.Namespace) -> Any:
+    import csv
+    import io
+
+    from engine.inference.classify_many import classify_many
+
+    job, ckpt = _trained_job(a.job, a.checkpoint)
+    missing = [p for p in a.paths if not Path(p).exists()]
+    if missing:
+        raise CliError(f"no such file or folder: {missing[0]}")
+    if a.labels not in (None, "folders") and not Path(a.labels).is_file():
+        raise CliError(f"--labels must be 'folders' or a CSV file; no file at {a.labels}")
+    if a.csv and not Path(a.csv).parent.exists():
+        raise CliError(f"no folder for --csv: {Path(a.csv).parent}")
+    bar = _Bar("classifying", None, a.json)
+    try:
+        result = classify_many(ckpt, a.paths, labels=a.labels, out_csv=a.csv,
+                               digit=a.digit, polarity=a.polarity, device=a.device,
+                               progress=bar)
+    finally:
+        bar.close()
+    labelled = result.pop("labelled", None)
+    text = result.pop("csv")
+    if a.json:
+        out = {"job": job["id"], "checkpoint": ckpt.name, **result}
+        if a.csv:
+            out["csv"] = text
+        else:
+            out["rows"] = list(csv.DictReader(io.StringIO(text)))
+        if labelled:
+            out["labelled"] = labelled
+        return out
+    lines = []
+    if not a.csv:
+        for row in csv.DictReader(io.StringIO(text)):
+            mark = {"true": " ✓", "false": " ✗"}.get(row["correct"], "")
+            lines.append(f"{row['file']}: " + (f"error: {row['error']}" if row["error"] else
+                         ", ".join(row[k] for k in row if k.startswith("top") and row[k])
+                         + mark))
+        lines.append("")
+    lines.append(f"{result['images']} images classified with job {job['id']} {ckpt.name}"
+                 + (f", {result['errors']} unreadable" if result["errors"] else "")
+                 + (f", {result['unlabelled']} without a label" if result["unlabelled"] else "")
+                 + (f", {result['unknown_label']} with a label the model does not know"
+                    if result["unknown_label"] else ""))
+    if a.csv:
+        lines.append(f"results: {text}")
+    if labelled:
+        lines += ["", format_evaluation(labelled, f"on the {labelled['images']} labelled "
+                                                  "images:")]
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""`python -m engine train` and `predict`; the training options, generated from TrainConfig.
+
+Every field of TrainConfig (and of its AugmentConfig, as --aug-NAME) is an option with default
+None, so only what the user typed overrides the defaults, or a saved config on --resume; a new
+setting in TrainConfig is a new option here and in `jobs submit` with nothing else to write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from engine.cli.common import CliError
+from engine.cli.networks import load_network_arg
+from engine.training.sink import MetricsSink
+from engine.workspace import studio_home
+
+# Help texts of the options whose names do not say enough.
+HELP = {
+    "dataset": "dataset name or id",
+    "network": "zoo name or a JSON/YAML spec file",
+    "step_size": "epochs (step, sigmoid)",
+    "milestones": "comma-separated epochs (multistep)",
+    "power": "inv, poly",
+    "early_stopping": "patience in validation passes (0 = off)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "compile": "torch.compile the model",
+    "rotation": "degrees", "shift": "fraction", "shear": "degrees", "zoom": "fraction",
+    "invert": "probability", "noise": "std on 0..1 pixels",
+}
+# Options that take a comma-separated list in `jobs submit` (a sweep: one job per combination).
+SWEEPABLE = ("lr", "batch_size")
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    from engine.training import LR_POLICIES, PRECISIONS, SOLVERS
+
+    return {"solver": SOLVERS, "lr_policy": LR_POLICIES, "precision": PRECISIONS}
+
+
+def add_train_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """One option per TrainConfig field (default None); with sweep, SWEEPABLE ones take lists."""
+    from engine.training import AugmentConfig, TrainConfig
+
+    choices = _choices()
+    for f, prefix in [*((f, "") for f in dataclasses.fields(TrainConfig) if f.name != "augment"),
+                      *((f, "aug_") for f in dataclasses.fields(AugmentConfig))]:
+        dest = prefix + f.name
+        flag = "--" + dest.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        helptext = " ".join(filter(None, ["augmentation:" if prefix else "",
+                                          HELP.get(f.name, ""),
+                                          f"(default {default})" if default not in (None, "")
+                                          else ""]))
+        kind = typing.get_type_hints(AugmentConfig if prefix else TrainConfig)[f.name]
+        if kind is bool:
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                                default=None, help=helptext)
+        elif sweep and f.name in SWEEPABLE:
+            parser.add_argument(flag, dest=dest, default=None,
+                                help=f"{helptext}; comma-separated for a sweep")
+        elif kind in (int, float, str):
+            parser.add_argument(flag, dest=dest, type=kind, default=None, help=helptext,
+                                choices=choices.get(f.name))
+        else:  # network (name or spec file), milestones (a list): parsed by config_from_args
+            parser.add_argument(flag, dest=dest, default=None, help=helptext)
+
+
+def given_options(a: argparse.Namespace) -> dict[str, Any]:
+    """TrainConfig settings the user typed, as a (nested) dict of overrides."""
+    from engine.training import AugmentConfig, TrainConfig
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "augment" and getattr(a, f.name, None) is not None:
+            out[f.name] = getattr(a, f.name)
+    augment = {f.name: getattr(a, "aug_" + f.name) for f in dataclasses.fields(AugmentConfig)
+               if getattr(a, "aug_" + f.name, None) is not None}
+    if augment:
+        out["augment"] = augment
+    if "network" in out:
+        out["network"] = load_network_arg(out["network"])
+    if "milestones" in out:
+        try:
+            out["milestones"] = [float(v) for v in out["milestones"].split(",") if v.strip()]
+        except ValueError:
+            raise CliError(f"--milestones takes comma-separated epochs, "
+                           f"not {out['milestones']!r}") from None
+    return out
+
+
+def config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
+    """A validated TrainConfig: `base` (a saved config's dict, else the defaults) with the
+    options the user gave on top."""
+    from engine.training import TrainConfig
+
+    given = given_options(a)
+    merged = dict(base or {})
+    merged.update({k: v for k, v in given.items() if k != "augment"})
+    if "augment" in given:
+        merged["augment"] = {**(merged.get("augment") or {}), **given["augment"]}
+    if not merged.get("dataset"):
+        raise CliError("--dataset is required (see `python -m engine datasets list`)")
+    return TrainConfig.from_dict(merged).validate()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train a network in the foreground")
+    add_train_options(t)
+    t.add_argument("--out", help="run directory (default: workspace/jobs/<new id>)")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a stopped run from its last checkpoint (its saved settings; "
+                        "--epochs may extend it)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="classify images with a trained checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint .pt file or a run directory")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--digit", action="store_true",
+                   help="frame the ink like MNIST first (drawings, photos of digits)")
+    p.add_argument("--polarity", default="auto", choices=["auto", "invert", "as-is"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_train(a: argparse.Namespace) -> dict:
+    from engine.jobs.paths import new_job_id
+    from engine.training import TrainConfig, train
+
+    if a.resume:
+        run_dir = Path(a.resume)
+        if not (run_dir / "config.json").exists():
+            raise CliError(f"{run_dir} is not a run directory (no config.json)")
+        changed = sorted(set(given_options(a)) - {"epochs"})
+        if changed:
+            raise CliError("--resume continues the run with its saved settings; only --epochs "
+                           f"may change (not --{changed[0].replace('_', '-')})")
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        if a.epochs is not None:
+            cfg.epochs = max(cfg.epochs, a.epochs)
+    else:
+        cfg = config_from_args(a)
+        run_dir = Path(a.out) if a.out else studio_home() / "jobs" / new_job_id()
+    result = train(cfg, run_dir, sink=ConsoleSink(), resume=bool(a.resume))
+    return result.to_dict()
+
+
+def cmd_predict(a: argparse.Namespace) -> Any:
+    from engine.inference.predictor import Predictor
+
+    predictor = Predictor(a.checkpoint, device=a.device)
+    results = []
+    for path in a.images:
+        pred = predictor.predict(path, top_k=a.top_k, digit=a.digit, polarity=a.polarity)[0]
+        results.append({"image": path, **pred.to_dict()})
+    if a.json:
+        return results
+    return "\n".join(f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.1%}"
+                                                   for t in r["top"]) for r in results)
+
+
+class ConsoleSink(MetricsSink):
+    """A progress bar per epoch on stderr, and one line per epoch."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+        self.epochs = 0
+
+    def on_start(self, info: dict) -> None:
+        self.epochs = info["epochs"]
+        print(f"training on {info['device']}: {info['train_images']} images, "
+              f"{info['parameters']:,} parameters", file=sys.stderr)
+
+    def on_progress(self, p: dict) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=p["steps"], desc=f"epoch {p['epoch'] + 1}/{self.epochs}",
+                            unit="step", file=sys.stderr, leave=False)
+        self.bar.n = p["step"]
+        self.bar.set_postfix(loss=f"{p['loss']:.4f}", img_s=f"{p['images_per_s']:.0f}")
+        self.bar.refresh()
+
+    def on_epoch(self, m: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        from engine.training.trainer import _format_epoch
+
+        tqdm.write(_format_epoch(m), file=sys.stderr)
+
+    def on_end(self, result: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
