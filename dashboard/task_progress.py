@@ -42,7 +42,7 @@ def show(job_id: str, task: str, what: str, key: str) -> dict[str, Any] | None:
     elif status == "failed":
         st.error(f"{what} failed ({latest.get('reason') or 'error'}): "
                  f"{latest.get('message') or 'no message'}")
-    elif status in ("cancelled", "interrupted"):
+    elif status in jobs.STOPPED_EARLY:
         st.warning(f"{what} {status}: {latest.get('message') or ''}".rstrip(": "))
     return latest
 

@@ -153,14 +153,37 @@ def _migrate(conn: sqlite3.Connection) -> None:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         for i in range(version, len(MIGRATIONS)):
-            for statement in MIGRATIONS[i].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(MIGRATIONS[i]):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version={i + 1}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script, as SQLite itself delimits them (a ';' inside a
+    string or a trigger body does not end one). executescript() would commit the migration's
+    transaction; this keeps each migration atomic."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
+
+
+@contextmanager
+def opened(home: str | os.PathLike | None = None) -> Iterator[sqlite3.Connection]:
+    """A connection to the workspace database for the length of a `with` block."""
+    conn = connect(home)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @contextmanager
@@ -231,7 +254,6 @@ def list_users(conn: sqlite3.Connection) -> list[str]:
 
 # --- jobs -------------------------------------------------------------------------------------
 
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 _JOB_JSON = ("config", "progress", "result")
 _JOB_COLUMNS = frozenset((
     "id", "name", "owner", "status", "device", "assigned_device", "config", "created", "queued",

@@ -19,9 +19,10 @@ from engine.datasets import open_dataset
 from engine.inference import backends as inference_backends
 from engine.inference import classify as cl
 from engine.training import TrainConfig, train
-from trt import backends, tasks
+from trt import backends, layout, tasks
+from trt.layout import variant_path
 from trt.runtime import NeedsGPU
-from trt.variants import calibration_batch, to_int8, variant_path
+from trt.variants import calibration_batch, to_int8
 
 from apptest import app, open_page
 
@@ -58,7 +59,7 @@ def deployed(digits_home, tmp_path_factory) -> tuple[Path, str]:
     job_id = trained_job(home)
     params, quiet = {"job": job_id}, (lambda f, m: None)
     tasks.export(params, quiet, home)
-    fp32 = tasks.exports_dir(job_id, home) / "model.onnx"
+    fp32 = layout.onnx_path(jobs.job_dir(job_id, home))
     calib = calibration_batch(open_dataset("digits", home=home), 64)
     to_int8(fp32, variant_path(fp32, "int8"), calib, quantize_bias=True)
     tasks.build(params | {"max_batch": 64, "workspace_mb": 256}, quiet, home)
@@ -179,7 +180,7 @@ def test_failed_step_shows_the_jobs_message(deployed_home):
 
 def test_bundle_zip_holds_the_engine(deployed):
     home, job_id = deployed
-    with zipfile.ZipFile(io.BytesIO((tasks.exports_dir(job_id, home) / "bundle.zip")
+    with zipfile.ZipFile(io.BytesIO((layout.bundle_path(jobs.job_dir(job_id, home)))
                                     .read_bytes())) as z:
         names = z.namelist()
     assert any(n.endswith(".engine") for n in names)
@@ -211,7 +212,7 @@ def test_backend_cache_key_follows_the_export(deployed, tmp_path):
     ckpt = jobs.job_dir(job_id, home) / "best.pt"
     assert backends.cache_key("pytorch-cpu", ckpt) == {}
     before = backends.cache_key("onnxruntime-cpu", ckpt)["stamp"]
-    onnx = tasks.exports_dir(job_id, home) / "model.onnx"
+    onnx = layout.onnx_path(jobs.job_dir(job_id, home))
     copy = tmp_path / "model.onnx"
     shutil.copy2(onnx, copy)
     try:

@@ -8,9 +8,10 @@ import pytest
 
 from engine.datasets import open_dataset
 from trt.builder import EngineBuildError, build_engine
+from trt.layout import PRECISIONS, variant_path
 from trt.onnx_export import export_onnx
 from trt.runtime import NeedsGPU, TensorRTRunner
-from trt.variants import PRECISIONS, calibration_batch, make_variants, to_int8, variant_path
+from trt.variants import calibration_batch, make_variants, to_int8
 
 pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
 

@@ -11,9 +11,10 @@ import torch
 
 from engine.datasets import open_dataset
 from engine.inference.predictor import Predictor
+from trt.layout import variant_path
 from trt.onnx_export import export_onnx
 from trt.runtime import OnnxRunner
-from trt.variants import detect_precision, make_variants, variant_path
+from trt.variants import detect_precision, make_variants
 
 
 @pytest.fixture(scope="module")

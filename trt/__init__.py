@@ -6,10 +6,11 @@ Imports engine/, never the other way round; no Streamlit. TensorRT (`tensorrt`, 
 
 from trt.builder import EngineBuildError, build_engine
 from trt.bundle import Bundle, make_bundle
+from trt.layout import PRECISIONS
 from trt.library import NoTensorRT, tensorrt_available
 from trt.onnx_export import export_onnx
 from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner
-from trt.variants import PRECISIONS, make_variants, measure_accuracy
+from trt.variants import make_variants, measure_accuracy
 
 __all__ = [
     "PRECISIONS",

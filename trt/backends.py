@@ -16,28 +16,15 @@ import numpy as np
 
 from engine.images.contract import Contract
 from engine.inference.results import softmax
-from trt.files import sidecar
-from trt.variants import PRECISIONS, variant_path
+from trt.layout import built_engines, exports_dir, onnx_path, sidecar, variant_path
 
 ONNX = "onnxruntime-cpu"
 TENSORRT = "tensorrt"
 
 
-def run_dir_of(checkpoint: str | os.PathLike) -> Path:
-    """The run directory holding a checkpoint (best.pt, last.pt or checkpoints/epoch-N.pt)."""
-    p = Path(checkpoint)
-    if p.is_dir():
-        return p
-    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
-
-
-def exports_of(checkpoint: str | os.PathLike) -> Path:
-    return run_dir_of(checkpoint) / "exports"
-
-
 def export_report(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
     """The export's report (classes, preprocessing, source checkpoint), or None before one."""
-    path = sidecar(exports_of(checkpoint) / "model.onnx")
+    path = sidecar(onnx_path(checkpoint))
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -51,12 +38,6 @@ def _checkpoint_mismatch(checkpoint: str | os.PathLike, report: dict[str, Any]) 
         return (f"the ONNX export is of {exported}, not {chosen}: choose {exported} "
                 "or export again")
     return None
-
-
-def built_engines(checkpoint: str | os.PathLike) -> list[Path]:
-    """The job's built engines, fp32 first."""
-    folder = exports_of(checkpoint) / "engines"
-    return [folder / f"{p}.engine" for p in PRECISIONS if (folder / f"{p}.engine").exists()]
 
 
 def unavailable_reason(kind: str, checkpoint: str | os.PathLike) -> str | None:
@@ -88,7 +69,7 @@ def cache_key(kind: str, checkpoint: str | os.PathLike) -> dict[str, Any]:
     or rebuild is picked up instead of a cached runner of the old files."""
     if kind not in (ONNX, TENSORRT):
         return {}
-    files = [exports_of(checkpoint) / "model.onnx", *built_engines(checkpoint)]
+    files = [onnx_path(checkpoint), *built_engines(checkpoint)]
     return {"stamp": max((f.stat().st_mtime_ns for f in files if f.exists()), default=0)}
 
 
@@ -101,7 +82,7 @@ class _ExportedBackend:
     def __init__(self, checkpoint: str | os.PathLike, stamp: int = 0) -> None:
         report = export_report(checkpoint)
         if report is None:
-            raise FileNotFoundError(f"no ONNX export in {exports_of(checkpoint)}: export first")
+            raise FileNotFoundError(f"no ONNX export in {exports_dir(checkpoint)}: export first")
         mismatch = _checkpoint_mismatch(checkpoint, report)
         if mismatch:
             raise ValueError(mismatch)
@@ -120,7 +101,7 @@ class OnnxBackend(_ExportedBackend):
         from trt.runtime import OnnxRunner
 
         super().__init__(checkpoint, stamp)
-        path = variant_path(exports_of(checkpoint) / "model.onnx", precision)
+        path = variant_path(onnx_path(checkpoint), precision)
         if not path.exists():
             raise FileNotFoundError(f"no {precision} variant at {path}")
         self.name = f"{ONNX}-{precision}"

@@ -70,6 +70,17 @@ def _cpu_backends(predictor: Predictor, onnx_path: Path) -> dict[str, Callable]:
     return {"pytorch-cpu": eager, "onnxruntime-cpu": lambda x: (lambda: runner.run(x))}
 
 
+CPU_BACKENDS = ("pytorch-cpu", "onnxruntime-cpu")
+GPU_BACKENDS = ("pytorch-cuda", "pytorch-cuda-graph", "torch-compile", "tensorrt",
+                "tensorrt-cuda-graph")
+
+
+def backends_to_run(gpu: bool | None = None) -> tuple[str, ...]:
+    """The backends a benchmark measures here: the CPU pair, and the GPU ones with CUDA."""
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    return CPU_BACKENDS + (GPU_BACKENDS if gpu else ())
+
+
 def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
                   max_batch: int) -> tuple[dict[str, Callable], dict[str, str]]:
     import copy
@@ -159,8 +170,7 @@ def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BAT
             sync = torch.cuda.synchronize
         else:
             reason = "CUDA is not available on this machine"
-            skipped = {name: reason for name in ("pytorch-cuda", "pytorch-cuda-graph",
-                                                 "torch-compile", "tensorrt")}
+            skipped = dict.fromkeys(GPU_BACKENDS, reason)
         rng = np.random.default_rng(0)
         inputs = {b: rng.standard_normal((b, *predictor.input_shape)).astype(np.float32)
                   for b in batches}

@@ -17,8 +17,8 @@ from typing import Any
 
 import onnx
 
-from engine.workspace import atomic_write_bytes, atomic_write_json
-from trt.files import sha256_file, sidecar
+from engine.workspace import atomic_write_bytes, atomic_write_json, sha256_file
+from trt.layout import sidecar
 from trt.library import (
     captured_messages,
     library_info,

@@ -20,7 +20,8 @@ import numpy as np
 
 from engine.images.contract import Contract
 from engine.inference.results import predictions, softmax
-from trt.files import sidecar
+from trt import layout
+from trt.layout import sidecar
 
 README = """# {name}: image classifier bundle
 
@@ -62,16 +63,16 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
                 home: str | os.PathLike | None = None) -> dict[str, Any]:
     """Export (and convert) what is missing under <run_dir>/exports, then zip it all."""
     from trt.onnx_export import export_onnx
-    from trt.variants import make_variants, variant_path
+    from trt.variants import make_variants
 
     run_dir = Path(run_dir)
-    exports = run_dir / "exports" if run_dir.is_dir() else run_dir.parent / "exports"
-    fp32 = exports / "model.onnx"
+    fp32 = layout.onnx_path(run_dir)
     export = export_onnx(run_dir, fp32, home=home)
     report = None
     extra = [v for v in variants if v != "fp32"]
     if extra:
-        report = make_variants(fp32, _run_dataset(run_dir), precisions=["fp32", *extra], home=home)
+        report = make_variants(fp32, layout.read_run_config(run_dir)["dataset"],
+                               precisions=["fp32", *extra], home=home)
     metadata = {
         "format": "digits-studio-bundle/1",
         "run": str(run_dir),
@@ -87,7 +88,7 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
     tmp = out_zip.with_name(f".{out_zip.name}.tmp-{os.getpid()}")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for precision in variants:
-            path = variant_path(fp32, precision)
+            path = layout.variant_path(fp32, precision)
             z.write(path, path.name)
         for engine in engines:
             engine = Path(engine)
@@ -102,11 +103,6 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
     os.replace(tmp, out_zip)
     return {"bundle": str(out_zip), "size_bytes": out_zip.stat().st_size,
             "files": zipfile.ZipFile(out_zip).namelist(), **metadata}
-
-
-def _run_dataset(run_dir: Path) -> str:
-    config = run_dir / "config.json" if run_dir.is_dir() else run_dir.parent / "config.json"
-    return json.loads(config.read_text())["dataset"]
 
 
 def _readme(name: str, export: dict[str, Any]) -> str:

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trt import layout
+
 
 def _print(data: Any, as_json: bool, text: str) -> None:
     print(json.dumps(data, indent=2, default=str) if as_json else text)
@@ -19,7 +21,7 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from trt.onnx_export import export_onnx
 
-    out = a.out or _exports(a.run) / "model.onnx"
+    out = a.out or layout.onnx_path(a.run)
     r = export_onnx(a.run, out, opset=a.opset)
     c = r["check"]
     _print(r, a.json, f"wrote {r['onnx']} ({r['size_bytes']:,} bytes); vs PyTorch on "
@@ -31,9 +33,9 @@ def cmd_variants(a: argparse.Namespace) -> None:
     from trt.onnx_export import export_onnx
     from trt.variants import make_variants
 
-    fp32 = _exports(a.run) / "model.onnx"
+    fp32 = layout.onnx_path(a.run)
     export_onnx(a.run, fp32)
-    dataset = a.dataset or json.loads(_config(a.run).read_text())["dataset"]
+    dataset = a.dataset or layout.read_run_config(a.run)["dataset"]
     r = make_variants(fp32, dataset, precisions=a.precisions.split(","), split=a.split)
     lines = [f"{'precision':<10} {'accuracy':>9} {'vs fp32':>8}  file"]
     for p, v in r["variants"].items():
@@ -75,7 +77,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
 def cmd_bundle(a: argparse.Namespace) -> None:
     from trt.bundle import make_bundle
 
-    out = a.out or _exports(a.run) / "bundle.zip"
+    out = a.out or layout.bundle_path(a.run)
     r = make_bundle(a.run, out, variants=a.variants.split(","), engines=a.engine or [])
     _print(r, a.json, f"wrote {r['bundle']} ({r['size_bytes']:,} bytes): "
            + ", ".join(r["files"]))
@@ -94,16 +96,6 @@ def cmd_infer(a: argparse.Namespace) -> None:
     text = "\n".join(f"{r['image']}: {r['label']} ({100 * r['confidence']:.1f}%)"
                      for r in results) + f"\n[{bundle.backend}{why}]"
     _print(data, a.json, text)
-
-
-def _exports(run: str) -> Path:
-    p = Path(run)
-    return (p if p.is_dir() else p.parent) / "exports"
-
-
-def _config(run: str) -> Path:
-    p = Path(run)
-    return (p if p.is_dir() else p.parent) / "config.json"
 
 
 def parser() -> argparse.ArgumentParser:

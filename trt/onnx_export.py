@@ -19,8 +19,8 @@ import onnx
 import torch
 
 from engine.inference.predictor import Predictor
-from engine.workspace import atomic_write_bytes, atomic_write_json
-from trt.files import sha256_file, sidecar
+from engine.workspace import atomic_write_bytes, atomic_write_json, sha256_file
+from trt.layout import sidecar
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"

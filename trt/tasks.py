@@ -7,24 +7,14 @@ and bundle.zip. The page reads those files back.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from engine.jobs.paths import job_dir
 from engine.workspace import atomic_write_json, studio_home
+from trt import layout
 
 Progress = Callable[[float, str], None]
-
-
-def exports_dir(job_id: str, home: str | os.PathLike | None = None) -> Path:
-    return job_dir(job_id, home) / "exports"
-
-
-def _dataset(run_dir: Path) -> str:
-    return json.loads((run_dir / "config.json").read_text())["dataset"]
 
 
 def export(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
@@ -33,11 +23,12 @@ def export(params: dict[str, Any], progress: Progress, home=None) -> dict[str, A
     from trt.variants import make_variants
 
     run_dir = job_dir(params["job"], home)
-    fp32 = exports_dir(params["job"], home) / "model.onnx"
+    fp32 = layout.onnx_path(run_dir)
     progress(0.02, "exporting to ONNX")
     report = export_onnx(run_dir, fp32, home=home)
-    precisions = params.get("precisions") or ["fp32", "fp16", "int8"]
-    variants = make_variants(fp32, _dataset(run_dir), precisions=precisions, home=home,
+    precisions = params.get("precisions") or list(layout.PRECISIONS)
+    dataset = layout.read_run_config(run_dir)["dataset"]
+    variants = make_variants(fp32, dataset, precisions=precisions, home=home,
                              progress=lambda f, m: progress(0.2 + 0.8 * f, m))
     return {"export": report["check"], "variants": variants["variants"]}
 
@@ -45,23 +36,22 @@ def export(params: dict[str, Any], progress: Progress, home=None) -> dict[str, A
 def build(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
     """A TensorRT engine per exported variant; the builder's refusals are kept with its words."""
     from trt.builder import EngineBuildError, build_engine
-    from trt.variants import variant_path
 
-    out = exports_dir(params["job"], home)
-    fp32 = out / "model.onnx"
+    run_dir = job_dir(params["job"], home)
+    fp32 = layout.onnx_path(run_dir)
     if not fp32.exists():
         raise FileNotFoundError("export the model to ONNX first")
-    precisions = params.get("precisions") or ["fp32", "fp16", "int8"]
+    precisions = params.get("precisions") or list(layout.PRECISIONS)
     results: dict[str, Any] = {}
     for i, precision in enumerate(precisions):
-        onnx = variant_path(fp32, precision)
+        onnx = layout.variant_path(fp32, precision)
         if not onnx.exists():
             results[precision] = {"status": "skipped", "reason": f"no {precision} variant"}
             continue
         span = (i / len(precisions), 1 / len(precisions))
         try:
             meta = build_engine(
-                onnx, out / "engines" / f"{precision}.engine",
+                onnx, layout.engine_path(run_dir, precision),
                 min_batch=int(params.get("min_batch", 1)),
                 opt_batch=int(params.get("opt_batch", 8)),
                 max_batch=int(params.get("max_batch", 256)),
@@ -72,18 +62,15 @@ def build(params: dict[str, Any], progress: Progress, home=None) -> dict[str, An
         except EngineBuildError as e:
             results[precision] = {"status": "refused", "reason": str(e),
                                   "messages": e.messages}
-    atomic_write_json(out / "engines.json", results)
+    atomic_write_json(layout.engines_report_path(run_dir), results)
     return {"engines": {p: r["status"] for p, r in results.items()}}
 
 
 def bench(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
-    from trt.bench import ROUNDS, run_bench
+    from trt.bench import ROUNDS, backends_to_run, run_bench
 
     batches = tuple(params.get("batches") or (1, 8, 64, 256))
-    import torch
-
-    backends = 6 if torch.cuda.is_available() else 2  # CPU pair, plus the GPU ones
-    total = max(1, len(batches) * backends * ROUNDS)
+    total = max(1, len(batches) * len(backends_to_run()) * ROUNDS)
     done = {"n": 0}
 
     def step(message: str) -> None:
@@ -92,17 +79,17 @@ def bench(params: dict[str, Any], progress: Progress, home=None) -> dict[str, An
 
     results = run_bench(job_dir(params["job"], home), batches=batches,
                         seconds=float(params.get("seconds", 1.0)), progress=step)
-    atomic_write_json(exports_dir(params["job"], home) / "bench.json", results)
+    atomic_write_json(layout.bench_path(job_dir(params["job"], home)), results)
     return {"ratios": results["ratios"]}
 
 
 def bundle(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
     from trt.bundle import make_bundle
 
-    out = exports_dir(params["job"], home)
-    engines = [out / "engines" / f"{p}.engine" for p in params.get("engines") or []]
+    run_dir = job_dir(params["job"], home)
+    engines = [layout.engine_path(run_dir, p) for p in params.get("engines") or []]
     progress(0.1, "writing the bundle")
-    r = make_bundle(job_dir(params["job"], home), out / "bundle.zip",
+    r = make_bundle(run_dir, layout.bundle_path(run_dir),
                     variants=params.get("variants") or ["fp32"],
                     engines=[e for e in engines if e.exists()], home=home)
     return {"bundle": r["bundle"], "size_bytes": r["size_bytes"], "files": r["files"]}

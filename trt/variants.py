@@ -21,24 +21,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from engine.workspace import atomic_write_json
-from trt.files import sha256_file
+from engine.workspace import atomic_write_json, sha256_file
+from trt.layout import PRECISIONS, variant_path, variants_report_path
 
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 CALIBRATION_IMAGES = 512
 CALIBRATION_BATCH = 64
 DatasetLike = Any  # an engine.datasets.Dataset, or a dataset id or name
-
-
-def variant_path(fp32_path: str | os.PathLike, precision: str) -> Path:
-    """model.onnx -> model.onnx (fp32), model-fp16.onnx, model-int8.onnx."""
-    p = Path(fp32_path)
-    return p if precision == "fp32" else p.with_name(f"{p.stem}-{precision}{p.suffix}")
-
-
-def variants_report_path(fp32_path: str | os.PathLike) -> Path:
-    p = Path(fp32_path)
-    return p.with_name(f"{p.stem}-variants.json")
 
 
 def to_fp16(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:

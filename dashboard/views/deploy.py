@@ -8,8 +8,6 @@ themselves, so a reload shows what is there; a fragment polls while a step runs.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,9 +16,8 @@ import streamlit as st
 from dashboard import charts, nav, task_progress
 from dashboard.views.classify import choose_trained_job
 from engine import jobs
-from trt.files import sidecar
-from trt.tasks import exports_dir
-from trt.variants import PRECISIONS, variant_path, variants_report_path
+from trt import layout
+from trt.layout import PRECISIONS, variant_path
 
 BATCHES = (1, 8, 64, 256)
 
@@ -28,27 +25,9 @@ BATCHES = (1, 8, 64, 256)
 # --- what is there --------------------------------------------------------------------------
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file's content, or None if it is missing or half-understood."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def exports_state(job_id: str) -> dict[str, Any]:
     """Everything the steps have written for a job (None where a step has not run)."""
-    out = exports_dir(job_id)
-    fp32 = out / "model.onnx"
-    return {
-        "dir": out,
-        "onnx": fp32 if fp32.exists() else None,
-        "export": read_json(sidecar(fp32)) if fp32.exists() else None,
-        "variants": read_json(variants_report_path(fp32)),
-        "engines": read_json(out / "engines.json"),
-        "bench": read_json(out / "bench.json"),
-        "bundle": out / "bundle.zip" if (out / "bundle.zip").exists() else None,
-    }
+    return layout.exports_state(jobs.job_dir(job_id))
 
 
 def _in_order(per_precision: dict[str, Any]) -> list[tuple[str, Any]]:

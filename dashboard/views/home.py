@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav
-from engine import jobs, store
+from engine import jobs
 from engine.datasets import list_datasets
 
 MAX_JOBS = 200  # one metrics query per job: enough for a glance, bounded for big workspaces
@@ -65,7 +65,7 @@ def start_here() -> None:
 
 def _filters(all_jobs: list[dict[str, Any]]) -> tuple[list[str], str | None]:
     c1, c2 = st.columns([2, 1])
-    statuses = c1.multiselect("Status", store.JOB_STATUSES, key="home_status",
+    statuses = c1.multiselect("Status", jobs.STATUSES, key="home_status",
                               placeholder="All statuses")
     owners = sorted({j["owner"] for j in all_jobs if j["owner"]})
     owner = c2.selectbox("Owner", [None, *owners], key="home_owner",

@@ -12,6 +12,7 @@ from dashboard import charts, nav, session
 from dashboard.views import evaluation
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
+from engine.text import format_duration
 
 
 def _choose_job() -> str | None:
@@ -28,13 +29,6 @@ def _choose_job() -> str | None:
     return chosen
 
 
-def _fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 def _live(job_id: str) -> None:
     """Status, progress and charts of one job; polls while the job is active."""
     try:
@@ -49,13 +43,13 @@ def _live(job_id: str) -> None:
     epochs = job["config"]["epochs"]
     done_epochs = len(job["metrics"])
     c2.metric("Epoch", f"{min(done_epochs + (status == 'running'), epochs)} / {epochs}")
-    c3.metric("ETA", _fmt_eta(job.get("eta_s")) if status == "running" else "—")
+    c3.metric("ETA", format_duration(job.get("eta_s")) if status == "running" else "—")
     rate = progress.get("images_per_s")
     c4.metric("Images/s", f"{rate:,.0f}" if rate else "—")
     st.progress(job.get("fraction") or 0.0,
                 text=f"{(job.get('fraction') or 0):.0%}" + (
                     f" — loss {progress['loss']:.4f}" if progress.get("loss") else ""))
-    if status == "cancelling" or job.get("cancel_requested") and status == "running":
+    if job.get("cancel_requested") and status == "running":
         st.info("Cancel requested: the job stops at its next step and saves a checkpoint.")
     if status == "failed":
         st.error(f"Failed ({job.get('reason') or 'error'}): {job.get('message') or ''}")

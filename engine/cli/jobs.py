@@ -18,6 +18,8 @@ from engine.cli.train import add_train_options, config_from_args
 from engine.jobs import api
 from engine.jobs.scheduler import scheduler_status, serve
 from engine.jobs.settings import add_scheduler_options, given_settings
+from engine.jobs.status import ENDED
+from engine.text import format_duration
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -195,7 +197,7 @@ def cmd_logs(a: argparse.Namespace) -> Any:
         sys.stdout.write(full[offset:])
         sys.stdout.flush()
         offset = len(full)
-        if status in api.ENDED:
+        if status in ENDED:
             return None
         time.sleep(0.5)
 
@@ -236,7 +238,7 @@ def _summary(job: dict) -> dict[str, Any]:
 
 
 def _describe(job: dict) -> str:
-    from engine.training.trainer import _format_epoch
+    from engine.training.trainer import format_epoch
 
     s = _summary(job)
     lines = [f"job {job['id']}: {job['name']}",
@@ -247,7 +249,7 @@ def _describe(job: dict) -> str:
              f"device   {s['device']}",
              f"progress {s['progress']}"
              + (f" {100 * s['fraction']:.0f}%" if s["fraction"] is not None else "")
-             + (f", ETA {_duration(s['eta_s'])}" if s["eta_s"] is not None else ""),
+             + (f", ETA {format_duration(s['eta_s'])}" if s["eta_s"] is not None else ""),
              f"created  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['created']))}"]
     if job["parent"]:
         lines.append(f"parent   {job['parent']}")
@@ -256,15 +258,8 @@ def _describe(job: dict) -> str:
     lines.append(f"dir      {job['dir']}")
     lines.append("config   " + json.dumps(job["config"], sort_keys=True))
     for m in job.get("metrics", []):
-        lines.append("  " + _format_epoch(m))
+        lines.append("  " + format_epoch(m))
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, Any]:
@@ -272,7 +267,7 @@ def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, A
     ends; returns its summary."""
     from tqdm import tqdm
 
-    from engine.training.trainer import _format_epoch
+    from engine.training.trainer import format_epoch
 
     job_id = api.get_job(job_id, metrics=False, events=False)["id"]
     bar = None if quiet else tqdm(total=1000, desc=job_id, unit="", file=sys.stderr,
@@ -285,7 +280,7 @@ def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, A
             metrics = api.job_metrics(job_id)
             if bar is not None:
                 for m in metrics[epochs_seen:]:
-                    tqdm.write("  " + _format_epoch(m), file=sys.stderr)
+                    tqdm.write("  " + format_epoch(m), file=sys.stderr)
                 for e in events:
                     tqdm.write(f"{time.strftime('%H:%M:%S', time.localtime(e['time']))} "
                                f"{e['kind']}" + (f": {e['message']}" if e["message"] else ""),
@@ -300,12 +295,12 @@ def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, A
                 if p.get("images_per_s"):
                     post.append(f"{p['images_per_s']:.0f} img/s")
                 if job["eta_s"] is not None:
-                    post.append(f"ETA {_duration(job['eta_s'])}")
+                    post.append(f"ETA {format_duration(job['eta_s'])}")
                 bar.set_postfix_str(", ".join(post))
                 bar.refresh()
             last_event = events[-1]["id"] if events else last_event
             epochs_seen = len(metrics)
-            if job["status"] in api.ENDED:
+            if job["status"] in ENDED:
                 return _summary(job)
             time.sleep(poll_s)
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import typing
 from pathlib import Path
@@ -134,18 +133,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
-    from engine.jobs.paths import new_job_id
+    from engine.jobs.paths import new_job_id, read_run_config
     from engine.training import TrainConfig, train
 
     if a.resume:
         run_dir = Path(a.resume)
-        if not (run_dir / "config.json").exists():
-            raise CliError(f"{run_dir} is not a run directory (no config.json)")
+        saved = read_run_config(run_dir)
         changed = sorted(set(given_options(a)) - {"epochs"})
         if changed:
             raise CliError("--resume continues the run with its saved settings; only --epochs "
                            f"may change (not --{changed[0].replace('_', '-')})")
-        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        cfg = TrainConfig.from_dict(saved)
         if a.epochs is not None:
             cfg.epochs = max(cfg.epochs, a.epochs)
     else:
@@ -193,9 +191,9 @@ class ConsoleSink(MetricsSink):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        from engine.training.trainer import _format_epoch
+        from engine.training.trainer import format_epoch
 
-        tqdm.write(_format_epoch(m), file=sys.stderr)
+        tqdm.write(format_epoch(m), file=sys.stderr)
 
     def on_end(self, result: dict) -> None:
         if self.bar is not None:

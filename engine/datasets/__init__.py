@@ -1,6 +1,6 @@
 """Datasets: created once from a source into uint8 arrays, then opened, explored, deleted.
 
-See DESIGN.md, "Workspace" and "Data path". Typical use:
+The README ("What it does: Datasets") describes them for users. Typical use:
 
     ds = create_dataset("mnist-small", "idx", {"train_images": ..., "train_labels": ...},
                         {"max_per_class": 100})

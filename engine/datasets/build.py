@@ -7,7 +7,6 @@ either fully there (files and row) or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -42,7 +41,13 @@ from engine.datasets.splits import (
 )
 from engine.datasets.stats import looks_white_on_black, training_stats
 from engine.images.contract import Contract
-from engine.workspace import atomic_save_npy, atomic_write_bytes, atomic_write_json, studio_home
+from engine.workspace import (
+    atomic_save_npy,
+    atomic_write_bytes,
+    atomic_write_json,
+    sha256_file,
+    studio_home,
+)
 
 NAME_PATTERN = re.compile(r"[^\W_][\w .\-]{0,63}")  # letters of any script, digits
 ID_PATTERN = re.compile(r"ds-[0-9a-f]{8}")
@@ -173,7 +178,7 @@ def build_files(tmp: Path, dataset_id: str, name: str, source: str, args: dict[s
         "width": opts.width,
         "channels": opts.channels,
         "size_bytes": sum(p.stat().st_size for p in tmp.iterdir() if p.is_file()),
-        "sha256": _sha256(tmp / layout.IMAGES),
+        "sha256": sha256_file(tmp / layout.IMAGES),
         "created": time.time(),
         "report": {"skipped": len(skipped), "skipped_examples": skipped[:SKIPPED_EXAMPLES]},
         "preprocess": Contract(
@@ -285,11 +290,3 @@ def _polarity(data: SourceData, a: Assembled) -> str:
     train = a.splits["train"]
     originals = train[train < a.originals]
     return "white-on-black" if looks_white_on_black(a.images, originals) else "as-is"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -13,8 +13,6 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,15 +25,6 @@ from engine import store
 
 Home = str | os.PathLike | None
 POLARITIES = ("auto", "invert", "as-is")
-
-
-@contextmanager
-def _db(home: Home) -> Iterator[sqlite3.Connection]:
-    conn = store.connect(home)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _board_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -56,7 +45,7 @@ def create_board(name: str, owner: str, shared: bool = True, home: Home = None) 
     if not owner:
         raise PermissionError("sign in to create a probe board")
     board_id = uuid.uuid4().hex[:12]
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         try:
             conn.execute("INSERT INTO probe_boards (id, name, owner, shared, created) "
                          "VALUES (?, ?, ?, ?, ?)", (board_id, name, owner, int(shared),
@@ -68,7 +57,7 @@ def create_board(name: str, owner: str, shared: bool = True, home: Home = None) 
 
 def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
     """The user's own boards, then the boards others share, newest first, with probe counts."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         rows = conn.execute(
             "SELECT b.*, (SELECT COUNT(*) FROM probes p WHERE p.board = b.id) AS probes "
             "FROM probe_boards b WHERE b.owner = ? OR b.shared "
@@ -78,7 +67,7 @@ def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
 
 def get_board(board_id: str, user: str | None = None, home: Home = None) -> dict[str, Any]:
     """A board the user may view; KeyError if there is none, PermissionError if private."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         return _get_board(conn, board_id, user)
 
 
@@ -99,14 +88,14 @@ def _owned(conn: sqlite3.Connection, board_id: str, user: str | None, action: st
 
 
 def set_shared(board_id: str, shared: bool, user: str | None, home: Home = None) -> None:
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         _owned(conn, board_id, user, "share or unshare it")
         conn.execute("UPDATE probe_boards SET shared = ? WHERE id = ?", (int(shared), board_id))
 
 
 def delete_board(board_id: str, user: str | None, home: Home = None) -> None:
     """Delete a board and its probes (owner only -> PermissionError)."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         _owned(conn, board_id, user, "delete it")
         conn.execute("DELETE FROM probe_boards WHERE id = ?", (board_id,))
 
@@ -120,7 +109,7 @@ def add_probe(board_id: str, image_png: bytes, label: str, polarity: str = "auto
     if not str(label).strip():
         raise ValueError("a probe needs its true label")
     Image.open(io.BytesIO(image_png)).verify()  # refuse what is not an image, now
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         _owned(conn, board_id, user, "add images to it")
         cur = conn.execute(
             "INSERT INTO probes (board, image, label, polarity, digit, source, created) "
@@ -133,14 +122,14 @@ def add_probe(board_id: str, image_png: bytes, label: str, polarity: str = "auto
 def list_probes(board_id: str, user: str | None = None, home: Home = None
                 ) -> list[dict[str, Any]]:
     """The board's probes, oldest first, with their PNG bytes under "image"."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         _get_board(conn, board_id, user)
         rows = conn.execute("SELECT * FROM probes WHERE board = ? ORDER BY id", (board_id,))
         return [{**dict(r), "digit": bool(r["digit"])} for r in rows]
 
 
 def delete_probe(probe_id: int, user: str | None, home: Home = None) -> None:
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         row = conn.execute("SELECT board FROM probes WHERE id = ?", (probe_id,)).fetchone()
         if row is None:
             raise KeyError(f"no probe {probe_id}")

@@ -1,10 +1,9 @@
 """Training jobs: a persistent queue in SQLite, a scheduler process, one worker process per
 job, live metrics, cancel, resume, clone and sweeps; task jobs (evaluation, classify-many,
-deployment steps) run the same way. See DESIGN.md, "Jobs"."""
+deployment steps) run the same way. The README's "Jobs" section describes them for users;
+status.py holds the rules of a job's life."""
 
 from engine.jobs.api import (
-    ACTIVE,
-    ENDED,
     JobError,
     cancel,
     clone,
@@ -26,9 +25,11 @@ from engine.jobs.api import (
 from engine.jobs.paths import job_dir
 from engine.jobs.scheduler import ensure_scheduler, scheduler_alive, scheduler_status, serve
 from engine.jobs.settings import SchedulerSettings, load_settings
+from engine.jobs.status import ACTIVE, ENDED, STATUSES, STOPPED_EARLY
 
 __all__ = [
-    "ACTIVE", "ENDED", "JobError", "SchedulerSettings", "cancel", "clone", "delete",
+    "ACTIVE", "ENDED", "STATUSES", "STOPPED_EARLY", "JobError", "SchedulerSettings", "cancel",
+    "clone", "delete",
     "ensure_scheduler", "get_job", "job_dir", "job_evaluations", "job_events", "job_metrics",
     "list_jobs", "list_tasks",
     "load_settings", "read_log", "resume", "scheduler_alive", "scheduler_status", "serve",

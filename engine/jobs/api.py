@@ -16,31 +16,23 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine import store
 from engine.jobs.paths import has_checkpoint, job_dir, new_job_id
 from engine.jobs.scheduler import ensure_scheduler
+from engine.jobs.status import ENDED, STATUSES, parse_device, resumable
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
     from engine.training.config import TrainConfig
 
-ACTIVE = ("queued", "running")
-ENDED = ("done", "failed", "cancelled", "interrupted")
 
 Home = str | os.PathLike | None
 
 
 class JobError(ValueError):
     """A job operation that cannot be done in the job's state (or on a missing job)."""
-
-
-@contextmanager
-def _db(home: Home) -> Iterator[sqlite3.Connection]:
-    with closing(store.connect(home)) as conn:
-        yield conn
 
 
 def _find(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
@@ -72,10 +64,11 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
 
     raw = config.to_dict() if isinstance(config, TrainConfig) else copy.deepcopy(dict(config))
     cfg = TrainConfig.from_dict(raw).validate()
-    if cfg.device not in ("auto", "cpu", "cuda") and not (
-            cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()):
-        raise ConfigError(f"unknown device {cfg.device!r}; use auto, cpu, cuda or cuda:N")
-    with _db(home) as conn:
+    try:
+        parse_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    with store.opened(home) as conn:
         ds = store.get_dataset(conn, cfg.dataset)
     if ds is None:
         raise ConfigError(f"no dataset {cfg.dataset!r} in this workspace; create it first "
@@ -108,7 +101,7 @@ def submit(config: TrainConfig | dict[str, Any], owner: str | None = None, name:
            home: Home = None, start_scheduler: bool = True) -> str:
     """Queue a training job; returns its id. Starts a scheduler unless one runs."""
     cfg = validate_config(config, home)
-    with _db(home) as conn, store.transaction(conn):
+    with store.opened(home) as conn, store.transaction(conn):
         job_id = _insert(conn, cfg, owner, name)
     if start_scheduler:
         ensure_scheduler(home)
@@ -132,7 +125,7 @@ def submit_sweep(base_config: TrainConfig | dict[str, Any],
         configs.append(cfg.validate())
     sweep = "sweep-" + secrets.token_hex(4)
     stem = name or base.name or (base.network if isinstance(base.network, str) else "custom")
-    with _db(home) as conn, store.transaction(conn):
+    with store.opened(home) as conn, store.transaction(conn):
         ids = [_insert(conn, c, owner, f"{stem} lr={c.lr:g} batch={c.batch_size}", sweep=sweep)
                for c in configs]
     if start_scheduler:
@@ -149,7 +142,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
     from engine.jobs.tasks import resolve
 
     resolve(task)  # an unknown task fails here, not in a worker
-    with _db(home) as conn, store.transaction(conn):
+    with store.opened(home) as conn, store.transaction(conn):
         if parent is not None:
             parent = _find(conn, parent)["id"]
         job_id = new_job_id()
@@ -170,7 +163,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
 def list_tasks(parent: str, task: str | None = None, *, home: Home = None
                ) -> list[dict[str, Any]]:
     """The task jobs run for trained job `parent` (of one task name if given), newest first."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         parent = _find(conn, parent)["id"]
         rows = store.list_jobs(conn, kind="task", parent=parent)
     return [_live(j) for j in rows if task is None or j["config"].get("task") == task]
@@ -178,7 +171,7 @@ def list_tasks(parent: str, task: str | None = None, *, home: Home = None
 
 def job_evaluations(job_id: str, home: Home = None) -> list[dict[str, Any]]:
     """The stored evaluations of a trained job's checkpoints, newest first."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         return store.get_evaluations(conn, _find(conn, job_id)["id"])
 
 
@@ -208,11 +201,11 @@ def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = Non
     """Jobs, newest first, filtered by owner, status(es) and sweep; training jobs unless
     kind is "task" (evaluations, exports...) or None (all)."""
     statuses = (status,) if isinstance(status, str) else tuple(status) if status else None
-    bad = set(statuses or ()) - set(store.JOB_STATUSES)
+    bad = set(statuses or ()) - set(STATUSES)
     if bad:
         raise JobError(f"unknown status {', '.join(sorted(bad))}; use one of "
-                       f"{', '.join(store.JOB_STATUSES)}")
-    with _db(home) as conn:
+                       f"{', '.join(STATUSES)}")
+    with store.opened(home) as conn:
         return [_live(j) for j in store.list_jobs(conn, owner=owner, statuses=statuses,
                                                    sweep=sweep, limit=limit, kind=kind)]
 
@@ -220,7 +213,7 @@ def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = Non
 def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
             events: bool = True) -> dict[str, Any]:
     """A job with its config, status, progress, ETA and (by default) metrics and events."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         job = _live(_find(conn, job_id))
         if metrics:
             job["metrics"] = store.get_metrics(conn, job["id"])
@@ -228,25 +221,23 @@ def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
             job["events"] = store.get_events(conn, job["id"])
     job["dir"] = str(job_dir(job["id"], home))
     job["checkpoint"] = has_checkpoint(job["id"], home)
-    job["resumable"] = job["kind"] == "train" and (
-        job["status"] in ("cancelled", "interrupted")
-        or (job["status"] == "failed" and job["checkpoint"]))
+    job["resumable"] = resumable(job["kind"], job["status"], job["checkpoint"])
     return job
 
 
 def job_metrics(job_id: str, home: Home = None) -> list[dict[str, Any]]:
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         return store.get_metrics(conn, _find(conn, job_id)["id"])
 
 
 def job_events(job_id: str, after_id: int = 0, home: Home = None) -> list[dict[str, Any]]:
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         return store.get_events(conn, _find(conn, job_id)["id"], after_id)
 
 
 def read_log(job_id: str, home: Home = None, tail: int | None = None) -> str:
     """The job's training log (log.txt); with tail, its last lines."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         job_id = _find(conn, job_id)["id"]
     path = job_dir(job_id, home) / "log.txt"
     text = path.read_text(errors="replace") if path.exists() else ""
@@ -274,7 +265,7 @@ def wait(job_id: str, timeout: float | None = None, poll_s: float = 0.25,
 def cancel(job_id: str, user: str | None = None, home: Home = None) -> str:
     """Cancel a job: a queued one at once ("cancelled"); a running one at its next step, with
     a checkpoint to resume from ("cancelling" until the worker records it)."""
-    with _db(home) as conn, store.transaction(conn):
+    with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(job, user, "cancel")
         if job["status"] == "queued":
@@ -296,16 +287,14 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
     """Queue an interrupted, cancelled (or failed, with a checkpoint) job again; its worker
     continues from the last checkpoint with optimizer, schedule and RNG state."""
     checkpoint = None
-    with _db(home) as conn, store.transaction(conn):
+    with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(job, user, "resume")
         if job["kind"] != "train":
             raise JobError(f"job {job['id']} is a {job['config']['task']} task; submit it "
                            "again instead of resuming it")
         checkpoint = has_checkpoint(job["id"], home)
-        ok = job["status"] in ("cancelled", "interrupted") or (
-            job["status"] == "failed" and checkpoint)
-        if not ok:
+        if not resumable(job["kind"], job["status"], checkpoint):
             why = "it has no checkpoint" if job["status"] == "failed" else f"it is {job['status']}"
             raise JobError(f"job {job['id']} cannot be resumed: {why}")
         store.update_job(conn, job["id"], status="queued", queued=time.time(), resume=checkpoint,
@@ -335,13 +324,13 @@ def _merge(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | None = None,
           name: str | None = None, *, home: Home = None, start_scheduler: bool = True) -> str:
     """A new job with the config of `job_id` changed by `overrides`; records its parent."""
-    with _db(home) as conn:
+    with store.opened(home) as conn:
         parent = _find(conn, job_id)
     if parent["kind"] != "train":
         raise JobError(f"job {parent['id']} is a task, not a training job; only training jobs "
                        "can be cloned")
     cfg = validate_config(_merge(parent["config"], overrides or {}), home)
-    with _db(home) as conn, store.transaction(conn):
+    with store.opened(home) as conn, store.transaction(conn):
         new_id = _insert(conn, cfg, owner, name or f"{parent['name']} (clone)",
                          parent=parent["id"])
     if start_scheduler:
@@ -352,7 +341,7 @@ def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | Non
 def delete(job_id: str, user: str | None = None, home: Home = None) -> None:
     """Delete a job's rows and files, with its task jobs. A running training job must be
     cancelled (and have stopped) first."""
-    with _db(home) as conn, store.transaction(conn):
+    with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(job, user, "delete")
         if job["status"] == "running":

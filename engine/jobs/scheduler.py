@@ -33,6 +33,7 @@ from engine.jobs.settings import (
     python,
     settings_args,
 )
+from engine.jobs.status import parse_device
 from engine.workspace import atomic_write_json, read_json, studio_home
 
 LOCK_FILE = "scheduler.lock"
@@ -276,7 +277,7 @@ class Scheduler:
             if self.settings.cpu_slots == 0:
                 raise ValueError("the scheduler is set to run no jobs on the CPU (cpu_slots 0)")
             return "cpu" if cpu_free else None
-        name = "cuda:0" if requested == "cuda" else requested
+        name = parse_device(requested)
         if name not in gpus:
             raise ValueError(f"device {requested!r} does not exist here: this machine has "
                              f"{self.gpus} GPU(s)")

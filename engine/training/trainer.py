@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 from engine.datasets import open_dataset
 from engine.images.contract import TorchNormalizer
+from engine.jobs.paths import CONFIG_FILE
+from engine.jobs.status import parse_device
 from engine.networks import build_network, count_parameters, parse_spec, zoo_spec
 from engine.training.augment import augment_batch
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
@@ -54,19 +56,21 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
+    try:
+        canonical = parse_device(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if canonical == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} asked for, but no NVIDIA GPU is available here")
-        dev = torch.device("cuda:0" if name == "cuda" else name)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r} does not exist: this machine has "
-                              f"{torch.cuda.device_count()} GPU(s)")
-        return dev
-    if name == "cpu":
+    if canonical == "cpu":
         return torch.device("cpu")
-    raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no NVIDIA GPU is available here")
+    dev = torch.device(canonical)
+    if dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} does not exist: this machine has "
+                          f"{torch.cuda.device_count()} GPU(s)")
+    return dev
 
 
 def network_spec(network: str | dict) -> dict:
@@ -137,7 +141,7 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
         state = _restore(run_dir, model, optimizer, scaler, gen, device, state)
         log(f"resumed at epoch {state['epoch']} step {state['batch']}")
     else:
-        atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
     sink.on_start({"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
                    "train_images": len(train_split), "val_images": len(val_split),
                    "device": str(device), "parameters": count_parameters(model),
@@ -208,7 +212,7 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
         if (epoch + 1) % cfg.checkpoint_interval == 0 or epoch + 1 == cfg.epochs:
             save(run_dir / "checkpoints" / f"epoch-{epoch + 1:04d}.pt")
         sink.on_epoch(metrics)
-        log(_format_epoch(metrics))
+        log(format_epoch(metrics))
         if stopped:
             status = "stopped"
             log(f"stopped after epoch {epoch + 1}; checkpoint saved")
@@ -350,7 +354,7 @@ def _restore(run_dir, model, optimizer, scaler, gen, device, state) -> dict:
     return {**state, **restored}
 
 
-def _format_epoch(m: dict[str, Any]) -> str:
+def format_epoch(m: dict[str, Any]) -> str:
     parts = [f"epoch {m['epoch']}", f"train_loss {m['train_loss']:.4f}"]
     if "val_loss" in m:
         parts += [f"val_loss {m['val_loss']:.4f}", f"val_acc {m['val_accuracy']:.4f}"]
@@ -358,5 +362,5 @@ def _format_epoch(m: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-__all__ = ["TrainResult", "TrainingDiverged", "evaluate", "network_spec", "resolve_device",
-           "train"]
+__all__ = ["TrainResult", "TrainingDiverged", "evaluate", "format_epoch", "network_spec",
+           "resolve_device", "train"]
