@@ -1,8 +1,16 @@
 """A finished training job with a stored evaluation, made in the foreground (no scheduler), for
-the dashboard and CLI evaluation tests."""
+the dashboard and CLI evaluation tests.
+
+Each kind of job is trained once per test session, in a template workspace copied from the
+session's digits workspace, and then copied (files and rows) into each test's workspace: the
+tests get their own job to change or delete, without training LeNet again for every test.
+"""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
@@ -11,19 +19,59 @@ from engine import jobs, store
 from engine.evaluation.evaluate import evaluate_job
 from engine.training import TrainConfig, train
 
+_TEMPLATES: dict[tuple, tuple[Path, str]] = {}
+_JOB_TABLES = {"jobs": "id", "metrics": "job", "events": "job", "evaluations": "job"}
+
 
 def finished_job(home: Path, dataset: str = "digits", epochs: int = 2, evaluate: bool = True,
                  owner: str = "alice") -> str:
-    """Trains LeNet on `dataset` into a queued job's directory, marks it done with its metrics,
-    and (with evaluate) stores the evaluation of best.pt on the test split."""
+    """A done LeNet job on `dataset` (which `home` must hold, as copied from the session's
+    digits workspace), its metrics, and with evaluate the stored evaluation of best.pt."""
+    key = (dataset, epochs, evaluate, owner)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = _train_template(home, dataset, epochs, evaluate, owner)
+    template, job_id = _TEMPLATES[key]
+    shutil.copytree(jobs.job_dir(job_id, template), jobs.job_dir(job_id, home))
+    with closing(store.connect(home)) as conn:
+        conn.execute("ATTACH DATABASE ? AS template", (str(store.db_path(template)),))
+        with store.transaction(conn):
+            _copy_rows(conn, job_id, template, home)
+    return job_id
+
+
+def _copy_rows(conn: sqlite3.Connection, job_id: str, template: Path, home: Path) -> None:
+    for table, column in _JOB_TABLES.items():
+        names = [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})")
+                 if r[1] != "id" or table == "jobs"]
+        cols = ", ".join(names)
+        conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM "
+                     f"template.{table} WHERE {column} = ?", (job_id,))
+    for table, column in _JOB_TABLES.items():
+        for name in _text_columns(conn, table):
+            conn.execute(f"UPDATE main.{table} SET {name} = replace({name}, ?, ?) "
+                         f"WHERE {column} = ?", (str(template), str(home), job_id))
+
+
+def _text_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})")
+            if r[2].upper() == "TEXT"]
+
+
+def _train_template(home: Path, dataset: str, epochs: int, evaluate: bool, owner: str
+                    ) -> tuple[Path, str]:
+    template = Path(tempfile.mkdtemp(prefix="finished-job-")) / "workspace"
+    shutil.copytree(home, template, ignore=shutil.ignore_patterns("jobs", "scheduler*"))
     cfg = TrainConfig(dataset=dataset, network="lenet", epochs=epochs, lr=0.05, seed=0)
-    job_id = jobs.submit(cfg, owner=owner, name="finished", home=home, start_scheduler=False)
-    result = train(cfg, jobs.job_dir(job_id, home), home=home)
-    with closing(store.connect(home)) as conn, store.transaction(conn):
+    with closing(store.connect(template)) as conn, store.transaction(conn):
+        conn.execute("DELETE FROM jobs")  # only the template job: copies carry its rows alone
+    job_id = jobs.submit(cfg, owner=owner, name="finished", home=template,
+                         start_scheduler=False)
+    result = train(cfg, jobs.job_dir(job_id, template), home=template)
+    with closing(store.connect(template)) as conn, store.transaction(conn):
         for m in result.history:
             store.put_metrics(conn, job_id, m)
         store.update_job(conn, job_id, status="done", finished=time.time(),
                          result=result.to_dict())
     if evaluate:
-        evaluate_job(job_id, "best.pt", home=home)
-    return job_id
+        evaluate_job(job_id, "best.pt", home=template)
+    return template, job_id

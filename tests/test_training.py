@@ -37,19 +37,22 @@ def run(home, tmp_path, name="run", sink=None, should_stop=None, resume=False, *
                  home=home)
 
 
-SOLVER_LR = {"sgd": 0.01, "nesterov": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3,
-             "adagrad": 0.02, "adadelta": 1.0}
+# One epoch of the MLP on the offline digits is enough to tell learning from not learning
+# (chance is 10%) and keeps 16 trainings to a few seconds each.
+SOLVER_LR = {"sgd": 0.05, "nesterov": 0.05, "adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3,
+             "adagrad": 0.05, "adadelta": 1.0}
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_each_solver_learns(digits_home, tmp_path, solver):
     momentum = 0.0 if solver == "rmsprop" else 0.9
-    r = run(digits_home, tmp_path, solver=solver, lr=SOLVER_LR[solver], momentum=momentum)
-    assert r.status == "done" and r.epochs_completed == 2
-    first, last = r.history[0], r.history[-1]
-    assert math.isfinite(last["train_loss"])
+    r = run(digits_home, tmp_path, network="mlp", epochs=1, batch_size=32, solver=solver,
+            lr=SOLVER_LR[solver], momentum=momentum)
+    assert r.status == "done" and r.epochs_completed == 1
+    last = r.history[-1]
+    assert math.isfinite(last["train_loss"]) and math.isfinite(last["val_loss"])
     assert last["val_accuracy"] > 0.6, f"{solver} reached only {last['val_accuracy']:.2f}"
-    assert last["train_loss"] < first["train_loss"] or first["val_accuracy"] > 0.9
+    assert last["val_loss"] < math.log(10)  # below the loss of guessing uniformly
 
 
 def test_policy_formulas():
@@ -92,8 +95,9 @@ def test_schedule_preview_matches_training(digits_home, tmp_path):
 
 @pytest.mark.parametrize("policy", LR_POLICIES)
 def test_each_policy_trains(digits_home, tmp_path, policy):
-    r = run(digits_home, tmp_path, epochs=2, lr_policy=policy, step_size=1, milestones=[1],
-            gamma=0.5 if policy != "sigmoid" else -1.0, warmup_epochs=0.5)
+    r = run(digits_home, tmp_path, network="mlp", epochs=1, batch_size=32, lr=0.05,
+            lr_policy=policy, step_size=1, milestones=[0.5],
+            gamma=0.5 if policy != "sigmoid" else -1.0, warmup_epochs=0.25)
     assert r.status == "done"
     assert all(math.isfinite(m["train_loss"]) for m in r.history)
     assert r.history[-1]["val_accuracy"] > 0.3
