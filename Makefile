@@ -1,16 +1,18 @@
-# The README's commands. `make install` builds .venv/ from the requirements files.
+# The README's commands. `make install` builds .venv/ from the requirements files and installs
+# this project into it (editable: `studio`, `studio-trt`, and `python -m engine` from any folder).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run demo test test-gpu bench docs lint clean
+.PHONY: install run demo test test-fast test-gpu bench docs lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 # The dashboard and the job scheduler, on the workspace ($STUDIO_HOME, default ./workspace).
@@ -29,6 +31,11 @@ demo: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# The edit loop: no browser, no training beyond a few steps, no job processes (under 2 min).
+test-fast: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow and not browser and not gpu"
 
 test-gpu: install
 	$(PY) -m pytest -q -m gpu

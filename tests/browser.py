@@ -41,7 +41,7 @@ def _free_port() -> int:
 def dashboard(home: Path) -> Iterator[str]:
     """`streamlit run dashboard/app.py` on the workspace; yields its URL."""
     port = _free_port()
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "STUDIO_HOME": str(home)}
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless",

@@ -48,6 +48,30 @@ def pytest_configure(config):
     os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+# `make test-fast` (-m "not slow and not browser") is the edit loop: no test that trains a
+# network (beyond a few steps), runs job processes or exports a model. A test is slow when it
+# uses a fixture that does, or calls one of these itself; nobody has to remember to mark it.
+TRAINING_FIXTURES = {"mnist_lenet", "lenet_run", "trained", "job_id", "jobs_home", "graphs",
+                     "bundle", "exported", "variants", "deployed", "deployed_home"}
+TRAINING_CALLS = ("train(", "finished_job(", "submit(", "submit_task(", "make_bundle(",
+                  "export_onnx(", '"train"', "subprocess")
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    for item in items:
+        if item.get_closest_marker("slow") or not hasattr(item, "function"):
+            continue
+        try:
+            source = inspect.getsource(item.function)
+        except (OSError, TypeError):
+            source = ""
+        if (TRAINING_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or any(call in source for call in TRAINING_CALLS)):
+            item.add_marker(pytest.mark.slow)
+
+
 def write_idx(path: Path, array) -> None:
     """Write a uint8 array as a raw IDX file (images: N x H x W, labels: N)."""
     import numpy as np
@@ -146,7 +170,6 @@ def jobs_home(tmp_path, monkeypatch, digits_home):
     monkeypatch.setenv("STUDIO_SCHEDULER_IDLE_EXIT", "60")
     monkeypatch.setenv("STUDIO_GPUS", "0")
     monkeypatch.setenv("STUDIO_CPU_SLOTS", "1")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     yield home
     for _ in range(50):
         pids = processes_of(home)

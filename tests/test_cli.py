@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "STUDIO_HOME": str(home)}
     p = subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
                        env=env, cwd=ROOT, timeout=600)
     if ok:

@@ -116,7 +116,7 @@ def test_classify_csv_labels_readable(capsys, tmp_path, jobs_home, job_id):
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "STUDIO_HOME": str(home)}
     return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=300)
 

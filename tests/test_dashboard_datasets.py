@@ -23,18 +23,15 @@ from apptest import APP, errors
 ROOT = str(Path(__file__).resolve().parent.parent)
 
 
-def datasets_view(root: str) -> None:
+def datasets_view() -> None:
     """Script body for AppTest.from_function: the Datasets view on its own."""
-    import sys
-
-    sys.path.insert(0, root)
     from dashboard.views import datasets
 
     datasets.render()
 
 
 def view(user: str | None = "alice", **query: str) -> AppTest:
-    at = AppTest.from_function(datasets_view, args=(ROOT,), default_timeout=60)
+    at = AppTest.from_function(datasets_view, default_timeout=60)
     if user:
         at.session_state["user"] = user
     for key, value in query.items():

@@ -18,8 +18,6 @@ from typing import Any
 
 from engine.workspace import read_json, studio_home
 
-ROOT = Path(__file__).resolve().parent.parent.parent  # the repository: on workers' PYTHONPATH
-
 _ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POLL", float),
         "idle_exit_s": ("STUDIO_SCHEDULER_IDLE_EXIT", float), "gpus": ("STUDIO_GPUS", int)}
 
@@ -89,12 +87,10 @@ def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> Sc
 
 
 def process_env(home: str | os.PathLike, **extra: str) -> dict[str, str]:
-    """The environment of a scheduler or worker: the same workspace and this repository
-    importable, whatever directory the caller ran from."""
+    """The environment of a scheduler or worker: the same workspace (the project itself is
+    installed, so it imports from any directory)."""
     env = dict(os.environ)
     env["STUDIO_HOME"] = str(Path(home).resolve())
-    paths = [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
