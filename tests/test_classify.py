@@ -7,12 +7,14 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from engine.images import pictures
 from engine.images.framing import EmptyDrawing
 from engine.inference import backends, inside
 from engine.inference import classify as cl
+
+from drawings import draw_one
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +25,6 @@ def lenet_run(digits_home, tmp_path_factory):
     train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0, device="cpu"),
           run_dir, home=digits_home)
     return run_dir
-
-
-def draw_one(style: str = "MNIST", size: int = 280) -> np.ndarray:
-    """A '1' on a canvas-sized RGBA image, as st_canvas returns it."""
-    ink, paper = ((255, 255, 255, 255), (0, 0, 0, 255)) if style == "MNIST" else \
-        ((0, 0, 0, 255), (255, 255, 255, 255))
-    im = Image.new("RGBA", (size, size), paper)
-    ImageDraw.Draw(im).line([(size // 2, size // 5), (size // 2, size * 4 // 5)], fill=ink,
-                            width=size // 14)
-    return np.asarray(im)
 
 
 def test_registry(lenet_run):

@@ -15,7 +15,7 @@ from engine.evaluation import probes
 from engine.inference import backends
 
 from apptest import app, open_page
-from test_classify import draw_one
+from drawings import draw_one
 
 
 def png(array: np.ndarray, fmt: str = "PNG") -> bytes:

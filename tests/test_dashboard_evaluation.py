@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard.views import evaluation as ev_view
 from engine import jobs
 from engine.datasets import open_dataset
 from engine.evaluation.evaluate import load_evaluation
+from engine.jobs import tasks
 
 from apptest import app, open_page
 from finished_jobs import finished_job
@@ -154,7 +154,7 @@ def test_classify_many_zip_with_folder_labels(jobs_home):
 
 def test_save_uploads_keeps_names_inside(jobs_home):
     job_id = finished_job(jobs_home, evaluate=False, epochs=1)
-    paths, csv_path, expected = ev_view.save_uploads(
+    paths, csv_path, expected = tasks.save_uploads(
         job_id, [("../../evil.png", b"x"), ("a.png", b"y"), ("readme.txt", b"z")], b"a.png,1\n")
     root = jobs.job_dir(job_id) / "uploads"
     assert all(Path(p).resolve().is_relative_to(root) for p in paths + [csv_path])

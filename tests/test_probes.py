@@ -12,7 +12,7 @@ from PIL import Image
 from engine import jobs, store
 from engine.evaluation import probes
 
-from test_classify import draw_one
+from drawings import draw_one
 
 
 def png(array: np.ndarray) -> bytes:

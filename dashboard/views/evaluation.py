@@ -8,10 +8,8 @@ task job and shows its results table, accuracy and confusion matrix.
 
 from __future__ import annotations
 
-import secrets
 import time
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ from engine.datasets import DatasetError, open_dataset
 from engine.evaluation.evaluate import Evaluation, load_evaluation
 from engine.images.pictures import enlarge
 from engine.inference.classify_many import IMAGE_SUFFIXES
+from engine.jobs import tasks
 
 GALLERY_PX = 84
 SPLIT_AUTO = "test (validation when none)"
@@ -213,48 +212,6 @@ def _evaluation(job: dict[str, Any]) -> None:
 # --- classify many -------------------------------------------------------------------------------
 
 
-def _is_image(name: str) -> bool:
-    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
-
-
-def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes | None = None
-                 ) -> tuple[list[str], str | None, int]:
-    """Writes uploaded files under the trained job's uploads/ (deleted with the job); returns
-    the input paths, the saved labels CSV (if any) and how many images they hold."""
-    folder = jobs.job_dir(job_id) / "uploads" / (time.strftime("%Y%m%d-%H%M%S-")
-                                                  + secrets.token_hex(3))
-    folder.mkdir(parents=True)
-    paths, expected = [], 0
-    for i, (name, data) in enumerate(files):
-        # Keep the base name (the CSV matches on it) but never let it climb out of folder.
-        safe = Path(name).name or f"file{i}"
-        path = folder / (f"{i:05d}-{safe}" if (folder / safe).exists() else safe)
-        path.write_bytes(data)
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                expected += sum(1 for n in zf.namelist() if _is_image(n))
-        else:
-            expected += _is_image(safe)
-        paths.append(str(path))
-    csv_path = None
-    if labels_csv is not None:
-        csv_path = folder / "labels.csv.txt"  # not an image nor in the inputs
-        csv_path.write_bytes(labels_csv)
-    return paths, (str(csv_path) if csv_path else None), expected
-
-
-def submit_classify(job: dict[str, Any], files: list[tuple[str, bytes]], labels: str = "none",
-                    labels_csv: bytes | None = None, digit: bool = False,
-                    polarity: str = "auto", owner: str | None = None) -> str:
-    """Saves the uploads and queues an engine.classify task job for them; returns its id."""
-    paths, csv_path, expected = save_uploads(job["id"], files, labels_csv)
-    label_arg = {"none": None, "folders": "folders", "csv": csv_path}[labels]
-    return jobs.submit_task(
-        "engine.classify", {"inputs": paths, "labels": label_arg, "checkpoint": "best.pt",
-                            "digit": digit, "polarity": polarity, "expected_images": expected},
-        owner=owner, name=f"classify {expected} images", parent=job["id"])
-
-
 def _classify_form(job: dict[str, Any]) -> None:
     files = st.file_uploader("A zip, or images", type=["zip", *(s[1:] for s in IMAGE_SUFFIXES)],
                              accept_multiple_files=True, key="cm_files")
@@ -268,7 +225,7 @@ def _classify_form(job: dict[str, Any]) -> None:
     polarity = c3.selectbox("Polarity", ["auto", "invert", "as-is"], key="cm_polarity")
     ready = bool(files) and (labels != "csv" or csv_file is not None)
     if st.button("Classify", key="cm_submit", disabled=not ready, type="primary"):
-        submit_classify(job, [(f.name, f.getvalue()) for f in files], labels,
+        tasks.submit_classify(job["id"], [(f.name, f.getvalue()) for f in files], labels,
                                   csv_file.getvalue() if csv_file else None, digit, polarity,
                                   session.current_user())
         time.sleep(0.2)  # let the scheduler pick it up, so the redraw shows it running

@@ -139,7 +139,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
     """Queue a task job (evaluation, classify-many, export, engine build...; see engine/tasks)
     that works on the trained job `parent`; returns its id. Like training, it runs in a
     worker process, so the dashboard never blocks on it."""
-    from engine.jobs.tasks import resolve
+    from engine.jobs.task_registry import resolve
 
     resolve(task)  # an unknown task fails here, not in a worker
     with store.opened(home) as conn, store.transaction(conn):

@@ -1,21 +1,20 @@
 """Engine work that runs as a job besides training: evaluation and classify-many.
 
-A task is `fn(params, progress, home) -> result dict`. A job's task name says which package
-holds it ("engine.evaluate" -> engine.jobs.tasks.TASKS, "trt.build" -> trt.tasks.TASKS), so the
-worker can run deployment tasks without engine importing trt.
+A task is `fn(params, progress, home) -> result dict`, found by name through
+engine.jobs.task_registry.
 """
 
 from __future__ import annotations
 
-import importlib
+import zipfile
 from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from engine.jobs.paths import job_dir
+from engine.inference.classify_many import IMAGE_SUFFIXES
+from engine.jobs.paths import job_dir, new_job_id
 
 Progress = Callable[[float, str], None]
-# The only places task code may come from: a task name's package -> the module with its TASKS.
-TASK_MODULES = {"engine": "engine.jobs.tasks", "trt": "trt.tasks"}
 
 
 def evaluate(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
@@ -44,16 +43,52 @@ def classify(params: dict[str, Any], progress: Progress, home=None) -> dict[str,
     return {k: v for k, v in result.items() if k != "csv"} | {"csv": str(out_csv)}
 
 
+# --- submitting classify-many: the uploads saved where the task reads them --------------
+
+
+def _is_image(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes | None = None
+                 ) -> tuple[list[str], str | None, int]:
+    """Writes uploaded files under the trained job's uploads/ (deleted with the job); returns
+    the input paths, the saved labels CSV (if any) and how many images they hold."""
+    folder = job_dir(job_id) / "uploads" / new_job_id()
+    folder.mkdir(parents=True)
+    paths, expected = [], 0
+    for i, (name, data) in enumerate(files):
+        # Keep the base name (the CSV matches on it) but never let it climb out of folder.
+        safe = Path(name).name or f"file{i}"
+        path = folder / (f"{i:05d}-{safe}" if (folder / safe).exists() else safe)
+        path.write_bytes(data)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                expected += sum(1 for n in zf.namelist() if _is_image(n))
+        else:
+            expected += _is_image(safe)
+        paths.append(str(path))
+    csv_path = None
+    if labels_csv is not None:
+        csv_path = folder / "labels.csv.txt"  # not an image nor in the inputs
+        csv_path.write_bytes(labels_csv)
+    return paths, (str(csv_path) if csv_path else None), expected
+
+
+def submit_classify(job_id: str, files: list[tuple[str, bytes]], labels: str = "none",
+                    labels_csv: bytes | None = None, digit: bool = False,
+                    polarity: str = "auto", owner: str | None = None) -> str:
+    """Saves the uploads and queues an engine.classify task job for them; returns its id.
+    labels: "none", "folders" (each image's folder is its class) or "csv" (labels_csv)."""
+    from engine.jobs.api import submit_task
+
+    paths, csv_path, expected = save_uploads(job_id, files, labels_csv)
+    label_arg = {"none": None, "folders": "folders", "csv": csv_path}[labels]
+    return submit_task(
+        "engine.classify", {"inputs": paths, "labels": label_arg, "checkpoint": "best.pt",
+                            "digit": digit, "polarity": polarity, "expected_images": expected},
+        owner=owner, name=f"classify {expected} images", parent=job_id)
+
+
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {
     "engine.evaluate": evaluate, "engine.classify": classify}
-
-
-def resolve(name: str) -> Callable[..., dict[str, Any]]:
-    """The function of a task name, imported from its package's tasks module."""
-    package = name.split(".", 1)[0]
-    if package not in TASK_MODULES:
-        raise ValueError(f"unknown task {name!r}")
-    tasks = importlib.import_module(TASK_MODULES[package]).TASKS
-    if name not in tasks:
-        raise ValueError(f"unknown task {name!r}; {package} offers {', '.join(sorted(tasks))}")
-    return tasks[name]

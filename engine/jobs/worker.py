@@ -59,7 +59,7 @@ def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
           ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     """Run a task job: its function reports progress, which lands in the job row (at most
     a few times a second) and is where a cancel takes effect."""
-    from engine.jobs.tasks import resolve
+    from engine.jobs.task_registry import resolve
 
     task, params = job["config"]["task"], dict(job["config"]["params"])
     fn = resolve(task)
