@@ -99,9 +99,11 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
             model(static)
         return graph.replay
 
-    compiled = torch.compile(model)
+    compiled = None
 
     def compiled_call(x):
+        nonlocal compiled
+        compiled = compiled or torch.compile(model)
         t = torch.from_numpy(x).cuda()
 
         def call():
@@ -111,6 +113,12 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
 
     backends.update({"pytorch-cuda": eager, "pytorch-cuda-graph": graphed,
                      "torch-compile": compiled_call})
+    from trt.runtime import tensorrt_unusable_reason
+
+    why = tensorrt_unusable_reason()  # no library, or one whose engines cannot run here
+    if why:
+        skipped["tensorrt"] = why
+        return backends, skipped
     try:
         from trt.builder import build_engine
         from trt.runtime import TensorRTRunner
@@ -130,8 +138,42 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
         backends["tensorrt"] = trt_call(runner)
         backends["tensorrt-cuda-graph"] = trt_call(graph_runner)
     except Exception as e:  # no library, or it cannot build for this GPU
-        skipped["tensorrt"] = f"{type(e).__name__}: {e}".splitlines()[0]
+        skipped["tensorrt"] = _first_line(e)
     return backends, skipped
+
+
+def measure(backends: dict[str, Callable], inputs: dict[int, np.ndarray], seconds: float,
+            rounds: int, skipped: dict[str, str], sync: Callable[[], None] | None = None,
+            progress: Callable[[str], None] | None = None) -> dict[tuple[str, int], list[float]]:
+    """Call times of every backend at every batch, `rounds` rounds taking the backends in
+    turn. A backend whose setup (CUDA graph capture) or warm-up (torch.compile) raises is
+    dropped and listed in `skipped` with its error; the others are still measured."""
+    calls: dict[tuple[str, int], Callable] = {}
+    for name, make in backends.items():
+        try:
+            for b, x in inputs.items():
+                calls[name, b] = make(x)
+        except Exception as e:
+            skipped[name] = _first_line(e)
+            calls = {cell: c for cell, c in calls.items() if cell[0] != name}
+    times: dict[tuple[str, int], list[float]] = {cell: [] for cell in calls}
+    for r in range(rounds):
+        for (name, batch), call in list(calls.items()):
+            if name in skipped:
+                continue
+            if progress:
+                progress(f"{name} batch {batch} (round {r + 1}/{rounds})")
+            on_gpu = name not in ("pytorch-cpu", "onnxruntime-cpu")
+            try:
+                times[name, batch] += sample_calls(call, seconds / rounds, min_reps=5,
+                                                   sync=sync if on_gpu else None)
+            except Exception as e:
+                skipped[name] = _first_line(e)
+    return {cell: t for cell, t in times.items() if cell[0] not in skipped and t}
+
+
+def _first_line(e: BaseException) -> str:
+    return (f"{type(e).__name__}: {e}".splitlines() or [type(e).__name__])[0]
 
 
 def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BATCHES,
@@ -164,15 +206,7 @@ def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BAT
         rng = np.random.default_rng(0)
         inputs = {b: rng.standard_normal((b, *predictor.input_shape)).astype(np.float32)
                   for b in batches}
-        calls = {(name, b): make(inputs[b]) for name, make in backends.items() for b in batches}
-        times: dict[tuple[str, int], list[float]] = {cell: [] for cell in calls}
-        for r in range(rounds):
-            for (name, batch), call in calls.items():
-                if progress:
-                    progress(f"{name} batch {batch} (round {r + 1}/{rounds})")
-                on_gpu = name not in ("pytorch-cpu", "onnxruntime-cpu")
-                times[name, batch] += sample_calls(call, seconds / rounds, min_reps=5,
-                                                   sync=sync if on_gpu else None)
+        times = measure(backends, inputs, seconds, rounds, skipped, sync, progress)
         for (name, batch), cell in times.items():
             stats = latency_stats(cell)
             stats["images_per_s"] = batch / (stats["mean_ms"] / 1e3)

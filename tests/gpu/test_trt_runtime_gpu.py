@@ -20,11 +20,12 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def engine_and_inputs(mnist_lenet, mnist_sample_home, tmp_path_factory):
     from trt.builder import build_engine
-    from trt.library import tensorrt_available
     from trt.onnx_export import export_onnx
+    from trt.runtime import tensorrt_unusable_reason
 
-    if not tensorrt_available():
-        pytest.skip("no TensorRT library (tensorrt or tensorrt_rtx) is installed")
+    why = tensorrt_unusable_reason()  # no library, or one that cannot run on this GPU
+    if why:
+        pytest.skip(why)
     run_dir, _ = mnist_lenet
     out = tmp_path_factory.mktemp("gpu") / "model.onnx"
     export_onnx(run_dir, out, check_images=100, home=mnist_sample_home)
