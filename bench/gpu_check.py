@@ -213,9 +213,8 @@ def scheduler_job(ctx: Context) -> dict[str, Any]:
                           "lr": 0.01, "device": _gpu0(ctx)}, name="gpu check", home=home)
     try:
         job = jobs.wait(job_id, timeout=None, poll_s=0.2, home=home)
-    except BaseException:  # this stage's time limit: the worker must not train on
-        jobs.cancel(job_id, home=home)
-        raise
+    finally:  # also at this stage's time limit: no worker may train on beside later stages
+        _stop(home, job_id)
     wall = time.perf_counter() - started
     if job["status"] != "done":
         raise RuntimeError(f"job ended {job['status']}: {job.get('message') or job.get('reason')}"
@@ -225,6 +224,20 @@ def scheduler_job(ctx: Context) -> dict[str, Any]:
             "wall_s_submit_to_done": round(wall, 2),
             "held_out_accuracy": (result.get("held_out") or {}).get("accuracy"),
             "images_per_s_last_epoch": round((result.get("final") or {}).get("images_per_s", 0))}
+
+
+def _stop(home: Path, job_id: str) -> None:
+    """End the job's worker (if still running) and the scheduler this stage started."""
+    from engine import jobs
+    from engine.jobs.process import terminate
+    from engine.jobs.scheduler import scheduler_status
+
+    job = jobs.get_job(job_id, home, metrics=False, events=False)
+    if job["status"] not in jobs.ENDED and job.get("pid"):
+        terminate(int(job["pid"]))
+    status = scheduler_status(home)
+    if status.get("alive") and status.get("pid"):
+        terminate(int(status["pid"]))
 
 
 def evaluate_on_gpu(ctx: Context) -> dict[str, Any]:
