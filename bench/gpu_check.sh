@@ -14,6 +14,9 @@
 # (none installed, or TensorRT-RTX on a data-centre GPU such as the H200), the TensorRT rows and
 # tests are skipped with that reason.
 #
+# Rehearsal without a GPU (checks this script, gives no GPU figures): GPU_CHECK_DEVICE=cpu and
+# GPU_CHECK_STAGES=setup,... (a subset of gpu_check.py's stages).
+#
 # Each step has a time limit; the limits are printed before anything starts and add up to
 # under 8 minutes. A step that fails or runs out of time does not stop the next one.
 set -uo pipefail
@@ -21,6 +24,7 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
+FIGURES_ARGS=(--device "${GPU_CHECK_DEVICE:-cuda}" --stages "${GPU_CHECK_STAGES:-}")
 
 # name|limit in seconds|what
 STEPS=(
@@ -48,7 +52,7 @@ if [ "${1:-}" = "--plan" ]; then
 fi
 
 # 1. Preflight: one line and a non-zero exit where the run cannot give its figures.
-timeout "$(limit_of preflight)" "$PY" bench/gpu_check.py --preflight
+timeout "$(limit_of preflight)" "$PY" bench/gpu_check.py --preflight "${FIGURES_ARGS[@]}"
 case $? in
   0) ;;
   124) echo "gpu check refused: the preflight ran past its $(limit_of preflight) s"; exit 2 ;;
@@ -58,6 +62,7 @@ esac
 OUT=${1:-bench/results}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
+TEE_PID=$!
 print_plan
 "$PY" bench/gpu_check.py --plan
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
@@ -79,7 +84,7 @@ fi
 echo "TensorRT library: ${STATUS[tensorrt]} (the runs say why TensorRT is skipped where it is)"
 
 # 3. The figures first, so nothing after them can cost them.
-timeout "$(limit_of figures)" "$PY" bench/gpu_check.py --out "$OUT"
+timeout "$(limit_of figures)" "$PY" bench/gpu_check.py --out "$OUT" "${FIGURES_ARGS[@]}"
 STATUS[figures]="exit $?"
 
 # 4. The GPU tests: a per-test limit (signal method: a slow test fails alone, the session and
@@ -96,3 +101,5 @@ STATUS[throughput]="exit $?"
 
 echo "GPU check done (124 = ran out of its time limit):"
 for step in tensorrt figures tests throughput; do echo "  $step: ${STATUS[$step]}"; done
+exec >&- 2>&-
+wait "$TEE_PID" 2>/dev/null  # the log complete before the device tool collects $OUT
