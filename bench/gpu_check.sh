@@ -81,7 +81,9 @@ elif timeout 5 "$PY" -c "import socket; socket.create_connection(('pypi.org', 44
 else
   STATUS[tensorrt]="none: no package registry reachable and no wheels carried"
 fi
-echo "TensorRT library: ${STATUS[tensorrt]} (the runs say why TensorRT is skipped where it is)"
+echo "TensorRT library: ${STATUS[tensorrt]}"
+timeout 15 "$PY" -c "from trt.runtime import tensorrt_unusable_reason as why
+print('TensorRT on this GPU:', why() or 'can run')"
 
 # 3. The figures first, so nothing after them can cost them.
 timeout "$(limit_of figures)" "$PY" bench/gpu_check.py --out "$OUT" "${FIGURES_ARGS[@]}"

@@ -233,3 +233,21 @@ def test_onnx_runtime_provider_missing_is_said(tmp_path):
     assert "CUDAExecutionProvider not installed" in rt.ort_provider_missing("cuda")
     with pytest.raises(RuntimeError, match="CUDAExecutionProvider not installed"):
         rt.OnnxRunner(b"", provider="cuda")
+
+
+def test_classify_page_is_told_why_tensorrt_rtx_cannot_run_on_an_h200(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from trt import backends
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: (9, 0))
+    monkeypatch.setattr(trt.library, "tensorrt_module", lambda: fake_library("tensorrt_rtx"))
+    monkeypatch.setattr(backends, "export_report", lambda c: {"checkpoint": "best.pt"})
+    monkeypatch.setattr(backends, "_checkpoint_mismatch", lambda c, r: None)
+    monkeypatch.setattr(backends, "built_engines", lambda c: [Path("fp32.engine")])
+    why = backends.unavailable_reason(backends.TENSORRT, tmp_path / "best.pt")
+    assert "not 9.0 (NVIDIA H200)" in why
+    assert backends.unavailable_reason(backends.ONNX, tmp_path / "best.pt") is None
