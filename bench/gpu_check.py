@@ -282,29 +282,48 @@ def onnxruntime_cuda(ctx: Context) -> dict[str, Any]:
     return {"batch": 64, **out}
 
 
+BENCH_BATCHES = (1, 64, 256)
+
+
 def inference(ctx: Context) -> dict[str, Any]:
+    """Every inference backend but torch.compile (its own stage: a slow compile there costs
+    only its rows)."""
     from trt.bench import run_bench
 
-    return run_bench(ctx.runs["train-fp32"], batches=(1, 64, 256), seconds=0.6, rounds=3,
-                     gpu=on_gpu(ctx.device))
+    names = ("pytorch-cpu", "onnxruntime-cpu", "pytorch-cuda", "pytorch-cuda-graph",
+             "tensorrt", "tensorrt-cuda-graph")
+    return run_bench(ctx.runs["train-fp32"], batches=BENCH_BATCHES, seconds=0.6, rounds=3,
+                     gpu=on_gpu(ctx.device), only=names)
+
+
+def inference_compile(ctx: Context) -> dict[str, Any]:
+    """torch.compile inference (a compile per batch shape) beside PyTorch eager on CUDA."""
+    from trt.bench import run_bench
+
+    if not on_gpu(ctx.device):
+        raise StageSkipped("the torch.compile inference rows are CUDA only")
+    return run_bench(ctx.runs["train-fp32"], batches=BENCH_BATCHES, seconds=0.6, rounds=3,
+                     gpu=True, only=("pytorch-cuda", "torch-compile"))
 
 
 STAGES = [
-    Stage("setup", 20, setup, what="MNIST 8k/2k sample dataset, CUDA up"),
+    Stage("setup", 15, setup, what="MNIST 8k/2k sample dataset, CUDA up"),
     Stage("train-fp32", 20, train_stage("train-fp32"), ("setup",), "LeNet 5 epochs, fp32"),
     Stage("train-bf16", 15, train_stage("train-bf16", "bf16"), ("setup",), "bf16 autocast"),
     Stage("train-fp16", 15, train_stage("train-fp16", "fp16"), ("setup",), "fp16 + scaler"),
     Stage("train-compile", 60, train_stage("train-compile", compile=True), ("setup",),
           "torch.compile (cold compile included)"),
-    Stage("time-to-98", 40, time_to_accuracy, ("setup",),
+    Stage("time-to-98", 35, time_to_accuracy, ("setup",),
           "CLI to held-out result, CUDA and CPU baseline"),
-    Stage("concurrent", 30, concurrent_jobs, ("setup",), "two trainings at once on cuda:0"),
-    Stage("scheduler-job", 30, scheduler_job, ("setup",), "job via scheduler + worker on cuda:0"),
+    Stage("concurrent", 25, concurrent_jobs, ("setup",), "two trainings at once on cuda:0"),
+    Stage("scheduler-job", 25, scheduler_job, ("setup",), "job via scheduler + worker on cuda:0"),
     Stage("evaluate", 10, evaluate_on_gpu, ("train-fp32",), "evaluation on GPU vs CPU"),
     Stage("onnxruntime-cuda", 10, onnxruntime_cuda, ("train-fp32",),
           "ONNX Runtime CUDA provider, or why not"),
-    Stage("inference", 40, inference, ("train-fp32",),
-          "every inference backend, batch 1/64/256"),
+    Stage("inference", 30, inference, ("train-fp32",),
+          "inference backends, batch 1/64/256 (TensorRT: or why not)"),
+    Stage("inference-compile", 40, inference_compile, ("train-fp32",),
+          "torch.compile inference beside eager CUDA"),
 ]
 
 
@@ -324,10 +343,11 @@ def markdown(data: dict[str, Any]) -> str:
         text = json.dumps(keep, default=str)
         lines.append(f"| {name} | {r.get('status')} | {r.get('seconds', '')} | "
                      f"{text[:400].replace('|', '/')} |")
-    if stages.get("inference", {}).get("status") == "ok":
-        from trt.bench import format_table
+    from trt.bench import format_table
 
-        lines += ["", "## Inference", "", format_table(stages["inference"])]
+    for name in ("inference", "inference-compile"):
+        if stages.get(name, {}).get("status") == "ok":
+            lines += ["", f"## {name}", "", format_table(stages[name])]
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,8 @@ def _cpu_backends(predictor: Predictor, onnx_path: Path) -> dict[str, Callable]:
     return {"pytorch-cpu": eager, "onnxruntime-cpu": lambda x: (lambda: runner.run(x))}
 
 
-def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
-                  max_batch: int) -> tuple[dict[str, Callable], dict[str, str]]:
+def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path, max_batch: int,
+                  with_tensorrt: bool = True) -> tuple[dict[str, Callable], dict[str, str]]:
     import copy
 
     model = copy.deepcopy(predictor.model).cuda().eval()
@@ -116,6 +116,8 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
                      "torch-compile": compiled_call})
     from trt.runtime import tensorrt_unusable_reason
 
+    if not with_tensorrt:
+        return backends, skipped
     why = tensorrt_unusable_reason()  # no library, or one whose engines cannot run here
     if why:
         skipped["tensorrt"] = why
@@ -180,8 +182,9 @@ def _first_line(e: BaseException) -> str:
 def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BATCHES,
               seconds: float = 1.0, gpu: bool | None = None,
               progress: Callable[[str], None] | None = None,
-              rounds: int = ROUNDS) -> dict[str, Any]:
-    """Benchmark every available backend at every batch size; returns the results dict.
+              rounds: int = ROUNDS, only: Collection[str] | None = None) -> dict[str, Any]:
+    """Benchmark every available backend (or those named in `only`) at every batch size;
+    returns the results dict.
 
     Each cell gets `seconds` in all, split over `rounds` that take the backends in turn, so
     a machine that is busier at one moment than another weighs on every backend alike."""
@@ -197,13 +200,18 @@ def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BAT
         backends = _cpu_backends(predictor, onnx_path)
         sync = None
         if gpu:
-            more, skipped = _gpu_backends(predictor, onnx_path, Path(tmp), max(batches))
+            with_trt = only is None or any(n.startswith("tensorrt") for n in only)
+            more, skipped = _gpu_backends(predictor, onnx_path, Path(tmp), max(batches),
+                                          with_trt)
             backends.update(more)
             sync = torch.cuda.synchronize
         else:
             reason = "CUDA is not available on this machine"
             skipped = {name: reason for name in ("pytorch-cuda", "pytorch-cuda-graph",
                                                  "torch-compile", "tensorrt")}
+        if only is not None:
+            backends = {n: make for n, make in backends.items() if n in only}
+            skipped = {n: why for n, why in skipped.items() if n in only}
         rng = np.random.default_rng(0)
         inputs = {b: rng.standard_normal((b, *predictor.input_shape)).astype(np.float32)
                   for b in batches}
