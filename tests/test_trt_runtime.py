@@ -203,7 +203,10 @@ def test_tensorrt_is_offered_only_where_its_engines_run(monkeypatch, library, ca
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: "NVIDIA Test GPU")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: capability)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(trt.library, "tensorrt_module", lambda: fake_library(library))
+    assert "'cuda:1' does not exist: this machine has 1 GPU(s)" in rt.tensorrt_unusable_reason(
+        "cuda:1")
     why = rt.tensorrt_unusable_reason("cuda")
     if runs:
         assert why is None
@@ -244,6 +247,7 @@ def test_classify_page_is_told_why_tensorrt_rtx_cannot_run_on_an_h200(monkeypatc
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: "NVIDIA H200")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(trt.library, "tensorrt_module", lambda: fake_library("tensorrt_rtx"))
     monkeypatch.setattr(backends, "export_report", lambda c: {"checkpoint": "best.pt"})
     monkeypatch.setattr(backends, "_checkpoint_mismatch", lambda c, r: None)

@@ -97,6 +97,9 @@ def _require_gpu(device: str) -> None:
     except NoTensorRT as e:
         raise NeedsGPU(str(e)) from None
     index = cuda_device(device).index
+    if index >= torch.cuda.device_count():
+        raise NeedsGPU(f"device {device!r} does not exist: this machine has "
+                       f"{torch.cuda.device_count()} GPU(s)")
     why = unsupported_gpu(lib.__name__, torch.cuda.get_device_name(index),
                           tuple(torch.cuda.get_device_capability(index)))
     if why:
