@@ -2,10 +2,23 @@
 # Run here (not on the GPU machine) before a device call: copies the real MNIST t10k files into
 # the git-ignored .device/ folder, which the device tool carries (`carry: [".device"]`), since
 # ../shared beside the checkout does not travel. They are never committed.
-# Then, on the device: bash bench/gpu_check.sh "$OUT"
+# Wheels to install there (no package registry is reachable from the GPU machine) go in
+# .device/wheels/*.whl; gpu_check.sh installs them. tensorrt-rtx's 228 MB do not fit the 64 MiB
+# a call carries, and its engines do not run on the lent H200 (compute capability 9.0) anyway.
+#
+# Then one device call, with time left to rerun it inside the 15 minutes of device time:
+#   run(command="bash bench/gpu_check.sh $OUT", carry=[".device"], timeout_s=540)
+# and copy what comes back (gpu_check.json/.md, gpu_tests.xml/.txt, gpu_check.log,
+# train_throughput_cuda.json) into bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SRC=${STUDIO_MNIST_DIR:-../shared/data/mnist-t10k}
+for f in t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
+  [ -f "$SRC/$f" ] || { echo "error: $SRC/$f not found (set STUDIO_MNIST_DIR)" >&2; exit 2; }
+done
 mkdir -p .device/mnist-t10k
-cp ../shared/data/mnist-t10k/t10k-*-ubyte.gz .device/mnist-t10k/
+cp "$SRC"/t10k-*-ubyte.gz .device/mnist-t10k/
 chmod u+w .device/mnist-t10k/*
+git check-ignore -q .device || { echo "error: .device is not git-ignored" >&2; exit 2; }
 du -sh .device
+echo "staged: carry [\".device\"] and run: bash bench/gpu_check.sh \$OUT"

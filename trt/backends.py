@@ -55,13 +55,11 @@ def unavailable_reason(kind: str, checkpoint: str | os.PathLike) -> str | None:
         return None
     if not built_engines(checkpoint):
         return "no TensorRT engine built for this job yet (Deploy page: Build engines)"
-    from trt.runtime import NeedsGPU, _require_gpu
+    from trt.runtime import tensorrt_unusable_reason
 
-    try:
-        _require_gpu("cuda:0")
-    except NeedsGPU as e:
-        return str(e)
-    return None
+    # No CUDA, no library, or a GPU the library's engines do not run on (TensorRT-RTX on a
+    # data-centre GPU): the Classify page then does not offer TensorRT, and says why.
+    return tensorrt_unusable_reason("cuda:0")
 
 
 def cache_key(kind: str, checkpoint: str | os.PathLike) -> dict[str, Any]:

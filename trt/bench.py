@@ -13,7 +13,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,8 @@ def backends_to_run(gpu: bool | None = None) -> tuple[str, ...]:
     return CPU_BACKENDS + (GPU_BACKENDS if gpu else ())
 
 
-def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
-                  max_batch: int) -> tuple[dict[str, Callable], dict[str, str]]:
+def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path, max_batch: int,
+                  with_tensorrt: bool = True) -> tuple[dict[str, Callable], dict[str, str]]:
     import copy
 
     model = copy.deepcopy(predictor.model).cuda().eval()
@@ -110,9 +110,12 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
             model(static)
         return graph.replay
 
-    compiled = torch.compile(model)
+    compiled = None
 
     def compiled_call(x):
+        nonlocal compiled
+        if compiled is None:  # compiled once, inside measure()'s guard
+            compiled = torch.compile(model)
         t = torch.from_numpy(x).cuda()
 
         def call():
@@ -122,6 +125,14 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
 
     backends.update({"pytorch-cuda": eager, "pytorch-cuda-graph": graphed,
                      "torch-compile": compiled_call})
+    from trt.runtime import tensorrt_unusable_reason
+
+    if not with_tensorrt:
+        return backends, skipped
+    why = tensorrt_unusable_reason()  # no library, or one whose engines cannot run here
+    if why:
+        skipped["tensorrt"] = why
+        return backends, skipped
     try:
         from trt.builder import build_engine
         from trt.runtime import TensorRTRunner
@@ -141,15 +152,50 @@ def _gpu_backends(predictor: Predictor, onnx_path: Path, workdir: Path,
         backends["tensorrt"] = trt_call(runner)
         backends["tensorrt-cuda-graph"] = trt_call(graph_runner)
     except Exception as e:  # no library, or it cannot build for this GPU
-        skipped["tensorrt"] = f"{type(e).__name__}: {e}".splitlines()[0]
+        skipped["tensorrt"] = _first_line(e)
     return backends, skipped
+
+
+def measure(backends: dict[str, Callable], inputs: dict[int, np.ndarray], seconds: float,
+            rounds: int, skipped: dict[str, str], sync: Callable[[], None] | None = None,
+            progress: Callable[[str], None] | None = None) -> dict[tuple[str, int], list[float]]:
+    """Call times of every backend at every batch, `rounds` rounds taking the backends in
+    turn. A backend whose setup (CUDA graph capture) or warm-up (torch.compile) raises is
+    dropped and listed in `skipped` with its error; the others are still measured."""
+    calls: dict[tuple[str, int], Callable] = {}
+    for name, make in backends.items():
+        try:
+            for b, x in inputs.items():
+                calls[name, b] = make(x)
+        except Exception as e:
+            skipped[name] = _first_line(e)
+            calls = {cell: c for cell, c in calls.items() if cell[0] != name}
+    times: dict[tuple[str, int], list[float]] = {cell: [] for cell in calls}
+    for r in range(rounds):
+        for (name, batch), call in list(calls.items()):
+            if name in skipped:
+                continue
+            if progress:
+                progress(f"{name} batch {batch} (round {r + 1}/{rounds})")
+            on_gpu = name not in ("pytorch-cpu", "onnxruntime-cpu")
+            try:
+                times[name, batch] += sample_calls(call, seconds / rounds, min_reps=5,
+                                                   sync=sync if on_gpu else None)
+            except Exception as e:
+                skipped[name] = _first_line(e)
+    return {cell: t for cell, t in times.items() if cell[0] not in skipped and t}
+
+
+def _first_line(e: BaseException) -> str:
+    return (f"{type(e).__name__}: {e}".splitlines() or [type(e).__name__])[0]
 
 
 def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BATCHES,
               seconds: float = 1.0, gpu: bool | None = None,
               progress: Callable[[str], None] | None = None,
-              rounds: int = ROUNDS) -> dict[str, Any]:
-    """Benchmark every available backend at every batch size; returns the results dict.
+              rounds: int = ROUNDS, only: Collection[str] | None = None) -> dict[str, Any]:
+    """Benchmark every available backend (or those named in `only`) at every batch size;
+    returns the results dict.
 
     Each cell gets `seconds` in all, split over `rounds` that take the backends in turn, so
     a machine that is busier at one moment than another weighs on every backend alike."""
@@ -165,24 +211,21 @@ def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BAT
         backends = _cpu_backends(predictor, onnx_path)
         sync = None
         if gpu:
-            more, skipped = _gpu_backends(predictor, onnx_path, Path(tmp), max(batches))
+            with_trt = only is None or any(n.startswith("tensorrt") for n in only)
+            more, skipped = _gpu_backends(predictor, onnx_path, Path(tmp), max(batches),
+                                          with_trt)
             backends.update(more)
             sync = torch.cuda.synchronize
         else:
             reason = "CUDA is not available on this machine"
             skipped = dict.fromkeys(GPU_BACKENDS, reason)
+        if only is not None:
+            backends = {n: make for n, make in backends.items() if n in only}
+            skipped = {n: why for n, why in skipped.items() if n in only}
         rng = np.random.default_rng(0)
         inputs = {b: rng.standard_normal((b, *predictor.input_shape)).astype(np.float32)
                   for b in batches}
-        calls = {(name, b): make(inputs[b]) for name, make in backends.items() for b in batches}
-        times: dict[tuple[str, int], list[float]] = {cell: [] for cell in calls}
-        for r in range(rounds):
-            for (name, batch), call in calls.items():
-                if progress:
-                    progress(f"{name} batch {batch} (round {r + 1}/{rounds})")
-                on_gpu = name not in ("pytorch-cpu", "onnxruntime-cpu")
-                times[name, batch] += sample_calls(call, seconds / rounds, min_reps=5,
-                                                   sync=sync if on_gpu else None)
+        times = measure(backends, inputs, seconds, rounds, skipped, sync, progress)
         for (name, batch), cell in times.items():
             stats = latency_stats(cell)
             stats["images_per_s"] = batch / (stats["mean_ms"] / 1e3)

@@ -150,8 +150,11 @@ class Bundle:
                 self._tmp = tempfile.TemporaryDirectory(prefix="bundle-")
                 path = Path(z.extract(engines[0], self._tmp.name))
                 return TensorRTRunner(path), engines[0]
-            except (NeedsGPU, RuntimeError) as e:
-                self.fallback_reason = str(e)
+            except (NeedsGPU, RuntimeError, TypeError, ValueError) as e:
+                # TypeError: the TensorRT bindings reject an argument (a library built for
+                # another API version); ValueError: a device torch cannot use.
+                self.fallback_reason = f"{type(e).__name__}: {e}" if isinstance(
+                    e, TypeError) else str(e)
         return OnnxRunner(z.read("model.onnx")), "model.onnx"
 
     def prepare(self, image, digit: bool = False, polarity: str = "auto") -> np.ndarray:

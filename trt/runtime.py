@@ -37,17 +37,39 @@ def ort_session_options(threads: int | None = None):
     return so
 
 
+ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def ort_provider_missing(provider: str) -> str | None:
+    """Why ONNX Runtime cannot use this execution provider here ("cpu" or "cuda"), or None."""
+    import onnxruntime as ort
+
+    name = ORT_PROVIDERS[provider]
+    if name in ort.get_available_providers():
+        return None
+    return (f"{name} not installed (onnxruntime {ort.__version__} offers "
+            f"{', '.join(ort.get_available_providers())}; onnxruntime-gpu has CUDA)")
+
+
 class OnnxRunner:
-    """An ONNX model (path or bytes) on ONNX Runtime's CPU execution provider."""
+    """An ONNX model (path or bytes) on ONNX Runtime: the CPU execution provider, or the CUDA
+    one where onnxruntime-gpu is installed (provider="cuda")."""
 
     backend = "onnxruntime-cpu"
 
-    def __init__(self, onnx_model: str | os.PathLike | bytes, threads: int | None = None) -> None:
+    def __init__(self, onnx_model: str | os.PathLike | bytes, threads: int | None = None,
+                 provider: str = "cpu") -> None:
         import onnxruntime as ort
 
+        if provider not in ORT_PROVIDERS:
+            raise ValueError(f"unknown ONNX Runtime provider {provider!r}: use cpu or cuda")
+        missing = ort_provider_missing(provider)
+        if missing:
+            raise RuntimeError(missing)
         source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+        self.backend = f"onnxruntime-{provider}"
         self.session = ort.InferenceSession(source, sess_options=ort_session_options(threads),
-                                            providers=["CPUExecutionProvider"])
+                                            providers=[ORT_PROVIDERS[provider]])
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 
@@ -57,6 +79,8 @@ class OnnxRunner:
 
 
 def _require_gpu(device: str) -> None:
+    """NeedsGPU with the reason unless a TensorRT engine can run on `device` here: CUDA, a
+    TensorRT library, and (for TensorRT-RTX) a GPU its default engines are built for."""
     from trt.library import NoTensorRT, tensorrt_module
 
     try:
@@ -69,14 +93,109 @@ def _require_gpu(device: str) -> None:
     if torch.device(device).type != "cuda":
         raise NeedsGPU(f"device {device!r} is not a CUDA device")
     try:
-        tensorrt_module()
+        lib = tensorrt_module()
     except NoTensorRT as e:
         raise NeedsGPU(str(e)) from None
+    index = cuda_device(device).index
+    if index >= torch.cuda.device_count():
+        raise NeedsGPU(f"device {device!r} does not exist: this machine has "
+                       f"{torch.cuda.device_count()} GPU(s)")
+    why = unsupported_gpu(lib.__name__, torch.cuda.get_device_name(index),
+                          tuple(torch.cuda.get_device_capability(index)))
+    if why:
+        raise NeedsGPU(why)
 
 
-# Compute capabilities in TensorRT-RTX's support matrix (RTX-class GPUs); data-centre parts such
-# as the A100 (8.0) and H100/H200 (9.0) need the data-centre `tensorrt` package instead.
-RTX_CAPABILITIES = ((7, 5), (8, 6), (8, 9), (12, 0), (12, 1))
+def tensorrt_unusable_reason(device: str = "cuda:0") -> str | None:
+    """Why TensorRT engines cannot run on `device` here (no CUDA, no library, a GPU the library
+    does not support), or None when they can."""
+    try:
+        _require_gpu(device)
+    except NeedsGPU as e:
+        return str(e)
+    return None
+
+
+# Compute capabilities that TensorRT-RTX's engines run on as this project builds them (the
+# library's default targets, within its support matrix: Ampere 8.6, Ada 8.9, Blackwell 12.x).
+# Turing (7.5) is supported only by engines built for it alone, which the builder does not
+# ask for; data-centre parts such as the A100 (8.0) and H100/H200 (9.0) need the data-centre
+# `tensorrt` package instead.
+RTX_CAPABILITIES = ((8, 6), (8, 9), (12, 0), (12, 1))
+
+
+def unsupported_gpu(library: str, gpu: str, capability: tuple[int, int]) -> str | None:
+    """Why `library`'s engines cannot run on this GPU, or None where they can."""
+    if library != "tensorrt_rtx" or tuple(capability) in RTX_CAPABILITIES:
+        return None
+    cc = f"{capability[0]}.{capability[1]}"
+    return (f"TensorRT-RTX engines run on compute capability "
+            f"{', '.join(f'{a}.{b}' for a, b in RTX_CAPABILITIES)}, not {cc} ({gpu}): use "
+            "the data-centre `tensorrt` package on this GPU, or ONNX Runtime")
+
+
+def cuda_device(device: str):
+    """The torch.device with an index: "cuda" means the current CUDA device. set_device() and
+    stream constructors on torch 2.11 reject an index-less CUDA device with ValueError."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        raise NeedsGPU(f"device {device!r} is not a CUDA device")
+    return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+# TensorRT requires every I/O tensor's address to be 256-byte aligned.
+ALIGNMENT = 256
+
+
+def aligned(tensor):
+    """The contiguous tensor, or a copy of it at a 256-byte aligned address where it is not
+    (a view at an offset into a larger tensor, such as batch[1:])."""
+    if tensor.data_ptr() % ALIGNMENT == 0:
+        return tensor
+    copy = aligned_empty(tuple(tensor.shape), tensor.dtype, tensor.device)
+    copy.copy_(tensor)
+    return copy
+
+
+def aligned_empty(shape: tuple[int, ...], dtype, device):
+    """torch.empty at a 256-byte aligned address (CUDA's caching allocator gives one; the
+    CPU's 64-byte alignment is met by starting a little into a larger buffer)."""
+    import math
+
+    import torch
+
+    tensor = torch.empty(shape, dtype=dtype, device=device)
+    if tensor.data_ptr() % ALIGNMENT == 0:
+        return tensor
+    size = tensor.element_size()
+    numel = math.prod(shape)
+    buffer = torch.empty(numel + ALIGNMENT // size, dtype=dtype, device=device)
+    start = (-buffer.data_ptr() % ALIGNMENT) // size
+    return buffer[start:start + numel].view(shape)
+
+
+def check_batch(batch: int, profile_min: int, profile_max: int) -> None:
+    """A clear error for a batch the engine's optimization profile does not cover."""
+    if batch > profile_max:
+        raise ValueError(f"a batch of {batch} images is over this engine's maximum of "
+                         f"{profile_max} (its build's max_batch): split the batch or rebuild "
+                         "the engine with a larger max_batch")
+    if batch < profile_min:
+        raise ValueError(f"a batch of {batch} images is under this engine's minimum of "
+                         f"{profile_min} (its build's min_batch)")
+
+
+def bind(context, input_name: str, output_name: str, x, out) -> None:
+    """Set the input shape and both tensor addresses, checking what TensorRT answers (it
+    returns False instead of raising)."""
+    if not context.set_input_shape(input_name, tuple(x.shape)):
+        raise RuntimeError(f"TensorRT refused input shape {tuple(x.shape)} for {input_name!r}")
+    for name, t in ((input_name, x), (output_name, out)):
+        if not context.set_tensor_address(name, t.data_ptr()):
+            raise RuntimeError(f"TensorRT refused the address of {name!r} "
+                               f"({t.data_ptr():#x}; it must be {ALIGNMENT}-byte aligned)")
 
 
 def deserialize_error(library: str, engine_path: str | os.PathLike, gpu: str,
@@ -87,15 +206,24 @@ def deserialize_error(library: str, engine_path: str | os.PathLike, gpu: str,
     cc = f"{capability[0]}.{capability[1]}"
     lines = [f"{library} could not load {Path(engine_path).name} on {gpu} (compute capability "
              f"{cc})"]
-    if library == "tensorrt_rtx" and tuple(capability) not in RTX_CAPABILITIES:
-        lines.append(f"TensorRT-RTX supports compute capability "
-                     f"{', '.join(f'{a}.{b}' for a, b in RTX_CAPABILITIES)}, not {cc}: use the "
-                     "data-centre `tensorrt` package on this GPU, or ONNX Runtime")
+    unsupported = unsupported_gpu(library, gpu, capability)
+    if unsupported:
+        lines.append(unsupported)
     else:
         lines.append("an engine runs only with the library version and on the GPU family it "
                      "was built for: rebuild it here")
     lines += [f"  {m}" for m in unique_messages(messages)]
     return "\n".join(lines)
+
+
+def profile_batches(engine, input_name: str) -> tuple[int, int]:
+    """The smallest and largest batch the engine takes: its first optimization profile's
+    (the builder makes one), or the fixed batch of an engine built without a profile."""
+    if getattr(engine, "num_optimization_profiles", 0):
+        low, _, high = engine.get_tensor_profile_shape(input_name, 0)
+        return int(low[0]), int(high[0])
+    fixed = int(engine.get_tensor_shape(input_name)[0])
+    return fixed, fixed
 
 
 class TensorRTRunner:
@@ -116,7 +244,7 @@ class TensorRTRunner:
         from trt.library import captured_messages, logger, tensorrt_module
 
         self._trt = lib = tensorrt_module()
-        self.device = torch.device(device)
+        self.device = cuda_device(device)
         torch.cuda.set_device(self.device)
         self.runtime = lib.Runtime(logger())
         with captured_messages() as messages:
@@ -130,6 +258,7 @@ class TensorRTRunner:
         mode = lib.TensorIOMode.INPUT
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
+        self.min_batch, self.max_batch = profile_batches(self.engine, self.input_name)
         self.stream = torch.cuda.Stream(device=self.device)
         self.cuda_graph = cuda_graph
         self._graph: Any = None
@@ -144,24 +273,23 @@ class TensorRTRunner:
         return table[self.engine.get_tensor_dtype(name)]
 
     def _enqueue(self, x, out) -> None:
-        self.context.set_input_shape(self.input_name, tuple(x.shape))
-        self.context.set_tensor_address(self.input_name, x.data_ptr())
-        self.context.set_tensor_address(self.output_name, out.data_ptr())
+        bind(self.context, self.input_name, self.output_name, x, out)
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError("TensorRT execute_async_v3 failed")
 
     def _output_for(self, x):
-        import torch
-
-        self.context.set_input_shape(self.input_name, tuple(x.shape))
+        if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
+            raise RuntimeError(f"TensorRT refused input shape {tuple(x.shape)}")
         shape = tuple(self.context.get_tensor_shape(self.output_name))
-        return torch.empty(shape, dtype=self._torch_dtype(self.output_name), device=self.device)
+        return aligned_empty(shape, self._torch_dtype(self.output_name), self.device)
 
     def run_tensor(self, x):
-        """Logits for a float32 CUDA tensor (N x C x H x W), computed on this runner's stream."""
+        """Logits for a float32 CUDA tensor (N x C x H x W), computed on this runner's stream.
+        ValueError for a batch outside the engine's profile (run() splits large batches)."""
         import torch
 
-        x = x.to(self.device, self._torch_dtype(self.input_name)).contiguous()
+        check_batch(int(x.shape[0]), self.min_batch, self.max_batch)
+        x = aligned(x.to(self.device, self._torch_dtype(self.input_name)).contiguous())
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
         if self.cuda_graph and x.shape[0] == 1:
             out = self._replay(x)
@@ -176,7 +304,7 @@ class TensorRTRunner:
         import torch
 
         if self._graph is None:
-            static_in = torch.empty_like(x)
+            static_in = aligned_empty(tuple(x.shape), x.dtype, x.device)
             static_out = self._output_for(static_in)
             with torch.cuda.stream(self.stream):
                 self._enqueue(static_in, static_out)  # warm-up: TensorRT sets itself up here
@@ -189,11 +317,18 @@ class TensorRTRunner:
         with torch.cuda.stream(self.stream):
             static_in.copy_(x)
             self._graph.replay()
-            return static_out.clone()
+            out = static_out.clone()
+        # Allocated on this runner's stream but used (and freed) on the caller's: tell the
+        # caching allocator, or it may hand the memory out again while still in use.
+        out.record_stream(torch.cuda.current_stream(self.device))
+        return out
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        out = self.run_tensor(x)
-        return out.float().cpu().numpy()
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        parts = []
+        for start in range(0, max(len(batch), 1), self.max_batch):  # the profile's maximum
+            x = torch.from_numpy(batch[start:start + self.max_batch]).to(self.device)
+            parts.append(self.run_tensor(x).float().cpu().numpy())
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -339,6 +339,14 @@ def _snapshot(model, optimizer, scaler, gen) -> dict[str, Any]:
             "scaler": scaler.state_dict(), "rng": rng}
 
 
+def restore_cuda_rng(states: list[torch.Tensor]) -> None:
+    """Each GPU's saved random state, for the GPUs both machines have: a checkpoint saved on
+    a machine with more GPUs resumes on one with fewer (set_rng_state_all would raise
+    IndexError), and GPUs the saving machine lacked keep their own state."""
+    for index, state in enumerate(states[:torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(state.cpu(), index)
+
+
 def _restore(run_dir, model, optimizer, scaler, gen, device, state) -> dict:
     ckpt = load_checkpoint(Path(run_dir) / "last.pt", device)
     model.load_state_dict(ckpt["model"])
@@ -347,7 +355,7 @@ def _restore(run_dir, model, optimizer, scaler, gen, device, state) -> dict:
     torch.set_rng_state(ckpt["rng"]["torch"].cpu())
     gen.set_state(ckpt["rng"]["generator"].cpu())
     if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
+        restore_cuda_rng(ckpt["rng"]["cuda"])
     restored = {k: ckpt[k] for k in state if k in ckpt}
     if restored.get("perm") is not None:
         restored["perm"] = restored["perm"].cpu()

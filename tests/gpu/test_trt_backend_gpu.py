@@ -17,14 +17,17 @@ pytestmark = [
 ]
 
 
-def test_tensorrt_backend_matches_torch(mnist_lenet, mnist_sample_home, tmp_path):
+def test_tensorrt_backend_matches_torch(request, tmp_path):
     from trt import backends
     from trt.builder import build_engine
-    from trt.library import tensorrt_available
     from trt.onnx_export import export_onnx
+    from trt.runtime import tensorrt_unusable_reason
 
-    if not tensorrt_available():
-        pytest.skip("no TensorRT library (tensorrt or tensorrt_rtx) is installed")
+    why = tensorrt_unusable_reason()  # no library, or one that cannot run on this GPU
+    if why:
+        pytest.skip(why)
+    mnist_lenet = request.getfixturevalue("mnist_lenet")  # trained only where TensorRT runs
+    mnist_sample_home = request.getfixturevalue("mnist_sample_home")
     run = tmp_path / "run"
     shutil.copytree(mnist_lenet[0], run)  # the exports land in a copy, not the shared run
     onnx = run / "exports" / "model.onnx"

@@ -17,14 +17,17 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def engine_and_inputs(mnist_lenet, mnist_sample_home, tmp_path_factory):
+def engine_and_inputs(request, tmp_path_factory):
     from trt.builder import build_engine
-    from trt.library import tensorrt_available
     from trt.onnx_export import export_onnx
+    from trt.runtime import tensorrt_unusable_reason
 
-    if not tensorrt_available():
-        pytest.skip("no TensorRT library (tensorrt or tensorrt_rtx) is installed")
-    run_dir, _ = mnist_lenet
+    why = tensorrt_unusable_reason()  # no library, or one that cannot run on this GPU
+    if why:
+        pytest.skip(why)
+    # Only now: training the model is wasted time where TensorRT cannot run.
+    run_dir, _ = request.getfixturevalue("mnist_lenet")
+    mnist_sample_home = request.getfixturevalue("mnist_sample_home")
     out = tmp_path_factory.mktemp("gpu") / "model.onnx"
     export_onnx(run_dir, out, check_images=100, home=mnist_sample_home)
     engine = out.with_suffix(".engine")
@@ -85,3 +88,20 @@ def test_bundle_infer_uses_tensorrt(engine_and_inputs, mnist_lenet, mnist_sample
     b = Bundle(out["bundle"])
     assert b.backend == "tensorrt"
     assert b.classify([str(png)])[0]["label"] == ds.classes[int(ds.labels[i])]
+
+
+def test_index_less_device_offset_view_and_batches_over_the_profile(engine_and_inputs):
+    from trt.runtime import TensorRTRunner
+
+    engine, x, want = engine_and_inputs
+    runner = TensorRTRunner(engine, device="cuda")  # torch 2.11: set_device needs an index
+    base = torch.from_numpy(x[:9]).cuda()
+    view = base[1:9]  # 3,136 bytes into its storage: not 256-byte aligned
+    assert view.data_ptr() % 256 != 0
+    got = runner.run_tensor(view).cpu().numpy()
+    assert np.abs(got - want[1:9]).max() < 1e-2
+    with pytest.raises(ValueError, match="over this engine's maximum of 256"):
+        runner.run_tensor(torch.zeros(257, *x.shape[1:], device="cuda"))
+    split = runner.run(np.concatenate([x, x[:5]]))  # 261 images: run() splits them
+    assert split.shape == (261, 10)
+    assert np.abs(split[256:] - want[:5]).max() < 1e-2
