@@ -169,11 +169,16 @@ class Bundle:
                  polarity: str = "auto") -> list[dict[str, Any]]:
         batch = np.stack([self.prepare(im, digit=digit, polarity=polarity) for im in images])
         probs = softmax(self.runner.run(normalize_batch(batch, self.preprocess)))
-        k = min(top_k, len(self.classes))
-        out = []
-        for p in probs:
-            top = np.argsort(-p)[:k]
-            out.append({"label": self.classes[top[0]], "confidence": float(p[top[0]]),
-                        "top": [{"class": self.classes[i], "probability": float(p[i])}
-                                for i in top]})
-        return out
+        return top_k_results(probs, self.classes, top_k)
+
+
+def top_k_results(probs: np.ndarray, classes: Sequence[str], top_k: int = 5
+                  ) -> list[dict[str, Any]]:
+    """Label, confidence and the top-k classes per row of probabilities."""
+    k = max(1, min(top_k, len(classes)))
+    out = []
+    for p in probs:
+        top = np.argsort(-p)[:k]
+        out.append({"label": classes[top[0]], "confidence": float(p[top[0]]),
+                    "top": [{"class": classes[i], "probability": float(p[i])} for i in top]})
+    return out

@@ -1,4 +1,4 @@
-"""python -m trt export|variants|build|bench|bundle|infer: the deployment steps, scriptable.
+"""python -m trt export|variants|build|bench|bundle|infer|serve|triton|import: the deployment steps.
 
 User errors print one line, "error: ...", on stderr and exit with status 2.
 """
@@ -158,6 +158,9 @@ def parser() -> argparse.ArgumentParser:
 
     for name in ("export", "variants", "build", "bench", "bundle", "infer"):
         sub.choices[name].add_argument("--json", action="store_true", help="print JSON")
+    from trt.serve.cli import add_parser as add_serve
+
+    add_serve(sub)
     return ap
 
 
