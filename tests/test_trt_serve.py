@@ -13,16 +13,19 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import trained_digits
 from PIL import Image
 from starlette.testclient import TestClient
 
-from trained_digits import digit_images, digits_bundle, digits_run  # noqa: F401
 from trt.bundle import Bundle
 from trt.contract import normalize_batch
 from trt.serve import ServeConfig, ServedModel, create_app
 from trt.serve.batcher import DynamicBatcher, QueueFull
 
 ROOT = Path(__file__).resolve().parent.parent
+digits_run = trained_digits.digits_run
+digits_bundle = trained_digits.digits_bundle
+digit_images = trained_digits.digit_images
 
 
 def png(array: np.ndarray) -> bytes:
