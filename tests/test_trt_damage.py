@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import trained_digits
+
 from trt.damage import (
     accuracy_latency,
     confusion_matrix,

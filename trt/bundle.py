@@ -61,17 +61,18 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
                 variants: Sequence[str] = ("fp32",), engines: Sequence[str | os.PathLike] = (),
                 home: str | os.PathLike | None = None) -> dict[str, Any]:
     """Export (and convert) what is missing under <run_dir>/exports, then zip it all."""
-    from trt.onnx_export import export_onnx
+    from trt.byo import ensure_export, evaluation_dataset
     from trt.variants import make_variants, variant_path
 
     run_dir = Path(run_dir)
     exports = run_dir / "exports" if run_dir.is_dir() else run_dir.parent / "exports"
     fp32 = exports / "model.onnx"
-    export = export_onnx(run_dir, fp32, home=home)
+    export = ensure_export(run_dir, fp32, home=home)  # an imported model's report, or export
     report = None
     extra = [v for v in variants if v != "fp32"]
     if extra:
-        report = make_variants(fp32, _run_dataset(run_dir), precisions=["fp32", *extra], home=home)
+        report = make_variants(fp32, evaluation_dataset(run_dir, home),
+                               precisions=["fp32", *extra], home=home)
     metadata = {
         "format": "digits-studio-bundle/1",
         "run": str(run_dir),
@@ -102,11 +103,6 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
     os.replace(tmp, out_zip)
     return {"bundle": str(out_zip), "size_bytes": out_zip.stat().st_size,
             "files": zipfile.ZipFile(out_zip).namelist(), **metadata}
-
-
-def _run_dataset(run_dir: Path) -> str:
-    config = run_dir / "config.json" if run_dir.is_dir() else run_dir.parent / "config.json"
-    return json.loads(config.read_text())["dataset"]
 
 
 def _readme(name: str, export: dict[str, Any]) -> str:

@@ -158,9 +158,11 @@ def parser() -> argparse.ArgumentParser:
 
     for name in ("export", "variants", "build", "bench", "bundle", "infer"):
         sub.choices[name].add_argument("--json", action="store_true", help="print JSON")
+    from trt.deploy_cli import add_parsers as add_deploy
     from trt.serve.cli import add_parser as add_serve
 
     add_serve(sub)
+    add_deploy(sub)
     return ap
 
 

@@ -194,3 +194,55 @@ def tensorrt_profile(engine_path: str | os.PathLike, batch: int = 8, runs: int =
     rows = [{"layer": name, "ms_per_run": sum(ms) / runs, "share": sum(ms) / grand}
             for name, ms in times.items()]
     return sorted(rows, key=lambda r: -r["ms_per_run"])
+
+
+def damage_report(run: str | os.PathLike, precisions: Sequence[str] = ("fp32", "fp16", "int8"),
+                  split: str = "test", batches: Sequence[int] = (1, 8, 32),
+                  within_points: float = 1.0, seconds: float = 0.3,
+                  home: str | os.PathLike | None = None) -> dict[str, Any]:
+    """For a run (or an imported model): the variants (made where missing), their per-class
+    damage against fp32, and the accuracy/latency table; saved as exports/damage.json."""
+    from engine.workspace import atomic_write_json
+    from trt.backends import built_engines, exports_of
+    from trt.byo import evaluation_dataset
+    from trt.variants import make_variants, variant_path
+
+    exports = exports_of(run)
+    fp32 = exports / "model.onnx"
+    report_path = fp32.with_name("model.onnx.json")
+    if not report_path.exists():
+        from trt.onnx_export import export_onnx
+
+        export_onnx(run, fp32, home=home)
+    export = json.loads(report_path.read_text())
+    dataset = evaluation_dataset(run, home)
+    precisions = ["fp32", *[p for p in precisions if p != "fp32"]]
+    missing = [p for p in precisions if not variant_path(fp32, p).exists()]
+    if missing:
+        make_variants(fp32, dataset, precisions=precisions, split=split, home=home)
+    paths = {p: str(variant_path(fp32, p)) for p in precisions}
+    damage = variant_damage(paths, dataset, export["classes"], split, home)
+    accuracy = {p: v["accuracy"] for p, v in damage["variants"].items()}
+    engines = {e.stem: str(e) for e in built_engines(run) if e.stem in paths}
+    latency = variant_latency(paths, batches, seconds, export["input"]["shape"][1:], engines)
+    out = damage | {"within_points": within_points,
+                    "accuracy_latency": accuracy_latency(latency, accuracy, within_points)}
+    atomic_write_json(exports / "damage.json", out)
+    return out
+
+
+def format_damage(report: dict[str, Any], worst: int = 5) -> str:
+    """The damage report as text tables (the CLI's output)."""
+    lines = [f"{'variant':<8} {'accuracy':>9} {'vs fp32':>8}  worst classes"]
+    for p, v in report["variants"].items():
+        hurt = [f"{r['class']} {r['delta_points']:+.1f}" for r in v["damage"][:worst]
+                if r["delta_points"] < 0]
+        lines.append(f"{p:<8} {100 * v['accuracy']:8.2f}% {v['delta_points']:+7.2f}  "
+                     + (", ".join(hurt) or "none hurt"))
+    lines += ["", f"{'variant':<8} {'backend':<16} {'batch':>5} {'p50 ms':>8} {'images/s':>10} "
+                  f"{'accuracy':>9}"]
+    for r in report["accuracy_latency"]:
+        mark = f"  <- fastest within {report['within_points']:g} points" if r["best"] else ""
+        lines.append(f"{r['variant']:<8} {r['backend']:<16} {r['batch']:>5} {r['p50_ms']:8.3f} "
+                     f"{r['images_per_s']:10,.0f} {100 * r['accuracy']:8.2f}%{mark}")
+    return "\n".join(lines)
