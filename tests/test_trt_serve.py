@@ -264,3 +264,24 @@ def test_serve_cli_errors_are_one_line(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+
+
+def test_background_server_for_a_run_starts_and_stops(digits_run, digit_images):
+    from trt.serve import process
+
+    info = process.start(digits_run, token="tok", max_batch=4)
+    try:
+        assert process.status(digits_run)["pid"] == info["pid"]
+        assert process.start(digits_run)["pid"] == info["pid"]  # one server per run
+        assert info["model"] == "lenet-digits" and "onnxruntime-cpu" in info["backend"]
+        r = httpx.post(f"{info['url']}/classify", content=png(digit_images[0][0]),
+                       headers={"content-type": "image/png", "Authorization": "Bearer tok"},
+                       timeout=60)
+        assert r.status_code == 200 and r.json()["results"][0]["label"]
+        assert "Authorization: Bearer" in process.curl_examples(info)
+    finally:
+        assert process.stop(digits_run) is True
+    assert process.status(digits_run) is None
+    assert process.stop(digits_run) is False
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{info['url']}/v2/health/ready", timeout=5)
