@@ -17,6 +17,7 @@ images (class sub-folders named like the labels) or on a dataset of the workspac
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -296,3 +297,54 @@ def import_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike, label
     }
     atomic_write_json(sidecar(fp32), report)
     return report
+
+
+def imports_dir(home: str | os.PathLike | None = None) -> Path:
+    """Where the dashboard keeps imported models: $STUDIO_HOME/imports/<name>/."""
+    from engine.workspace import studio_home
+
+    return studio_home(home) / "imports"
+
+
+def list_imports(home: str | os.PathLike | None = None) -> list[Path]:
+    root = imports_dir(home)
+    return sorted(p for p in root.iterdir() if (p / MARKER).exists()) if root.exists() else []
+
+
+def import_upload(name: str, onnx_bytes: bytes, labels_text: str, preprocess: dict[str, Any],
+                  calibration_zip: bytes | None = None, dataset: str | None = None,
+                  home: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Import uploaded files (the Deploy page's form) under imports/<name>/."""
+    import re
+    import tempfile
+    import zipfile
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name or ""):
+        raise ValueError("the name may hold letters, digits, _ . - (up to 64), starting with a "
+                         "letter or digit")
+    labels = [x.strip() for x in labels_text.splitlines() if x.strip()]
+    if labels_text.lstrip().startswith("["):
+        labels = json.loads(labels_text)
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise ValueError(f"need at least two distinct labels, got {len(labels)}")
+    with tempfile.TemporaryDirectory(prefix="byo-upload-") as tmp:
+        model = Path(tmp) / "model.onnx"
+        model.write_bytes(onnx_bytes)
+        folder = None
+        if calibration_zip:
+            folder = Path(tmp) / "calibration"
+            try:
+                archive = zipfile.ZipFile(io.BytesIO(calibration_zip))
+            except zipfile.BadZipFile:
+                raise ValueError("the calibration images must be a .zip file") from None
+            for member in archive.infolist():
+                target = (folder / member.filename).resolve()
+                if (member.is_dir() or Path(member.filename).suffix.lower() not in IMAGE_SUFFIXES
+                        or not str(target).startswith(str(folder.resolve()))):
+                    continue  # folders, other files, and paths that leave the folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(member))
+            if not folder.exists():
+                raise ValueError("the calibration .zip holds no images")
+        return import_onnx(model, imports_dir(home) / name, labels, preprocess,
+                           calibration_folder=folder, dataset=dataset, home=home)
