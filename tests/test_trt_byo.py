@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from engine.datasets import open_dataset
 from engine.inference.predictor import Predictor
 from trt.bundle import Bundle, make_bundle
-from trt.byo import contract, import_onnx, read_labels
+from trt.byo import contract, import_onnx, import_upload, read_labels
 from trt.serve import ServedModel, create_app
 
 digits_run = trained_digits.digits_run
@@ -149,3 +149,57 @@ def test_byo_cli_import_and_bundle(foreign, calibration, tmp_path):
                             "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert infer.returncode == 0, infer.stderr
     assert len(json.loads(infer.stdout)["results"]) == 3
+
+
+def test_import_upload_with_a_zip_of_calibration_images(foreign, calibration, tmp_path):
+    import io
+    import zipfile
+
+    from trt.byo import imports_dir, list_imports
+
+    folder, onnx_path, predictor = foreign
+    calib = calibration[0]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for p in sorted(calib.rglob("*.png"))[:40]:
+            z.write(p, f"calib/{p.parent.name}/{p.name}")
+        z.writestr("../escape.png", b"x")  # a path leaving the folder is ignored
+        z.writestr("notes.txt", "not an image")
+    home = tmp_path / "workspace"
+    pp = predictor.preprocess
+    r = import_upload("their-lenet", onnx_path.read_bytes(), "\n".join(predictor.classes),
+                      contract(28, 28, 1, pp["mean"], pp["std"], polarity=pp["polarity"]),
+                      calibration_zip=buf.getvalue(), home=home)
+    root = imports_dir(home) / "their-lenet"
+    assert list_imports(home) == [root]
+    assert len(list((root / "calibration").rglob("*.png"))) == 40
+    assert not (tmp_path / "escape.png").exists() and not (imports_dir(home) /
+                                                           "escape.png").exists()
+    assert r["check"]["images"] == 40 and r["check"]["top1_agreement"] == 1.0
+    with pytest.raises(ValueError, match="name may hold"):
+        import_upload("../x", b"", "a\nb", contract(28, 28, 1, 0, 1), home=home)
+    with pytest.raises(ValueError, match="must be a .zip"):
+        import_upload("y", onnx_path.read_bytes(), "\n".join(predictor.classes),
+                      contract(28, 28, 1, 0, 1), calibration_zip=b"nope", home=home)
+
+
+def test_damage_and_profile_cli_on_an_imported_model(foreign, calibration, tmp_path):
+    folder, onnx_path, predictor = foreign
+    pp = predictor.preprocess
+    out = tmp_path / "imp"
+    import_onnx(onnx_path, out, predictor.classes,
+                contract(28, 28, 1, pp["mean"], pp["std"], polarity=pp["polarity"]),
+                calibration_folder=calibration[0])
+    proc = subprocess.run([sys.executable, "-m", "trt", "damage", str(out), "--precisions",
+                           "fp32,fp16", "--batches", "1,4", "--seconds", "0.05", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert set(r["variants"]) == {"fp32", "fp16"}
+    assert sum(row["best"] for row in r["accuracy_latency"]) == 2  # one per batch size
+    assert (out / "exports" / "damage.json").exists()
+    prof = subprocess.run([sys.executable, "-m", "trt", "profile", str(out / "exports" /
+                           "model.onnx"), "--runs", "3"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert prof.returncode == 0, prof.stderr
+    assert prof.stdout.splitlines()[0].startswith("operator") and "Conv" in prof.stdout

@@ -181,6 +181,8 @@ def test_server_batches_concurrent_http_requests(model, digit_images):
     ("post", "/v2/models/other/infer", {"json": {}}, 404),
     ("post", "/v2/models/lenet/versions/7/infer", {"json": {}}, 404),
     ("get", "/v2/models/lenet/infer", {}, 405),
+    ("post", "/v2/models/lenet/infer", {"content": b"{}", "headers": {
+        "Inference-Header-Content-Length": "2"}}, 400),
     ("get", "/nowhere", {}, 404),
     ("post", "/classify", {}, 400),
     ("post", "/classify", {"files": [("file", ("a.png", b"not an image", "image/png"))]}, 400),

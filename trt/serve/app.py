@@ -133,6 +133,9 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> Starlet
         return JSONResponse({"name": model.name, "ready": True})
 
     async def infer(request: Request) -> JSONResponse:
+        if "inference-header-content-length" in request.headers:
+            raise BadInput("binary tensor data is not supported by this server: send the "
+                           'tensor as JSON "data" (Triton clients: binary_data=False)')
         body = await read_body(request, config.max_body_bytes)
         try:
             data = json.loads(body)
