@@ -198,6 +198,8 @@ def test_damage_and_profile_cli_on_an_imported_model(foreign, calibration, tmp_p
     assert set(r["variants"]) == {"fp32", "fp16"}
     assert sum(row["best"] for row in r["accuracy_latency"]) == 2  # one per batch size
     assert (out / "exports" / "damage.json").exists()
+    served = ServedModel(out, backend="onnxruntime")  # the folder: its bundle is made
+    assert served.name == "imp" and (out / "exports" / "bundle.zip").exists()
     prof = subprocess.run([sys.executable, "-m", "trt", "profile", str(out / "exports" /
                            "model.onnx"), "--runs", "3"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)

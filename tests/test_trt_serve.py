@@ -287,3 +287,24 @@ def test_background_server_for_a_run_starts_and_stops(digits_run, digit_images):
     assert process.stop(digits_run) is False
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{info['url']}/v2/health/ready", timeout=5)
+
+
+def test_a_failing_model_call_fails_its_requests_only(model, digit_images):
+    """The batch's requests hear the error (a 500 without a traceback); the next ones work."""
+    calls = {"n": 0}
+    real = model.run
+
+    def flaky(rows):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("device lost\nsecond line")
+        return real(rows)
+
+    app = create_app(model, ServeConfig(max_batch=8, max_delay_ms=0))
+    app.state.batcher.run = flaky
+    body, _ = v2_body(model, digit_images[0][:1])
+    with TestClient(app, raise_server_exceptions=False) as c:
+        failed = c.post("/v2/models/lenet/infer", json=body)
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "internal error: RuntimeError: device lost"}
+        assert c.post("/v2/models/lenet/infer", json=body).status_code == 200

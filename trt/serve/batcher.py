@@ -128,9 +128,9 @@ class DynamicBatcher:
         self.stats.batches += 1
         self.stats.rows += size
         self.stats.sizes[size] += 1
-        rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
         loop = asyncio.get_running_loop()
         try:
+            rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
             out = await loop.run_in_executor(self._executor, self.run, rows)
         except Exception as e:  # the model failed: every request of the batch hears why
             for p in batch:

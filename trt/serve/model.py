@@ -45,11 +45,17 @@ def bundle_for(source: str | os.PathLike, home: str | os.PathLike | None = None)
     from engine.inference.predictor import resolve_checkpoint
     from trt.backends import built_engines, exports_of
     from trt.bundle import make_bundle
+    from trt.byo import is_imported
 
-    checkpoint = resolve_checkpoint(source)
-    bundle = exports_of(checkpoint) / "bundle.zip"
-    if not bundle.exists() or bundle.stat().st_mtime < checkpoint.stat().st_mtime:
-        make_bundle(source, bundle, engines=built_engines(checkpoint), home=home)
+    if is_imported(source):  # an imported ONNX model: no checkpoint, its model.onnx instead
+        origin = exports_of(source) / "model.onnx"
+        engines = sorted((exports_of(source) / "engines").glob("*.engine"))
+    else:
+        origin = resolve_checkpoint(source)
+        engines = built_engines(origin)
+    bundle = exports_of(source) / "bundle.zip"
+    if not bundle.exists() or bundle.stat().st_mtime < origin.stat().st_mtime:
+        make_bundle(source, bundle, engines=engines, home=home)
     return bundle
 
 
