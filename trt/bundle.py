@@ -62,16 +62,16 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
                 variants: Sequence[str] = ("fp32",), engines: Sequence[str | os.PathLike] = (),
                 home: str | os.PathLike | None = None) -> dict[str, Any]:
     """Export (and convert) what is missing under <run_dir>/exports, then zip it all."""
-    from trt.onnx_export import export_onnx
+    from trt.byo import ensure_export, evaluation_dataset
     from trt.variants import make_variants
 
     run_dir = Path(run_dir)
     fp32 = layout.onnx_path(run_dir)
-    export = export_onnx(run_dir, fp32, home=home)
+    export = ensure_export(run_dir, fp32, home=home)  # an imported model's report, or export
     report = None
     extra = [v for v in variants if v != "fp32"]
     if extra:
-        report = make_variants(fp32, layout.read_run_config(run_dir)["dataset"],
+        report = make_variants(fp32, evaluation_dataset(run_dir, home),
                                precisions=["fp32", *extra], home=home)
     metadata = {
         "format": "digits-studio-bundle/1",
@@ -157,11 +157,11 @@ class Bundle:
                     e, TypeError) else str(e)
         return OnnxRunner(z.read("model.onnx")), "model.onnx"
 
-    def prepare(self, image, digit: bool = False, polarity: str = "auto") -> np.ndarray:
+    def prepare(self, image, digit: bool | None = None, polarity: str = "auto") -> np.ndarray:
         """The uint8 H x W x C image the network sees, by the bundle's contract."""
         return self.contract.prepare(image, digit=digit, polarity=polarity)
 
-    def classify(self, images: Sequence[Any], top_k: int = 5, digit: bool = False,
+    def classify(self, images: Sequence[Any], top_k: int = 5, digit: bool | None = None,
                  polarity: str = "auto") -> list[dict[str, Any]]:
         batch = self.contract.prepare_batch(images, digit=digit, polarity=polarity)
         probs = softmax(self.runner.run(self.contract.normalize(batch)))

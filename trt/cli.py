@@ -1,4 +1,4 @@
-"""python -m trt export|variants|build|bench|bundle|infer: the deployment steps, scriptable.
+"""python -m trt export|variants|build|bench|bundle|infer|serve|triton|import: the deployment steps.
 
 User errors print one line, "error: ...", on stderr and exit with status 2.
 """
@@ -142,7 +142,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("infer", help="classify images with a bundle")
     p.add_argument("bundle")
     p.add_argument("images", nargs="+")
-    p.add_argument("--digit", action="store_true", help="frame the ink like MNIST")
+    p.add_argument("--digit", action=argparse.BooleanOptionalAction, default=None,
+                   help="frame the ink like MNIST (default: as the model's contract says)")
     p.add_argument("--polarity", default="auto", choices=["auto", "invert", "as-is"])
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--cpu", action="store_true", help="use ONNX Runtime even on a GPU")
@@ -150,6 +151,11 @@ def parser() -> argparse.ArgumentParser:
 
     for name in ("export", "variants", "build", "bench", "bundle", "infer"):
         sub.choices[name].add_argument("--json", action="store_true", help="print JSON")
+    from trt.deploy_cli import add_parsers as add_deploy
+    from trt.serve.cli import add_parser as add_serve
+
+    add_serve(sub)
+    add_deploy(sub)
     return ap
 
 

@@ -5,6 +5,8 @@
     <run>/exports/model-<p>.onnx (+ .json) precision variants; model-variants.json: accuracy
     <run>/exports/engines/<p>.engine (+ .json), engines.json   TensorRT engines and refusals
     <run>/exports/bench.json, bundle.zip   the benchmark and the bundle
+    <run>/exports/damage.json              accuracy and latency per variant (trt.damage)
+    <run>/exports/serve.json, serve.log    a running server's address and output (trt.serve)
 
 A "run" argument may be the run directory or a checkpoint inside it (best.pt, last.pt,
 checkpoints/epoch-N.pt).
@@ -67,6 +69,18 @@ def bench_path(run: str | os.PathLike) -> Path:
 
 def bundle_path(run: str | os.PathLike) -> Path:
     return exports_dir(run) / "bundle.zip"
+
+
+def damage_path(run: str | os.PathLike) -> Path:
+    return exports_dir(run) / "damage.json"
+
+
+def serve_state_path(run: str | os.PathLike) -> Path:
+    return exports_dir(run) / "serve.json"
+
+
+def serve_log_path(run: str | os.PathLike) -> Path:
+    return exports_dir(run) / "serve.log"
 
 
 def sidecar(path: str | os.PathLike) -> Path:

@@ -95,4 +95,17 @@ def bundle(params: dict[str, Any], progress: Progress, home=None) -> dict[str, A
     return {"bundle": r["bundle"], "size_bytes": r["size_bytes"], "files": r["files"]}
 
 
-TASKS = {"trt.export": export, "trt.build": build, "trt.bench": bench, "trt.bundle": bundle}
+def damage(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
+    """Per-class damage of each variant against fp32, and accuracy vs latency (issue 18)."""
+    from trt.damage import damage_report
+
+    progress(0.05, "variants, per-class damage and latency")
+    r = damage_report(job_dir(params["job"], home),
+                      precisions=params.get("precisions") or ["fp32", "fp16", "int8"],
+                      batches=tuple(params.get("batches") or (1, 8, 32)),
+                      within_points=float(params.get("within", 1.0)), home=home)
+    return {"accuracy": {p: v["accuracy"] for p, v in r["variants"].items()}}
+
+
+TASKS = {"trt.export": export, "trt.build": build, "trt.bench": bench, "trt.bundle": bundle,
+         "trt.damage": damage}

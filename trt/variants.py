@@ -115,19 +115,28 @@ def calibration_batch(dataset: DatasetLike, count: int = CALIBRATION_IMAGES,
 def measure_accuracy(onnx_path: str | os.PathLike, dataset: DatasetLike, split: str = "test",
                      home: str | os.PathLike | None = None, batch_size: int = 500) -> float:
     """Top-1 accuracy of the ONNX model on a dataset split, with ONNX Runtime on the CPU."""
+    labels, predicted = predict_split(onnx_path, dataset, split, home, batch_size)
+    return float((labels == predicted).mean())
+
+
+def predict_split(onnx_path: str | os.PathLike, dataset: DatasetLike, split: str = "test",
+                  home: str | os.PathLike | None = None, batch_size: int = 500
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) of the ONNX model on a dataset split, in index order,
+    with ONNX Runtime on the CPU."""
     from trt.runtime import OnnxRunner
 
     ds = _open(dataset, home)
-    index = ds.split(split)
+    index = np.sort(ds.split(split))
     if len(index) == 0:
         raise ValueError(f"dataset {ds!r} has no {split!r} images")
     runner = OnnxRunner(onnx_path)
-    correct = 0
+    predicted = []
     for i in range(0, len(index), batch_size):
-        part = np.sort(index[i:i + batch_size])
+        part = index[i:i + batch_size]
         logits = runner.run(ds.contract.normalize(np.asarray(ds.images[part])))
-        correct += int((logits.argmax(1) == np.asarray(ds.labels[part])).sum())
-    return correct / len(index)
+        predicted.append(logits.argmax(1))
+    return np.asarray(ds.labels[index]).astype(np.int64), np.concatenate(predicted)
 
 
 def make_variants(fp32_path: str | os.PathLike, dataset: DatasetLike,

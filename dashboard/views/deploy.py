@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, nav, task_progress
+from dashboard.views import deploy_serving
 from dashboard.views.classify import choose_trained_job
 from engine import jobs
 from trt import layout
@@ -213,6 +214,7 @@ def render() -> None:
     st.title("Deploy")
     job_id = _choose_job()
     if job_id is None:
+        deploy_serving.render_byo()
         return
     state = exports_state(job_id)
     _export(job_id, state)
@@ -222,3 +224,14 @@ def render() -> None:
     _bench(job_id, state)
     st.divider()
     _bundle(job_id, state)
+    _serving_sections(job_id)
+
+
+def _serving_sections(job_id: str) -> None:
+    """Issue 18's sections (dashboard/views/deploy_serving.py)."""
+    st.divider()
+    deploy_serving.render_serve(jobs.job_dir(job_id), key="dp_serve")
+    st.divider()
+    deploy_serving.render_damage(job_id)
+    st.divider()
+    deploy_serving.render_byo()

@@ -124,8 +124,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a checkpoint .pt file or a run directory")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--digit", action="store_true",
-                   help="frame the ink like MNIST first (drawings, photos of digits)")
+    p.add_argument("--digit", action=argparse.BooleanOptionalAction, default=None,
+                   help="frame the ink like MNIST first (drawings, photos of digits); "
+                        "default: as the model's contract says")
     p.add_argument("--polarity", default="auto", choices=["auto", "invert", "as-is"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")

@@ -1,0 +1,268 @@
+"""Load test of `python -m trt serve`: dynamic batching on versus off, in one run.
+
+Two real servers (uvicorn, each its own process, on free loopback ports) serve the same bundle
+on ONNX Runtime: one with dynamic batching, one with `--no-batching`. An async HTTP client
+(httpx) keeps 1, 8, 32 and 128 requests in flight and records requests/s and p50/p99 latency.
+The two servers are measured in turns (on, off, on, off, ... per concurrency level), so a
+machine that gets busier or quieter weighs on both alike; each cell is bounded in time and in
+request count. Requests are KServe v2 infer calls with one real 28x28 digit each (JSON tensor),
+or /classify with a PNG file (--route classify).
+
+Also printed: the model alone (ONNX Runtime, no HTTP) at batch 1 and batch 32 in the same run:
+its images/s ratio is the most batching can give when the model is the bottleneck.
+
+Target (issue 18): at 32 clients, batching on >= 3x the requests/s of batching off, with a p99
+no worse than 2x. Writes bench/results/serve_load.json. The model is LeNet trained 2 epochs on
+the offline 'digits' sample unless --bundle names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from engine.workspace import atomic_write_json  # noqa: E402
+
+LEVELS = (1, 8, 32, 128)
+TARGET_RATIO, TARGET_P99 = 3.0, 2.0
+
+
+def make_bundle(tmp: Path) -> Path:
+    from engine.datasets import DatasetOptions, create_dataset
+    from engine.training import TrainConfig, train
+    from trt.bundle import make_bundle as bundle
+
+    home = tmp / "workspace"
+    create_dataset("digits", "digits-sample", None,
+                   DatasetOptions(val_percent=10.0, test_percent=20.0), home=home)
+    run = tmp / "lenet-digits"
+    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0), run, home=home)
+    return Path(bundle(run, run / "exports" / "bundle.zip", home=home)["bundle"])
+
+
+def payloads(bundle_path: Path, route: str, count: int = 16) -> list[tuple[bytes, str]]:
+    """Request bodies (and content types) made from real held-out-like digit images."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from trt.bundle import Bundle
+
+    bundle = Bundle(bundle_path, prefer_tensorrt=False)
+    images = [np.clip(d * 16, 0, 255).astype(np.uint8) for d in load_digits().images[:count]]
+    images = [np.asarray(Image.fromarray(a).resize((28, 28))) for a in images]
+    out = []
+    for a in images:
+        if route == "classify":
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, format="PNG")
+            out.append((buf.getvalue(), "image/png"))
+        else:
+            rows = bundle.contract.normalize(bundle.prepare(a)[None])
+            body = {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32",
+                                "data": rows.ravel().tolist()}]}
+            out.append((json.dumps(body).encode(), "application/json"))
+    return out
+
+
+def model_only_ratio(bundle_path: Path, seconds: float) -> dict:
+    """ONNX Runtime images/s at batch 32 over batch 1, the model alone."""
+    from trt.bench import latency_stats, sample_calls
+    from trt.bundle import Bundle
+
+    bundle = Bundle(bundle_path, prefer_tensorrt=False)
+    c, h, w = bundle.metadata["input"]["shape"][1:]
+    rates = {}
+    for n in (1, 32):
+        x = np.random.default_rng(0).standard_normal((n, c, h, w)).astype(np.float32)
+        stats = latency_stats(sample_calls(lambda x=x: bundle.runner.run(x), seconds=seconds))
+        rates[n] = n / (stats["p50_ms"] / 1e3)
+    return {"batch1_images_per_s": rates[1], "batch32_images_per_s": rates[32],
+            "ratio": rates[32] / rates[1]}
+
+
+class Server:
+    """`python -m trt serve` in its own process; the URL comes from its first line."""
+
+    def __init__(self, bundle: Path, extra: list[str]) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("STUDIO_SERVE_TOKEN", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trt", "serve", str(bundle), "--port", "0", "--backend",
+             "onnxruntime", "--max-queue", "100000", *extra],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if " on http://" not in line:
+            self.stop()
+            raise RuntimeError(f"server did not start: {line}{self.proc.stderr.read()}")
+        self.banner = line.strip()
+        self.url = line.split(" on ")[1].split()[0]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def wait_ready(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as c:
+        for _ in range(300):
+            try:
+                if (await c.get("/v2/health/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} never became ready")
+
+
+async def load(url: str, path: str, bodies: list[tuple[bytes, str]], clients: int,
+               seconds: float, max_requests: int) -> dict:
+    """`clients` loops each sending one request after another until time or count runs out."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as c:
+        before = (await c.get("/stats")).json()
+        started = time.perf_counter()
+        deadline = started + seconds
+        sent = 0
+
+        async def client(i: int) -> None:
+            nonlocal sent, errors
+            k = i
+            while time.perf_counter() < deadline and sent < max_requests:
+                sent += 1
+                body, kind = bodies[k % len(bodies)]
+                k += 1
+                t0 = time.perf_counter()
+                r = await c.post(path, content=body, headers={"content-type": kind})
+                latencies.append(time.perf_counter() - t0)
+                errors += r.status_code != 200
+
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+        after = (await c.get("/stats")).json()
+    ms = np.asarray(latencies) * 1e3
+    batches = after["batches"] - before["batches"]
+    return {"requests": len(latencies), "errors": errors, "seconds": elapsed,
+            "requests_per_s": len(latencies) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "mean_batch": (after["rows"] - before["rows"]) / batches if batches else 0.0}
+
+
+def merge(cells: list[dict]) -> dict:
+    """Rounds of one cell as one: rates over total time; percentiles as the rounds' median."""
+    n = sum(c["requests"] for c in cells)
+    t = sum(c["seconds"] for c in cells)
+    return {"requests": n, "errors": sum(c["errors"] for c in cells), "requests_per_s": n / t,
+            "p50_ms": float(np.median([c["p50_ms"] for c in cells])),
+            "p99_ms": float(np.median([c["p99_ms"] for c in cells])),
+            "mean_batch": float(np.mean([c["mean_batch"] for c in cells]))}
+
+
+async def run_all(servers: dict[str, Server], path: str, bodies, levels, rounds: int,
+                  seconds: float, max_requests: int) -> dict:
+    for s in servers.values():
+        await wait_ready(s.url)
+        await load(s.url, path, bodies, 4, 0.3, 200)  # warm-up
+    results: dict = {}
+    for clients in levels:
+        cells: dict[str, list[dict]] = {m: [] for m in servers}
+        for _ in range(rounds):
+            for mode, s in servers.items():
+                cells[mode].append(await load(s.url, path, bodies, clients, seconds / rounds,
+                                              max_requests // rounds))
+        results[str(clients)] = {m: merge(c) for m, c in cells.items()}
+    return results
+
+
+def table(results: dict) -> str:
+    lines = [f"{'clients':>7}  {'batching':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+             f"{'mean batch':>10}  {'on/off req/s':>12} {'on/off p99':>10}"]
+    for clients, modes in results.items():
+        on, off = modes["on"], modes["off"]
+        for mode, r in modes.items():
+            ratio = (f"{on['requests_per_s'] / off['requests_per_s']:12.2f} "
+                     f"{on['p99_ms'] / off['p99_ms']:10.2f}") if mode == "on" else ""
+            lines.append(f"{clients:>7}  {mode:<8} {r['requests_per_s']:8.0f} {r['p50_ms']:8.2f} "
+                         f"{r['p99_ms']:8.2f} {r['mean_batch']:10.1f}  {ratio}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", help="bundle to serve (default: LeNet trained on 'digits')")
+    ap.add_argument("--route", default="v2", choices=["v2", "classify"])
+    ap.add_argument("--levels", default=",".join(map(str, LEVELS)))
+    ap.add_argument("--seconds", type=float, default=3.0, help="time per cell (all rounds)")
+    ap.add_argument("--max-requests", type=int, default=20000, help="requests per cell")
+    ap.add_argument("--rounds", type=int, default=2, help="turns per cell (on, off, on, ...)")
+    ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--max-delay-ms", type=float, default=1.0)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve_load.json"))
+    a = ap.parse_args()
+    levels = tuple(int(x) for x in a.levels.split(","))
+    with tempfile.TemporaryDirectory(prefix="serve-load-") as d:
+        bundle = Path(a.bundle) if a.bundle else make_bundle(Path(d))
+        bodies = payloads(bundle, a.route)
+        path = "/classify" if a.route == "classify" else None
+        servers = {"on": Server(bundle, ["--max-batch", str(a.max_batch), "--max-delay-ms",
+                                         str(a.max_delay_ms)]),
+                   "off": Server(bundle, ["--no-batching"])}
+        try:
+            name = servers["on"].banner.split()[1]
+            path = path or f"/v2/models/{name}/infer"
+            results = asyncio.run(run_all(servers, path, bodies, levels, a.rounds, a.seconds,
+                                          a.max_requests))
+            banner = servers["on"].banner
+        finally:
+            for s in servers.values():
+                s.stop()
+        model_only = model_only_ratio(bundle, 1.0)
+    print(banner)
+    print(table(results))
+    print(f"model alone (ONNX Runtime, no HTTP): {model_only['batch1_images_per_s']:,.0f} "
+          f"images/s at batch 1, {model_only['batch32_images_per_s']:,.0f} at batch 32: "
+          f"{model_only['ratio']:.2f}x is the most batching can add when the model is the "
+          "bottleneck")
+    at32 = results.get("32")
+    met = None
+    if at32:
+        ratio = at32["on"]["requests_per_s"] / at32["off"]["requests_per_s"]
+        p99 = at32["on"]["p99_ms"] / at32["off"]["p99_ms"]
+        met = ratio >= TARGET_RATIO and p99 <= TARGET_P99
+        print(f"32 clients: batching on/off = {ratio:.2f}x requests/s (target >= "
+              f"{TARGET_RATIO:g}x), p99 {p99:.2f}x (target <= {TARGET_P99:g}x): "
+              f"{'met' if met else 'NOT met'}")
+    print("(the machine is shared with other users: absolute figures move with their load; "
+          "the on/off ratios are measured in turns within one run)")
+    atomic_write_json(a.out, {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+                   "(shared)",
+        "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
+        "route": a.route, "server": banner, "max_batch": a.max_batch,
+        "max_delay_ms": a.max_delay_ms, "results": results, "model_only": model_only,
+        "target": {"ratio": TARGET_RATIO, "p99": TARGET_P99}, "target_met": met})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
