@@ -250,7 +250,7 @@ def evaluate_on_gpu(ctx: Context) -> dict[str, Any]:
         started = time.perf_counter()
         summary = evaluate_checkpoint(run_dir, home=ctx.home, device=device)
         out[name] = {"seconds": round(time.perf_counter() - started, 3),
-                       "images": summary["images"], "accuracy": summary["accuracy"]}
+                     "images": summary["images"], "accuracy": summary["accuracy"]}
     if abs(out["cuda"]["accuracy"] - out["cpu"]["accuracy"]) > 1e-3:
         raise RuntimeError(f"GPU and CPU evaluations differ: {out}")
     return {**out, "cpu_vs_cuda_seconds": round(out["cpu"]["seconds"] / out["cuda"]["seconds"],
