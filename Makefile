@@ -47,6 +47,7 @@ bench: install
 	$(PY) bench/metrics_sink_overhead.py
 	$(PY) bench/canvas_latency.py
 	$(PY) bench/deploy_cpu.py
+	$(PY) bench/serve_load.py
 
 # Refresh the README's screenshots (docs/*.png) from the browser tests.
 docs: install
