@@ -15,7 +15,7 @@ from PIL import Image
 from engine.images.framing import apply_polarity, normalize_digit, to_gray
 from engine.images.loading import fit_image, load_image
 from engine.networks import build_network
-from engine.training.checkpoint import load_checkpoint
+from engine.training.checkpoint import CheckpointError, check_model_state, load_checkpoint
 
 ImageLike = str | os.PathLike | bytes | np.ndarray | Image.Image
 
@@ -58,15 +58,21 @@ class Predictor:
     def __init__(self, checkpoint: str | os.PathLike, device: str = "cpu") -> None:
         self.path = resolve_checkpoint(checkpoint)
         ckpt = load_checkpoint(self.path, device)
-        self.classes: list[str] = list(ckpt["classes"])
-        self.preprocess: dict[str, Any] = dict(ckpt["preprocess"])
-        self.input_shape = tuple(ckpt["input_shape"])  # C, H, W
-        self.spec = ckpt["spec"]
-        self.config = ckpt.get("config", {})
-        self.epoch = int(ckpt.get("epoch", 0))
-        self.device = torch.device(device)
-        self.model = build_network(self.spec, self.input_shape, len(self.classes))
-        self.model.load_state_dict(ckpt["model"])
+        check_model_state(self.path, ckpt)
+        try:
+            self.classes: list[str] = [str(c) for c in ckpt["classes"]]
+            self.preprocess: dict[str, Any] = dict(ckpt["preprocess"])
+            self.input_shape = tuple(int(d) for d in ckpt["input_shape"])  # C, H, W
+            self.spec = ckpt["spec"]
+            self.config = dict(ckpt.get("config", {}))
+            self.epoch = int(ckpt.get("epoch", 0))
+            self.device = torch.device(device)
+            self.model = build_network(self.spec, self.input_shape, len(self.classes))
+            self.model.load_state_dict(ckpt["model"])
+        except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise CheckpointError(f"checkpoint {self.path.name} does not describe a usable "
+                                  f"model: {first}") from None
         self.model.to(self.device).eval()
         c = self.input_shape[0]
         mean = np.asarray(self.preprocess.get("mean") or [0.0] * c, dtype=np.float32)

@@ -21,7 +21,7 @@ from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine import store
-from engine.jobs.paths import has_checkpoint, job_dir
+from engine.jobs.paths import corrupt_checkpoint, has_checkpoint, job_dir
 from engine.jobs.scheduler import ensure_scheduler
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
@@ -232,7 +232,9 @@ def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
             job["events"] = store.get_events(conn, job["id"])
     job["dir"] = str(job_dir(job["id"], home))
     job["checkpoint"] = has_checkpoint(job["id"], home)
-    job["resumable"] = job["kind"] == "train" and (
+    job["checkpoint_problem"] = corrupt_checkpoint(job["id"], home) if job["kind"] == "train" \
+        else None
+    job["resumable"] = job["kind"] == "train" and not job["checkpoint_problem"] and (
         job["status"] in ("cancelled", "interrupted")
         or (job["status"] == "failed" and job["checkpoint"]))
     return job
@@ -306,6 +308,9 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
         if job["kind"] != "train":
             raise JobError(f"job {job['id']} is a {job['config']['task']} task; submit it "
                            "again instead of resuming it")
+        corrupt = corrupt_checkpoint(job["id"], home)
+        if corrupt:
+            raise JobError(f"job {job['id']} cannot be resumed: {corrupt}")
         checkpoint = has_checkpoint(job["id"], home)
         ok = job["status"] in ("cancelled", "interrupted") or (
             job["status"] == "failed" and checkpoint)

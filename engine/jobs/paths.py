@@ -15,4 +15,23 @@ def job_dir(job_id: str, home: str | os.PathLike | None = None) -> Path:
 
 
 def has_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> bool:
-    return (job_dir(job_id, home) / "last.pt").exists()
+    """True when the job has a last.pt to resume from that is not corrupt."""
+    from engine.integrity import verify
+
+    last = job_dir(job_id, home) / "last.pt"
+    return last.exists() and verify(last) is not False
+
+
+def corrupt_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> str | None:
+    """A one-line reason when the job's last.pt exists but fails its sha256, else None."""
+    from engine.integrity import intact_checkpoints, verify
+
+    run = job_dir(job_id, home)
+    last = run / "last.pt"
+    if not last.exists() or verify(last) is not False:
+        return None
+    intact = [p.relative_to(run).as_posix() for p in intact_checkpoints(run)]
+    return ("checkpoint last.pt is corrupt (its sha256 does not match the one recorded when "
+            "it was saved); " + (f"intact checkpoints: {', '.join(intact[:6])} (clone the "
+                                 "job, or evaluate or export one of them)" if intact
+                                 else "the run has no intact checkpoint"))

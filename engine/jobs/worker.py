@@ -148,6 +148,8 @@ def _failure(e: BaseException) -> tuple[str, str]:
         oom.append(getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
     if isinstance(e, TrainingDiverged):
         return "diverged", str(e)
+    if type(e).__name__ == "CheckpointError":
+        return "corrupt_checkpoint", str(e)
     if isinstance(e, tuple(oom)):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return "out_of_memory", (f"out of memory: {first}. Try a smaller batch size or "
