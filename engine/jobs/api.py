@@ -37,6 +37,25 @@ class JobError(ValueError):
     """A job operation that cannot be done in the job's state (or on a missing job)."""
 
 
+class SchedulerNotStarted(JobError):
+    """The job(s) are queued, but no scheduler could be started to run them."""
+
+    def __init__(self, job_ids: list[str], why: str) -> None:
+        self.job_ids = job_ids
+        what = f"job {job_ids[0]} is" if len(job_ids) == 1 else f"{len(job_ids)} jobs are"
+        super().__init__(f"{what} queued, but the job scheduler did not start ({why}); "
+                         "start it with `python -m engine scheduler`")
+
+
+def _start_scheduler(home: Home, job_ids: list[str]) -> None:
+    """ensure_scheduler after queueing: a failure is a one-line error that says the jobs are
+    safely queued, never a traceback."""
+    try:
+        ensure_scheduler(home)
+    except (RuntimeError, OSError) as e:
+        raise SchedulerNotStarted(job_ids, str(e).replace("\n", " ")[:300]) from None
+
+
 @contextmanager
 def _db(home: Home) -> Iterator[sqlite3.Connection]:
     with closing(store.connect(home)) as conn:
@@ -115,7 +134,7 @@ def submit(config: TrainConfig | dict[str, Any], owner: str | None = None, name:
     with _db(home) as conn, store.transaction(conn):
         job_id = _insert(conn, cfg, owner, name)
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [job_id])
     return job_id
 
 
@@ -140,7 +159,7 @@ def submit_sweep(base_config: TrainConfig | dict[str, Any],
         ids = [_insert(conn, c, owner, f"{stem} lr={c.lr:g} batch={c.batch_size}", sweep=sweep)
                for c in configs]
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, ids)
     return ids
 
 
@@ -167,7 +186,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
         store.add_event(conn, job_id, "submitted", f"{task} by {owner or 'local user'}"
                         + (f" for job {parent}" if parent else ""))
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [job_id])
     return job_id
 
 
@@ -203,7 +222,9 @@ def _live(job: dict[str, Any]) -> dict[str, Any]:
     eta = None
     if job["status"] == "running" and p.get("eta_s") is not None:
         eta = max(0.0, p["eta_s"] - (time.time() - p.get("time", time.time())))
-    return {**job, "fraction": fraction, "eta_s": eta}
+    from engine.jobs.health import worker_state
+
+    return {**job, "fraction": fraction, "eta_s": eta, "worker_problem": worker_state(job)}
 
 
 def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,
@@ -323,7 +344,7 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
                         "re-queued; continues from its last checkpoint" if checkpoint
                         else "re-queued; no checkpoint yet, so it starts over")
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [job["id"]])
 
 
 def _merge(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +375,7 @@ def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | Non
         new_id = _insert(conn, cfg, owner, name or f"{parent['name']} (clone)",
                          parent=parent["id"])
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [new_id])
     return new_id
 
 
