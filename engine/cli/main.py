@@ -72,6 +72,9 @@ def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     sh.set_defaults(func=cmd_datasets_show)
     rm = dsub.add_parser("delete", help="delete a dataset (rows and files)")
     rm.add_argument("name")
+    rm.add_argument("--force", action="store_true",
+                    help="delete it even though jobs use it (they can then no longer run, "
+                         "resume or be evaluated)")
     rm.set_defaults(func=cmd_datasets_delete)
 
 
@@ -130,7 +133,7 @@ def cmd_datasets_show(a: argparse.Namespace) -> dict:
 def cmd_datasets_delete(a: argparse.Namespace) -> dict:
     from engine.datasets import delete_dataset
 
-    delete_dataset(a.name)
+    delete_dataset(a.name, force=a.force)
     return {"deleted": a.name}
 
 
@@ -418,7 +421,12 @@ def format_evaluation(summary: dict[str, Any], title: str = "") -> str:
     for m in summary["per_class"]:
         lines.append(f"{m['class']:<{w}}  {m['precision']:9.3f}  {m['recall']:6.3f}  "
                      f"{m['f1']:5.3f}  {m['support']:7d}")
-    cm = summary["confusion"]
+    cm = summary.get("confusion")
+    if cm is None:  # many classes: the evaluation kept the most frequent mistakes only
+        lines += ["", "most frequent mistakes (true -> predicted: images)"]
+        lines += [f"{classes[t]} -> {classes[p]}: {n}"
+                  for t, p, n in summary.get("top_confusions", [])[:30]]
+        return "\n".join(lines)
     cw = max([3, *(len(c) for c in classes), *(len(str(n)) for row in cm for n in row)])
     lines += ["", "confusion matrix (rows: true class, columns: predicted)",
               " " * w + "".join(f" {c:>{cw}}" for c in classes)]

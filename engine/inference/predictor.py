@@ -65,6 +65,7 @@ class Predictor:
             self.input_shape = tuple(int(d) for d in ckpt["input_shape"])  # C, H, W
             self.spec = ckpt["spec"]
             self.config = dict(ckpt.get("config", {}))
+            self.dataset_ref = dict(ckpt.get("dataset") or {})  # id, name, sha256 trained on
             self.epoch = int(ckpt.get("epoch", 0))
             self.device = torch.device(device)
             self.model = build_network(self.spec, self.input_shape, len(self.classes))

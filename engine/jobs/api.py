@@ -21,7 +21,7 @@ from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine import store
-from engine.jobs.paths import corrupt_checkpoint, has_checkpoint, job_dir
+from engine.jobs.paths import corrupt_checkpoint, has_checkpoint, job_dir, pin_dataset
 from engine.jobs.scheduler import ensure_scheduler
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
@@ -105,6 +105,11 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
     return cfg
 
 
+def _home_of(conn: sqlite3.Connection) -> str:
+    """The workspace of an open store connection (its database file's folder)."""
+    return os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
 def _new_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
@@ -121,6 +126,9 @@ def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name:
     store.insert_job(conn, {"id": job_id, "name": name, "owner": owner, "status": "queued",
                             "device": cfg.device, "config": cfg.to_dict(), "created": now,
                             "queued": now, "parent": parent, "sweep": sweep})
+    dataset = store.get_dataset(conn, cfg.dataset)
+    if dataset is not None:
+        pin_dataset(job_id, dataset, _home_of(conn))
     note = f"cloned from {parent}" if parent else f"part of sweep {sweep}" if sweep else ""
     store.add_event(conn, job_id, "submitted",
                     f"by {owner or 'local user'}" + (f", {note}" if note else ""))

@@ -111,6 +111,7 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
 
     cfg = TrainConfig.from_dict(job["config"])
     cfg.device = job["assigned_device"] or cfg.device
+    check_pinned_dataset(job["id"], cfg.dataset, home)
     threads = os.environ.get("STUDIO_WORKER_THREADS")
     if threads and cfg.device == "cpu":
         import torch
@@ -135,6 +136,37 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
     if watcher.cancelled:
         return "cancelled", "cancelled", f"cancelled {where}", summary
     return "interrupted", "signal", f"stopped by {watcher.signalled} {where}", summary
+
+
+def check_pinned_dataset(job_id: str, dataset: str, home) -> None:
+    """DatasetError when the dataset the job was submitted for is gone or changed (a new one
+    may carry its name): a job never trains or is evaluated on other data than it was given."""
+    from engine.datasets import DatasetError, open_dataset
+    from engine.jobs.paths import pinned_dataset
+
+    pin = pinned_dataset(job_id, home)
+    if pin is None:
+        return
+    try:
+        ds = open_dataset(pin["id"], home=home)
+    except DatasetError:
+        raise DatasetError(f"the dataset this job was submitted for, {pin['name']!r} "
+                           f"({pin['id']}), has been deleted"
+                           + ("; a different dataset now has that name" if _exists(dataset, home)
+                              else "")) from None
+    if pin.get("sha256") and ds.manifest.get("sha256") not in (None, pin["sha256"]):
+        raise DatasetError(f"dataset {pin['name']!r} ({pin['id']}) has changed since the job "
+                           "was submitted (its sha256 differs)")
+
+
+def _exists(name: str, home) -> bool:
+    from engine.datasets import DatasetError, open_dataset
+
+    try:
+        open_dataset(name, home=home)
+        return True
+    except DatasetError:
+        return False
 
 
 def _failure(e: BaseException) -> tuple[str, str]:
