@@ -24,6 +24,7 @@ from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation.evaluate import Evaluation, load_evaluation
 from engine.inference.classify_many import IMAGE_SUFFIXES
+from engine.jobs.ownership import uploads_dir
 
 GALLERY_PX = 84
 SPLIT_AUTO = "test (validation when none)"
@@ -217,12 +218,12 @@ def _is_image(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes | None = None
-                 ) -> tuple[list[str], str | None, int]:
-    """Writes uploaded files under the trained job's uploads/ (deleted with the job); returns
-    the input paths, the saved labels CSV (if any) and how many images they hold."""
-    folder = jobs.job_dir(job_id) / "uploads" / (time.strftime("%Y%m%d-%H%M%S-")
-                                                  + secrets.token_hex(3))
+def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes | None = None,
+                 user: str | None = None) -> tuple[list[str], str | None, int]:
+    """Writes uploaded files under the trained job's uploads/ (deleted with the job), or the
+    user's own area when the job is someone else's; returns the input paths, the saved labels
+    CSV (if any) and how many images they hold."""
+    folder = uploads_dir(job_id, user) / (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     folder.mkdir(parents=True)
     paths, expected = [], 0
     for i, (name, data) in enumerate(files):
@@ -247,7 +248,7 @@ def submit_classify(job: dict[str, Any], files: list[tuple[str, bytes]], labels:
                     labels_csv: bytes | None = None, digit: bool = False,
                     polarity: str = "auto", owner: str | None = None) -> str:
     """Saves the uploads and queues an engine.classify task job for them; returns its id."""
-    paths, csv_path, expected = save_uploads(job["id"], files, labels_csv)
+    paths, csv_path, expected = save_uploads(job["id"], files, labels_csv, owner)
     label_arg = {"none": None, "folders": "folders", "csv": csv_path}[labels]
     return jobs.submit_task(
         "engine.classify", {"inputs": paths, "labels": label_arg, "checkpoint": "best.pt",

@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from engine.jobs.ownership import acting_user, check_may_write
 from engine.training.sink import MetricsSink
 from engine.workspace import studio_home
 
@@ -59,7 +60,7 @@ def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--add-inverted", action="store_true",
                    help="add inverted copies of the images (the lab's MNIST-invert)")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--owner")
+    c.add_argument("--owner", help="who owns it (default: $STUDIO_USER)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_datasets_create)
 
@@ -75,6 +76,7 @@ def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     rm.add_argument("--force", action="store_true",
                     help="delete it even though jobs use it (they can then no longer run, "
                          "resume or be evaluated)")
+    rm.add_argument("--user", help="who asks (default: $STUDIO_USER; only the owner may)")
     rm.set_defaults(func=cmd_datasets_delete)
 
 
@@ -99,8 +101,8 @@ def cmd_datasets_create(a: argparse.Namespace) -> dict:
             bar.refresh()
 
     try:
-        ds = create_dataset(a.name, a.source, source_args, options, owner=a.owner,
-                            progress=progress)
+        ds = create_dataset(a.name, a.source, source_args, options,
+                            owner=acting_user(a.owner), progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -133,7 +135,7 @@ def cmd_datasets_show(a: argparse.Namespace) -> dict:
 def cmd_datasets_delete(a: argparse.Namespace) -> dict:
     from engine.datasets import delete_dataset
 
-    delete_dataset(a.name, force=a.force)
+    delete_dataset(a.name, force=a.force, user=acting_user(a.user))
     return {"deleted": a.name}
 
 
@@ -354,6 +356,8 @@ def _add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split", choices=("test", "val", "train"),
                    help="default: test, or validation when the dataset has no test split")
     e.add_argument("--device", default="cpu")
+    e.add_argument("--user", help="who asks (default: $STUDIO_USER; only the job's owner may "
+                   "store an evaluation in it)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
@@ -439,6 +443,7 @@ def cmd_evaluate(a: argparse.Namespace) -> Any:
     from engine.evaluation.evaluate import evaluate_job
 
     job, ckpt = _trained_job(a.job, a.checkpoint)
+    check_may_write(job, acting_user(a.user), "evaluate")
     bar = _Bar(f"evaluating {ckpt.name}", 100, a.json)
     try:  # stored like a task's evaluation, so the dashboard shows it
         summary = evaluate_job(job["id"], ckpt.name, a.split, device=a.device, progress=bar)
@@ -553,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _print(args.func(args), getattr(args, "json", False))
     except (CliError, DatasetError, SpecError, ConfigError, ImageError, EmptyDrawing,
-            FileNotFoundError, ValueError) as e:
+            FileNotFoundError, PermissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

@@ -164,12 +164,15 @@ def dataset_usage(id_or_name: str, home: str | os.PathLike | None = None
 
 
 def delete_dataset(id_or_name: str, home: str | os.PathLike | None = None, *,
-                   force: bool = False) -> None:
+                   force: bool = False, user: str | None = None) -> None:
     """Remove the dataset's row, then its files (moved aside first so no half-deleted
     folder is ever visible under its id). A dataset that jobs use is deleted only with
     force=True (the user confirmed); otherwise DatasetInUse says which jobs."""
     root = studio_home(home)
     row = _find(root, id_or_name)
+    if user is not None and row["owner"] is not None and row["owner"] != user:
+        raise PermissionError(f"dataset {row['name']!r} belongs to {row['owner']}; only its "
+                              f"owner may delete it (you act as {user})")
     if not force:
         users = dataset_usage(row["id"], root)
         if users:

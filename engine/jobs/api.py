@@ -177,12 +177,16 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
     """Queue a task job (evaluation, classify-many, export, engine build...; see engine/tasks)
     that works on the trained job `parent`; returns its id. Like training, it runs in a
     worker process, so the dashboard never blocks on it."""
+    from engine.jobs.ownership import WRITES_PARENT, check_may_write
     from engine.jobs.tasks import resolve
 
     resolve(task)  # an unknown task fails here, not in a worker
     with _db(home) as conn, store.transaction(conn):
         if parent is not None:
-            parent = _find(conn, parent)["id"]
+            parent_job = _find(conn, parent)
+            if task in WRITES_PARENT:  # its results land in the parent's folder and rows
+                check_may_write(parent_job, owner, WRITES_PARENT[task])
+            parent = parent_job["id"]
         job_id = _new_id()
         now = time.time()
         if owner:
