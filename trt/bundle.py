@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from trt.bundle_schema import BundleInfo, check_model_io, read_bundle_info
 from trt.contract import normalize_batch, softmax
 from trt.files import sidecar
 
@@ -124,40 +125,49 @@ class Bundle:
 
     def __init__(self, path: str | os.PathLike, prefer_tensorrt: bool = True) -> None:
         self.path = Path(path)
+        label = self.path.name
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no bundle at {self.path}")
         if not zipfile.is_zipfile(self.path):
             raise ValueError(f"{self.path} is not a bundle (not a zip file)")
-        with zipfile.ZipFile(self.path) as z:
-            names = z.namelist()
-            for needed in ("model.onnx", "labels.json", "preprocess.json"):
-                if needed not in names:
-                    raise ValueError(f"{self.path} is not a bundle: it has no {needed}")
-            self.classes: list[str] = json.loads(z.read("labels.json"))
-            self.preprocess: dict[str, Any] = json.loads(z.read("preprocess.json"))
-            self.metadata: dict[str, Any] = json.loads(z.read("metadata.json") or b"{}")
-            engines = sorted(n for n in names if n.startswith("engines/")
-                             and n.endswith(".engine"))
-            self.fallback_reason: str | None = None  # why TensorRT is not the runner
-            self.runner, self.model_file = self._runner(z, engines, prefer_tensorrt)
+        try:
+            with zipfile.ZipFile(self.path) as z:
+                info = read_bundle_info(z, label)  # everything checked before loading anything
+                self.classes: list[str] = info.classes
+                self.preprocess: dict[str, Any] = info.preprocess
+                self.metadata: dict[str, Any] = info.metadata
+                self.fallback_reason: str | None = None  # why TensorRT is not the runner
+                self.runner, self.model_file = self._runner(z, info, prefer_tensorrt)
+        except (zipfile.BadZipFile, EOFError, NotImplementedError) as e:
+            raise ValueError(f"{label} is a damaged zip file: {e}") from None
         self.backend: str = self.runner.backend
-        c, h, w = self.metadata.get("input", {}).get("shape", [None, 1, 28, 28])[1:]
         # engine.inference.Predictor.prepare only reads these two attributes.
-        self._contract = SimpleNamespace(input_shape=(c, h, w), preprocess=self.preprocess)
+        self._contract = SimpleNamespace(input_shape=info.input_shape, preprocess=self.preprocess)
 
-    def _runner(self, z: zipfile.ZipFile, engines: list[str], prefer_tensorrt: bool):
-        from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner
+    def _runner(self, z: zipfile.ZipFile, info: BundleInfo, prefer_tensorrt: bool):
+        from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner, _require_gpu
 
+        engines = info.engines
         if not prefer_tensorrt:
             self.fallback_reason = "ONNX Runtime was asked for"
         elif not engines:
             self.fallback_reason = "the bundle has no TensorRT engine"
         else:
             try:
+                _require_gpu("cuda:0")  # before extracting anything
                 self._tmp = tempfile.TemporaryDirectory(prefix="bundle-")
                 path = Path(z.extract(engines[0], self._tmp.name))
                 return TensorRTRunner(path), engines[0]
             except (NeedsGPU, RuntimeError) as e:
                 self.fallback_reason = str(e)
-        return OnnxRunner(z.read("model.onnx")), "model.onnx"
+        try:
+            runner = OnnxRunner(z.read("model.onnx"))
+        except Exception as e:  # noqa: BLE001 - ONNX Runtime's errors share no base class
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(f"bundle {self.path.name}: model.onnx is not a model ONNX Runtime "
+                             f"can load ({first})") from None
+        check_model_io(runner, info.input_shape, len(info.classes), self.path.name)
+        return runner, "model.onnx"
 
     def prepare(self, image, digit: bool = False, polarity: str = "auto") -> np.ndarray:
         """The uint8 H x W x C image the network sees, by the engine's own preparation."""
@@ -168,7 +178,16 @@ class Bundle:
     def classify(self, images: Sequence[Any], top_k: int = 5, digit: bool = False,
                  polarity: str = "auto") -> list[dict[str, Any]]:
         batch = np.stack([self.prepare(im, digit=digit, polarity=polarity) for im in images])
-        probs = softmax(self.runner.run(normalize_batch(batch, self.preprocess)))
+        try:
+            logits = self.runner.run(normalize_batch(batch, self.preprocess))
+        except Exception as e:  # noqa: BLE001 - the runtimes' errors share no base class
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(f"bundle {self.path.name}: the model failed on the input "
+                             f"({first})") from None
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            raise ValueError(f"bundle {self.path.name}: the model returned {logits.shape[1:]} "
+                             f"scores per image, but labels.json has {len(self.classes)} classes")
+        probs = softmax(logits)
         k = min(top_k, len(self.classes))
         out = []
         for p in probs:
