@@ -275,6 +275,8 @@ class Scheduler:
     def _pick(self, job: dict, usage: collections.Counter) -> str | None:
         """A free device for the job, None to wait, ValueError if it can never run here."""
         requested = job["device"]
+        if requested == "host":  # light host work (a dataset build): no training slot
+            return "host"
         gpus = [f"cuda:{i}" for i in range(self.gpus)]
         cpu_free = usage["cpu"] < self.settings.cpu_slots
         if requested == "auto":

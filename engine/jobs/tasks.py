@@ -44,8 +44,16 @@ def classify(params: dict[str, Any], progress: Progress, home=None) -> dict[str,
     return {k: v for k, v in result.items() if k != "csv"} | {"csv": str(out_csv)}
 
 
+def create_dataset(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
+    """Build a dataset (engine.datasets.build_job): decoding happens here, not in the
+    dashboard."""
+    from engine.datasets.build_job import run_build_task
+
+    return run_build_task(params, progress, home=home)
+
+
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {
-    "engine.evaluate": evaluate, "engine.classify": classify}
+    "engine.evaluate": evaluate, "engine.classify": classify, "engine.dataset": create_dataset}
 
 
 def resolve(name: str) -> Callable[..., dict[str, Any]]:

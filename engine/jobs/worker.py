@@ -87,6 +87,8 @@ def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
 
 
 def _summary(task: str, result: dict[str, Any]) -> str:
+    if "dataset" in result and "images" in result:
+        return f"dataset {result.get('name')!r} created: {result['images']} images"
     if "accuracy" in result:
         return f"{task}: accuracy {result['accuracy']:.4f} on {result.get('images', '?')} images"
     return f"{task} done"
