@@ -44,6 +44,8 @@ ZIP_BYTES = Limit("STUDIO_MAX_ZIP_BYTES", 4 * GiB, "a zip's total uncompressed s
 ZIP_ENTRIES = Limit("STUDIO_MAX_ZIP_ENTRIES", 100_000, "entries in one zip")
 ZIP_RATIO = Limit("STUDIO_MAX_ZIP_RATIO", 200,
                   "uncompressed / compressed size of a zip entry (zip bombs)")
+UPLOAD_FILE_BYTES = Limit("STUDIO_MAX_UPLOAD_FILE_BYTES", 64 * MiB,
+                         "one image file to classify (on disk or inside a zip)")
 CLASSES = Limit("STUDIO_MAX_CLASSES", 1000, "classes of a dataset or network")
 
 # --- network specs ----------------------------------------------------------------------------
@@ -63,9 +65,10 @@ BUNDLE_MEMBER_BYTES = Limit("STUDIO_MAX_BUNDLE_MEMBER_BYTES", 1 * GiB,
 BUNDLE_META_BYTES = Limit("STUDIO_MAX_BUNDLE_META_BYTES", 16 * MiB,
                           "labels.json, preprocess.json or metadata.json of a bundle")
 
-ALL: tuple[Limit, ...] = (DATASET_BYTES, IDX_BYTES, IMAGE_PIXELS, ZIP_BYTES, ZIP_ENTRIES,
-                          ZIP_RATIO, CLASSES, SPEC_BYTES, SPEC_DEPTH, SPEC_LAYERS, PARAMETERS,
-                          ACTIVATIONS, LAYER_SIZE, BUNDLE_MEMBER_BYTES, BUNDLE_META_BYTES)
+ALL: tuple[Limit, ...] = (
+    DATASET_BYTES, IDX_BYTES, IMAGE_PIXELS, ZIP_BYTES, ZIP_ENTRIES, ZIP_RATIO, UPLOAD_FILE_BYTES,
+    CLASSES, SPEC_BYTES, SPEC_DEPTH, SPEC_LAYERS, PARAMETERS, ACTIVATIONS, LAYER_SIZE,
+    BUNDLE_MEMBER_BYTES, BUNDLE_META_BYTES)
 
 
 def size(n: float) -> str:
