@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -66,7 +67,9 @@ def load_image(src: str | os.PathLike | bytes | BinaryIO) -> Image.Image:
 
 
 def _decode(f: BinaryIO) -> Image.Image:
-    img = Image.open(f)
+    with warnings.catch_warnings():  # our own limit below says it in one line
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(f)
     check_pixels(img)
     img.load()
     try:
