@@ -108,7 +108,10 @@ class TrainConfig:
         _float("momentum", self.momentum, 0, 1, high_open=True)
         _float("weight decay", self.weight_decay, 0, 1e3)
         _float("step size", self.step_size, 0, 1e6, low_open=True)
-        _float("gamma", self.gamma, 0, 1e3, low_open=True)
+        if self.lr_policy == "sigmoid":  # DIGITS' sigmoid: a negative gamma makes it decay
+            _float("gamma", self.gamma, -1e3, 1e3)
+        else:
+            _float("gamma", self.gamma, 0, 1e3, low_open=True)
         _float("power", self.power, 0, 1e3)
         _float("warm-up epochs", self.warmup_epochs, 0, 1e6)
         need(isinstance(self.milestones, (list, tuple)) and len(self.milestones) <= 1000,
