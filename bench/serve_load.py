@@ -99,7 +99,7 @@ class Server:
     """`python -m trt serve` in its own process; the URL comes from its first line."""
 
     def __init__(self, bundle: Path, extra: list[str]) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = dict(os.environ)
         env.pop("STUDIO_SERVE_TOKEN", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "trt", "serve", str(bundle), "--port", "0", "--backend",

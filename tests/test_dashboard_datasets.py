@@ -142,12 +142,12 @@ def test_duplicate_name_shows_error_and_keeps_the_form(home):
 
 
 def test_failed_download_shows_the_engines_message(home, monkeypatch):
-    from engine.datasets.sources import downloads
-
-    def offline(spec, root):
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(downloads, "_fetch", offline)  # never touch the network in tests
+    # The build runs in a worker process (a job), which inherits the environment: a proxy
+    # that refuses every connection keeps it off the network.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
     at = view()
     at.selectbox(key="ds_dl_source").set_value("cifar10").run()
     assert at.number_input(key="ds_opt_dl_cifar10_height").value == 32  # its own defaults

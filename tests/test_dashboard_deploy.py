@@ -265,6 +265,6 @@ def test_classify_page_offers_onnxruntime_and_says_why_not_tensorrt(deployed_hom
 
 
 def _draw_one() -> np.ndarray:
-    from test_classify import draw_one
+    from drawings import draw_one
 
     return draw_one("MNIST")

@@ -45,6 +45,7 @@ def test_tensorrt_errors_fall_back_to_onnx_runtime_with_the_reason(monkeypatch, 
         raise error
 
     monkeypatch.setattr(trt.runtime, "TensorRTRunner", refuse)
+    monkeypatch.setattr(trt.runtime, "_require_gpu", lambda device: None)  # as on a GPU machine
     opened = Bundle(tiny_bundle(tmp_path / "b.zip"))
     assert opened.backend == "onnxruntime-cpu" and opened.model_file == "model.onnx"
     assert str(error) in opened.fallback_reason

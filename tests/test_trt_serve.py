@@ -229,7 +229,7 @@ def test_bearer_token_is_enforced_when_set(model):
 
 def test_serve_cli_runs_uvicorn_on_a_free_port(digits_run, digit_images, tmp_path):
     """`python -m trt serve RUN --port 0`: a real server process, made from the run folder."""
-    env = {**os.environ, "STUDIO_SERVE_TOKEN": "tok", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "STUDIO_SERVE_TOKEN": "tok"}
     proc = subprocess.Popen([sys.executable, "-m", "trt", "serve", str(digits_run), "--port",
                              "0", "--max-batch", "4"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

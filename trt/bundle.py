@@ -21,6 +21,7 @@ import numpy as np
 from engine.images.contract import Contract
 from engine.inference.results import predictions, softmax
 from trt import layout
+from trt.bundle_schema import BundleInfo, check_model_io, read_bundle_info
 from trt.layout import sidecar
 
 README = """# {name}: image classifier bundle
@@ -120,33 +121,35 @@ class Bundle:
 
     def __init__(self, path: str | os.PathLike, prefer_tensorrt: bool = True) -> None:
         self.path = Path(path)
+        label = self.path.name
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no bundle at {self.path}")
         if not zipfile.is_zipfile(self.path):
             raise ValueError(f"{self.path} is not a bundle (not a zip file)")
-        with zipfile.ZipFile(self.path) as z:
-            names = z.namelist()
-            for needed in ("model.onnx", "labels.json", "preprocess.json"):
-                if needed not in names:
-                    raise ValueError(f"{self.path} is not a bundle: it has no {needed}")
-            self.classes: list[str] = json.loads(z.read("labels.json"))
-            self.preprocess: dict[str, Any] = json.loads(z.read("preprocess.json"))
-            self.metadata: dict[str, Any] = json.loads(z.read("metadata.json") or b"{}")
-            engines = sorted(n for n in names if n.startswith("engines/")
-                             and n.endswith(".engine"))
-            self.fallback_reason: str | None = None  # why TensorRT is not the runner
-            self.runner, self.model_file = self._runner(z, engines, prefer_tensorrt)
+        try:
+            with zipfile.ZipFile(self.path) as z:
+                info = read_bundle_info(z, label)  # everything checked before loading anything
+                self.classes: list[str] = info.classes
+                self.preprocess: dict[str, Any] = info.preprocess
+                self.metadata: dict[str, Any] = info.metadata
+                self.fallback_reason: str | None = None  # why TensorRT is not the runner
+                self.runner, self.model_file = self._runner(z, info, prefer_tensorrt)
+        except (zipfile.BadZipFile, EOFError, NotImplementedError) as e:
+            raise ValueError(f"{label} is a damaged zip file: {e}") from None
         self.backend: str = self.runner.backend
-        shape = self.metadata.get("input", {}).get("shape", [None, 1, 28, 28])[1:]
-        self.contract = Contract.from_dict(self.preprocess, shape)
+        self.contract = Contract.from_dict(self.preprocess, info.input_shape)
 
-    def _runner(self, z: zipfile.ZipFile, engines: list[str], prefer_tensorrt: bool):
-        from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner
+    def _runner(self, z: zipfile.ZipFile, info: BundleInfo, prefer_tensorrt: bool):
+        from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner, _require_gpu
 
+        engines = info.engines
         if not prefer_tensorrt:
             self.fallback_reason = "ONNX Runtime was asked for"
         elif not engines:
             self.fallback_reason = "the bundle has no TensorRT engine"
         else:
             try:
+                _require_gpu("cuda:0")  # before extracting anything
                 self._tmp = tempfile.TemporaryDirectory(prefix="bundle-")
                 path = Path(z.extract(engines[0], self._tmp.name))
                 return TensorRTRunner(path), engines[0]
@@ -155,7 +158,14 @@ class Bundle:
                 # another API version); ValueError: a device torch cannot use.
                 self.fallback_reason = f"{type(e).__name__}: {e}" if isinstance(
                     e, TypeError) else str(e)
-        return OnnxRunner(z.read("model.onnx")), "model.onnx"
+        try:
+            runner = OnnxRunner(z.read("model.onnx"))
+        except Exception as e:  # noqa: BLE001 - ONNX Runtime's errors share no base class
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(f"bundle {self.path.name}: model.onnx is not a model ONNX Runtime "
+                             f"can load ({first})") from None
+        check_model_io(runner, info.input_shape, len(info.classes), self.path.name)
+        return runner, "model.onnx"
 
     def prepare(self, image, digit: bool | None = None, polarity: str = "auto") -> np.ndarray:
         """The uint8 H x W x C image the network sees, by the bundle's contract."""
@@ -164,5 +174,13 @@ class Bundle:
     def classify(self, images: Sequence[Any], top_k: int = 5, digit: bool | None = None,
                  polarity: str = "auto") -> list[dict[str, Any]]:
         batch = self.contract.prepare_batch(images, digit=digit, polarity=polarity)
-        probs = softmax(self.runner.run(self.contract.normalize(batch)))
-        return [p.to_dict() for p in predictions(probs, self.classes, batch, top_k)]
+        try:
+            logits = self.runner.run(self.contract.normalize(batch))
+        except Exception as e:  # noqa: BLE001 - the runtimes' errors share no base class
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(f"bundle {self.path.name}: the model failed on the input "
+                             f"({first})") from None
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            raise ValueError(f"bundle {self.path.name}: the model returned {logits.shape[1:]} "
+                             f"scores per image, but labels.json has {len(self.classes)} classes")
+        return [p.to_dict() for p in predictions(softmax(logits), self.classes, batch, top_k)]

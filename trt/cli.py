@@ -151,6 +151,9 @@ def parser() -> argparse.ArgumentParser:
 
     for name in ("export", "variants", "build", "bench", "bundle", "infer"):
         sub.choices[name].add_argument("--json", action="store_true", help="print JSON")
+    for name in WRITES:
+        sub.choices[name].add_argument("--user", help="who asks (default: $STUDIO_USER); only "
+                                       "a workspace job's owner may write into its folder")
     from trt.deploy_cli import add_parsers as add_deploy
     from trt.serve.cli import add_parser as add_serve
 
@@ -159,9 +162,26 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Commands that write into a run folder, and the words for the owner check.
+WRITES = {"export": "export", "variants": "export variants of", "build": "build engines for",
+          "bench": "benchmark", "bundle": "bundle"}
+
+
+def _check_owner(args: argparse.Namespace) -> None:
+    """The CLI acts as --user / $STUDIO_USER with the dashboard's rule: a job in the
+    workspace is written to by its owner only."""
+    from engine.jobs.ownership import acting_user, check_run_write
+
+    if args.command not in WRITES:
+        return
+    target = getattr(args, "run", None) or args.out or args.onnx
+    check_run_write(target, acting_user(args.user), WRITES[args.command])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        _check_owner(args)
         args.fn(args)
     except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError) as e:
         message = str(e).strip().replace("\n", " ") or type(e).__name__

@@ -1,6 +1,7 @@
 """Creating datasets from the dashboard: one form per kind of source, the options every
 source shares, uploads saved to a temporary folder in the workspace, and a progress bar
-driven by the engine's progress callback."""
+driven by the engine's progress callback. The build itself runs in a worker process (a job),
+so a huge or hostile upload can never exhaust this process's memory."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 import streamlit as st
 
 from dashboard import session
-from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions, create_dataset
+from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions
+from engine.datasets.build_job import build_dataset_in_worker  # decoding never runs here
 from engine.datasets.options import MAX_SIDE
 from engine.images.loading import RESIZE_MODES
 from engine.workspace import studio_home
@@ -59,8 +61,8 @@ def create_from_uploads(name: str, source: str, uploads: dict[str, Upload],
             path = folder / safe_filename(filename)
             path.write_bytes(content)
             args[arg] = str(path)
-        return create_dataset(name, source, args, options, owner=owner, home=home,
-                              progress=progress)
+        return build_dataset_in_worker(name, source, args, options, owner=owner, home=home,
+                                       progress=progress)
 
 
 def default_options(source: str) -> DatasetOptions:
@@ -157,8 +159,8 @@ def _create(name: str, source: str, raw: dict[str, Any], uploads: dict[str, Any]
     if options is None:
         return None
     if uploads is None:
-        return build(name, lambda report: create_dataset(name, source, None, options,
-                                                          owner=owner, progress=report))
+        return build(name, lambda report: build_dataset_in_worker(
+            name, source, None, options, owner=owner, progress=report))
     files = {arg: (f.name, f.getvalue()) for arg, f in uploads.items() if f is not None}
     return build(name, lambda report: create_from_uploads(name, source, files, options, owner,
                                                           report))

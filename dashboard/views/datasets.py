@@ -14,6 +14,7 @@ from engine.datasets import (
     PAGE_SIZES,
     Dataset,
     DatasetError,
+    dataset_usage,
     delete_dataset,
     explore,
     list_datasets,
@@ -147,11 +148,14 @@ def delete_controls(row: dict[str, Any], user: str | None) -> None:
     """Delete for the owner, in two steps; others see why they cannot."""
     allowed, why = _may_delete(row, user)
     if st.session_state.get("ds_confirm_delete") == row["id"] and allowed:
-        st.warning(f"Delete {row['name']!r} and its files? This cannot be undone.")
+        users = dataset_usage(row["id"])
+        st.warning(f"Delete {row['name']!r} and its files? This cannot be undone."
+                   + (f" It is used by {len(users)} job(s), which can then no longer run, "
+                      "resume or be evaluated." if users else ""))
         c1, c2 = st.columns(2)
         if c1.button("Yes, delete it", type="primary", key="ds_delete_yes"):
             try:
-                delete_dataset(row["id"])
+                delete_dataset(row["id"], force=True)  # confirmed above, usage shown
             except DatasetError as e:
                 st.error(f"Could not delete the dataset: {e}")
                 return

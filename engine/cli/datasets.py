@@ -7,6 +7,8 @@ import sys
 
 from tqdm import tqdm
 
+from engine.jobs.ownership import acting_user
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from engine.datasets import SOURCES
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--add-inverted", action="store_true",
                    help="add inverted copies of the images (the lab's MNIST-invert)")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--owner")
+    c.add_argument("--owner", help="who owns it (default: $STUDIO_USER)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_datasets_create)
 
@@ -53,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.set_defaults(func=cmd_datasets_show)
     rm = dsub.add_parser("delete", help="delete a dataset (rows and files)")
     rm.add_argument("name")
+    rm.add_argument("--force", action="store_true",
+                    help="delete it even though jobs use it (they can then no longer run, "
+                         "resume or be evaluated)")
+    rm.add_argument("--user", help="who asks (default: $STUDIO_USER; only the owner may)")
     rm.set_defaults(func=cmd_datasets_delete)
 
 
@@ -77,8 +83,8 @@ def cmd_datasets_create(a: argparse.Namespace) -> dict:
             bar.refresh()
 
     try:
-        ds = create_dataset(a.name, a.source, source_args, options, owner=a.owner,
-                            progress=progress)
+        ds = create_dataset(a.name, a.source, source_args, options,
+                            owner=acting_user(a.owner), progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -111,5 +117,5 @@ def cmd_datasets_show(a: argparse.Namespace) -> dict:
 def cmd_datasets_delete(a: argparse.Namespace) -> dict:
     from engine.datasets import delete_dataset
 
-    delete_dataset(a.name)
+    delete_dataset(a.name, force=a.force, user=acting_user(a.user))
     return {"deleted": a.name}

@@ -10,6 +10,7 @@ from typing import Any
 from tqdm import tqdm
 
 from engine.cli.common import CliError
+from engine.jobs.ownership import acting_user, check_may_write
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split", choices=("test", "val", "train"),
                    help="default: test, or validation when the dataset has no test split")
     e.add_argument("--device", default="cpu")
+    e.add_argument("--user", help="who asks (default: $STUDIO_USER; only the job's owner may "
+                   "store an evaluation in it)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
@@ -87,7 +90,12 @@ def format_evaluation(summary: dict[str, Any], title: str = "") -> str:
     for m in summary["per_class"]:
         lines.append(f"{m['class']:<{w}}  {m['precision']:9.3f}  {m['recall']:6.3f}  "
                      f"{m['f1']:5.3f}  {m['support']:7d}")
-    cm = summary["confusion"]
+    cm = summary.get("confusion")
+    if cm is None:  # many classes: the evaluation kept the most frequent mistakes only
+        lines += ["", "most frequent mistakes (true -> predicted: images)"]
+        lines += [f"{classes[t]} -> {classes[p]}: {n}"
+                  for t, p, n in summary.get("top_confusions", [])[:30]]
+        return "\n".join(lines)
     cw = max([3, *(len(c) for c in classes), *(len(str(n)) for row in cm for n in row)])
     lines += ["", "confusion matrix (rows: true class, columns: predicted)",
               " " * w + "".join(f" {c:>{cw}}" for c in classes)]
@@ -100,6 +108,7 @@ def cmd_evaluate(a: argparse.Namespace) -> Any:
     from engine.evaluation.evaluate import evaluate_job
 
     job, ckpt = _trained_job(a.job, a.checkpoint)
+    check_may_write(job, acting_user(a.user), "evaluate")
     bar = _Bar(f"evaluating {ckpt.name}", 100, a.json)
     try:  # stored like a task's evaluation, so the dashboard shows it
         summary = evaluate_job(job["id"], ckpt.name, a.split, device=a.device, progress=bar)

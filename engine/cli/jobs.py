@@ -16,6 +16,7 @@ from typing import Any
 from engine.cli.common import CliError, numbers, user_errors
 from engine.cli.train import add_train_options, config_from_args
 from engine.jobs import api
+from engine.jobs.ownership import acting_user
 from engine.jobs.scheduler import scheduler_status, serve
 from engine.jobs.settings import add_scheduler_options, given_settings
 from engine.jobs.status import ENDED
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  ("delete", "delete a job's rows and files", cmd_delete)]:
         c = jsub.add_parser(name, help=helptext)
         c.add_argument("job")
-        c.add_argument("--user", help="who asks (only a job's owner may change it)")
+        c.add_argument("--user", help="who asks (default: $STUDIO_USER; only its owner may)")
         _common(c, follow=name == "resume", start=name == "resume")
         c.set_defaults(func=func)
 
@@ -106,10 +107,10 @@ def cmd_submit(a: argparse.Namespace) -> Any:
     cfg = config_from_args(ns)
     start = not a.no_start
     if len(lrs) * len(sizes) > 1:
-        ids = api.submit_sweep(cfg, lrs, sizes, owner=a.owner, name=a.name,
+        ids = api.submit_sweep(cfg, lrs, sizes, owner=acting_user(a.owner), name=a.name,
                                start_scheduler=start)
     else:
-        ids = [api.submit(cfg, owner=a.owner, name=a.name, start_scheduler=start)]
+        ids = [api.submit(cfg, owner=acting_user(a.owner), name=a.name, start_scheduler=start)]
     if a.follow:
         ends = [follow(i, quiet=a.json) for i in ids]
         return ends[0] if len(ends) == 1 else ends
@@ -148,12 +149,12 @@ def cmd_show(a: argparse.Namespace) -> Any:
 @user_errors
 def cmd_cancel(a: argparse.Namespace) -> dict:
     return {"id": api.get_job(a.job, metrics=False, events=False)["id"],
-            "status": api.cancel(a.job, user=a.user)}
+            "status": api.cancel(a.job, user=acting_user(a.user))}
 
 
 @user_errors
 def cmd_resume(a: argparse.Namespace) -> Any:
-    api.resume(a.job, user=a.user, start_scheduler=not a.no_start)
+    api.resume(a.job, user=acting_user(a.user), start_scheduler=not a.no_start)
     if a.follow:
         return follow(a.job, quiet=a.json)
     return _summary(api.get_job(a.job, metrics=False, events=False))
@@ -170,7 +171,7 @@ def cmd_clone(a: argparse.Namespace) -> Any:
             overrides[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key.strip()] = value
-    new_id = api.clone(a.job, overrides, owner=a.owner, name=a.name,
+    new_id = api.clone(a.job, overrides, owner=acting_user(a.owner), name=a.name,
                        start_scheduler=not a.no_start)
     if a.follow:
         return follow(new_id, quiet=a.json)
@@ -180,7 +181,7 @@ def cmd_clone(a: argparse.Namespace) -> Any:
 @user_errors
 def cmd_delete(a: argparse.Namespace) -> dict:
     job_id = api.get_job(a.job, metrics=False, events=False)["id"]
-    api.delete(job_id, user=a.user)
+    api.delete(job_id, user=acting_user(a.user))
     return {"deleted": job_id}
 
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print_result(args.func(args), getattr(args, "json", False))
     except (CliError, DatasetError, SpecError, ConfigError, ImageError, EmptyDrawing,
-            FileNotFoundError, ValueError) as e:
+            FileNotFoundError, PermissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

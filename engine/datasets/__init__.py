@@ -8,7 +8,14 @@ The README ("What it does: Datasets") describes them for users. Typical use:
 """
 
 from engine.datasets.build import create_dataset
-from engine.datasets.catalog import Dataset, delete_dataset, list_datasets, open_dataset
+from engine.datasets.catalog import (
+    Dataset,
+    DatasetInUse,
+    dataset_usage,
+    delete_dataset,
+    list_datasets,
+    open_dataset,
+)
 from engine.datasets.errors import DatasetError
 from engine.datasets.explore import PAGE_SIZES, ExplorePage, explore
 from engine.datasets.options import DatasetOptions
@@ -19,9 +26,11 @@ __all__ = [
     "SOURCES",
     "Dataset",
     "DatasetError",
+    "DatasetInUse",
     "DatasetOptions",
     "ExplorePage",
     "create_dataset",
+    "dataset_usage",
     "delete_dataset",
     "explore",
     "list_datasets",

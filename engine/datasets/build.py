@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from engine import store
-from engine.datasets import layout
+from engine.datasets import layout, names
+from engine.datasets.budget import check_budget, check_class_count
 from engine.datasets.catalog import Dataset, open_dataset
 from engine.datasets.errors import DatasetError
 from engine.datasets.options import DatasetOptions
@@ -53,6 +54,7 @@ NAME_PATTERN = re.compile(r"[^\W_][\w .\-]{0,63}")  # letters of any script, dig
 ID_PATTERN = re.compile(r"ds-[0-9a-f]{8}")
 SKIPPED_EXAMPLES = 10
 STALE_AFTER_S = 24 * 3600
+OWNER_FILE = ".builder-pid"  # in a build folder: the pid of the process building it
 
 
 def create_dataset(
@@ -78,8 +80,10 @@ def create_dataset(
         dataset_id = "ds-" + secrets.token_hex(4)
         tmp = layout.datasets_dir(root) / f".tmp-{dataset_id}"
         tmp.mkdir(parents=True)
+        (tmp / OWNER_FILE).write_text(str(os.getpid()))
         try:
             manifest = build_files(tmp, dataset_id, name, source, args, opts, root, report)
+            (tmp / OWNER_FILE).unlink(missing_ok=True)
             _publish(conn, tmp, layout.dataset_dir(root, dataset_id), manifest, owner)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -92,6 +96,8 @@ def create_dataset(
 
 def check_name(name: str) -> str:
     """A name people can type and scripts can pass: 1-64 letters, digits, space, - _ ."""
+    if isinstance(name, str):
+        name = names.normalize(name)
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name.strip()):
         raise DatasetError(f"dataset name {name!r} must be 1 to 64 letters, digits, spaces, "
                            "'-', '_' or '.', starting with a letter or digit")
@@ -104,10 +110,17 @@ def _refuse_taken_name(conn: sqlite3.Connection, name: str) -> None:
     row = store.get_dataset(conn, name)
     if row is not None and row["name"] == name:
         raise DatasetError(f"a dataset named {name!r} already exists")
+    taken = [r[0] for r in conn.execute("SELECT name FROM datasets")]
+    found = names.clash(name, taken)
+    if found:
+        other, how = found
+        raise DatasetError(f"dataset name {name!r} {how} the existing dataset {other!r}; "
+                           "choose a clearly different name")
 
 
 def _remove_stale_builds(folder: Path) -> None:
-    """Builds killed outright (power cut, kill -9) leave .tmp- folders: drop old ones."""
+    """Builds killed outright (power cut, kill -9) leave .tmp- folders: drop those whose
+    building process is gone at once, and any older than a day."""
     if not folder.exists():
         return
     cutoff = time.time() - STALE_AFTER_S
@@ -115,19 +128,33 @@ def _remove_stale_builds(folder: Path) -> None:
         if not leftover.name.startswith((".tmp-", ".trash-")):
             continue
         try:
-            if leftover.stat().st_mtime < cutoff:
+            if leftover.stat().st_mtime < cutoff or _builder_gone(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
         except FileNotFoundError:  # another process cleaned it first
             pass
+
+
+def _builder_gone(tmp: Path) -> bool:
+    """True when the process that started this build folder no longer runs."""
+    from engine.jobs.process import pid_alive
+
+    try:
+        pid = int((tmp / OWNER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return False  # no owner recorded (yet): only the age rule applies
+    return not pid_alive(pid)
 
 
 def _publish(conn: sqlite3.Connection, tmp: Path, final: Path, manifest: dict,
              owner: str | None) -> None:
     try:
         with store.transaction(conn):
+            _refuse_taken_name(conn, manifest["name"])  # again, inside the write lock
             store.add_dataset(conn, manifest["id"], manifest["name"], owner, manifest["source"],
                               manifest)
             os.rename(tmp, final)
+    except DatasetError:
+        raise
     except ValueError as e:  # the name was taken while we were building
         raise DatasetError(str(e)) from None
     except BaseException:
@@ -156,6 +183,7 @@ def build_files(tmp: Path, dataset_id: str, name: str, source: str, args: dict[s
     work = tmp / "work"
     data = read_source(source, args, home, work)
     require_two_classes(data.classes)  # before decoding anything
+    check_class_count(data.classes)
     parts = _materialize(data, opts, scaled(report, 0.05, 0.8))
     shutil.rmtree(work, ignore_errors=True)
     report(0.8, "splitting")
@@ -177,7 +205,8 @@ def build_files(tmp: Path, dataset_id: str, name: str, source: str, args: dict[s
         "height": opts.height,
         "width": opts.width,
         "channels": opts.channels,
-        "size_bytes": sum(p.stat().st_size for p in tmp.iterdir() if p.is_file()),
+        "size_bytes": sum(p.stat().st_size for p in tmp.iterdir()
+                          if p.is_file() and p.name != OWNER_FILE),
         "sha256": sha256_file(tmp / layout.IMAGES),
         "created": time.time(),
         "report": {"skipped": len(skipped), "skipped_examples": skipped[:SKIPPED_EXAMPLES]},
@@ -200,6 +229,7 @@ def _materialize(data: SourceData, opts: DatasetOptions,
     capped = {k: p.take(cap_per_class(p.labels, opts.max_per_class,
                                       rng_for(opts.seed, STREAM_CAP[k])))
               for k, p in present.items()}
+    check_budget(sum(len(p) for p in capped.values()), opts)  # before allocating anything
     total = max(sum(len(p) for p in capped.values()), 1)
     done = 0
     out: dict[str, Materialized] = {}

@@ -131,11 +131,58 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def delete_dataset(id_or_name: str, home: str | os.PathLike | None = None) -> None:
-    """Remove the dataset's row, then its files (moved aside first so no half-deleted
-    folder is ever visible under its id)."""
+class DatasetInUse(DatasetError):
+    """The dataset is used by jobs; deleting it needs confirmation (force=True)."""
+
+    def __init__(self, name: str, users: list[dict[str, Any]]) -> None:
+        self.users = users
+        active = [u for u in users if u["status"] in ("queued", "running")]
+        listed = ", ".join(u["id"] for u in users[:5]) + (" ..." if len(users) > 5 else "")
+        super().__init__(
+            f"dataset {name!r} is used by {len(users)} job(s) ({listed})"
+            + (f", {len(active)} of them queued or running" if active else "")
+            + "; without it they can no longer run, resume or be evaluated. "
+            "Confirm to delete it anyway (CLI: --force)")
+
+
+def dataset_usage(id_or_name: str, home: str | os.PathLike | None = None
+                  ) -> list[dict[str, Any]]:
+    """Training jobs that use the dataset (id, name, status, owner): those it was pinned to at
+    submit time, and older jobs that name it."""
+    from engine.jobs.paths import pinned_dataset
+
     root = studio_home(home)
     row = _find(root, id_or_name)
+    conn = store.connect(root)
+    try:
+        jobs = store.list_jobs(conn, kind="train")
+    finally:
+        conn.close()
+    users = []
+    for job in jobs:
+        pin = pinned_dataset(job["id"], root)
+        uses = pin["id"] == row["id"] if pin else job["config"].get("dataset") in (
+            row["id"], row["name"])
+        if uses:
+            users.append({"id": job["id"], "name": job["name"], "status": job["status"],
+                          "owner": job["owner"]})
+    return users
+
+
+def delete_dataset(id_or_name: str, home: str | os.PathLike | None = None, *,
+                   force: bool = False, user: str | None = None) -> None:
+    """Remove the dataset's row, then its files (moved aside first so no half-deleted
+    folder is ever visible under its id). A dataset that jobs use is deleted only with
+    force=True (the user confirmed); otherwise DatasetInUse says which jobs."""
+    root = studio_home(home)
+    row = _find(root, id_or_name)
+    if user is not None and row["owner"] is not None and row["owner"] != user:
+        raise PermissionError(f"dataset {row['name']!r} belongs to {row['owner']}; only its "
+                              f"owner may delete it (you act as {user})")
+    if not force:
+        users = dataset_usage(row["id"], root)
+        if users:
+            raise DatasetInUse(row["name"], users)
     conn = store.connect(root)
     try:
         with store.transaction(conn):

@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from engine.datasets import open_dataset
+from engine.datasets import DatasetError, open_dataset
 from engine.inference.predictor import Predictor, resolve_checkpoint
 from engine.workspace import atomic_write_json
 
 EVAL_DIR = "evaluations"
+DENSE_CONFUSION_MAX = 100  # classes: above this the summary keeps the top confusions only
+TOP_CONFUSIONS = 200
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -28,11 +30,38 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
-    """Precision, recall and F1 per class (0 where undefined, as scikit-learn's zero_division=0)."""
-    tp = np.diag(confusion).astype(float)
-    predicted = confusion.sum(0).astype(float)
-    actual = confusion.sum(1).astype(float)
+def class_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(true positives, predicted, actual) per class, in O(N + C) memory (no C x C matrix)."""
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = np.asarray(y_pred, np.int64)
+    tp = np.bincount(y_true[y_true == y_pred], minlength=num_classes)
+    return (tp, np.bincount(y_pred, minlength=num_classes),
+            np.bincount(y_true, minlength=num_classes))
+
+
+def top_confusions(y_true: np.ndarray, y_pred: np.ndarray, limit: int = TOP_CONFUSIONS
+                   ) -> list[list[int]]:
+    """The most frequent (true, predicted, count) mistakes, sparse: for many classes."""
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = np.asarray(y_pred, np.int64)
+    wrong = y_true != y_pred
+    pairs, counts = np.unique(np.stack([y_true[wrong], y_pred[wrong]], 1), axis=0,
+                              return_counts=True) if wrong.any() else (np.zeros((0, 2)), [])
+    order = np.argsort(-np.asarray(counts), kind="stable")[:limit]
+    return [[int(pairs[i][0]), int(pairs[i][1]), int(counts[i])] for i in order]
+
+
+def per_class_metrics(confusion: np.ndarray | tuple, classes: list[str]
+                      ) -> list[dict[str, Any]]:
+    """Precision, recall and F1 per class (0 where undefined, as scikit-learn's zero_division=0),
+    from a confusion matrix or from class_counts()."""
+    if isinstance(confusion, tuple):
+        tp, predicted, actual = (np.asarray(a, float) for a in confusion)
+    else:
+        tp = np.diag(confusion).astype(float)
+        predicted = confusion.sum(0).astype(float)
+        actual = confusion.sum(1).astype(float)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
     denom = precision + recall
@@ -46,12 +75,16 @@ def summarize(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict
     """Top-1/top-5 accuracy, loss, per-class metrics and the confusion matrix of predictions."""
     n, c = probs.shape
     pred = probs.argmax(1)
-    cm = confusion_matrix(labels, pred, c)
     p_true = probs[np.arange(n), labels].astype(np.float64)
     out = {"images": int(n), "accuracy": float((pred == labels).mean()) if n else 0.0,
            "loss": float(-np.log(np.clip(p_true, 1e-12, 1)).mean()) if n else 0.0,
-           "per_class": per_class_metrics(cm, classes), "confusion": cm.tolist(),
+           "per_class": per_class_metrics(class_counts(labels, pred, c), classes),
            "classes": classes}
+    if c <= DENSE_CONFUSION_MAX:
+        out["confusion"] = confusion_matrix(labels, pred, c).tolist()
+    else:  # a C x C matrix would be C^2 cells in a SQLite row and a heatmap: keep the top
+        out["confusion"] = None
+        out["top_confusions"] = top_confusions(labels, pred)
     if c > 5:
         top5 = np.argsort(-probs, 1)[:, :5]
         out["top5"] = float((top5 == labels[:, None]).any(1).mean()) if n else 0.0
@@ -108,6 +141,31 @@ def _paths(run_dir: Path, checkpoint: Path, split: str) -> tuple[Path, Path]:
     return base / f"{stem}.json", base / f"{stem}.npz"
 
 
+def trained_dataset(predictor: Predictor, home: str | os.PathLike | None = None):
+    """The dataset the checkpoint was trained on: by the id it recorded (a dataset deleted and
+    re-created under the same name is another dataset), checked against its sha256."""
+    ref = getattr(predictor, "dataset_ref", {}) or {}
+    name = predictor.config.get("dataset")
+    if not ref.get("id"):
+        return open_dataset(name, home=home)  # checkpoints from before ids were recorded
+    try:
+        ds = open_dataset(ref["id"], home=home)
+    except DatasetError:
+        try:
+            other = open_dataset(ref.get("name") or name, home=home)
+        except DatasetError:
+            other = None
+        raise DatasetError(
+            f"the dataset this model was trained on, {ref.get('name', name)!r} ({ref['id']}), "
+            "has been deleted" + (f"; the dataset now named {other.name!r} ({other.id}) is a "
+                                  "different one, so it is not used" if other else "")
+        ) from None
+    if ref.get("sha256") and ds.manifest.get("sha256") not in (None, ref["sha256"]):
+        raise DatasetError(f"dataset {ds.name!r} ({ds.id}) has changed since this model was "
+                           "trained (its sha256 differs)")
+    return ds
+
+
 def evaluate_checkpoint(run_dir: str | os.PathLike, checkpoint: str | None = None,
                         split: str | None = None, *, home: str | os.PathLike | None = None,
                         device: str = "cpu", batch_size: int = 512,
@@ -117,7 +175,7 @@ def evaluate_checkpoint(run_dir: str | os.PathLike, checkpoint: str | None = Non
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir / checkpoint if checkpoint else run_dir)
     predictor = Predictor(ckpt, device=device)
-    ds = open_dataset(predictor.config["dataset"], home=home)
+    ds = trained_dataset(predictor, home)
     if split is None:
         split = "test" if len(ds.split("test")) else "val"
     index = ds.split(split)

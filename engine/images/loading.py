@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine import limits
 
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "fill", "half_crop")
 CHANNELS: tuple[int, ...] = (1, 3)
@@ -56,19 +59,34 @@ def load_image(src: str | os.PathLike | bytes | BinaryIO) -> Image.Image:
         raise ImageError(f"cannot read image {label}: it is a folder") from None
     except UnidentifiedImageError:
         raise ImageError(f"cannot read image {label}: not an image Pillow can identify") from None
+    except ImageError as e:
+        raise ImageError(f"cannot read image {label}: {e}") from None
     except Exception as e:  # decoders of malformed files raise anything
         raise ImageError(f"cannot read image {label}: {e or type(e).__name__}") from None
     return img
 
 
 def _decode(f: BinaryIO) -> Image.Image:
-    img = Image.open(f)
+    with warnings.catch_warnings():  # our own limit below says it in one line
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(f)
+    check_pixels(img)
     img.load()
     try:
         ImageOps.exif_transpose(img, in_place=True)
     except Exception:  # a broken EXIF block must not lose a good image
         pass
     return img
+
+
+def check_pixels(img: Image.Image) -> None:
+    """Refuse an image whose header declares more pixels than the limit, before decoding it
+    (a 560 KB PNG can declare 12000 x 12000 and cost gigabytes once decoded)."""
+    cap = limits.IMAGE_PIXELS.value
+    w, h = img.size
+    if w * h > cap:
+        raise ImageError(f"{w} x {h} = {w * h / 1e6:.0f} megapixels, above the "
+                         f"{cap / 1e6:g}-megapixel limit ({limits.IMAGE_PIXELS.name})")
 
 
 def _describe(src: object) -> str:

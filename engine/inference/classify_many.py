@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import limits
 from engine.evaluation.evaluate import summarize
 from engine.images.framing import EmptyDrawing
 from engine.images.loading import ImageError, load_image
@@ -38,8 +39,12 @@ def iter_items(inputs: list[str | os.PathLike]) -> Iterator[Item]:
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            for f in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield Item(str(f.relative_to(path)), f.parent.name, f.read_bytes)
+            # Never through a symbolic link: it may point outside what was given.
+            found = [Path(d) / f for d, _, names in os.walk(path, followlinks=False)
+                     for f in names]
+            for f in sorted(p for p in found if p.is_file() and not p.is_symlink()):
+                yield Item(str(f.relative_to(path)), f.parent.name,
+                           lambda f=f: _read_file(f))
         elif zipfile.is_zipfile(path):
             zf = zipfile.ZipFile(path)
             for info in sorted(zf.infolist(), key=lambda i: i.filename):
@@ -47,9 +52,32 @@ def iter_items(inputs: list[str | os.PathLike]) -> Iterator[Item]:
                 if info.is_dir() or "__MACOSX" in name.parts or name.name.startswith("."):
                     continue
                 yield Item(info.filename, name.parent.name,
-                           lambda info=info, zf=zf: zf.read(info))
+                           lambda info=info, zf=zf: _read_member(zf, info))
         else:
-            yield Item(path.name, path.parent.name, path.read_bytes)
+            yield Item(path.name, path.parent.name, lambda path=path: _read_file(path))
+
+
+def _too_big(size: int) -> ImageError:
+    cap = limits.UPLOAD_FILE_BYTES.value
+    return ImageError(f"the file is {limits.size(size)}, above the {limits.size(cap)} limit "
+                      f"for one image ({limits.UPLOAD_FILE_BYTES.name})")
+
+
+def _read_file(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > limits.UPLOAD_FILE_BYTES.value:
+        raise _too_big(size)
+    return path.read_bytes()
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A zip member's bytes, refused by its declared size before decompressing."""
+    if info.file_size > limits.UPLOAD_FILE_BYTES.value:
+        raise _too_big(info.file_size)
+    try:
+        return zf.read(info)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as e:
+        raise ImageError(f"cannot read it from the zip: {e}") from None
 
 
 def read_label_csv(path: str | os.PathLike) -> dict[str, str]:
@@ -122,7 +150,8 @@ def classify_many(checkpoint: str | os.PathLike, inputs: list[str | os.PathLike]
             elif label is not None and label not in class_index:
                 counts["unknown_label"] += 1
             try:
-                image = predictor.prepare(load_image(item.read()), digit=digit, polarity=polarity)
+                image = predictor.prepare(load_image(item.read()), digit=digit,
+                                          polarity=polarity)
             except (ImageError, EmptyDrawing, ValueError) as e:
                 counts["errors"] += 1
                 writer.writerow([item.name, label or "", "", "", ""] + [""] * k + [str(e)])

@@ -12,7 +12,7 @@ import torch
 from engine.images.contract import Contract, ImageLike, as_pil
 from engine.inference.results import Prediction, predictions
 from engine.networks import build_network
-from engine.training.checkpoint import load_checkpoint
+from engine.training.checkpoint import CheckpointError, check_model_state, load_checkpoint
 
 __all__ = ["ImageLike", "Prediction", "Predictor", "image_bytes_png", "resolve_checkpoint"]
 
@@ -36,15 +36,22 @@ class Predictor:
     def __init__(self, checkpoint: str | os.PathLike, device: str = "cpu") -> None:
         self.path = resolve_checkpoint(checkpoint)
         ckpt = load_checkpoint(self.path, device)
-        self.classes: list[str] = list(ckpt["classes"])
-        self.input_shape = tuple(ckpt["input_shape"])  # C, H, W
-        self.contract = Contract.from_dict(ckpt["preprocess"], self.input_shape)
-        self.spec = ckpt["spec"]
-        self.config = ckpt.get("config", {})
-        self.epoch = int(ckpt.get("epoch", 0))
-        self.device = torch.device(device)
-        self.model = build_network(self.spec, self.input_shape, len(self.classes))
-        self.model.load_state_dict(ckpt["model"])
+        check_model_state(self.path, ckpt)
+        try:
+            self.classes: list[str] = [str(c) for c in ckpt["classes"]]
+            self.input_shape = tuple(int(d) for d in ckpt["input_shape"])  # C, H, W
+            self.contract = Contract.from_dict(ckpt["preprocess"], self.input_shape)
+            self.spec = ckpt["spec"]
+            self.config = dict(ckpt.get("config", {}))
+            self.dataset_ref = dict(ckpt.get("dataset") or {})  # id, name, sha256 trained on
+            self.epoch = int(ckpt.get("epoch", 0))
+            self.device = torch.device(device)
+            self.model = build_network(self.spec, self.input_shape, len(self.classes))
+            self.model.load_state_dict(ckpt["model"])
+        except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise CheckpointError(f"checkpoint {self.path.name} does not describe a usable "
+                                  f"model: {first}") from None
         self.model.to(self.device).eval()
         self.normalizer = self.contract.torch_normalizer(self.device)
 

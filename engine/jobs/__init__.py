@@ -22,6 +22,7 @@ from engine.jobs.api import (
     validate_config,
     wait,
 )
+from engine.jobs.health import scheduler_health, start_scheduler_if_needed, worker_state
 from engine.jobs.paths import job_dir
 from engine.jobs.scheduler import ensure_scheduler, scheduler_alive, scheduler_status, serve
 from engine.jobs.settings import SchedulerSettings, load_settings
@@ -33,5 +34,6 @@ __all__ = [
     "ensure_scheduler", "get_job", "job_dir", "job_evaluations", "job_events", "job_metrics",
     "list_jobs", "list_tasks",
     "load_settings", "read_log", "resume", "scheduler_alive", "scheduler_status", "serve",
-    "submit", "submit_sweep", "submit_task", "validate_config", "wait",
+    "scheduler_health", "start_scheduler_if_needed", "submit", "submit_sweep", "submit_task",
+    "validate_config", "wait", "worker_state",
 ]

@@ -20,7 +20,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine import store
-from engine.jobs.paths import has_checkpoint, job_dir, new_job_id
+from engine.jobs.paths import (
+    corrupt_checkpoint,
+    has_checkpoint,
+    job_dir,
+    new_job_id,
+    pin_dataset,
+)
 from engine.jobs.scheduler import ensure_scheduler
 from engine.jobs.status import ENDED, STATUSES, parse_device, resumable
 
@@ -33,6 +39,25 @@ Home = str | os.PathLike | None
 
 class JobError(ValueError):
     """A job operation that cannot be done in the job's state (or on a missing job)."""
+
+
+class SchedulerNotStarted(JobError):
+    """The job(s) are queued, but no scheduler could be started to run them."""
+
+    def __init__(self, job_ids: list[str], why: str) -> None:
+        self.job_ids = job_ids
+        what = f"job {job_ids[0]} is" if len(job_ids) == 1 else f"{len(job_ids)} jobs are"
+        super().__init__(f"{what} queued, but the job scheduler did not start ({why}); "
+                         "start it with `python -m engine scheduler`")
+
+
+def _start_scheduler(home: Home, job_ids: list[str]) -> None:
+    """ensure_scheduler after queueing: a failure is a one-line error that says the jobs are
+    safely queued, never a traceback."""
+    try:
+        ensure_scheduler(home)
+    except (RuntimeError, OSError) as e:
+        raise SchedulerNotStarted(job_ids, str(e).replace("\n", " ")[:300]) from None
 
 
 def _find(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
@@ -79,6 +104,11 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
     return cfg
 
 
+def _home_of(conn: sqlite3.Connection) -> str:
+    """The workspace of an open store connection (its database file's folder)."""
+    return os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
 def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name: str,
             parent: str | None = None, sweep: str | None = None) -> str:
     job_id = new_job_id()
@@ -91,6 +121,9 @@ def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name:
     store.insert_job(conn, {"id": job_id, "name": name, "owner": owner, "status": "queued",
                             "device": cfg.device, "config": cfg.to_dict(), "created": now,
                             "queued": now, "parent": parent, "sweep": sweep})
+    dataset = store.get_dataset(conn, cfg.dataset)
+    if dataset is not None:
+        pin_dataset(job_id, dataset, _home_of(conn))
     note = f"cloned from {parent}" if parent else f"part of sweep {sweep}" if sweep else ""
     store.add_event(conn, job_id, "submitted",
                     f"by {owner or 'local user'}" + (f", {note}" if note else ""))
@@ -104,7 +137,7 @@ def submit(config: TrainConfig | dict[str, Any], owner: str | None = None, name:
     with store.opened(home) as conn, store.transaction(conn):
         job_id = _insert(conn, cfg, owner, name)
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [job_id])
     return job_id
 
 
@@ -129,7 +162,7 @@ def submit_sweep(base_config: TrainConfig | dict[str, Any],
         ids = [_insert(conn, c, owner, f"{stem} lr={c.lr:g} batch={c.batch_size}", sweep=sweep)
                for c in configs]
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, ids)
     return ids
 
 
@@ -139,12 +172,16 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
     """Queue a task job (evaluation, classify-many, export, engine build...; see engine/tasks)
     that works on the trained job `parent`; returns its id. Like training, it runs in a
     worker process, so the dashboard never blocks on it."""
+    from engine.jobs.ownership import WRITES_PARENT, check_may_write
     from engine.jobs.task_registry import resolve
 
     resolve(task)  # an unknown task fails here, not in a worker
     with store.opened(home) as conn, store.transaction(conn):
         if parent is not None:
-            parent = _find(conn, parent)["id"]
+            parent_job = _find(conn, parent)
+            if task in WRITES_PARENT:  # its results land in the parent's folder and rows
+                check_may_write(parent_job, owner, WRITES_PARENT[task])
+            parent = parent_job["id"]
         job_id = new_job_id()
         now = time.time()
         if owner:
@@ -156,7 +193,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
         store.add_event(conn, job_id, "submitted", f"{task} by {owner or 'local user'}"
                         + (f" for job {parent}" if parent else ""))
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [job_id])
     return job_id
 
 
@@ -192,7 +229,9 @@ def _live(job: dict[str, Any]) -> dict[str, Any]:
     eta = None
     if job["status"] == "running" and p.get("eta_s") is not None:
         eta = max(0.0, p["eta_s"] - (time.time() - p.get("time", time.time())))
-    return {**job, "fraction": fraction, "eta_s": eta}
+    from engine.jobs.health import worker_state
+
+    return {**job, "fraction": fraction, "eta_s": eta, "worker_problem": worker_state(job)}
 
 
 def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,
@@ -221,7 +260,10 @@ def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
             job["events"] = store.get_events(conn, job["id"])
     job["dir"] = str(job_dir(job["id"], home))
     job["checkpoint"] = has_checkpoint(job["id"], home)
-    job["resumable"] = resumable(job["kind"], job["status"], job["checkpoint"])
+    job["checkpoint_problem"] = corrupt_checkpoint(job["id"], home) if job["kind"] == "train" \
+        else None
+    job["resumable"] = resumable(job["kind"], job["status"], job["checkpoint"],
+                                 intact=not job["checkpoint_problem"])
     return job
 
 
@@ -293,6 +335,9 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
         if job["kind"] != "train":
             raise JobError(f"job {job['id']} is a {job['config']['task']} task; submit it "
                            "again instead of resuming it")
+        corrupt = corrupt_checkpoint(job["id"], home)
+        if corrupt:
+            raise JobError(f"job {job['id']} cannot be resumed: {corrupt}")
         checkpoint = has_checkpoint(job["id"], home)
         if not resumable(job["kind"], job["status"], checkpoint):
             why = "it has no checkpoint" if job["status"] == "failed" else f"it is {job['status']}"
@@ -303,7 +348,7 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
                         "re-queued; continues from its last checkpoint" if checkpoint
                         else "re-queued; no checkpoint yet, so it starts over")
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [job["id"]])
 
 
 def _merge(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -334,7 +379,7 @@ def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | Non
         new_id = _insert(conn, cfg, owner, name or f"{parent['name']} (clone)",
                          parent=parent["id"])
     if start_scheduler:
-        ensure_scheduler(home)
+        _start_scheduler(home, [new_id])
     return new_id
 
 

@@ -19,7 +19,49 @@ def job_dir(job_id: str, home: str | os.PathLike | None = None) -> Path:
 
 
 def has_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> bool:
-    return (job_dir(job_id, home) / "last.pt").exists()
+    """True when the job has a last.pt to resume from that is not corrupt."""
+    from engine.integrity import verify
+
+    last = job_dir(job_id, home) / "last.pt"
+    return last.exists() and verify(last) is not False
+
+
+def corrupt_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> str | None:
+    """A one-line reason when the job's last.pt exists but fails its sha256, else None."""
+    from engine.integrity import intact_checkpoints, verify
+
+    run = job_dir(job_id, home)
+    last = run / "last.pt"
+    if not last.exists() or verify(last) is not False:
+        return None
+    intact = [p.relative_to(run).as_posix() for p in intact_checkpoints(run)]
+    return ("checkpoint last.pt is corrupt (its sha256 does not match the one recorded when "
+            "it was saved); " + (f"intact checkpoints: {', '.join(intact[:6])} (clone the "
+                                 "job, or evaluate or export one of them)" if intact
+                                 else "the run has no intact checkpoint"))
+
+
+DATASET_PIN = "dataset.json"  # in a job's folder: the dataset (id, name, sha256) it was given
+
+
+def pin_dataset(job_id: str, dataset: dict, home: str | os.PathLike | None = None) -> None:
+    """Record which dataset a job was submitted for, so a dataset deleted and re-created under
+    the same name is never silently used in its place."""
+    from engine.workspace import atomic_write_json
+
+    manifest = dataset.get("manifest") or {}
+    atomic_write_json(job_dir(job_id, home) / DATASET_PIN, {
+        "id": dataset["id"], "name": dataset["name"],
+        "sha256": manifest.get("sha256") or manifest.get("hash")})
+
+
+def pinned_dataset(job_id: str, home: str | os.PathLike | None = None) -> dict | None:
+    """The dataset recorded for the job at submit time, or None for jobs from before pins."""
+    try:
+        pin = json.loads((job_dir(job_id, home) / DATASET_PIN).read_text())
+    except (OSError, ValueError):
+        return None
+    return pin if isinstance(pin, dict) and pin.get("id") else None
 
 
 def new_job_id() -> str:

@@ -92,19 +92,32 @@ def ensure_scheduler(home: str | os.PathLike | None = None, wait_s: float = 20.0
     if status["alive"] and pid_alive(status.get("pid")):
         return status["pid"]
     args = [python(), "-m", "engine.jobs", "--on-demand", *settings_args(settings)]
-    with open(home / LOG_FILE, "ab") as log:
-        proc = subprocess.Popen(args, cwd=home, env=process_env(home), stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + wait_s
+    proc = _spawn(args, home)
+    spawned = 1
     while time.monotonic() < deadline:
         status = scheduler_status(home)
         if status["alive"] and pid_alive(status.get("pid"), "engine"):
             return status["pid"]
-        if proc.poll() not in (None, 0):
-            break
+        code = proc.poll()
+        if code not in (None, 0, 1):
+            break  # it failed for a reason of its own: its log says which
+        if code is not None and not status["alive"] and spawned < 3:
+            # Ours lost the lock race (exit 1) and the winner is already gone again (or ours
+            # exited idle): nobody serves the queue, so start one more.
+            proc = _spawn(args, home)
+            spawned += 1
+        # Otherwise another caller's scheduler won the lock: wait for it to write
+        # scheduler.json (it does so right after locking).
         time.sleep(0.05)
     tail = (home / LOG_FILE).read_text(errors="replace").splitlines()[-5:]
     raise RuntimeError("the job scheduler did not start: " + " | ".join(tail))
+
+
+def _spawn(args: list[str], home: Path) -> subprocess.Popen:
+    with open(home / LOG_FILE, "ab") as log:
+        return subprocess.Popen(args, cwd=home, env=process_env(home), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 class Scheduler:
@@ -127,6 +140,11 @@ class Scheduler:
         if self.lock_fd is None:
             self.log("another scheduler holds the lock; exiting")
             return 1
+        # Say who holds the lock at once: callers of ensure_scheduler wait for this file, and
+        # counting GPUs below imports torch, which takes seconds.
+        atomic_write_json(self.home / INFO_FILE, {
+            "pid": os.getpid(), "started": time.time(), "on_demand": self.on_demand,
+            "settings": self.settings.to_dict(), "devices": None})
         self.conn = store.connect(self.home)
         self.gpus = self._count_gpus()
         atomic_write_json(self.home / INFO_FILE, {
@@ -259,6 +277,8 @@ class Scheduler:
     def _pick(self, job: dict, usage: collections.Counter) -> str | None:
         """A free device for the job, None to wait, ValueError if it can never run here."""
         requested = job["device"]
+        if requested == "host":  # light host work (a dataset build): no training slot
+            return "host"
         gpus = [f"cuda:{i}" for i in range(self.gpus)]
         cpu_free = usage["cpu"] < self.settings.cpu_slots
         if requested == "auto":

@@ -9,11 +9,12 @@ ENDED = ("done", "failed", "cancelled", "interrupted")
 STOPPED_EARLY = ("cancelled", "interrupted")  # ended before its last epoch, not by an error
 
 
-def resumable(kind: str, status: str, has_checkpoint: bool) -> bool:
+def resumable(kind: str, status: str, has_checkpoint: bool, intact: bool = True) -> bool:
     """A training job stopped early continues (from its checkpoint, or from the start if it had
-    none yet); a failed one only from a checkpoint; task jobs are submitted again instead."""
-    return kind == "train" and (status in STOPPED_EARLY
-                                or (status == "failed" and has_checkpoint))
+    none yet); a failed one only from a checkpoint; never from a corrupt checkpoint (intact
+    False); task jobs are submitted again instead."""
+    return kind == "train" and intact and (status in STOPPED_EARLY
+                                           or (status == "failed" and has_checkpoint))
 
 
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"

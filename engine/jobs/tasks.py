@@ -50,11 +50,14 @@ def _is_image(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes | None = None
-                 ) -> tuple[list[str], str | None, int]:
-    """Writes uploaded files under the trained job's uploads/ (deleted with the job); returns
-    the input paths, the saved labels CSV (if any) and how many images they hold."""
-    folder = job_dir(job_id) / "uploads" / new_job_id()
+def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes | None = None,
+                 user: str | None = None) -> tuple[list[str], str | None, int]:
+    """Writes uploaded files under the trained job's uploads/ (deleted with the job), or the
+    user's own area when the job is someone else's; returns the input paths, the saved labels
+    CSV (if any) and how many images they hold."""
+    from engine.jobs.ownership import uploads_dir
+
+    folder = uploads_dir(job_id, user) / new_job_id()
     folder.mkdir(parents=True)
     paths, expected = [], 0
     for i, (name, data) in enumerate(files):
@@ -82,7 +85,7 @@ def submit_classify(job_id: str, files: list[tuple[str, bytes]], labels: str = "
     labels: "none", "folders" (each image's folder is its class) or "csv" (labels_csv)."""
     from engine.jobs.api import submit_task
 
-    paths, csv_path, expected = save_uploads(job_id, files, labels_csv)
+    paths, csv_path, expected = save_uploads(job_id, files, labels_csv, owner)
     label_arg = {"none": None, "folders": "folders", "csv": csv_path}[labels]
     return submit_task(
         "engine.classify", {"inputs": paths, "labels": label_arg, "checkpoint": "best.pt",
@@ -90,5 +93,13 @@ def submit_classify(job_id: str, files: list[tuple[str, bytes]], labels: str = "
         owner=owner, name=f"classify {expected} images", parent=job_id)
 
 
+def create_dataset(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
+    """Build a dataset (engine.datasets.build_job): decoding happens here, not in the
+    dashboard."""
+    from engine.datasets.build_job import run_build_task
+
+    return run_build_task(params, progress, home=home)
+
+
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {
-    "engine.evaluate": evaluate, "engine.classify": classify}
+    "engine.evaluate": evaluate, "engine.classify": classify, "engine.dataset": create_dataset}

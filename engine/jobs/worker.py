@@ -87,6 +87,8 @@ def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
 
 
 def _summary(task: str, result: dict[str, Any]) -> str:
+    if "dataset" in result and "images" in result:
+        return f"dataset {result.get('name')!r} created: {result['images']} images"
     if "accuracy" in result:
         return f"{task}: accuracy {result['accuracy']:.4f} on {result.get('images', '?')} images"
     return f"{task} done"
@@ -111,6 +113,7 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
 
     cfg = TrainConfig.from_dict(job["config"])
     cfg.device = job["assigned_device"] or cfg.device
+    check_pinned_dataset(job["id"], cfg.dataset, home)
     threads = os.environ.get("STUDIO_WORKER_THREADS")
     if threads and cfg.device == "cpu":
         import torch
@@ -137,6 +140,37 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
     return "interrupted", "signal", f"stopped by {watcher.signalled} {where}", summary
 
 
+def check_pinned_dataset(job_id: str, dataset: str, home) -> None:
+    """DatasetError when the dataset the job was submitted for is gone or changed (a new one
+    may carry its name): a job never trains or is evaluated on other data than it was given."""
+    from engine.datasets import DatasetError, open_dataset
+    from engine.jobs.paths import pinned_dataset
+
+    pin = pinned_dataset(job_id, home)
+    if pin is None:
+        return
+    try:
+        ds = open_dataset(pin["id"], home=home)
+    except DatasetError:
+        raise DatasetError(f"the dataset this job was submitted for, {pin['name']!r} "
+                           f"({pin['id']}), has been deleted"
+                           + ("; a different dataset now has that name" if _exists(dataset, home)
+                              else "")) from None
+    if pin.get("sha256") and ds.manifest.get("sha256") not in (None, pin["sha256"]):
+        raise DatasetError(f"dataset {pin['name']!r} ({pin['id']}) has changed since the job "
+                           "was submitted (its sha256 differs)")
+
+
+def _exists(name: str, home) -> bool:
+    from engine.datasets import DatasetError, open_dataset
+
+    try:
+        open_dataset(name, home=home)
+        return True
+    except DatasetError:
+        return False
+
+
 def _failure(e: BaseException) -> tuple[str, str]:
     """(reason, message) for an exception that ended a run."""
     from engine.training import ConfigError, TrainingDiverged
@@ -148,6 +182,8 @@ def _failure(e: BaseException) -> tuple[str, str]:
         oom.append(getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
     if isinstance(e, TrainingDiverged):
         return "diverged", str(e)
+    if type(e).__name__ == "CheckpointError":
+        return "corrupt_checkpoint", str(e)
     if isinstance(e, tuple(oom)):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return "out_of_memory", (f"out of memory: {first}. Try a smaller batch size or "

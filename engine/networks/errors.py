@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+MAX_MESSAGE = 400  # characters: a message is one line a person reads
+
+
+def short(value: Any) -> str:
+    """repr() of a value from a spec, abbreviated: a user's value may be huge or deep."""
+    try:
+        return _REPR.repr(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deep>"
+
 
 class SpecError(ValueError):
     """A network spec that cannot be read, checked or built.
@@ -20,4 +38,6 @@ class SpecError(ValueError):
         if layer_index is not None:
             kind = f" ({layer_type})" if layer_type else ""
             message = f"layer {layer_index}{kind}: {message}"
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE - 3] + "..."
         super().__init__(message)

@@ -8,10 +8,12 @@ names the layer and the parameter, and suggests the closest known name for typos
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from engine.networks.errors import SpecError
+from engine import limits
+from engine.networks.errors import SpecError, short
 
 REQUIRED = object()
 
@@ -49,18 +51,20 @@ def _is_int(value: Any) -> bool:
 
 
 def _whole(value: Any, minimum: int) -> bool:
-    return _is_int(value) and value >= minimum
+    return _is_int(value) and minimum <= value <= limits.LAYER_SIZE.value
 
 
 def _bound(minimum: int) -> str:
-    return "a positive whole number" if minimum >= 1 else "a whole number >= 0"
+    cap = f"{limits.LAYER_SIZE.value:,}"
+    return (f"a positive whole number (at most {cap})" if minimum >= 1
+            else f"a whole number >= 0 (at most {cap})")
 
 
 def _coerce(name: str, spec: Param, value: Any, fail) -> Any:
     """One raw value -> a clean value, or ``fail(message)``."""
     if spec.kind == "int":
         if not _whole(value, spec.minimum):
-            raise fail(f"{name} must be {_bound(spec.minimum)}, got {value!r}")
+            raise fail(f"{name} must be {_bound(spec.minimum)}, got {short(value)}")
         return value
     if spec.kind == "pair":
         if _whole(value, spec.minimum):
@@ -69,34 +73,38 @@ def _coerce(name: str, spec: Param, value: Any, fail) -> Any:
                 and all(_whole(v, spec.minimum) for v in value)):
             return (value[0], value[1])
         raise fail(f"{name} must be {_bound(spec.minimum)} or a [height, width] pair of them, "
-                   f"got {value!r}")
+                   f"got {short(value)}")
     if spec.kind == "prob":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise fail(f"{name} must be a probability from 0 up to (not including) 1, "
-                       f"got {value!r}")
+                       f"got {short(value)}")
         return float(value)
     if spec.kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise fail(f"{name} must be a number >= 0, got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or not 0 <= value <= limits.LAYER_SIZE.value):
+            raise fail(f"{name} must be a number from 0 to {limits.LAYER_SIZE.value:,}, "
+                       f"got {short(value)}")
         return float(value)
     if spec.kind == "bool":
         if not isinstance(value, bool):
-            raise fail(f"{name} must be true or false, got {value!r}")
+            raise fail(f"{name} must be true or false, got {short(value)}")
         return value
     if spec.kind == "out":
         if value == "classes" or _whole(value, 1):
             return value
-        raise fail(f"{name} must be a positive whole number or \"classes\", got {value!r}")
+        raise fail(f"{name} must be {_bound(1)} or \"classes\", got {short(value)}")
     if spec.kind == "choice":
         if value in spec.choices:
             return value
-        raise fail(f"{name} {value!r} is not supported{suggest(str(value), spec.choices)}; "
+        raise fail(f"{name} {short(value)} is not supported"
+                   f"{suggest(str(value)[:100], spec.choices)}; "
                    f"choose one of: {', '.join(spec.choices)}")
     raise AssertionError(f"unknown parameter kind {spec.kind}")
 
 
 def _unknown_key(key: Any, schema: dict[str, Param], fail) -> SpecError:
     allowed = ", ".join(schema) if schema else "none"
+    key = key if len(str(key)) <= 60 else short(key)
     if key in INFERRED_KEYS:
         return fail(f"'{key}' is not a parameter: input sizes are inferred from the previous "
                     "layer, remove it")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from math import prod
 from typing import Any
 
 import yaml
 from torch import nn
 
-from engine.networks.errors import SpecError
+from engine import limits
+from engine.networks.errors import SpecError, short
 from engine.networks.layers import ALIASES, KINDS, REFUSED, Layer, fmt_shape
 from engine.networks.params import check_args, suggest
 
@@ -47,18 +49,66 @@ def _yaml_error(exc: yaml.YAMLError) -> SpecError:
     return SpecError(f"the spec is not valid YAML or JSON{where}: {problem}")
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: `*a` repeats a whole subtree, and a few nested ones make a
+    354-byte spec expand to gigabytes (the "billion laughs"). A spec never needs them."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            mark = event.start_mark
+            raise SpecError(f"the spec uses a YAML alias (*{str(event.anchor)[:40]}, line "
+                            f"{mark.line + 1}); aliases are not allowed in specs: write the "
+                            "layers out")
+        return super().compose_node(parent, index)
+
+
 def _load_text(text: str) -> Any:
-    """JSON first (exact messages for JSON users), then safe YAML, which never runs code."""
+    """JSON first (exact messages for JSON users), then safe YAML, which never runs code.
+
+    Refused before parsing: text above limits.SPEC_BYTES; while parsing: YAML aliases and
+    nesting too deep for the parser; after: nesting deeper than limits.SPEC_DEPTH."""
     if not text.strip():
         raise SpecError("the spec is empty")
+    cap = limits.SPEC_BYTES.value
+    if len(text) > cap:
+        raise SpecError(f"the spec is {limits.size(len(text))}, above the "
+                        f"{limits.size(cap)} limit ({limits.SPEC_BYTES.name})")
     try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc) from None
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            try:
+                obj = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
+            except yaml.YAMLError as exc:
+                raise _yaml_error(exc) from None
+    except RecursionError:
+        raise _too_deep() from None
+    _check_depth(obj)
+    return obj
+
+
+def _too_deep() -> SpecError:
+    return SpecError(f"the spec is nested more than {limits.SPEC_DEPTH.value} levels deep "
+                     f"({limits.SPEC_DEPTH.name}); a spec is a list of flat layer mappings")
+
+
+def _check_depth(obj: Any) -> None:
+    """Iteratively (no recursion to exhaust): refuse data nested deeper than the limit."""
+    cap = limits.SPEC_DEPTH.value
+    stack = [(obj, 1)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if depth > cap:
+                raise _too_deep()
+            seen += len(value)
+            if seen > 1_000_000:
+                raise SpecError("the spec holds more than a million values; it cannot be a "
+                                "network spec")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1) for v in items)
 
 
 def _check_input(value: Any) -> dict[str, int]:
@@ -66,26 +116,30 @@ def _check_input(value: Any) -> dict[str, int]:
         raise SpecError("'input' must be a mapping with channels, height and width")
     for key in value:
         if key not in INPUT_KEYS:
-            raise SpecError(f"unknown key '{key}' in 'input'{suggest(str(key), INPUT_KEYS)}; "
+            raise SpecError(f"unknown key {short(key)} in 'input'"
+                            f"{suggest(str(key)[:60], INPUT_KEYS)}; "
                             f"allowed: {', '.join(INPUT_KEYS)}")
     for key in INPUT_KEYS:
         v = value.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise SpecError(f"input {key} must be a positive whole number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65536:
+            raise SpecError(f"input {key} must be a whole number from 1 to 65536, "
+                            f"got {short(v)}")
     return {key: value[key] for key in INPUT_KEYS}
 
 
 def _check_layer_shape(index: int, layer: Any) -> dict:
     """Structure only (a mapping with a string 'type'); parameters are checked later."""
     if not isinstance(layer, dict):
-        raise SpecError(f"each layer must be a mapping like {{type: relu}}, got {layer!r}", index)
+        raise SpecError(f"each layer must be a mapping like {{type: relu}}, got {short(layer)}",
+                        index)
     if "type" not in layer:
         raise SpecError(f"missing 'type' (one of: {', '.join(KINDS)})", index)
     if not isinstance(layer["type"], str):
-        raise SpecError(f"'type' must be a string, got {layer['type']!r}", index)
+        raise SpecError(f"'type' must be a string, got {short(layer['type'])}", index)
     for key in layer:
         if not isinstance(key, str):
-            raise SpecError(f"parameter names must be strings, got {key!r}", index, layer["type"])
+            raise SpecError(f"parameter names must be strings, got {short(key)}", index,
+                            layer["type"])
     return layer
 
 
@@ -95,8 +149,15 @@ def parse_spec(text_or_obj: str | bytes | dict | list) -> dict:
     Checks syntax and structure only; ``validate_spec`` checks layers against an input.
     """
     if isinstance(text_or_obj, bytes):
-        text_or_obj = text_or_obj.decode("utf-8")
-    obj = _load_text(text_or_obj) if isinstance(text_or_obj, str) else copy.deepcopy(text_or_obj)
+        try:
+            text_or_obj = text_or_obj.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SpecError(f"the spec is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if isinstance(text_or_obj, str):
+        obj = _load_text(text_or_obj)
+    else:
+        _check_depth(text_or_obj)
+        obj = copy.deepcopy(text_or_obj)
     if isinstance(obj, list):
         obj = {"layers": obj}
     if not isinstance(obj, dict):
@@ -104,15 +165,18 @@ def parse_spec(text_or_obj: str | bytes | dict | list) -> dict:
                         f"got {type(obj).__name__}")
     for key in obj:
         if key not in TOP_KEYS:
-            raise SpecError(f"unknown top-level key '{key}'{suggest(str(key), TOP_KEYS)}; "
-                            f"allowed: {', '.join(TOP_KEYS)}")
+            raise SpecError(f"unknown top-level key {short(key)}"
+                            f"{suggest(str(key)[:60], TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
     if not isinstance(obj.get("layers"), list):
         raise SpecError("a spec needs a 'layers' list")
+    if len(obj["layers"]) > limits.SPEC_LAYERS.value:
+        raise SpecError(f"the spec has {len(obj['layers']):,} layers, above the limit of "
+                        f"{limits.SPEC_LAYERS.value:,} ({limits.SPEC_LAYERS.name})")
     spec: dict[str, Any] = {"name": obj.get("name", "custom"),
                             "description": obj.get("description", "")}
     for key in ("name", "description"):
         if not isinstance(spec[key], str):
-            raise SpecError(f"'{key}' must be a string, got {spec[key]!r}")
+            raise SpecError(f"'{key}' must be a string, got {short(spec[key])}")
     if obj.get("input") is not None:
         spec["input"] = _check_input(obj["input"])
     spec["layers"] = [_check_layer_shape(i, layer) for i, layer in enumerate(obj["layers"])]
@@ -142,14 +206,20 @@ def _check_target(input_shape: Any, num_classes: Any) -> tuple[int, int, int]:
     if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
                                   for d in shape):
         raise SpecError(f"input shape must be three positive whole numbers (channels, height, "
-                        f"width), got {input_shape!r}")
+                        f"width), got {short(input_shape)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise SpecError(f"the number of classes must be a positive whole number, "
-                        f"got {num_classes!r}")
+                        f"got {short(num_classes)}")
+    if num_classes > limits.CLASSES.value:
+        raise SpecError(f"{num_classes:,} classes is above the limit of "
+                        f"{limits.CLASSES.value:,} ({limits.CLASSES.name})")
     return shape  # type: ignore[return-value]
 
 
 def _kind_of(index: int, type_: str, count: int):
+    if len(type_) > 40:
+        raise SpecError(f"unknown layer type {short(type_)}; known types: {', '.join(KINDS)}",
+                        index, short(type_))
     if type_.lower() in REFUSED:
         raise SpecError(REFUSED[type_.lower()], index, type_)
     if type_ not in KINDS:
@@ -184,15 +254,35 @@ def _check(spec: Any, input_shape: Any, num_classes: Any) -> list[tuple[Layer, L
         raise SpecError("the network has no layers; add at least flatten and "
                         "linear (out: classes)")
     checked = []
+    total_params, activations = 0, prod(shape)
     for index, raw in enumerate(layers):
         type_ = raw["type"]
         kind = _kind_of(index, type_, len(layers))
         args = check_args(raw, kind.params, lambda m, i=index, t=type_: SpecError(m, i, t))
         layer = Layer(index, type_, args, shape, num_classes)
         shape, params, description = kind.infer(layer)
+        total_params += params
+        activations += prod(shape)
+        _check_budget(layer, shape, total_params, activations)
         checked.append((layer, LayerRow(index, type_, description, shape, params)))
     _check_end([row for _, row in checked], num_classes)
     return checked
+
+
+def _check_budget(layer: Layer, shape: tuple[int, ...], params: int, activations: int) -> None:
+    """Refuse, at the layer that crosses it, a network whose weights or per-image activations
+    exceed the limits: the figure in the message, long before an allocator fails."""
+    cap = limits.PARAMETERS.value
+    if params > cap:
+        raise layer.fail(f"the network reaches {params:,} parameters "
+                         f"({limits.size(4 * params)} of fp32 weights), above the limit of "
+                         f"{cap:,} ({limits.PARAMETERS.name})")
+    cap = limits.ACTIVATIONS.value
+    if activations > cap:
+        raise layer.fail(f"outputs {fmt_shape(shape)} per image; the layers so far output "
+                         f"{activations:,} values per image ({limits.size(4 * activations)}, "
+                         f"times the batch size in training), above the limit of {cap:,} "
+                         f"({limits.ACTIVATIONS.name})")
 
 
 def validate_spec(spec: str | bytes | dict | list, input_shape: tuple[int, int, int],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,6 +16,30 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 class ConfigError(ValueError):
     """A training setting that cannot work, with the reason."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _float(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+           high_open: bool = False) -> None:
+    """A finite number in [low, high] (open where asked), or ConfigError naming the option."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value)
+          and (value > low if low_open else value >= low)
+          and (value < high if high_open else value <= high))
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        raise ConfigError(f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, "
+                          f"not {_short(value)}")
+
+
+def _int(name: str, value: Any, low: int, high: int, unit: str = "") -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        raise ConfigError(f"{name} must be a whole number from {low:,}{unit} to {high:,}, "
+                          f"not {_short(value)}")
 
 
 @dataclass
@@ -65,30 +90,57 @@ class TrainConfig:
     name: str = ""
 
     def validate(self) -> TrainConfig:
+        """Every option checked for type and range (floats also finite); a ConfigError names
+        the first option that cannot work."""
         def need(cond: bool, msg: str) -> None:
             if not cond:
                 raise ConfigError(msg)
 
-        need(self.epochs >= 1, f"epochs must be at least 1, not {self.epochs}")
-        need(self.batch_size >= 1, f"batch size must be at least 1, not {self.batch_size}")
-        need(self.solver in SOLVERS, f"unknown solver {self.solver!r}; choose from {SOLVERS}")
+        need(isinstance(self.dataset, str) and 0 < len(self.dataset) <= 200,
+             f"dataset must be a dataset name or id, not {_short(self.dataset)}")
+        _int("epochs", self.epochs, 1, 100_000)
+        _int("batch size", self.batch_size, 1, 1_000_000)
+        need(self.solver in SOLVERS, f"unknown solver {_short(self.solver)}; choose from "
+                                     f"{SOLVERS}")
         need(self.lr_policy in LR_POLICIES,
-             f"unknown learning-rate policy {self.lr_policy!r}; choose from {LR_POLICIES}")
-        need(self.lr > 0, f"learning rate must be positive, not {self.lr}")
-        need(self.weight_decay >= 0, "weight decay cannot be negative")
-        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), not {self.momentum}")
-        need(self.step_size > 0, "step size must be positive")
-        need(self.warmup_epochs >= 0, "warm-up cannot be negative")
-        need(self.val_interval >= 1, "validation interval must be at least 1 epoch")
-        need(self.checkpoint_interval >= 1, "checkpoint interval must be at least 1 epoch")
-        need(self.early_stopping >= 0, "early-stopping patience cannot be negative")
+             f"unknown learning-rate policy {_short(self.lr_policy)}; choose from {LR_POLICIES}")
+        _float("learning rate", self.lr, 0, 1e3, low_open=True)
+        _float("momentum", self.momentum, 0, 1, high_open=True)
+        _float("weight decay", self.weight_decay, 0, 1e3)
+        _float("step size", self.step_size, 0, 1e6, low_open=True)
+        if self.lr_policy == "sigmoid":  # DIGITS' sigmoid: a negative gamma makes it decay
+            _float("gamma", self.gamma, -1e3, 1e3)
+        else:
+            _float("gamma", self.gamma, 0, 1e3, low_open=True)
+        _float("power", self.power, 0, 1e3)
+        _float("warm-up epochs", self.warmup_epochs, 0, 1e6)
+        need(isinstance(self.milestones, (list, tuple)) and len(self.milestones) <= 1000,
+             f"milestones must be a list of epochs, not {_short(self.milestones)}")
+        for m in self.milestones:
+            _float("each milestone", m, 0, 1e6)
+        _int("seed", self.seed, 0, 2**63 - 1)
+        _int("validation interval", self.val_interval, 1, 100_000, unit=" epoch")
+        _int("checkpoint interval", self.checkpoint_interval, 1, 100_000, unit=" epoch")
+        _int("early-stopping patience", self.early_stopping, 0, 100_000)
+        need(isinstance(self.device, str) and len(self.device) <= 20,
+             f"device must be auto, cpu, cuda or cuda:N, not {_short(self.device)}")
         need(self.precision in PRECISIONS,
-             f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
+             f"unknown precision {_short(self.precision)}; choose from {PRECISIONS}")
+        need(isinstance(self.compile, bool), f"compile must be true or false, not "
+                                             f"{_short(self.compile)}")
+        need(isinstance(self.name, str) and len(self.name) <= 200,
+             f"name must be text of at most 200 characters, not {_short(self.name)}")
         a = self.augment
-        need(0 <= a.invert <= 1, "inversion probability must be in [0, 1]")
-        need(min(a.rotation, a.shift, a.shear, a.zoom, a.noise) >= 0,
-             "augmentation ranges cannot be negative")
-        need(a.zoom < 1, "zoom must be below 1 (a fraction)")
+        need(isinstance(a, AugmentConfig), "augment must be a mapping of augmentation settings")
+        _float("augmentation rotation", a.rotation, 0, 180)
+        _float("augmentation shift", a.shift, 0, 1)
+        _float("augmentation shear", a.shear, 0, 89)
+        _float("augmentation zoom", a.zoom, 0, 1, high_open=True)
+        _float("inversion probability", a.invert, 0, 1)
+        _float("augmentation noise", a.noise, 0, 10)
+        for flag in ("hflip", "vflip"):
+            need(isinstance(getattr(a, flag), bool),
+                 f"augmentation {flag} must be true or false, not {_short(getattr(a, flag))}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,4 +160,6 @@ class TrainConfig:
             if bad:
                 raise ConfigError(f"unknown augmentation settings: {', '.join(sorted(bad))}")
             d["augment"] = AugmentConfig(**aug)
+        elif aug is not None:
+            raise ConfigError(f"augment must be a mapping, not {_short(aug)}")
         return cls(**d)

@@ -132,7 +132,8 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
 
     meta = {"config": cfg.to_dict(), "spec": spec, "classes": list(ds.classes),
             "preprocess": ds.contract.to_dict(), "input_shape": list(input_shape),
-            "dataset": {"id": ds.id, "name": ds.name}}
+            "dataset": {"id": ds.id, "name": ds.name,
+                        "sha256": ds.manifest.get("sha256")}}
     # The learning-rate schedule is a pure function of (epoch, step), which the state holds.
     state = {"epoch": 0, "batch": 0, "perm": None, "loss_sum": 0.0, "seen": 0,
              "history": [], "best": None, "best_loss": None, "bad_passes": 0,

@@ -73,7 +73,7 @@ def start(run: str | os.PathLike, port: int | None = None, host: str = "127.0.0.
         return running
     layout.exports_dir(run).mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     env.pop(TOKEN_ENV, None)
     if token:
         env[TOKEN_ENV] = token

@@ -7,6 +7,7 @@ Zips are unpacked into the build's work folder, which the build removes when it 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +21,18 @@ IGNORED_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
 
 def read_folder_source(args: dict, workdir: Path) -> SourceData:
     """Classes from the training folder; val_path and test_path reuse its class names."""
-    root = open_tree(args["path"], workdir / "train")
+    root, skipped = open_tree(args["path"], workdir / "train")
     classes = class_folders(root)
     if not classes:
         raise DatasetError(f"{Path(args['path']).name} has no class subfolders "
                            "(expected one subfolder per class)")
-    train, skipped = scan(root, classes, prefix="")
+    train, more = scan(root, classes, prefix="")
+    skipped += more
     parts: dict[str, FilePart] = {}
     for split in ("val", "test"):
         if args.get(f"{split}_path") is not None:
-            split_root = open_tree(args[f"{split}_path"], workdir / split)
+            split_root, more = open_tree(args[f"{split}_path"], workdir / split)
+            skipped += [{**s, "file": f"{split}: {s['file']}"} for s in more]
             unknown = sorted(set(class_folders(split_root)) - set(classes))
             if unknown:
                 raise DatasetError(f"the {split} folder has class(es) the training folder "
@@ -40,18 +43,20 @@ def read_folder_source(args: dict, workdir: Path) -> SourceData:
                       test=parts.get("test"), polarity="detect", skipped=skipped)
 
 
-def open_tree(path_arg: str | Path, unzip_to: Path) -> Path:
-    """The folder holding the class folders, unpacking a zip and looking through a wrapper."""
+def open_tree(path_arg: str | Path, unzip_to: Path) -> tuple[Path, list[dict[str, str]]]:
+    """The folder holding the class folders, unpacking a zip and looking through a wrapper;
+    with the zip entries skipped (not images)."""
     path = Path(path_arg).expanduser()
+    skipped: list[dict[str, str]] = []
     if path.is_dir():
         root = path
     elif is_zip(path):
-        root = extract_zip(path, unzip_to)
+        root, skipped = extract_zip(path, unzip_to)
     elif not path.exists():
         raise DatasetError(f"no such folder or zip file: {path}")
     else:
         raise DatasetError(f"{path.name} is neither a folder nor a .zip file")
-    return unwrap(root)
+    return unwrap(root), skipped
 
 
 def unwrap(root: Path) -> Path:
@@ -67,24 +72,50 @@ def unwrap(root: Path) -> Path:
 
 
 def class_folders(root: Path) -> list[str]:
-    return sorted(e.name for e in _visible(root) if e.is_dir())
+    """Subfolders of root; a symbolic link is never a class (it may point out of the tree)."""
+    return sorted(e.name for e in _visible(root) if e.is_dir() and not e.is_symlink())
 
 
 def scan(root: Path, classes: list[str], prefix: str) -> tuple[FilePart, list[dict[str, str]]]:
     """Every file under each class folder (recursively), and loose files reported as skipped."""
     files: list[Path] = []
     labels: list[int] = []
+    links: list[Path] = []
     for index, name in enumerate(classes):
         folder = root / name
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():
             continue
-        found = sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, root))
+        found, linked = _walk(folder, root)
         files += found
+        links += linked
         labels += [index] * len(found)
     names = [prefix + p.relative_to(root).as_posix() for p in files]
     loose = [{"file": prefix + e.name, "reason": "not inside a class folder"}
-             for e in _visible(root) if e.is_file()]
+             for e in _visible(root) if e.is_file() and not e.is_symlink()]
+    loose += [{"file": prefix + p.relative_to(root).as_posix(),
+               "reason": "a symbolic link (not followed: it may point outside the folder)"}
+              for p in links + [e for e in _visible(root) if e.is_symlink()]]
     return FilePart(files, np.asarray(labels, dtype=np.int64), names), loose
+
+
+def _walk(folder: Path, root: Path) -> tuple[list[Path], list[Path]]:
+    """Regular files under folder, never following symbolic links (those are returned apart)."""
+    files: list[Path] = []
+    links: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        for d in dirnames:
+            if (here / d).is_symlink() and not _hidden(here / d, root):
+                links.append(here / d)
+        for f in filenames:
+            p = here / f
+            if _hidden(p, root):
+                continue
+            if p.is_symlink():
+                links.append(p)
+            elif p.is_file():
+                files.append(p)
+    return sorted(files), sorted(links)
 
 
 def _visible(folder: Path) -> list[Path]:

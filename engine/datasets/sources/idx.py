@@ -7,11 +7,16 @@ big-endian uint32 per dimension. Images are magic 2051 (3 dims), labels 2049 (1 
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from engine import limits
 from engine.datasets.errors import DatasetError
 from engine.datasets.sources.base import ArrayPart, SourceData
 
@@ -23,47 +28,87 @@ _KIND = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
 
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
-    """The array in an IDX file, after checking it is the kind (images/labels) expected."""
+    """The array in an IDX file, after checking it is the kind (images/labels) expected.
+
+    The file is streamed (gzip or raw): the header is read first, its size checked against
+    the limit, and no more than the size it declares is ever decompressed, so a small gzip
+    bomb cannot fill the memory.
+    """
     path = Path(path)
     label = path.name
-    data = _read_bytes(path)
-    if len(data) < 4 or data[:2] != b"\0\0":
-        raise DatasetError(f"{label} is not an IDX file (bad magic number)")
-    found = int.from_bytes(data[:4], "big")
-    if data[2] != UBYTE:
-        raise DatasetError(f"{label}: IDX data type 0x{data[2]:02x} is not supported "
-                           "(need unsigned bytes, 0x08)")
-    if found != magic:
-        what = _KIND.get(found, f"magic {found}")
-        raise DatasetError(f"{label}: expected IDX {_KIND[magic]} (magic {magic}), "
-                           f"found {what} (magic {found})")
-    ndim = data[3]
+    with _open(path) as f:
+        head = _read(f, 4, label)
+        if len(head) < 4 or head[:2] != b"\0\0":
+            raise DatasetError(f"{label} is not an IDX file (bad magic number)")
+        found = int.from_bytes(head, "big")
+        if head[2] != UBYTE:
+            raise DatasetError(f"{label}: IDX data type 0x{head[2]:02x} is not supported "
+                               "(need unsigned bytes, 0x08)")
+        if found != magic:
+            what = _KIND.get(found, f"magic {found}")
+            raise DatasetError(f"{label}: expected IDX {_KIND[magic]} (magic {magic}), "
+                               f"found {what} (magic {found})")
+        ndim = head[3]
+        raw_dims = _read(f, 4 * ndim, label)
+        if len(raw_dims) < 4 * ndim:
+            raise DatasetError(f"{label}: IDX header is truncated")
+        dims = tuple(int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+        if any(d == 0 for d in dims):
+            raise DatasetError(f"{label}: IDX file holds no data (dimensions {dims})")
+        count = math.prod(dims)  # Python ints: no int64 overflow
+        cap = limits.IDX_BYTES.value
+        if count > cap:
+            raise DatasetError(f"{label}: IDX header declares {dims} = {limits.size(count)}, "
+                               f"above the {limits.size(cap)} limit "
+                               f"({limits.IDX_BYTES.name})")
+        data = bytearray(count)
+        view = memoryview(data)
+        got = 0
+        while got < count:
+            n = _readinto(f, view[got:], label)
+            if n == 0:
+                break
+            got += n
+        extra = _read(f, 1, label)
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"{label}: IDX header is truncated")
-    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    if any(d == 0 for d in dims):
-        raise DatasetError(f"{label}: IDX file holds no data (dimensions {dims})")
-    expected = header + int(np.prod(dims))
-    if len(data) != expected:
-        raise DatasetError(f"{label}: IDX header says {dims} ({expected} bytes) but the file "
-                           f"has {len(data)} bytes (truncated or wrong file?)")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    if got != count or extra:
+        have = "more" if extra else f"{header + got}"
+        raise DatasetError(f"{label}: IDX header says {dims} ({header + count} bytes) but the "
+                           f"file has {have} bytes (truncated or wrong file?)")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
-def _read_bytes(path: Path) -> bytes:
+@contextmanager
+def _open(path: Path) -> Iterator[BinaryIO]:
+    """The file's bytes as a stream, decompressed on the fly when it is gzip."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise DatasetError(f"no such IDX file: {path}") from None
     except IsADirectoryError:
         raise DatasetError(f"{path} is a folder, not an IDX file") from None
-    if raw[:2] != _GZIP:
-        return raw
+    with f:
+        gz = f.read(2) == _GZIP
+        f.seek(0)
+        if not gz:
+            yield f
+            return
+        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            yield stream
+
+
+def _read(f: BinaryIO, n: int, label: str) -> bytes:
     try:
-        return gzip.decompress(raw)
+        return f.read(n)
     except (OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"{path.name} is not a valid gzip file: {e}") from None
+        raise DatasetError(f"{label} is not a valid gzip file: {e}") from None
+
+
+def _readinto(f: BinaryIO, view: memoryview, label: str) -> int:
+    try:
+        return f.readinto(view[:1 << 24]) or 0
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(f"{label} is not a valid gzip file: {e}") from None
 
 
 def read_pair(images_path: str | Path, labels_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
