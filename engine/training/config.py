@@ -104,7 +104,7 @@ class TrainConfig:
                                      f"{SOLVERS}")
         need(self.lr_policy in LR_POLICIES,
              f"unknown learning-rate policy {_short(self.lr_policy)}; choose from {LR_POLICIES}")
-        _float("learning rate", self.lr, 0, 1e3, low_open=True)
+        _float("learning rate", self.lr, 0, 1e12, low_open=True)  # too high diverges: said so
         _float("momentum", self.momentum, 0, 1, high_open=True)
         _float("weight decay", self.weight_decay, 0, 1e3)
         _float("step size", self.step_size, 0, 1e6, low_open=True)
