@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from dashboard import charts, session
 from dashboard.views import dataset_forms
+from dashboard.widgets import enlarge
 from engine.datasets import (
     PAGE_SIZES,
     Dataset,
@@ -23,20 +23,7 @@ from engine.datasets import (
 
 PICK = "ds_pick"
 EXPLORER_KEYS = ("ds_split", "ds_class", "ds_page_size")
-THUMB_PX = 84  # explorer thumbnails: 28x28 digits shown 3x, pixel for pixel
 MEAN_PX = 224
-
-
-def enlarge(image: np.ndarray, target: int = THUMB_PX) -> np.ndarray:
-    """Nearest-neighbour upscale (integer factor) so tiny images stay sharp; H x W x 1 becomes
-    H x W, which st.image shows as grayscale."""
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    factor = max(1, target // max(img.shape[0], img.shape[1]))
-    return img.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else img
 
 
 def _readable(timestamp: float | None) -> str:

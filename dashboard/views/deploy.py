@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, nav, task_progress
-from dashboard.views.classify import choose_trained_job
+from dashboard.widgets import choose_trained_job
 from engine import jobs
 from trt.files import sidecar
 from trt.tasks import exports_dir

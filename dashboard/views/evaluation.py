@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, session, task_progress
-from dashboard.views.datasets import enlarge
+from dashboard.widgets import enlarge
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation.evaluate import Evaluation, load_evaluation

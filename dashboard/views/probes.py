@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav, session
-from dashboard.views.classify import usable_jobs
+from dashboard.widgets import usable_jobs
 from engine.evaluation import probes
 
 RIGHT = "background-color: #d4edc9; color: #1d4d0f"
