@@ -18,6 +18,7 @@ import streamlit as st
 from dashboard import charts, nav, task_progress
 from dashboard.widgets import choose_trained_job
 from engine import jobs
+from trt.bench_report import noise_warnings, summary
 from trt.files import sidecar
 from trt.tasks import exports_dir
 from trt.variants import PRECISIONS, variant_path, variants_report_path
@@ -194,8 +195,13 @@ def _bench(job_id: str, state: dict[str, Any]) -> None:
     c1, c2 = st.columns(2)
     c1.altair_chart(charts.bench_latency(bench.get("rows", [])), width="stretch")
     c2.altair_chart(charts.bench_throughput(bench.get("rows", [])), width="stretch")
-    for name, ratio in (bench.get("ratios") or {}).items():
-        st.caption(f"{name.replace('_', ' ')}: {ratio:.3f}x")
+    for sentence in summary(bench.get("rows", [])):
+        st.markdown(f"- {sentence}")
+    noisy = noise_warnings(bench.get("rows", []))
+    if noisy:
+        st.warning("**Noisy figures**: the machine was busy during these cells, so their "
+                   "latencies vary widely; run the benchmark again (or longer) before trusting "
+                   "them.\n" + "\n".join(f"- {cell}" for cell in noisy))
     for name, why in (bench.get("skipped") or {}).items():
         st.caption(f"Skipped {name}: {why}")
 
@@ -223,11 +229,11 @@ def _bundle(job_id: str, state: dict[str, Any]) -> None:
         else:
             task_progress.submit("trt.bundle", job_id, {"variants": chosen, "engines": engines},
                                  "bundle")
-    if state["bundle"] is not None:
-        data = state["bundle"].read_bytes()
-        st.download_button(f"Download bundle.zip ({len(data) / 1024:.0f} KB)", data,
-                           file_name=f"{job_id}-bundle.zip", mime="application/zip",
-                           key="dp_download")
+    if state["bundle"] is not None:  # read when clicked, not on every rerun
+        size = state["bundle"].stat().st_size
+        st.download_button(f"Download bundle.zip ({size / 1024:.0f} KB)",
+                           state["bundle"].read_bytes, file_name=f"{job_id}-bundle.zip",
+                           mime="application/zip", key="dp_download", on_click="ignore")
 
 
 def render() -> None:
