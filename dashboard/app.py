@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
     sys.path.insert(0, str(ROOT))
 
-from dashboard import nav, session  # noqa: E402
+from dashboard import nav, session, warmup  # noqa: E402
 
 
 def gate() -> None:
@@ -55,6 +55,7 @@ def sign_in_box() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="DIGITS Studio", layout="wide")
+    warmup.start()  # PyTorch & co. load in the background while the first page shows
     session.restore()
     session.write_cookies()
     pages = [nav.page(name) for name in nav.PAGES]
