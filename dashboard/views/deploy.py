@@ -139,7 +139,7 @@ def _build(job_id: str, state: dict[str, Any]) -> None:
         st.caption("Export the model first: engines are built from its ONNX graphs.")
     active = _active(job_id, "trt.build")
     have = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
-    with st.form("dp_build_form", border=False):
+    with st.form("dp_build_form", enter_to_submit=False, border=False):
         # The key follows the choices: a widget made before the export (no options) would
         # otherwise keep its empty selection once the variants exist.
         precisions = st.multiselect("Precisions", have, default=have,
@@ -175,7 +175,7 @@ def _bench(job_id: str, state: dict[str, Any]) -> None:
     if not ready:
         st.caption("Export the model first: the benchmark compares PyTorch with its ONNX graph.")
     active = _active(job_id, "trt.bench")
-    with st.form("dp_bench_form", border=False):
+    with st.form("dp_bench_form", enter_to_submit=False, border=False):
         c1, c2 = st.columns([3, 1])
         batches = c1.multiselect("Batch sizes", list(BATCHES), default=list(BATCHES),
                                  key="dp_batches")
@@ -216,7 +216,7 @@ def _bundle(job_id: str, state: dict[str, Any]) -> None:
     active = _active(job_id, "trt.bundle")
     variants = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
     built = [p for p, e in _in_order(state["engines"] or {}) if e.get("status") == "built"]
-    with st.form("dp_bundle_form", border=False):
+    with st.form("dp_bundle_form", enter_to_submit=False, border=False):
         c1, c2 = st.columns(2)
         chosen = c1.multiselect("ONNX variants", variants, default=variants[:1],
                                 key=f"dp_bundle_variants_{'-'.join(variants)}")

@@ -49,7 +49,7 @@ def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
         return
     splits = [SPLIT_AUTO] + ([s for s in ("test", "val", "train") if len(dataset.split(s))]
                              if dataset is not None else [])
-    with st.form("ev_form", border=False):
+    with st.form("ev_form", enter_to_submit=False, border=False):
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         ckpt = c1.selectbox("Checkpoint", checkpoints, key="ev_ckpt")
         split = c2.selectbox("Split", splits, key="ev_split")
