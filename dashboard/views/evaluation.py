@@ -111,9 +111,15 @@ def per_class_table(summary: dict[str, Any]) -> pd.DataFrame:
     return df.set_index("class")
 
 
-def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: Any) -> None:
+def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: Any,
+          shown_for: tuple) -> None:
     classes = summary["classes"]
     clicked = _selected_cell(event, classes)
+    # Another evaluation (another job, checkpoint or split) opens on its most frequent
+    # confusion, not on the pair picked for the previous one (often empty here).
+    if st.session_state.get("ev_for") != shown_for:
+        st.session_state["ev_for"] = shown_for
+        st.session_state.pop("ev_true", None)
     # A new click moves the pickers; otherwise they keep what the user chose.
     if clicked is not None and clicked != st.session_state.get("ev_clicked"):
         st.session_state["ev_true"], st.session_state["ev_pred"] = clicked
@@ -200,7 +206,8 @@ def _evaluation(job: dict[str, Any]) -> None:
     if ev is None:
         st.caption("The stored predictions of this evaluation are gone: no image galleries.")
     st.subheader("Images of a pair", help="Click a cell of the matrix, or choose the pair.")
-    _pair(ev, dataset, summary, event)
+    _pair(ev, dataset, summary, event, (job_id, summary["checkpoint"], summary["split"],
+                                         summary.get("created")))
     if ev is None or dataset is None:
         return
     st.subheader("Most confident mistakes")
