@@ -4,6 +4,7 @@ networks instead of ids, and sharp enlargements of tiny images."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,11 @@ def network_label(network: Any) -> str:
 
 
 def job_label(job: dict[str, Any]) -> str:
-    return f"{job['name'] or job['id']} · {job['status']}"
+    """Name and creation time: no status, which would go stale in an open picker (the page
+    itself shows the live status)."""
+    when = time.strftime("%d %b %H:%M", time.localtime(job["created"])) if job.get("created") \
+        else ""
+    return f"{job['name'] or job['id']} · {when}" if when else (job["name"] or job["id"])
 
 
 # --- the queue's health --------------------------------------------------------------------
