@@ -141,7 +141,8 @@ def test_tables_fit_and_loss_curve_inside_the_first_epoch(jobs_home):
 
         page.goto(f"{url}/compare?ids={ids[0]}&ids={ids[1]}")
         page.get_by_text("Final metrics").wait_for()
-        page.get_by_text("conv1 20 -> 75").wait_for()
+        page.get_by_text("conv1 20 → 75").wait_for()  # markdown typesets ->
+        page.get_by_text("+ relu after pool1").wait_for()
         grid = page.get_by_test_id("stDataFrame").first
         page.wait_for_timeout(1500)
         [metrics_grid] = grid.evaluate(SCROLLERS)[:1]

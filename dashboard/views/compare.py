@@ -95,6 +95,11 @@ def _label(job: dict[str, Any], among: list[dict[str, Any]] | None = None) -> st
     return name
 
 
+def _md(line: str) -> str:
+    """A diff line as list-item text: a leading + or - is the change, not a nested list."""
+    return "\\" + line if line[:2] in ("+ ", "- ") else line
+
+
 def network_changes(selected: list[dict[str, Any]]) -> dict[str, list[str]]:
     """For each job after the first: how its network differs from the first job's."""
     first = selected[0]
@@ -146,7 +151,7 @@ def render() -> None:
                 st.markdown(f"**{label}**: the same network as {base}.")
             else:
                 st.markdown(f"**{label}** against **{base}**:\n"
-                            + "\n".join(f"- {line}" for line in lines))
+                            + "\n".join(f"- {_md(line)}" for line in lines))
 
     st.subheader("Settings")
     table = settings_table(selected)
