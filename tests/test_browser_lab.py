@@ -179,7 +179,7 @@ def test_export_without_a_test_split(jobs_home):
         sign_in(page)
         page.get_by_role("button", name="Export", exact=True).click()
         page.get_by_text("Precision variants").wait_for(timeout=240_000)
-        page.get_by_text("on the val split").wait_for()
+        page.get_by_text("on the validation split (the dataset has no test split)").wait_for()
         assert page.get_by_text("has no 'test' images").count() == 0
         screenshot(page, "lab-08-export-no-test")
     assert (exports_dir(job_id, jobs_home) / "model-int8.onnx").exists()

@@ -125,7 +125,10 @@ def _export(job_id: str, state: dict[str, Any]) -> None:
                f", {report.get('size_bytes', 0) / 1024:.1f} KB.")
     variants = state["variants"]
     if variants:
-        st.markdown(f"**Precision variants**: accuracy on the {variants.get('split')} split of "
+        split = variants.get("split")
+        where = ("validation split (the dataset has no test split)" if split == "val"
+                 else f"{split} split")
+        st.markdown(f"**Precision variants**: accuracy on the {where} of "
                     f"{variants.get('dataset')}, ONNX Runtime on the CPU")
         st.dataframe(variants_table(variants), hide_index=True, width="stretch")
     st.page_link(nav.page("classify"), label="Classify with the ONNX model (ONNX Runtime)",
