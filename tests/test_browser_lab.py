@@ -16,6 +16,8 @@ import time
 from contextlib import closing
 
 import pytest
+from test_dashboard_names import wide_spec
+from test_dashboard_probe_board import png
 
 from engine import jobs, store
 from engine.datasets import DatasetOptions, create_dataset, list_datasets
@@ -24,8 +26,6 @@ from trt.tasks import exports_dir
 
 from browser import browser_page, dashboard, need_chromium, screenshot, sign_in
 from finished_jobs import finished_job
-from test_dashboard_names import wide_spec
-from test_dashboard_probe_board import png
 
 pytestmark = pytest.mark.browser
 
