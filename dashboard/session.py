@@ -76,10 +76,15 @@ def write_cookies() -> None:
     pending = st.session_state.pop(_PENDING, None)
     if not pending:
         return
+    try:
+        secure = "; Secure" if str(st.context.url or "").startswith("https:") else ""
+    except Exception:  # no browser behind this session
+        secure = ""
     lines = []
     for name, token in pending.items():
         age = int(sessions.DEFAULT_TTL_S) if token else 0
-        value = json.dumps(f"{name}={token or ''}; path=/; max-age={age}; SameSite=Strict")
+        value = json.dumps(f"{name}={token or ''}; path=/; max-age={age}; SameSite=Strict"
+                           f"{secure}")
         lines.append(f"document.cookie = {value};")
     st.html(f"<script>{''.join(lines)}</script>", unsafe_allow_javascript=True)
 
