@@ -302,9 +302,9 @@ def _classify_results(task: dict[str, Any]) -> None:
     cols[1].metric("Accuracy", f"{labelled['accuracy']:.2%}" if labelled else "—")
     cols[2].metric("Unreadable", result.get("errors", 0))
     cols[3].metric("Unlabelled", result.get("unlabelled", 0) + result.get("unknown_label", 0))
-    st.download_button("Download results CSV", csv_path.read_bytes(),
+    st.download_button("Download results CSV", csv_path.read_bytes,  # read on click
                        file_name=f"{task['id']}-results.csv", mime="text/csv",
-                       key="cm_download")
+                       key="cm_download", on_click="ignore")
     shown = 2000  # the table shows the first rows; the CSV has them all
     df = results_frame(csv_path, limit=shown)
     if "correct" in df and labelled:
