@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import nav, session  # the project is installed (make install): no path edits
+from dashboard import nav, session, warmup  # the project is installed: no path edits
 
 
 def gate() -> None:
     st.title("DIGITS Studio")
     st.write("This dashboard is protected. Enter the access password to continue.")
+    limiter, client = session.attempt_limiter(), session.client_key()
     with st.form("gate"):
         given = st.text_input("Access password", type="password")
         if st.form_submit_button("Enter"):
-            if session.password_ok(given, session.access_password() or ""):
-                st.session_state[session.UNLOCKED_KEY] = True
-                st.rerun()
-            st.error("Wrong password.")
+            wait = limiter.wait_s(client)
+            if wait > 0:
+                st.error(f"Too many wrong passwords: try again in {wait:.0f} s.")
+            elif session.password_ok(given, session.access_password() or ""):
+                limiter.succeeded(client)
+                session.unlock()
+                st.rerun()  # the same page, with the same ?id=..., now unlocked
+            else:
+                limiter.failed(client)
+                st.error("Wrong password.")
 
 
 def sign_in_box() -> None:
@@ -25,7 +32,7 @@ def sign_in_box() -> None:
         if user:
             st.markdown(f"Signed in as **{user}**")
             if st.button("Sign out"):
-                del st.session_state[session.USER_KEY]
+                session.sign_out()
                 st.rerun()
             return
         with st.form("sign-in"):
@@ -35,17 +42,24 @@ def sign_in_box() -> None:
                 if error:
                     st.error(error)
                 else:
-                    st.session_state[session.USER_KEY] = name.strip()
+                    session.sign_in(name.strip())
                     st.rerun()
 
 
 def main() -> None:
     st.set_page_config(page_title="DIGITS Studio", layout="wide")
+    warmup.start()  # PyTorch & co. load in the background while the first page shows
+    session.restore()
+    session.write_cookies()
+    pages = [nav.page(name) for name in nav.PAGES]
     if not session.unlocked():
+        # Navigation is still declared (hidden), so the page and query asked for in the URL
+        # (a shared /job?id=...) stay there and open once the password is given.
+        st.navigation(pages, position="hidden")
         gate()
         return
     sign_in_box()
-    st.navigation([nav.page(name) for name in nav.PAGES]).run()
+    st.navigation(pages).run()
 
 
 main()

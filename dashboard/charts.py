@@ -26,6 +26,28 @@ def metric_curves(metrics: list[dict[str, Any]], fields: dict[str, str], title: 
             .properties(height=260))
 
 
+def loss_curves(metrics: list[dict[str, Any]], steps: list[list[float]]) -> alt.Chart:
+    """Training loss every few steps (a thin line, from the first seconds of the first epoch)
+    under the per-epoch train and validation losses (lines with points)."""
+    rows = [{"epoch": float(x), "series": "train (every few steps)", "value": float(v)}
+            for x, v in steps]
+    rows += [{"epoch": float(m["epoch"]), "series": label, "value": m[key]}
+             for m in metrics for key, label in (("train_loss", "train (epoch mean)"),
+                                                 ("val_loss", "val"))
+             if m.get(key) is not None]
+    df = pd.DataFrame(rows, columns=["epoch", "series", "value"])
+    base = alt.Chart(df, title="Loss").encode(
+        x=alt.X("epoch:Q", title="epoch"), y=alt.Y("value:Q", title="loss"),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+        tooltip=["series", alt.Tooltip("epoch:Q", format=".2f"),
+                 alt.Tooltip("value:Q", format=".4f")])
+    fine = base.transform_filter(alt.datum.series == "train (every few steps)").mark_line(
+        strokeWidth=1, opacity=0.7)
+    coarse = base.transform_filter(alt.datum.series != "train (every few steps)").mark_line(
+        point=True)
+    return alt.layer(fine, coarse).properties(height=260)
+
+
 def overlaid(jobs: dict[str, list[dict[str, Any]]], key: str, title: str) -> alt.Chart:
     """One metric, one line per job (the Compare page)."""
     rows = [{"job": label, "epoch": m["epoch"], key: m[key]}
@@ -34,7 +56,9 @@ def overlaid(jobs: dict[str, list[dict[str, Any]]], key: str, title: str) -> alt
     return (alt.Chart(df, title=title).mark_line(point=True)
             .encode(x=alt.X("epoch:Q", axis=EPOCH_AXIS),
                     y=alt.Y(f"{key}:Q", title=key.replace("_", " ")),
-                    color="job:N", tooltip=["job", "epoch", alt.Tooltip(f"{key}:Q", format=".4f")])
+                    color=alt.Color("job:N", legend=alt.Legend(orient="bottom", columns=1,
+                                                               labelLimit=600)),
+                    tooltip=["job", "epoch", alt.Tooltip(f"{key}:Q", format=".4f")])
             .properties(height=280))
 
 

@@ -360,6 +360,18 @@ def get_metrics(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
+def get_metrics_of(conn: sqlite3.Connection, jobs: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Metrics rows of several jobs in one query: job id -> rows by epoch (every id a key)."""
+    out: dict[str, list[dict[str, Any]]] = {j: [] for j in jobs}
+    for start in range(0, len(jobs), 500):  # SQLite's bound-parameter limit
+        part = jobs[start:start + 500]
+        rows = conn.execute(f"SELECT job, data FROM metrics WHERE job IN "
+                            f"({', '.join('?' * len(part))}) ORDER BY job, epoch", part)
+        for job, data in rows:
+            out[job].append(json.loads(data))
+    return out
+
+
 def put_evaluation(conn: sqlite3.Connection, job: str, summary: dict[str, Any]) -> None:
     """A checkpoint's evaluation on a split; evaluating it again replaces the row."""
     conn.execute(

@@ -77,7 +77,11 @@ def browser_page(width: int = 1400, height: int = 1000):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            # A context of its own, so a test can open a second tab (page.context.new_page())
+            # that shares the cookies, as a user's browser does.
+            context = browser.new_context(viewport={"width": width, "height": height})
+            context.set_default_timeout(60_000)
+            page = context.new_page()
             page.set_default_timeout(60_000)
             yield page
         finally:

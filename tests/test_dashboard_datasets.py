@@ -157,7 +157,7 @@ def test_failed_download_shows_the_engines_message(home, monkeypatch):
     at.button(key="ds_dl_submit").click().run()
     assert not at.exception
     [message] = errors(at)
-    assert "could not download Fashion-MNIST (no network?)" in message and "\n" not in message
+    assert "Could not download Fashion-MNIST (no network?)" in message and "\n" not in message
     assert not list_datasets()
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from engine.inference.predictor import Predictor
+from trt.bench_report import noise_warnings, summary
 
 DEFAULT_BATCHES = (1, 8, 64, 256)
 WARMUP = 10
@@ -233,6 +234,7 @@ def run_bench(run_dir: str | os.PathLike, batches: tuple[int, ...] = DEFAULT_BAT
     return {"model": str(predictor.path), "network": predictor.config.get("network"),
             "input_shape": list(predictor.input_shape), "batches": list(batches),
             "rows": rows, "skipped": skipped, "ratios": _ratios(rows),
+            "summary": summary(rows), "noisy": noise_warnings(rows),
             "machine": _machine(gpu)}
 
 
@@ -270,8 +272,10 @@ def format_table(results: dict[str, Any]) -> str:
     for r in results["rows"]:
         lines.append(f"| {r['backend']} | {r['batch']} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f}"
                      f" | {r['p99_ms']:.3f} | {r['images_per_s']:,.0f} |")
-    for name, ratio in results["ratios"].items():
-        lines.append(f"\n{name}: {ratio:.3f}x")
+    for sentence in summary(results["rows"]):
+        lines.append(f"\n{sentence}.")
+    for cell in noise_warnings(results["rows"]):
+        lines.append(f"\nnoisy: {cell}; the machine was busy, run again for steady figures.")
     for name, why in results["skipped"].items():
         lines.append(f"\nskipped {name}: {why}")
     return "\n".join(lines)

@@ -28,9 +28,10 @@ README = """# {name}: image classifier bundle
 
 Classes ({n_classes}): {classes}
 
-Files: `model.onnx` (float32 input "input" N x {c} x {h} x {w}, output "logits"), other
-precision variants `model-<precision>.onnx`, TensorRT engines in `engines/` (each built for
-one TensorRT library version and GPU family; see its .json), `labels.json`, `preprocess.json`.
+Input "input": float32 N x {c} x {h} x {w}; output "logits".
+
+Files in this bundle:
+{files}
 
 Preprocessing (preprocess.json): resize to {h}x{w} ({resize_mode}), {c} channel(s),
 x / 255, then (x - mean) / std per channel; polarity: {polarity}.
@@ -74,14 +75,17 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
     if extra:
         report = make_variants(fp32, evaluation_dataset(run_dir, home),
                                precisions=["fp32", *extra], home=home)
+    # Names inside the bundle only: no paths of the workspace it was made in.
+    made = report["variants"] if report else {"fp32": {"onnx": str(fp32)}}
+    bundled = {p: _no_paths(made[p]) for p in variants if p in made}
     metadata = {
         "format": "digits-studio-bundle/1",
-        "run": str(run_dir),
+        "run": run_dir.name if run_dir.is_dir() else run_dir.parent.name,
         "classes": export["classes"],
         "input": export["input"],
         "output": export["output"],
-        "export_check": export["check"],
-        "variants": report["variants"] if report else {"fp32": {"onnx": str(fp32)}},
+        "export_check": _no_paths(export["check"]),
+        "variants": bundled,
         "engines": [],
     }
     out_zip = Path(out_zip)
@@ -96,24 +100,44 @@ def make_bundle(run_dir: str | os.PathLike, out_zip: str | os.PathLike,
             z.write(engine, f"engines/{engine.name}")
             info = json.loads(sidecar(engine).read_text()) if sidecar(engine).exists() else {}
             info = {k: v for k, v in info.items() if k not in ("engine", "onnx")}
-            metadata["engines"].append({"file": f"engines/{engine.name}", **info})
+            metadata["engines"].append({"file": f"engines/{engine.name}", **_no_paths(info)})
         z.writestr("labels.json", json.dumps(export["classes"], indent=2))
         z.writestr("preprocess.json", json.dumps(export["preprocess"], indent=2))
         z.writestr("metadata.json", json.dumps(metadata, indent=2))
-        z.writestr("README.md", _readme(run_dir.name, export))
+        files = [layout.variant_path(fp32, p).name + (" (the default)" if p == "fp32" else
+                                                f" ({p} variant)") for p in variants]
+        files += [f"{e['file']} (TensorRT engine, built for one TensorRT version and GPU "
+                  "family; see metadata.json)" for e in metadata["engines"]]
+        files += ["labels.json (class names)", "preprocess.json (the preprocessing)",
+                  "metadata.json (input, output, export check, variants, engines)"]
+        z.writestr("README.md", _readme(run_dir.name, export, files))
     os.replace(tmp, out_zip)
     return {"bundle": str(out_zip), "size_bytes": out_zip.stat().st_size,
             "files": zipfile.ZipFile(out_zip).namelist(), **metadata}
 
 
-def _readme(name: str, export: dict[str, Any]) -> str:
+def _no_paths(value: Any) -> Any:
+    """A copy with every absolute path replaced by its file name: a bundle travels, the
+    workspace it came from does not."""
+    if isinstance(value, dict):
+        return {k: _no_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_paths(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(value).name
+    return value
+
+
+def _readme(name: str, export: dict[str, Any], files: list[str]) -> str:
     pp = export["preprocess"]
     c, h, w = export["input"]["shape"][1:]
     classes = export["classes"]
     return README.format(name=name, n_classes=len(classes), classes=", ".join(classes[:20])
                          + (" ..." if len(classes) > 20 else ""), c=c, h=h, w=w,
                          resize_mode=pp.get("resize_mode", "squash"),
-                         polarity=pp.get("polarity", "as-is"))
+                         polarity=pp.get("polarity", "as-is"),
+                         files="\n".join(f"- `{f.split(' ')[0]}` {' '.join(f.split(' ')[1:])}"
+                                          for f in files))
 
 
 class Bundle:

@@ -140,15 +140,18 @@ def predict_split(onnx_path: str | os.PathLike, dataset: DatasetLike, split: str
 
 
 def make_variants(fp32_path: str | os.PathLike, dataset: DatasetLike,
-                  precisions: tuple[str, ...] | list[str] = PRECISIONS, split: str = "test",
+                  precisions: tuple[str, ...] | list[str] = PRECISIONS, split: str | None = None,
                   home: str | os.PathLike | None = None,
                   progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """Write each precision's ONNX graph next to the fp32 one, measure their accuracy on the
-    split, and save the comparison as <model>-variants.json."""
+    split (the held-out one by default: test, else validation; the report names it), and save
+    the comparison as <model>-variants.json."""
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise ValueError(f"unknown precision {unknown[0]!r}: choose from {', '.join(PRECISIONS)}")
     ds = _open(dataset, home)
+    if split is None:
+        split = ds.held_out_split() if hasattr(ds, "held_out_split") else "test"
     out: dict[str, Any] = {}
     for i, precision in enumerate(precisions):
         if progress:

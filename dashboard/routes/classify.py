@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/classify.py."""
 
-from dashboard.views import classify
+from dashboard import warmup
 
-classify.render()
+warmup.view("classify").render()

@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/compare.py."""
 
-from dashboard.views import compare
+from dashboard import warmup
 
-compare.render()
+warmup.view("compare").render()

@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/datasets.py."""
 
-from dashboard.views import datasets
+from dashboard import warmup
 
-datasets.render()
+warmup.view("datasets").render()

@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/deploy.py."""
 
-from dashboard.views import deploy
+from dashboard import warmup
 
-deploy.render()
+warmup.view("deploy").render()

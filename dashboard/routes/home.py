@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/home.py."""
 
-from dashboard.views import home
+from dashboard import warmup
 
-home.render()
+warmup.view("home").render()

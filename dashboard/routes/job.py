@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/job.py."""
 
-from dashboard.views import job
+from dashboard import warmup
 
-job.render()
+warmup.view("job").render()

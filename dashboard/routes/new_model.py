@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/new_model.py."""
 
-from dashboard.views import new_model
+from dashboard import warmup
 
-new_model.render()
+warmup.view("new_model").render()

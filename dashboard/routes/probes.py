@@ -1,5 +1,5 @@
 """Page script: st.navigation runs this file; the view lives in dashboard/views/probes.py."""
 
-from dashboard.views import probes
+from dashboard import warmup
 
-probes.render()
+warmup.view("probes").render()

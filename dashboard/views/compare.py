@@ -1,27 +1,39 @@
-"""Compare jobs: overlaid validation curves, their settings with differences highlighted, and
-final metrics side by side."""
+"""Compare jobs: overlaid validation curves, final metrics side by side, how their networks
+differ layer by layer, and their settings with differences highlighted. Jobs, datasets and
+networks appear by name."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, widgets
 from engine import jobs
+from engine.datasets import DatasetError, open_dataset
+from engine.networks import SpecError
+from engine.networks.diff import network_diff
 
 HIGHLIGHT = "background-color: #fff3b0; font-weight: 600"
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"augment": {"invert": 0.5}} -> {"augment.invert": 0.5}; specs shown as compact JSON."""
+def flatten(config: dict[str, Any], prefix: str = "",
+            dataset_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """{"augment": {"invert": 0.5}} -> {"augment.invert": 0.5}; a spec by its name and a
+    fingerprint of its layers (the layer-by-layer difference is shown above the table), a
+    dataset by its name."""
     out: dict[str, Any] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
         if key == "network" and isinstance(value, dict):
-            out[name] = "custom: " + json.dumps(value.get("layers", value), separators=(",", ":"))
+            layers = json.dumps(value.get("layers", value), separators=(",", ":"))
+            out[name] = f"{widgets.network_label(value)}, {len(value.get('layers', []))} " \
+                        f"layers #{hashlib.sha1(layers.encode()).hexdigest()[:6]}"
+        elif key == "dataset" and not prefix and dataset_names is not None:
+            out[name] = widgets.dataset_label(str(value), dataset_names)
         elif isinstance(value, dict):
             out.update(flatten(value, f"{name}."))
         elif isinstance(value, list):
@@ -33,7 +45,8 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def settings_table(selected: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per setting, one column per job."""
-    columns = {_label(j): flatten(j["config"]) for j in selected}
+    names = widgets.dataset_names()
+    columns = {_label(j, selected): flatten(j["config"], dataset_names=names) for j in selected}
     return pd.DataFrame(columns).astype(str)
 
 
@@ -48,18 +61,61 @@ def final_metrics(selected: list[dict[str, Any]]) -> pd.DataFrame:
         last = metrics[-1] if metrics else {}
         vals = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
         held = (j.get("result") or {}).get("held_out") or {}
-        rows[_label(j)] = {"status": j["status"], "epochs": len(metrics),
-                           "last val accuracy": last.get("val_accuracy"),
-                           "best val accuracy": max(vals) if vals else None,
-                           "last val loss": last.get("val_loss"),
-                           "last train loss": last.get("train_loss"),
-                           "held-out accuracy": held.get("accuracy"),
-                           "images/s": last.get("images_per_s")}
+        rows[_label(j, selected)] = {"status": j["status"], "epochs": len(metrics),
+                                     "last val accuracy": last.get("val_accuracy"),
+                                     "best val accuracy": max(vals) if vals else None,
+                                     "last val loss": last.get("val_loss"),
+                                     "last train loss": last.get("train_loss"),
+                                     "held-out accuracy": held.get("accuracy"),
+                                     "images/s": last.get("images_per_s")}
     return pd.DataFrame.from_dict(rows, orient="index")  # one row per job: typed columns
 
 
-def _label(job: dict[str, Any]) -> str:
-    return f"{job['name'] or 'job'} [{job['id']}]"
+METRIC_COLUMNS = {
+    "status": st.column_config.TextColumn("status", width="small"),
+    "epochs": st.column_config.NumberColumn("epochs", width="small"),
+    "last val accuracy": st.column_config.NumberColumn("last val acc", format="percent",
+                                                       width="small"),
+    "best val accuracy": st.column_config.NumberColumn("best val acc", format="percent",
+                                                       width="small"),
+    "last val loss": st.column_config.NumberColumn("val loss", format="%.4f", width="small"),
+    "last train loss": st.column_config.NumberColumn("train loss", format="%.4f",
+                                                     width="small"),
+    "held-out accuracy": st.column_config.NumberColumn("held-out acc", format="percent",
+                                                       width="small"),
+    "images/s": st.column_config.NumberColumn("images/s", format="%.0f", width="small"),
+}
+
+
+def _label(job: dict[str, Any], among: list[dict[str, Any]] | None = None) -> str:
+    """A job's name; with the id's tail only where two compared jobs share a name."""
+    name = job["name"] or job["id"]
+    if among and sum((j["name"] or j["id"]) == name for j in among) > 1:
+        return f"{name} ·{job['id'][-6:]}"
+    return name
+
+
+def _md(line: str) -> str:
+    """A diff line as list-item text: a leading + or - is the change, not a nested list."""
+    return "\\" + line if line[:2] in ("+ ", "- ") else line
+
+
+def network_changes(selected: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """For each job after the first: how its network differs from the first job's."""
+    first = selected[0]
+    try:
+        ds = open_dataset(first["config"]["dataset"])
+        shape, classes = tuple(ds.shape), ds.num_classes
+    except DatasetError:
+        return {}
+    out = {}
+    for j in selected[1:]:
+        try:
+            out[_label(j, selected)] = network_diff(first["config"]["network"],
+                                                    j["config"]["network"], shape, classes)
+        except (SpecError, ValueError, KeyError) as e:
+            out[_label(j, selected)] = [f"(cannot compare: {e})"]
+    return out
 
 
 def render() -> None:
@@ -68,7 +124,7 @@ def render() -> None:
     if not all_jobs:
         st.info("No jobs to compare yet.")
         return
-    labels = {j["id"]: _label(j) for j in all_jobs}
+    labels = {j["id"]: _label(j, all_jobs) for j in all_jobs}
     wanted = st.query_params.get_all("ids") or st.session_state.get("compare_ids") or []
     default = [i for i in wanted if i in labels] or list(labels)[:2]
     chosen = st.multiselect("Jobs", list(labels), default=default, format_func=labels.get,
@@ -77,14 +133,25 @@ def render() -> None:
         st.caption("Pick two or more jobs.")
         return
     selected = [jobs.get_job(i, events=False) for i in chosen]
-    curves = {_label(j): j["metrics"] for j in selected}
+    curves = {_label(j, selected): j["metrics"] for j in selected}
     c1, c2 = st.columns(2)
     c1.altair_chart(charts.overlaid(curves, "val_accuracy", "Validation accuracy"),
                     width="stretch")
     c2.altair_chart(charts.overlaid(curves, "val_loss", "Validation loss"), width="stretch")
 
     st.subheader("Final metrics")
-    st.dataframe(final_metrics(selected), width="stretch")
+    st.dataframe(final_metrics(selected), width="stretch", column_config=METRIC_COLUMNS)
+
+    changes = network_changes(selected)
+    if len(selected) > 1 and changes:
+        st.subheader("Network")
+        base = _label(selected[0], selected)
+        for label, lines in changes.items():
+            if not lines:
+                st.markdown(f"**{label}**: the same network as {base}.")
+            else:
+                st.markdown(f"**{label}** against **{base}**:\n"
+                            + "\n".join(f"- {_md(line)}" for line in lines))
 
     st.subheader("Settings")
     table = settings_table(selected)

@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard import session
 from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions
 from engine.datasets.build_job import build_dataset_in_worker  # decoding never runs here
+from engine.datasets.errors import DownloadUnavailable
 from engine.datasets.options import MAX_SIDE
 from engine.images.loading import RESIZE_MODES
 from engine.workspace import studio_home
@@ -125,6 +126,11 @@ def build(name: str, run: Callable[[Progress], Dataset]) -> Dataset | None:
 
     try:
         ds = run(report)
+    except DownloadUnavailable as e:  # its own message names CLI flags: say it with our tabs
+        bar.empty()
+        st.error(f"Could not download {e.title} (no network?). Without a network, use the "
+                 "**Offline sample**, **Folder / zip upload** or **IDX files** tab.")
+        return None
     except (DatasetError, ValueError) as e:
         bar.empty()
         st.error(f"Could not create the dataset: {e}")
@@ -166,9 +172,13 @@ def _create(name: str, source: str, raw: dict[str, Any], uploads: dict[str, Any]
                                                           report))
 
 
+# Enter in a form's box does not submit it (a half-filled form went off that way): only the
+# form's button does (enter_to_submit=False on every form with several fields).
+
+
 def offline_form() -> Dataset | None:
     st.caption(SOURCES["digits-sample"])
-    with st.form("ds_offline_form"):
+    with st.form("ds_offline_form", enter_to_submit=False):
         name = st.text_input("Name", "digits", key="ds_off_name")
         with st.expander("Options"):
             raw = options_inputs("ds_opt_off", default_options("digits-sample"))
@@ -180,7 +190,7 @@ def offline_form() -> Dataset | None:
 def download_form() -> Dataset | None:
     source = st.selectbox("Dataset", DOWNLOADS, key="ds_dl_source",
                           format_func=lambda s: f"{s}: {SOURCES[s]}")
-    with st.form("ds_download_form"):
+    with st.form("ds_download_form", enter_to_submit=False):
         name = st.text_input("Name (blank: the dataset's name)", key="ds_dl_name")
         with st.expander("Options"):
             raw = options_inputs(f"ds_opt_dl_{source}", default_options(source))
@@ -192,7 +202,7 @@ def download_form() -> Dataset | None:
 def folder_form() -> Dataset | None:
     st.caption("A .zip holding one folder per class (the folder name is the class). Optional "
                "zips with the same class folders give the validation and test images.")
-    with st.form("ds_folder_form"):
+    with st.form("ds_folder_form", enter_to_submit=False):
         name = st.text_input("Name (blank: the zip's name)", key="ds_zip_name")
         train = st.file_uploader("Training images (.zip)", type=["zip"], key="ds_zip_train")
         c1, c2 = st.columns(2)
@@ -214,7 +224,7 @@ def folder_form() -> Dataset | None:
 def idx_form() -> Dataset | None:
     st.caption("IDX files as MNIST ships them, gzip-compressed (.gz) or raw: a training pair, "
                "and optionally a test pair.")
-    with st.form("ds_idx_form"):
+    with st.form("ds_idx_form", enter_to_submit=False):
         name = st.text_input("Name", key="ds_idx_name")
         cols = st.columns(2)
         files = {arg: cols[i % 2].file_uploader(label, key=f"ds_idx_{arg}")

@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import charts, session
 from dashboard.views import dataset_forms
+from dashboard.widgets import THUMB_PX
 from engine.datasets import (
     PAGE_SIZES,
     Dataset,
@@ -24,7 +25,6 @@ from engine.images import pictures
 
 PICK = "ds_pick"
 EXPLORER_KEYS = ("ds_split", "ds_class", "ds_page_size")
-THUMB_PX = 84  # explorer thumbnails: 28x28 digits shown 3x, pixel for pixel
 MEAN_PX = 224
 
 

@@ -15,9 +15,10 @@ import streamlit as st
 
 from dashboard import charts, nav, task_progress
 from dashboard.views import deploy_serving
-from dashboard.views.classify import choose_trained_job
+from dashboard.widgets import choose_trained_job
 from engine import jobs
 from trt import layout
+from trt.bench_report import noise_warnings, summary
 from trt.layout import PRECISIONS, variant_path
 
 BATCHES = (1, 8, 64, 256)
@@ -104,7 +105,10 @@ def _export(job_id: str, state: dict[str, Any]) -> None:
                f", {report.get('size_bytes', 0) / 1024:.1f} KB.")
     variants = state["variants"]
     if variants:
-        st.markdown(f"**Precision variants**: accuracy on the {variants.get('split')} split of "
+        split = variants.get("split")
+        where = ("validation split (the dataset has no test split)" if split == "val"
+                 else f"{split} split")
+        st.markdown(f"**Precision variants**: accuracy on the {where} of "
                     f"{variants.get('dataset')}, ONNX Runtime on the CPU")
         st.dataframe(variants_table(variants), hide_index=True, width="stretch")
     st.page_link(nav.page("classify"), label="Classify with the ONNX model (ONNX Runtime)",
@@ -118,7 +122,7 @@ def _build(job_id: str, state: dict[str, Any]) -> None:
         st.caption("Export the model first: engines are built from its ONNX graphs.")
     active = _active(job_id, "trt.build")
     have = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
-    with st.form("dp_build_form", border=False):
+    with st.form("dp_build_form", enter_to_submit=False, border=False):
         # The key follows the choices: a widget made before the export (no options) would
         # otherwise keep its empty selection once the variants exist.
         precisions = st.multiselect("Precisions", have, default=have,
@@ -154,7 +158,7 @@ def _bench(job_id: str, state: dict[str, Any]) -> None:
     if not ready:
         st.caption("Export the model first: the benchmark compares PyTorch with its ONNX graph.")
     active = _active(job_id, "trt.bench")
-    with st.form("dp_bench_form", border=False):
+    with st.form("dp_bench_form", enter_to_submit=False, border=False):
         c1, c2 = st.columns([3, 1])
         batches = c1.multiselect("Batch sizes", list(BATCHES), default=list(BATCHES),
                                  key="dp_batches")
@@ -174,8 +178,13 @@ def _bench(job_id: str, state: dict[str, Any]) -> None:
     c1, c2 = st.columns(2)
     c1.altair_chart(charts.bench_latency(bench.get("rows", [])), width="stretch")
     c2.altair_chart(charts.bench_throughput(bench.get("rows", [])), width="stretch")
-    for name, ratio in (bench.get("ratios") or {}).items():
-        st.caption(f"{name.replace('_', ' ')}: {ratio:.3f}x")
+    for sentence in summary(bench.get("rows", [])):
+        st.markdown(f"- {sentence}")
+    noisy = noise_warnings(bench.get("rows", []))
+    if noisy:
+        st.warning("**Noisy figures**: the machine was busy during these cells, so their "
+                   "latencies vary widely; run the benchmark again (or longer) before trusting "
+                   "them.\n" + "\n".join(f"- {cell}" for cell in noisy))
     for name, why in (bench.get("skipped") or {}).items():
         st.caption(f"Skipped {name}: {why}")
 
@@ -190,7 +199,7 @@ def _bundle(job_id: str, state: dict[str, Any]) -> None:
     active = _active(job_id, "trt.bundle")
     variants = [p for p in PRECISIONS if ready and variant_path(state["onnx"], p).exists()]
     built = [p for p, e in _in_order(state["engines"] or {}) if e.get("status") == "built"]
-    with st.form("dp_bundle_form", border=False):
+    with st.form("dp_bundle_form", enter_to_submit=False, border=False):
         c1, c2 = st.columns(2)
         chosen = c1.multiselect("ONNX variants", variants, default=variants[:1],
                                 key=f"dp_bundle_variants_{'-'.join(variants)}")
@@ -203,11 +212,11 @@ def _bundle(job_id: str, state: dict[str, Any]) -> None:
         else:
             task_progress.submit("trt.bundle", job_id, {"variants": chosen, "engines": engines},
                                  "bundle")
-    if state["bundle"] is not None:
-        data = state["bundle"].read_bytes()
-        st.download_button(f"Download bundle.zip ({len(data) / 1024:.0f} KB)", data,
-                           file_name=f"{job_id}-bundle.zip", mime="application/zip",
-                           key="dp_download")
+    if state["bundle"] is not None:  # read when clicked, not on every rerun
+        size = state["bundle"].stat().st_size
+        st.download_button(f"Download bundle.zip ({size / 1024:.0f} KB)",
+                           state["bundle"].read_bytes, file_name=f"{job_id}-bundle.zip",
+                           mime="application/zip", key="dp_download", on_click="ignore")
 
 
 def render() -> None:

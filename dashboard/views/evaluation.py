@@ -48,7 +48,7 @@ def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
         return
     splits = [SPLIT_AUTO] + ([s for s in ("test", "val", "train") if len(dataset.split(s))]
                              if dataset is not None else [])
-    with st.form("ev_form", border=False):
+    with st.form("ev_form", enter_to_submit=False, border=False):
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         ckpt = c1.selectbox("Checkpoint", checkpoints, key="ev_ckpt")
         split = c2.selectbox("Split", splits, key="ev_split")
@@ -110,9 +110,15 @@ def per_class_table(summary: dict[str, Any]) -> pd.DataFrame:
     return df.set_index("class")
 
 
-def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: Any) -> None:
+def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: Any,
+          shown_for: tuple) -> None:
     classes = summary["classes"]
     clicked = _selected_cell(event, classes)
+    # Another evaluation (another job, checkpoint or split) opens on its most frequent
+    # confusion, not on the pair picked for the previous one (often empty here).
+    if st.session_state.get("ev_for") != shown_for:
+        st.session_state["ev_for"] = shown_for
+        st.session_state.pop("ev_true", None)
     # A new click moves the pickers; otherwise they keep what the user chose.
     if clicked is not None and clicked != st.session_state.get("ev_clicked"):
         st.session_state["ev_true"], st.session_state["ev_pred"] = clicked
@@ -199,7 +205,8 @@ def _evaluation(job: dict[str, Any]) -> None:
     if ev is None:
         st.caption("The stored predictions of this evaluation are gone: no image galleries.")
     st.subheader("Images of a pair", help="Click a cell of the matrix, or choose the pair.")
-    _pair(ev, dataset, summary, event)
+    _pair(ev, dataset, summary, event, (job_id, summary["checkpoint"], summary["split"],
+                                         summary.get("created")))
     if ev is None or dataset is None:
         return
     st.subheader("Most confident mistakes")
@@ -252,9 +259,9 @@ def _classify_results(task: dict[str, Any]) -> None:
     cols[1].metric("Accuracy", f"{labelled['accuracy']:.2%}" if labelled else "—")
     cols[2].metric("Unreadable", result.get("errors", 0))
     cols[3].metric("Unlabelled", result.get("unlabelled", 0) + result.get("unknown_label", 0))
-    st.download_button("Download results CSV", csv_path.read_bytes(),
+    st.download_button("Download results CSV", csv_path.read_bytes,  # read on click
                        file_name=f"{task['id']}-results.csv", mime="text/csv",
-                       key="cm_download")
+                       key="cm_download", on_click="ignore")
     shown = 2000  # the table shows the first rows; the CSV has them all
     df = results_frame(csv_path, limit=shown)
     if "correct" in df and labelled:

@@ -9,25 +9,23 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import nav
+from dashboard import nav, widgets
 from engine import jobs
 from engine.datasets import list_datasets
+from engine.jobs.progress import epoch_position
 
-MAX_JOBS = 200  # one metrics query per job: enough for a glance, bounded for big workspaces
-
-
-def readable(timestamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else "—"
-
-
-def network_name(config: dict[str, Any]) -> str:
-    net = (config or {}).get("network")
-    if isinstance(net, dict):
-        return str(net.get("name") or "custom")
-    return str(net or "—")
+MAX_JOBS = 200  # enough for a glance, bounded for big workspaces
+# What a user scans for comes first and fits a 1400-px window; the rest (scroll) after it.
+JOB_COLUMNS = ["name", "status", "epochs", "progress", "train loss", "best val acc",
+               "last val acc", "network", "dataset", "owner", "created"]  # id: on the job page
 
 
-def job_row(job: dict[str, Any], metrics: list[dict[str, Any]]) -> dict[str, Any]:
+def readable(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return time.strftime(fmt, time.localtime(timestamp)) if timestamp else "—"
+
+
+def job_row(job: dict[str, Any], metrics: list[dict[str, Any]],
+            dataset_names: dict[str, str] | None = None) -> dict[str, Any]:
     """One table row: what a user scans for (state, accuracy, how the loss went)."""
     accs = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
     config = job.get("config") or {}
@@ -35,10 +33,10 @@ def job_row(job: dict[str, Any], metrics: list[dict[str, Any]]) -> dict[str, Any
         "name": job["name"] or job["id"],
         "status": job["status"],
         "owner": job["owner"] or "—",
-        "created": readable(job["created"]),
-        "network": network_name(config),
-        "dataset": config.get("dataset", "—"),
-        "epochs": f"{len(metrics)}/{config.get('epochs', '?')}",
+        "created": readable(job["created"], "%d %b %H:%M"),
+        "network": widgets.network_label(config.get("network")),
+        "dataset": widgets.dataset_label(config.get("dataset", "—"), dataset_names or {}),
+        "epochs": epoch_position(job, len(metrics)).short(),
         "progress": job.get("fraction") or 0.0,
         "last val acc": accs[-1] if accs else None,
         "best val acc": max(accs) if accs else None,
@@ -86,18 +84,32 @@ def jobs_table(all_jobs: list[dict[str, Any]]) -> None:
         st.info("No jobs match these filters.")
         return
     try:
-        rows = [job_row(j, jobs.job_metrics(j["id"])) for j in shown]
+        metrics = jobs.metrics_of([j["id"] for j in shown])  # one query for all the rows
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read job metrics: {e}")
         return
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="home_jobs_table", column_config={
+    names = widgets.dataset_names()
+    rows = [job_row(j, metrics[j["id"]], names) for j in shown]
+    st.dataframe(pd.DataFrame(rows, columns=JOB_COLUMNS), hide_index=True,
+                 key="home_jobs_table", column_config={
+        "name": st.column_config.TextColumn("name", pinned=True, width=180),
+        "status": st.column_config.TextColumn("status", width="small"),
+        "epochs": st.column_config.TextColumn("epochs", width="small",
+                                              help="Completed epochs of all"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
-                                                    format="percent"),
-        "last val acc": st.column_config.NumberColumn(format="percent"),
-        "best val acc": st.column_config.NumberColumn(format="percent"),
-        "train loss": st.column_config.LineChartColumn("train loss", y_min=0.0),
+                                                    format="percent", width="small"),
+        "train loss": st.column_config.LineChartColumn("train loss", y_min=0.0,
+                                                       width="small"),
+        "last val acc": st.column_config.NumberColumn("last val", format="percent",
+                                                     width="small"),
+        "best val acc": st.column_config.NumberColumn("best val", format="percent",
+                                                     width="small"),
+        "network": st.column_config.TextColumn("network", width="small"),
+        "dataset": st.column_config.TextColumn("dataset", width="small"),
+        "owner": st.column_config.TextColumn("owner", width="small"),
+        "created": st.column_config.TextColumn("created", width="small"),
     })
-    labels = {j["id"]: f"{j['name'] or j['id']} ({j['status']}, {j['id']})" for j in shown}
+    labels = {j["id"]: widgets.job_label(j) for j in shown}
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     chosen = c1.selectbox("Job", list(labels), format_func=labels.get, key="home_job")
     if c2.button("Open job", key="home_open_job"):
@@ -125,6 +137,7 @@ def datasets_table(datasets: list[dict[str, Any]]) -> None:
 
 def render() -> None:
     st.title("DIGITS Studio")
+    widgets.scheduler_banner()
     loaded = _load()
     if loaded is None:
         return

@@ -1,5 +1,7 @@
 """A job's page: live status, progress, ETA and charts; cancel, resume, clone, delete and
-download. The live part is a fragment that reruns about once a second while the job runs."""
+download. The live part is a fragment that polls while the job can still change: every second
+while it is queued or running, every few seconds otherwise (another tab may resume it); when
+its status changes, the whole page is drawn again so the buttons match."""
 
 from __future__ import annotations
 
@@ -8,25 +10,29 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, nav, session
+from dashboard import charts, nav, session, widgets
 from dashboard.views import evaluation
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
+from engine.jobs.progress import epoch_position, queue_position
 from engine.text import format_duration
+
+ACTIVE_POLL_S = 1.0
+AT_REST_POLL_S = 3.0
+RENDERED = "job_rendered_status"  # (job id, status) the full page was last drawn with
 
 
 def _choose_job() -> str | None:
-    job_id = st.query_params.get("id")
-    if job_id:
-        return job_id
+    """The job in the URL (?id=...), chosen from a picker that writes its choice there."""
     all_jobs = jobs.list_jobs()
+    wanted = st.query_params.get("id")
+    if wanted and wanted not in {j["id"] for j in all_jobs}:
+        return wanted  # a task job, an id prefix, or a wrong id: the page says which
     if not all_jobs:
         st.info("No jobs yet.")
         st.page_link(nav.page("new_model"), label="Train a new model")
         return None
-    labels = {j["id"]: f"{j['name'] or j['id']} ({j['status']}, {j['id']})" for j in all_jobs}
-    chosen = st.selectbox("Job", list(labels), format_func=labels.get, key="job_pick")
-    return chosen
+    return widgets.pick_job(all_jobs, "id", "job_pick")
 
 
 def _live(job_id: str) -> None:
@@ -40,12 +46,23 @@ def _live(job_id: str) -> None:
     progress = job.get("progress") or {}
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", status)
-    epochs = job["config"]["epochs"]
-    done_epochs = len(job["metrics"])
-    c2.metric("Epoch", f"{min(done_epochs + (status == 'running'), epochs)} / {epochs}")
-    c3.metric("ETA", format_duration(job.get("eta_s")) if status == "running" else "—")
+    where = epoch_position(job, len(job["metrics"]))
+    c2.metric("Epochs done", f"{where.completed} / {where.total}",
+              help="Completed epochs; the step inside the one under way is shown below.")
+    eta = job.get("eta_s")
+    c3.metric("ETA", format_duration(eta) if status == "running" and eta is not None
+              else "measuring…" if status == "running" else "—",
+              help="From the speed measured after the first few (warm-up) steps.")
     rate = progress.get("images_per_s")
     c4.metric("Images/s", f"{rate:,.0f}" if rate else "—")
+    if where.step:
+        st.caption(f"Epoch {where.completed + 1} at step {where.step} / {where.steps}"
+                   + (" when it stopped" if status != "running" else ""))
+    if status == "queued":
+        place = queue_position(job["id"])
+        if place:
+            st.info(f"Queued: number {place['position']} of {place['queued']} in the queue, "
+                    f"waiting for {place['waits_for']}.")
     st.progress(job.get("fraction") or 0.0,
                 text=f"{(job.get('fraction') or 0):.0%}" + (
                     f" — loss {progress['loss']:.4f}" if progress.get("loss") else ""))
@@ -61,23 +78,25 @@ def _live(job_id: str) -> None:
     if held:
         st.success(f"Held-out ({held['split']}) accuracy: {held['accuracy']:.2%}, "
                    f"loss {held['loss']:.4f}")
-    _charts(job["metrics"], job["config"]["dataset"])
+    _charts(job["metrics"], job["config"]["dataset"], progress.get("curve") or [])
     with st.expander("Log", expanded=status in ("running", "failed")):
         st.code(jobs.read_log(job_id, tail=30) or "(empty)", language=None)
-    # When the job ends, redraw the whole page once so the buttons match the new status.
-    if status not in jobs.ACTIVE and st.session_state.get("job_last_status") in jobs.ACTIVE:
-        st.session_state["job_last_status"] = status
+    # When the status changes (it ended, or another tab resumed or cancelled it), draw the
+    # whole page again so the buttons, the picker and the polling rate match it.
+    if st.session_state.get(RENDERED) != (job_id, status):
         st.rerun()
-    st.session_state["job_last_status"] = status
 
 
-def _charts(metrics: list[dict[str, Any]], dataset: str) -> None:
+def _charts(metrics: list[dict[str, Any]], dataset: str, steps: list[list[float]]) -> None:
+    if not metrics and not steps:
+        st.caption("The loss curve appears after the first steps.")
+        return
     if not metrics:
-        st.caption("Charts appear after the first epoch.")
+        st.altair_chart(charts.loss_curves(metrics, steps), width="stretch")
+        st.caption("Accuracy and the other charts appear after the first epoch.")
         return
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.metric_curves(metrics, {"train_loss": "train", "val_loss": "val"},
-                                         "Loss", "loss"), width="stretch")
+    c1.altair_chart(charts.loss_curves(metrics, steps), width="stretch")
     acc = {"val_accuracy": "top-1"}
     if any(m.get("val_top5") is not None for m in metrics):
         acc["val_top5"] = "top-5"
@@ -103,19 +122,25 @@ def _classes(dataset: str) -> list[str]:
 def _actions(job: dict[str, Any]) -> None:
     user = session.current_user()
     mine = job.get("owner") in (None, user)
+    owner_only = None if mine else (
+        f"Sign in as {job['owner']} to do this" if not user
+        else f"Only the job's owner ({job['owner']}) can do this")
+    if not user and not mine:
+        st.caption(f"Signed out: sign in as **{job['owner']}** (sidebar) to cancel, resume or "
+                   "delete this job.")
     cols = st.columns(5)
     status = job["status"]
     if cols[0].button("Cancel", disabled=status not in jobs.ACTIVE or not mine,
-                      help=None if mine else "Only the job's owner can cancel it"):
+                      help=owner_only):
         _do(lambda: jobs.cancel(job["id"], user=user))
-    if cols[1].button("Resume", disabled=not job.get("resumable") or not mine):
+    if cols[1].button("Resume", disabled=not job.get("resumable") or not mine, help=owner_only):
         _do(lambda: jobs.resume(job["id"], user=user))
     if cols[2].button("Clone"):
         nav.go("new_model", clone=job["id"])
     confirm = st.session_state.get("job_confirm_delete") == job["id"]
     if cols[3].button("Confirm delete" if confirm else "Delete", type="primary" if confirm
                       else "secondary", disabled=status in jobs.ACTIVE or not mine,
-                      help=None if mine else "Only the job's owner can delete it"):
+                      help=owner_only):
         if not confirm:
             st.session_state["job_confirm_delete"] = job["id"]
             st.rerun()
@@ -123,9 +148,10 @@ def _actions(job: dict[str, Any]) -> None:
             st.session_state.pop("job_confirm_delete", None)
             nav.go("home")
     best = jobs.job_dir(job["id"]) / "best.pt"
-    if best.exists():
-        cols[4].download_button("Download checkpoint", best.read_bytes(),
-                                file_name=f"{job['id']}-best.pt")
+    if best.exists():  # read when clicked, not on every rerun
+        cols[4].download_button("Download checkpoint", best.read_bytes,
+                                file_name=f"{job['id']}-best.pt",
+                                mime="application/octet-stream", on_click="ignore")
 
 
 def _do(action, rerun: bool = True) -> bool:
@@ -140,13 +166,6 @@ def _do(action, rerun: bool = True) -> bool:
     return True
 
 
-def _dataset_name(id_or_name: str) -> str:
-    try:
-        return open_dataset(id_or_name).name
-    except DatasetError:
-        return f"{id_or_name} (deleted)"
-
-
 def render() -> None:
     job_id = _choose_job()
     if not job_id:
@@ -157,16 +176,22 @@ def render() -> None:
         st.error(str(e))
         return
     cfg = job["config"]
-    network = cfg["network"] if isinstance(cfg["network"], str) else "custom network"
+    job_id = job["id"]
+    widgets.scheduler_banner()
     st.title(job["name"] or job["id"])
-    st.caption(f"{job['id']} · owner {job.get('owner') or '—'} · dataset "
-               f"{_dataset_name(cfg['dataset'])} · "
-               f"{network} · {cfg['solver']} lr {cfg['lr']:g} · {cfg['epochs']} epochs · "
-               f"device {job.get('assigned_device') or cfg['device']}")
+    if job.get("kind", "train") != "train":
+        st.caption(f"{job_id} · {cfg.get('task')} task · owner {job.get('owner') or '—'} · "
+                   f"{job['status']}" + (f": {job['message']}" if job.get("message") else ""))
+        st.json(cfg)
+        return
+    st.caption(f"{job_id} · owner {job.get('owner') or '—'} · dataset "
+               f"{widgets.dataset_label(cfg['dataset'])} · "
+               f"{widgets.network_label(cfg['network'])} · {cfg['solver']} lr {cfg['lr']:g} · "
+               f"{cfg['epochs']} epochs · device {job.get('assigned_device') or cfg['device']}")
     _actions(job)
     active = job["status"] in jobs.ACTIVE
-    st.session_state.setdefault("job_last_status", job["status"])
-    st.fragment(_live, run_every=1.0 if active else None)(job_id)
+    st.session_state[RENDERED] = (job_id, job["status"])
+    st.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)
     # Evaluation needs a best checkpoint and a job at rest; task jobs (evaluations, exports)
     # have no checkpoint of their own.
     if not active and job.get("kind", "train") == "train" \

@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import charts, nav, session
+from dashboard import charts, nav, session, widgets
 from engine import jobs
 from engine.datasets import list_datasets, open_dataset
 from engine.devices import describe, list_devices
@@ -52,24 +52,31 @@ def _index(options: list, value: Any) -> int:
     return options.index(value) if value in options else 0
 
 
-def _network_section(base: dict, shape: tuple[int, int, int], classes: int) -> dict | str | None:
+def _network_section(base: dict, shape: tuple[int, int, int], classes: int,
+                     clone_id: str | None = None) -> dict | str | None:
     """A zoo name or an edited spec, validated live; None while the spec is invalid."""
     names = [n["name"] for n in zoo_info()]
     descriptions = {n["name"]: n["description"] for n in zoo_info()}
     base_net = base.get("network", "lenet")
     custom = st.toggle("Customize the network", value=isinstance(base_net, dict),
                        key="nm_custom")
-    start = base_net if isinstance(base_net, str) else "lenet"
+    # A cloned spec starts from the zoo network it names (if any), else LeNet.
+    start = base_net if isinstance(base_net, str) else (
+        base_net.get("name") if base_net.get("name") in names else "lenet")
     zoo_name = st.selectbox("Network", names, index=_index(names, start), key="nm_network",
                             format_func=lambda n: f"{n} — {descriptions[n]}")
     if not custom:
         network: dict | str = zoo_name
         spec = zoo_spec(zoo_name)
     else:
-        default = dump_spec(base_net if isinstance(base_net, dict) else zoo_spec(zoo_name))
-        # The editor starts from the chosen zoo network (or the cloned job's spec).
-        if st.session_state.get("nm_spec_base") != zoo_name:
-            st.session_state["nm_spec_base"] = zoo_name
+        default = dump_spec(base_net if isinstance(base_net, dict) and zoo_name == start
+                            else zoo_spec(zoo_name))
+        # The editor starts from the chosen zoo network (or the cloned job's spec): again
+        # whenever either changes, and when the editor was gone from the page (Streamlit
+        # drops a widget's text when the user opens another page).
+        seed = (clone_id, zoo_name)
+        if st.session_state.get("nm_spec_base") != seed or "nm_spec" not in st.session_state:
+            st.session_state["nm_spec_base"] = seed
             st.session_state["nm_spec"] = default
         text = st.text_area("Network spec (YAML or JSON)", height=320,
                             key="nm_spec", help="A list of layers; shapes are worked out for you.")
@@ -190,7 +197,7 @@ def render() -> None:
                f"{len(dataset.split('train'))} training images")
 
     st.subheader("Network")
-    network = _network_section(base, tuple(dataset.shape), dataset.num_classes)
+    network = _network_section(base, tuple(dataset.shape), dataset.num_classes, clone_id)
 
     st.subheader("Solver")
     solver = _solver_section(base)
@@ -243,7 +250,7 @@ def render() -> None:
               "seed": int(seed), "early_stopping": int(early), "augment": aug,
               "device": device, "precision": precision, "compile": compile_,
               "val_interval": int(val_interval), "checkpoint_interval": int(ckpt_interval),
-              "name": name or f"{network if isinstance(network, str) else 'custom'} on {ds_name}"}
+              "name": name or f"{widgets.network_label(network)} on {ds_name}"}
     try:
         lrs, sizes = _parse_list(sweep_lrs, float), _parse_list(sweep_bs, int)
         if lrs or sizes:

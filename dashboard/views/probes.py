@@ -10,12 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav, session
-from dashboard.views.classify import usable_jobs
+from dashboard.widgets import usable_jobs
 from engine.evaluation import probes
 
 RIGHT = "background-color: #d4edc9; color: #1d4d0f"
 WRONG = "background-color: #f8d0cc; color: #6b1410"
 MAX_DEFAULT_JOBS = 4
+TABLE_ROW_PX = 35  # st.dataframe's row height: a table sized to show every row
 
 
 def styled(score: probes.BoardScore) -> Any:
@@ -39,12 +40,19 @@ def _choose_board(user: str | None) -> dict[str, Any] | None:
                 "board, or create one here.")
         return None
     ids = [b["id"] for b in boards]
-    last = st.session_state.get("probes_last_board")
+    # The URL (?board=...: a reload, a shared link) wins, then the board just made.
+    wanted = st.query_params.get("board")
+    last = wanted if wanted in ids else st.session_state.get("probes_last_board")
+    if wanted and wanted not in ids:
+        st.warning(f"No board {wanted!r} that you can see; showing another one.")
     labels = {b["id"]: f"{b['name']} — {b['owner']}"
               + (" (shared)" if b["shared"] else " (private)") + f", {b['probes']} images"
               for b in boards}
     chosen = st.selectbox("Board", ids, index=ids.index(last) if last in ids else 0,
-                          format_func=labels.get, key="probes_board")
+                          format_func=labels.get, key=f"probes_board_{last}")
+    st.session_state["probes_last_board"] = chosen
+    if st.query_params.get("board") != chosen:
+        st.query_params["board"] = chosen  # the page can be reloaded and shared as it is
     return next(b for b in boards if b["id"] == chosen)
 
 
@@ -82,9 +90,14 @@ def _comparison(board: dict[str, Any], user: str | None) -> None:
     if not score.probes:
         st.info("This board has no images yet.")
         return
-    st.dataframe(styled(score), width="stretch")
-    st.download_button("Download CSV", score.frame().to_csv(), file_name=f"{board['name']}.csv",
-                       mime="text/csv", key="probes_csv")
+    st.markdown("**Score**: " + " · ".join(
+        f"{col} **{'{}/{}'.format(*score.score(j))}**" for j, col in enumerate(score.columns)))
+    rows = len(score.probes) + 1  # and the score row at the foot: all shown, no inner scroll
+    st.dataframe(styled(score), width="stretch", height=TABLE_ROW_PX * (rows + 1) + 3,
+                 column_config={"image": st.column_config.TextColumn(pinned=True)})
+    st.download_button("Download CSV", lambda: score.frame().to_csv(),
+                       file_name=f"{board['name']}.csv", mime="text/csv", key="probes_csv",
+                       on_click="ignore")
 
 
 def _thumbnails(board: dict[str, Any], user: str | None) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 
 from engine.datasets.build import check_name
 from engine.datasets.catalog import Dataset, open_dataset
-from engine.datasets.errors import DatasetError
+from engine.datasets.errors import DatasetError, DownloadUnavailable
 from engine.datasets.options import DatasetOptions
 from engine.datasets.sources import check_args
+from engine.jobs.status import ENDED
 
 TASK = "engine.dataset"
 DEVICE = "host"  # runs beside training: needs no CPU training slot and no GPU
@@ -62,12 +63,22 @@ def build_dataset_in_worker(name: str, source: str,
             progress(float(p.get("fraction") or 0.0), str(p.get("message") or ""))
         if job["status"] == "done":
             return open_dataset(job["result"]["dataset"], home=home)
-        if job["status"] in ("failed", "cancelled", "interrupted"):
-            raise DatasetError(job.get("message") or f"the dataset build {job['status']}")
+        if job["status"] in ENDED:
+            raise _build_error(source, job.get("message") or f"the dataset build {job['status']}")
         if deadline is not None and time.monotonic() > deadline:
             raise DatasetError(f"the dataset build (job {job_id}) is still {job['status']} "
                                f"after {timeout_s:.0f} s; it goes on in the background")
         time.sleep(poll_s)
+
+
+def _build_error(source: str, message: str) -> DatasetError:
+    """The worker's one-line reason, as the error create_dataset() would have raised here: a
+    failed download stays a DownloadUnavailable, so a front end can say it in its own words."""
+    from engine.datasets.sources.downloads import DOWNLOADS
+
+    if source in DOWNLOADS and message.startswith("could not download"):
+        return DownloadUnavailable(message, DOWNLOADS[source].title)
+    return DatasetError(message)
 
 
 def run_build_task(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:

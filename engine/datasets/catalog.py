@@ -76,6 +76,15 @@ class Dataset:
             self._splits[name] = index
         return self._splits[name]
 
+    def held_out_split(self) -> str:
+        """The split that measures a model on images it never trained on: "test", else "val"
+        (a dataset made with Test % = 0, the default). Raises DatasetError if it has neither."""
+        for name in ("test", "val"):
+            if len(self.split(name)):
+                return name
+        raise DatasetError(f"dataset {self.name!r} has no test or validation images to "
+                           "measure a model on")
+
     def __len__(self) -> int:
         return int(self.manifest["total"])
 

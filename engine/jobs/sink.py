@@ -17,6 +17,19 @@ from engine.training.sink import MetricsSink
 
 CANCEL_POLL_S = 0.25
 HEARTBEAT_S = 2.0
+MAX_CURVE_POINTS = 400  # the loss curve inside epochs: thinned to every other point beyond
+
+
+def add_curve_point(curve: list[list[float]], x: float, loss: float,
+                    cap: int = MAX_CURVE_POINTS) -> list[list[float]]:
+    """Append (epochs as a fraction, loss) to a curve kept in order (points at or after x, from
+    a run resumed behind them, are dropped) and bounded (thinned evenly past `cap`)."""
+    while curve and curve[-1][0] >= x:
+        curve.pop()
+    curve.append([round(x, 5), loss])
+    if len(curve) > cap:
+        curve[:] = curve[::2]
+    return curve
 
 
 class JobSink(MetricsSink):
@@ -26,10 +39,14 @@ class JobSink(MetricsSink):
         self.conn = conn
         self.job_id = job_id
         self.epochs = 0
+        self.curve: list[list[float]] = []
 
     def on_start(self, info: dict[str, Any]) -> None:
         self.epochs = info["epochs"]
-        progress = {"epoch": info["start_epoch"], "epochs": info["epochs"], "step": 0,
+        job = store.get_job(self.conn, self.job_id)  # a resumed run keeps its curve so far
+        self.curve = list(((job or {}).get("progress") or {}).get("curve") or [])
+        progress = {"curve": self.curve, "epoch": info["start_epoch"],
+                    "epochs": info["epochs"], "step": 0,
                     "steps": info["steps_per_epoch"], "loss": None, "images_per_s": None,
                     "eta_s": None, "time": time.time()}
         store.update_job(self.conn, self.job_id, progress=progress, heartbeat=time.time())
@@ -39,7 +56,9 @@ class JobSink(MetricsSink):
 
     def on_progress(self, p: dict[str, Any]) -> None:
         now = time.time()
-        progress = {**p, "epochs": self.epochs, "time": now}
+        if p.get("steps") and p.get("loss") is not None:
+            add_curve_point(self.curve, p["epoch"] + p["step"] / p["steps"], float(p["loss"]))
+        progress = {**p, "epochs": self.epochs, "time": now, "curve": self.curve}
         try:
             store.update_job(self.conn, self.job_id, progress=progress, heartbeat=now)
         except sqlite3.OperationalError as e:  # progress is best effort; the epoch rows are not
@@ -49,7 +68,7 @@ class JobSink(MetricsSink):
         now = time.time()
         progress = {"epoch": m["epoch"], "epochs": self.epochs, "step": 0, "steps": None,
                     "loss": m["train_loss"], "images_per_s": m["images_per_s"],
-                    "lr": m["lr"], "eta_s": None, "time": now}
+                    "lr": m["lr"], "eta_s": None, "time": now, "curve": self.curve}
         with store.transaction(self.conn):
             store.put_metrics(self.conn, self.job_id, m)
             store.update_job(self.conn, self.job_id, progress=progress, heartbeat=now)

@@ -32,6 +32,7 @@ from engine.training.sink import MetricsSink
 from engine.workspace import atomic_write_json
 
 PROGRESS_INTERVAL_S = 0.5  # bounded rate of on_progress calls
+WARMUP_STEPS = 3  # steps left out of the speed (and so the ETA): first-batch costs, caches
 EVAL_BATCH = 1024
 
 
@@ -161,7 +162,9 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
             state["perm"] = torch.randperm(len(train_split), generator=gen)
         model.train()
         t0, last_report = time.perf_counter(), time.perf_counter()
-        seen0 = state["seen"]
+        seen0, batch0 = state["seen"], state["batch"]
+        warm: tuple[float, int] | None = None  # (time, images seen) once warmed up
+        last_sum, last_seen = state["loss_sum"], state["seen"]  # for the loss per report
         # Summed in float64 on the device, read only at reports: no per-step sync.
         loss_acc = torch.tensor(state["loss_sum"], dtype=torch.float64, device=device)
         stopped = False
@@ -182,15 +185,23 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
             state["batch"] += 1
             state["seen"] += len(yb)
             now = time.perf_counter()
+            if warm is None and state["batch"] - batch0 >= WARMUP_STEPS:
+                _ = loss.item()  # wait for the device: the warm-up steps are really done
+                now = time.perf_counter()
+                warm = (now, state["seen"])
             if now - last_report >= PROGRESS_INTERVAL_S or state["batch"] == steps_per_epoch:
-                _check_finite(loss_acc, epoch, step, cfg)
+                total = _check_finite(loss_acc, epoch, step, cfg)
                 last_report = now
-                rate = (state["seen"] - seen0) / max(now - t0, 1e-9)
+                rate = _speed(warm, now, state["seen"], state["history"])
                 sink.on_progress({
                     "epoch": epoch, "step": state["batch"], "steps": steps_per_epoch,
-                    "loss": loss.item(), "images_per_s": rate,
+                    # the mean loss of the steps since the last report: a curve inside epochs
+                    "loss": (total - last_sum) / max(state["seen"] - last_seen, 1),
+                    "images_per_s": rate or (state["seen"] - seen0) / max(now - t0, 1e-9),
                     "lr": optimizer.param_groups[0]["lr"],
-                    "eta_s": _eta(cfg, state, steps_per_epoch, len(train_split), rate)})
+                    "eta_s": None if rate is None
+                    else _eta(cfg, state, steps_per_epoch, len(train_split), rate)})
+                last_sum, last_seen = total, state["seen"]
             if should_stop():
                 stopped = True
                 break
@@ -199,7 +210,8 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
         if stopped and state["batch"] < steps_per_epoch:
             save(run_dir / "last.pt")
             status = "stopped"
-            log(f"stopped at epoch {epoch} step {state['batch']}; checkpoint saved")
+            log(f"stopped in epoch {epoch + 1} at step {state['batch']} / {steps_per_epoch} "
+                f"({epoch} of {cfg.epochs} epochs complete); checkpoint saved")
             break
 
         metrics = _end_epoch(cfg, state, epoch, optimizer, model, val_split, norm, amp_dtype,
@@ -246,6 +258,17 @@ def _check_finite(loss_acc: torch.Tensor, epoch: int, step: int, cfg: TrainConfi
             f"the loss became {value} at epoch {epoch + 1}, step {step + 1}: training diverged. "
             f"The learning rate {cfg.lr:g} is probably too high; try {cfg.lr / 10:g} or lower.")
     return value
+
+
+def _speed(warm: tuple[float, int] | None, now: float, seen: int,
+           history: list[dict[str, Any]]) -> float | None:
+    """Images per second measured after the warm-up steps; before that, the last epoch's
+    speed; None on the first steps of a run (no ETA rather than a wrong one)."""
+    if warm is not None and seen > warm[1] and now > warm[0]:
+        return (seen - warm[1]) / (now - warm[0])
+    if history and history[-1].get("images_per_s"):
+        return float(history[-1]["images_per_s"])
+    return None
 
 
 def _eta(cfg, state, steps_per_epoch, n_train, rate) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.datasets.errors import DatasetError
+from engine.datasets.errors import DownloadUnavailable
 from engine.datasets.sources.base import ArrayPart, SourceData
 
 SOCKET_TIMEOUT_S = 20.0
@@ -48,7 +48,8 @@ def read_download_source(name: str, home: Path) -> SourceData:
     except Exception as e:
         if not existed and not any(p.is_file() for p in root.rglob("*")):
             shutil.rmtree(root, ignore_errors=True)
-        raise DatasetError(f"could not download {spec.title} (no network?): {OFFLINE_HINT}") from e
+        raise DownloadUnavailable(f"could not download {spec.title} (no network?): "
+                                  f"{OFFLINE_HINT}", spec.title) from e
     classes = [str(d) for d in range(10)] if spec.digit_classes else list(train.classes)
     return SourceData(classes=classes, train=_part(train), test=_part(test),
                       polarity=spec.polarity, framing="mnist" if spec.digit_classes else "none")

@@ -1,0 +1,133 @@
+"""Widgets and labels shared by several pages, so views never import each other: choosing a
+job (its id goes into the URL, so the page can be reloaded and shared), names for datasets and
+networks instead of ids."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from dashboard import nav
+from engine import jobs
+from engine.datasets import list_datasets
+
+THUMB_PX = 84  # explorer and gallery thumbnails: 28x28 digits shown 3x, pixel for pixel
+
+
+# --- names, not ids -------------------------------------------------------------------------
+
+
+def dataset_names() -> dict[str, str]:
+    """Dataset id -> name, for every dataset in the workspace (one query)."""
+    try:
+        return {d["id"]: d["name"] for d in list_datasets()}
+    except Exception:  # noqa: BLE001 - a label never breaks a page
+        return {}
+
+
+def dataset_label(id_or_name: str, names: dict[str, str] | None = None) -> str:
+    """A dataset's name for people; an id no longer in the workspace says so."""
+    names = dataset_names() if names is None else names
+    if id_or_name in names:
+        return names[id_or_name]
+    if id_or_name in names.values():
+        return id_or_name
+    return f"{id_or_name} (deleted)"
+
+
+def network_label(network: Any) -> str:
+    """A zoo name, or a custom spec's own name ("custom network" if it has none)."""
+    if isinstance(network, dict):
+        name = network.get("name")
+        return f"{name} (custom)" if name else "custom network"
+    return str(network or "—")
+
+
+def job_label(job: dict[str, Any]) -> str:
+    """Name and creation time: no status, which would go stale in an open picker (the page
+    itself shows the live status)."""
+    when = time.strftime("%d %b %H:%M", time.localtime(job["created"])) if job.get("created") \
+        else ""
+    return f"{job['name'] or job['id']} · {when}" if when else (job["name"] or job["id"])
+
+
+# --- the queue's health --------------------------------------------------------------------
+
+
+def scheduler_banner() -> None:
+    """Says when jobs wait (or look running) with no scheduler to run them, and offers to
+    start one; it recovers jobs whose worker died (they resume from their checkpoint)."""
+    from engine.jobs.liveness import queue_health
+
+    try:
+        health = queue_health()
+    except Exception:  # noqa: BLE001 - the banner never breaks a page
+        return
+    if not health["needs_scheduler"]:
+        return
+    parts = []
+    if health["queued"]:
+        parts.append(f"{health['queued']} queued job(s) wait")
+    for j in health["stale"]:
+        parts.append(f"job {j['name'] or j['id']} says running but has not reported for "
+                     f"{j['silent_s']:.0f} s")
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.warning("**Scheduler not running**: " + "; ".join(parts) + ".")
+    if c2.button("Start the scheduler", key="start_scheduler"):
+        try:
+            jobs.ensure_scheduler()
+        except RuntimeError as e:
+            st.error(str(e))
+            return
+        st.rerun()
+
+
+# --- choosing a job -------------------------------------------------------------------------
+
+
+def usable_jobs() -> list[dict[str, Any]]:
+    """Done jobs that kept a checkpoint, newest first."""
+    from engine.training.checkpoint import list_checkpoints  # torch: only when needed
+
+    return [j for j in jobs.list_jobs(status="done") if list_checkpoints(jobs.job_dir(j["id"]))
+            or (jobs.job_dir(j["id"]) / "last.pt").exists()]
+
+
+def _to_url(key: str, query_key: str) -> None:
+    st.query_params[query_key] = st.session_state[key]
+
+
+def pick_job(choices: list[dict[str, Any]], query_key: str, key: str, where: Any = st,
+             label: str = "Job") -> str:
+    """A selectbox of jobs by name (the id on hover), preselecting the one in the URL; a pick
+    goes into the URL (?<query_key>=id) so the page can be reloaded or shared as it is."""
+    labels = {j["id"]: job_label(j) for j in choices}
+    ids = list(labels)
+    wanted = st.query_params.get(query_key)
+    if wanted in ids and st.session_state.get(key) != wanted:
+        st.session_state[key] = wanted  # the URL wins: a link, a reload, a second tab
+    elif st.session_state.get(key) not in ids:
+        st.session_state.pop(key, None)
+    chosen = where.selectbox(label, ids, format_func=labels.get, key=key,
+                             on_change=_to_url, args=(key, query_key),
+                             help="Each job's id is shown on its page and in the URL.")
+    if chosen and wanted != chosen:
+        st.query_params[query_key] = chosen
+    return chosen
+
+
+def choose_trained_job(purpose: str, query_key: str, key: str, where: Any = st
+                       ) -> str | None:
+    """A selectbox of finished jobs with a checkpoint, preselecting the one in the URL;
+    without any, says what `purpose` needs and links to New model."""
+    done = usable_jobs()
+    if not done:
+        st.info(f"No trained model yet: {purpose} needs a finished job with a checkpoint.")
+        st.page_link(nav.page("new_model"), label="Train a new model")
+        return None
+    wanted = st.query_params.get(query_key)
+    if wanted and wanted not in {j["id"] for j in done}:
+        st.warning(f"Job {wanted} is not a finished training job with a checkpoint.")
+    return pick_job(done, query_key, key, where, label="Model (job)")

@@ -1,0 +1,92 @@
+"""How far a job is, in words every page uses the same way.
+
+Epochs: the number of *completed* epochs, plus the step inside the one under way (if any):
+"1 / 3 epochs, epoch 2 at step 37 / 100". Running, cancelled or interrupted, a job reads the
+same, and the log's "stopped in epoch 2 at step 37" matches it.
+
+Queue: a queued job's place in the queue and what it waits for (a CPU slot, a GPU, the
+scheduler itself).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from engine import store
+from engine.jobs.scheduler import scheduler_status
+from engine.jobs.settings import load_settings
+
+
+@dataclass(frozen=True)
+class EpochPosition:
+    completed: int  # whole epochs done
+    total: int
+    step: int | None = None  # steps done inside epoch completed+1, when one is under way
+    steps: int | None = None
+
+    def text(self) -> str:
+        out = f"{self.completed} / {self.total}"
+        if self.step and self.steps:
+            out += f", epoch {self.completed + 1} at step {self.step} / {self.steps}"
+        return out
+
+    def short(self) -> str:
+        return f"{self.completed}/{self.total}" + (
+            f" +{self.step}/{self.steps} steps" if self.step and self.steps else "")
+
+
+def epoch_position(job: dict[str, Any], metrics_count: int | None = None) -> EpochPosition:
+    """Where a training job stands, from its progress (and its metrics rows, if counted)."""
+    config = job.get("config") or {}
+    p = job.get("progress") or {}
+    total = int(p.get("epochs") or config.get("epochs") or 0)
+    completed = int(p.get("epoch") or 0)
+    if metrics_count is not None:
+        completed = max(completed, metrics_count)
+    if job.get("status") == "done":
+        return EpochPosition(min(max(completed, metrics_count or 0), total) or total, total)
+    step, steps = p.get("step"), p.get("steps")
+    under_way = (p.get("epoch") or 0) == completed and step and steps and step < steps
+    return EpochPosition(completed, total, int(step) if under_way else None,
+                         int(steps) if under_way else None)
+
+
+def queue_position(job_id: str, home: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """For a queued job: {"position": 1-based place, "queued": how many wait, "waits_for":
+    what it waits for, in words}; None if the job is not queued."""
+    with closing(store.connect(home)) as conn:
+        queued = store.list_jobs(conn, statuses=("queued",), order="queue")
+        running = store.list_jobs(conn, statuses=("running",))
+    ids = [j["id"] for j in queued]
+    if job_id not in ids:
+        return None
+    job = queued[ids.index(job_id)]
+    sched = scheduler_status(home)
+    if not sched["alive"]:
+        waits = "the job scheduler, which is not running"
+    else:
+        waits = _device_wait(job, running, sched, home)
+    return {"position": ids.index(job_id) + 1, "queued": len(ids), "waits_for": waits}
+
+
+def _device_wait(job: dict[str, Any], running: list[dict[str, Any]], sched: dict[str, Any],
+                 home: str | os.PathLike | None) -> str:
+    settings = sched.get("settings") or load_settings(home).to_dict()
+    slots = int(settings.get("cpu_slots") or 0)
+    gpus = [d for d in sched.get("devices") or [] if d.startswith("cuda")]
+    busy_cpu = sum(j["assigned_device"] == "cpu" for j in running)
+    busy_gpus = {j["assigned_device"] for j in running} & set(gpus)
+    cpu = (f"the CPU slot ({busy_cpu} of {slots} busy)" if slots == 1
+           else f"one of {slots} CPU slots ({busy_cpu} busy)")
+    requested = job["device"]
+    if requested == "cpu":
+        return cpu
+    if requested in ("cuda", "cuda:0") or requested.startswith("cuda:"):
+        name = "cuda:0" if requested == "cuda" else requested
+        return f"GPU {name} (busy)" if name in busy_gpus else f"GPU {name}"
+    if gpus:
+        return f"a free GPU ({len(busy_gpus)} of {len(gpus)} busy) or {cpu}"
+    return cpu

@@ -1,0 +1,42 @@
+"""Issue 13 item 15: the first visit to New model is not a blank page for ~10 s. The first
+page a server shows starts importing PyTorch and the heavy pages in the background, and a
+page not imported yet renders under a spinner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = textwrap.dedent("""
+    import sys, threading
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file("dashboard/app.py", default_timeout=120)
+    at.session_state["user"] = "alice"
+    at.run()
+    assert not at.exception, at.exception
+    [warm] = [t for t in threading.enumerate() if t.name == "studio-warmup"]
+    warm.join()
+    missing = [m for m in ("torch", "engine.training", "dashboard.views.new_model")
+               if m not in sys.modules]
+    print("missing:", missing)
+""")
+
+
+def test_first_page_warms_the_heavy_imports(home):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300,
+                          env={"STUDIO_HOME": str(home),
+                               "PATH": "/usr/bin:/bin", "HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "missing: []" in proc.stdout
+
+
+def test_every_page_script_loads_its_view_under_a_spinner():
+    for route in sorted((ROOT / "dashboard" / "routes").glob("*.py")):
+        text = route.read_text()
+        assert f'warmup.view("{route.stem}")' in text, route.name
+        assert "from dashboard.views" not in text, route.name
