@@ -125,14 +125,23 @@ def _check_polarity(polarity: str) -> None:
 
 
 def frame_digit(image: np.ndarray | Image.Image, polarity: str = "auto", size: int = 28,
-                box: int = 20) -> Framed:
-    """Clean the page, crop to the ink and frame it like MNIST; EmptyDrawing if no ink."""
+                box: int = 20, clean: bool = True) -> Framed:
+    """Clean the page, crop to the ink and frame it like MNIST; EmptyDrawing if no ink.
+
+    clean=False skips the cleaning for images known to be clean white ink on a black (0)
+    background, such as a dataset's scans."""
     _check_polarity(polarity)
     gray = to_gray(image)
     if gray.size == 0:
         raise EmptyDrawing()
     work, shrink = _working_copy(gray)
-    cleaned, paper, ink, dark_ink = clean_page(work)
+    if clean:
+        cleaned, paper, ink, dark_ink = clean_page(work)
+    else:
+        if float(work.max()) < MIN_CONTRAST:
+            raise EmptyDrawing()
+        cleaned = np.clip(work + 0.5, 0, 255).astype(np.uint8)
+        paper, ink, dark_ink = 0.0, float(work.max()), False
     top, left, bottom, right = _ink_box(cleaned)
     framed = _fit_and_centre(cleaned, (top, left, bottom, right), size, box)
     inverted = polarity == "invert" or (polarity == "auto" and dark_ink)
@@ -151,9 +160,9 @@ def frame_digit(image: np.ndarray | Image.Image, polarity: str = "auto", size: i
 
 
 def normalize_digit(image: np.ndarray | Image.Image, polarity: str = "auto", size: int = 28,
-                    box: int = 20) -> np.ndarray:
+                    box: int = 20, clean: bool = True) -> np.ndarray:
     """An MNIST-framed uint8 size x size image of the ink, or EmptyDrawing if there is none."""
-    return frame_digit(image, polarity, size, box).image
+    return frame_digit(image, polarity, size, box, clean).image
 
 
 def _working_copy(gray: np.ndarray) -> tuple[np.ndarray, float]:
