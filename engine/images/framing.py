@@ -179,6 +179,9 @@ def _working_copy(gray: np.ndarray) -> tuple[np.ndarray, float]:
 def clean_page(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
     """Steps 1-4: uint8 ink-255-on-paper-0, the paper and ink levels (0..255 of the input) and
     whether the ink is darker than the paper. EmptyDrawing when no ink stands out."""
+    level = _exact_paper(gray)
+    if level is not None:
+        return _clean_flat(gray, level)
     smooth = ndimage.gaussian_filter(gray, 1.0) if max(gray.shape) >= BLUR_FROM else gray
     background, dark_ink, paper_mask = fit_background(smooth)
     sign = -1.0 if dark_ink else 1.0
@@ -196,6 +199,30 @@ def clean_page(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
     paper_level = float(np.median(smooth[paper_mask])) if paper_mask.any() else 0.0
     return (np.clip(cleaned + 0.5, 0, 255).astype(np.uint8), paper_level,
             paper_level + sign * peak, dark_ink)
+
+
+def _exact_paper(gray: np.ndarray) -> float | None:
+    """The paper's level when the page is already clean (a canvas, MNIST): most pixels and
+    nearly all the border hold exactly one value. None for photos and scans."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    level = float(np.median(border))
+    if np.mean(border == level) >= 0.9 and np.mean(gray == level) >= 0.5:
+        return level
+    return None
+
+
+def _clean_flat(gray: np.ndarray, level: float) -> tuple[np.ndarray, float, float, bool]:
+    """clean_page() for a page whose paper is exactly `level`: nothing to flatten or stretch
+    but the ink's scale, so the drawing passes unchanged."""
+    off = gray[gray != level]
+    dark_ink = bool(off.size and np.median(off) < level)
+    ink_up = np.clip(level - gray if dark_ink else gray - level, 0, None)
+    peak = float(ink_up.max())
+    if peak < MIN_CONTRAST:
+        raise EmptyDrawing()
+    cleaned = _drop_specks(ink_up * (255.0 / peak))
+    return (np.clip(cleaned + 0.5, 0, 255).astype(np.uint8), level,
+            level - peak if dark_ink else level + peak, dark_ink)
 
 
 def fit_background(gray: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, bool, np.ndarray]:
@@ -230,8 +257,10 @@ def fit_background(gray: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, bool,
         resid = values - design @ coef
         up = -resid if dark_ink else resid
         keep = up < np.median(up[keep]) + max(3 * _spread(up[keep]), 8.0)
-    surface = (_design(*np.mgrid[0:h, 0:w] / np.array([max(h - 1, 1), max(w - 1, 1)])
-                       [:, None, None]) @ coef).reshape(h, w)
+    y = (np.arange(h) / max(h - 1, 1))[:, None]
+    x = (np.arange(w) / max(w - 1, 1))[None, :]
+    surface = (coef[0] + coef[1] * x + coef[2] * y + coef[3] * x * x + coef[4] * x * y
+               + coef[5] * y * y)
     resid = gray - surface
     up = -resid if dark_ink else resid
     paper = up < np.median(up) + max(3 * _spread(up), 8.0)
