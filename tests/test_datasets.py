@@ -349,7 +349,7 @@ def test_digits_sample_is_framed_like_mnist(home):
     rows = (x.sum(2) @ np.arange(28)) / mass
     cols = (x.sum(1) @ np.arange(28)) / mass
     assert np.abs(rows - 14).max() <= 1.0 and np.abs(cols - 14).max() <= 1.0
-    ink = x > 0
+    ink = x > 0.2 * 255  # the ink box (fainter anti-aliased rims may reach past it, as MNIST's)
     height = 28 - ink.any(2).argmax(1) - ink.any(2)[:, ::-1].argmax(1)
     width = 28 - ink.any(1).argmax(1) - ink.any(1)[:, ::-1].argmax(1)
     assert height.max() <= 20 and width.max() <= 20 and np.maximum(height, width).min() == 20

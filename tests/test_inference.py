@@ -128,7 +128,7 @@ def test_normalize_digit_frames_like_mnist(case):
     assert out.shape == (28, 28) and out.dtype == np.uint8
     cy, cx = centre_of_mass(out.astype(float))
     assert abs(cy - 14) <= 1.5 and abs(cx - 14) <= 1.5  # up to the frame edge for a "7"
-    h, w = ink_box(out, level=0)
+    h, w = ink_box(out, level=51)
     assert max(h, w) == 20 and min(h, w) <= 20  # fitted in 20x20, aspect kept
     assert out.max() == 255 and out[0].max() == 0 and out[:, 0].max() == 0  # white on black
 
@@ -137,7 +137,7 @@ def test_normalize_keeps_aspect_ratio():
     img = Image.new("L", (280, 280), 0)
     img.paste(255, (130, 40, 150, 240))  # a tall bar: 20 wide, 200 high
     out = normalize_digit(img)
-    h, w = ink_box(out, level=0)
+    h, w = ink_box(out, level=51)
     assert h == 20 and w <= 4
 
 
@@ -152,4 +152,4 @@ def test_transparent_canvas_rgba():
     rgba = np.zeros((200, 200, 4), np.uint8)
     rgba[50:150, 95:105] = (255, 255, 255, 255)  # white ink strokes on a transparent canvas
     out = normalize_digit(rgba)
-    assert out.max() == 255 and ink_box(out, 0)[0] == 20
+    assert out.max() == 255 and ink_box(out, 51)[0] == 20

@@ -12,12 +12,14 @@ import streamlit as st
 from PIL import Image
 
 from dashboard import charts, nav, session
+from dashboard.widgets import choose_trained_job, usable_jobs
 from engine import jobs
 from engine.evaluation import probes
 from engine.images import pictures
 from engine.images.framing import EmptyDrawing
 from engine.inference import backends, inside
 from engine.inference import classify as cl
+from engine.inference import uploads as up
 from engine.inference.predictor import image_bytes_png
 from engine.inference.results import Prediction
 from engine.training.checkpoint import checkpoint_label, list_checkpoints
@@ -34,34 +36,18 @@ STYLES: dict[str, tuple[str, str, str]] = {
 CANVAS_STAND_IN = "classify_canvas_image"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 NEW_BOARD = "__new__"
+# The polarity choices on uploads: "as-is" shows the image as a network trained without
+# inverted images really sees a photo of dark ink on paper (the lab's lesson).
+POLARITY_LABELS = {"auto": "auto", "as-is": "as the network was trained (as-is)",
+                   "invert": "invert"}
+# Room above the canvas for its toolbar (undo, redo, clear), which floats 2.65rem above the
+# canvas on hover: without it the toolbar covers the stroke-width slider.
+TILE_GAP = 6  # pixels between feature-map and filter tiles
+TOOLBAR_ROOM = '<div class="cl-toolbar-room" style="height:2.9rem"></div>'
 trt_backends.register()  # ONNX Runtime and TensorRT join the backend choice
 
 
 # --- choosing the model ---------------------------------------------------------------------
-
-
-def usable_jobs() -> list[dict[str, Any]]:
-    """Done jobs that kept a checkpoint, newest first."""
-    return [j for j in jobs.list_jobs(status="done") if list_checkpoints(jobs.job_dir(j["id"]))
-            or (jobs.job_dir(j["id"]) / "last.pt").exists()]
-
-
-def choose_trained_job(purpose: str, query_key: str, key: str, where: Any = st
-                       ) -> str | None:
-    """A selectbox of finished jobs with a checkpoint, preselecting the one in the query
-    string; without any, says what `purpose` needs and links to New model."""
-    done = usable_jobs()
-    if not done:
-        st.info(f"No trained model yet: {purpose} needs a finished job with a checkpoint.")
-        st.page_link(nav.page("new_model"), label="Train a new model")
-        return None
-    labels = {j["id"]: f"{j['name'] or j['id']} ({j['id']})" for j in done}
-    ids = list(labels)
-    wanted = st.query_params.get(query_key)
-    if wanted and wanted not in ids:
-        st.warning(f"Job {wanted} is not a finished training job with a checkpoint.")
-    return where.selectbox("Model (job)", ids, index=ids.index(wanted) if wanted in ids else 0,
-                           format_func=labels.get, key=key)
 
 
 def _choose_model() -> tuple[str, Any] | None:
@@ -143,22 +129,24 @@ def _canvas(style: str, stroke: int) -> np.ndarray | None:
     return canvas_image(result.json_data, result.image_data)
 
 
-def _draw(backend: backends.Backend) -> None:
+def _draw(backend: backends.Backend, checkpoint: str) -> None:
     left, mid, right = st.columns([3, 2, 3])
     with left:
         style = st.radio("Style", list(STYLES), horizontal=True, key="cl_style",
                          help="MNIST: white ink on black, as MNIST was made. paper: black ink "
                               "on white, inverted before the network sees it.")
         stroke = st.slider("Stroke width", 5, 40, 20, key="cl_stroke")
+        st.html(TOOLBAR_ROOM)
         image = _canvas(style, stroke)
-        st.caption("Draw with the mouse; undo, redo and clear are in the canvas toolbar.")
+        st.caption("Draw with the mouse; undo, redo and clear are in the toolbar that appears "
+                   "above the canvas when the mouse is over it.")
     result = canvas_prediction(backend, image, style)
     if result is None:
         mid.info("Draw something: the prediction appears when a stroke ends.")
         return
     _show(result, mid, right)
     png = image_bytes_png(image)
-    _inside(backend, result)
+    _inside(backend, result, checkpoint)
     _add_to_board(png, STYLES[style][2], True, backend.classes, result.label, "canvas", "draw")
 
 
@@ -176,49 +164,74 @@ def _show(result: Prediction, mid: Any, right: Any) -> None:
 # --- uploads --------------------------------------------------------------------------------
 
 
-def _upload(backend: backends.Backend) -> None:
+def _upload(backend: backends.Backend, checkpoint: str) -> None:
     c, h, _ = backend.contract.input_shape
     files = st.file_uploader("Images", type=UPLOAD_TYPES, accept_multiple_files=True,
                              key="cl_upload")
-    c1, c2 = st.columns(2)
+    c1, c2 = st.columns([1, 2])
     digit = c1.checkbox("Frame like MNIST (digits)", value=c == 1 and h <= 32, key="cl_digit",
-                        help="Crop to the ink, fit in 20x20, centre by mass in 28x28.")
-    polarity = c2.selectbox("Polarity", probes.POLARITIES, key="cl_polarity",
-                            help="auto inverts dark-on-light images for white-on-black models.")
+                        help="Clean the page (paper and ink levels, uneven light, specks), "
+                             "crop to the ink, fit in 20x20, centre by mass in 28x28.")
+    polarity = c2.radio("Polarity", list(POLARITY_LABELS), format_func=POLARITY_LABELS.get,
+                        horizontal=True, key="cl_polarity",
+                        help="auto turns dark ink on paper into white on black, as MNIST. "
+                             "'as the network was trained' shows the image as it is: a "
+                             "network trained without inverted images fails on dark ink.")
     if not files:
         st.caption("Upload one image for the full view, or many for a table.")
         return
-    images = [f.getvalue() for f in files]
-    results = _classify_uploads(backend, images, digit, polarity)
-    if len(files) == 1:
-        if results[0] is None:
-            st.info("Nothing to classify in this image (no ink).")
-            return
-        mid, right = st.columns(2)
-        _show(results[0], mid, right)
-        _inside(backend, results[0])
-        _add_to_board(_png(images[0]), polarity, digit, backend.classes, results[0].label,
-                      files[0].name, "upload")
+    results = up.classify_uploads(backend, [(f.name, f.getvalue()) for f in files], digit,
+                                  polarity)
+    if len(results) == 1:
+        _show_upload(backend, checkpoint, results[0], files[0].getvalue(), digit, polarity)
         return
-    st.dataframe(uploads_table([f.name for f in files], results), hide_index=True,
-                 width="stretch")
+    st.dataframe(uploads_table(results), hide_index=True, width="stretch")
 
 
-def _classify_uploads(backend: backends.Backend, images: list[bytes], digit: bool, polarity: str
-                      ) -> list[Prediction | None]:
-    try:
-        return cl.classify_many(backend, images, digit=digit, polarity=polarity)
-    except Exception as e:  # unreadable files: report, don't crash the page
-        st.error(f"Could not read the images: {e}")
-        return [None] * len(images)
+def _show_upload(backend: backends.Backend, checkpoint: str, item: up.UploadResult, data: bytes,
+                 digit: bool, polarity: str) -> None:
+    if item.image is None:
+        st.error(item.error)
+        return
+    if item.result is None:
+        st.info(f"{item.name}: {item.error}.")
+        return
+    if item.framed is not None:
+        original, cleaned, mid, right = st.columns(4)
+        _show_framing(item, original, cleaned)
+    else:
+        mid, right = st.columns(2)
+    _show(item.result, mid, right)
+    _inside(backend, item.result, checkpoint)
+    _add_to_board(_png(data), polarity, digit, backend.classes, item.result.label, item.name,
+                  "upload")
 
 
-def uploads_table(names: list[str], results: list[Prediction | None]) -> pd.DataFrame:
-    """One row per file: top-1, confidence and top-5."""
-    rows = [{"file": n, "top-1": r.label if r else "—",
-             "confidence": f"{r.confidence:.1%}" if r else "",
-             "top-5": ", ".join(f"{c} ({p:.0%})" for c, p in r.top) if r else "no ink"}
-            for n, r in zip(names, results, strict=True)]
+def _show_framing(item: up.UploadResult, original: Any, cleaned: Any) -> None:
+    """The crop box on the original, the cleaned page, and the polarity decision."""
+    framed = item.framed
+    top, left, bottom, right = framed.box
+    with original:
+        st.markdown("**Original and crop box**")
+        st.image(up.box_overlay(item.image, framed.box), width=240,
+                 caption=f"{item.image.width}x{item.image.height}; the digit: rows "
+                         f"{top}-{bottom}, columns {left}-{right}")
+    with cleaned:
+        st.markdown("**Cleaned page**")
+        st.image(framed.cleaned, width=240,
+                 caption="Light evened out, paper -> black, ink -> white, specks dropped")
+    st.caption(f"Polarity {framed.reason}.")
+
+
+def uploads_table(results: list[up.UploadResult]) -> pd.DataFrame:
+    """One row per file: top-1, confidence and top-5, or why there is none."""
+    rows = []
+    for u in results:
+        r = u.result
+        rows.append({"file": u.name, "top-1": r.label if r else "—",
+                     "confidence": f"{r.confidence:.1%}" if r else "",
+                     "top-5": ", ".join(f"{c} ({p:.0%})" for c, p in r.top) if r
+                     else (u.error or "")})
     return pd.DataFrame(rows, columns=["file", "top-1", "confidence", "top-5"])
 
 
@@ -231,24 +244,49 @@ def _png(data: bytes) -> bytes:
 # --- inside the model -----------------------------------------------------------------------
 
 
-def _inside(backend: backends.Backend, result: Prediction) -> None:
+def _inside(backend: backends.Backend, result: Prediction, checkpoint: str) -> None:
     with st.expander("Inside the model: visualizations and statistics"):
+        torch_backend = backend
         if not isinstance(backend, backends.TorchBackend):
-            st.info("Visualizations need the PyTorch backend.")
-            return
-        view = inside.look_inside(backend, result.input)
+            # ONNX Runtime and TensorRT run a graph without PyTorch modules to look into: show
+            # the same checkpoint in PyTorch, said plainly.
+            try:
+                torch_backend = backends.get_backend("pytorch-cpu", checkpoint)
+            except Exception as e:  # a checkpoint PyTorch cannot rebuild: say so
+                st.warning(f"No inside views: PyTorch could not load {checkpoint}: {e}")
+                return
+            st.info(f"The prediction above came from {backend.name}; these views come from "
+                    "PyTorch running the same checkpoint (ONNX Runtime and TensorRT do not "
+                    "expose the layers).")
+        view = inside.look_inside(torch_backend, result.input)
         c1, c2 = st.columns(2)
         c1.markdown("**Saliency** (where the answer is most sensitive to the input)")
         c1.image(inside.saliency_overlay(result.input, view.saliency), width=196)
         if view.filters is not None:
-            c2.markdown(f"**First-layer filters** ({len(view.filters)})")
-            c2.image(inside.grid(view.filters, cols=10, cell=30), width="content")
+            with c2:
+                _tiles(f"First-layer filters ({len(view.filters)})", view.filters,
+                       "filter", cols=10, cell=36, key="cl_zoom_filters")
         for name, maps in view.feature_maps:
-            st.markdown(f"**Feature maps, layer {name}** ({maps.shape[0]} x "
-                        f"{maps.shape[1]}x{maps.shape[2]})")
-            st.image(inside.grid(maps, cols=16, cell=40), width="content")
+            _tiles(f"Feature maps, layer {name} ({maps.shape[0]} x "
+                   f"{maps.shape[1]}x{maps.shape[2]})", maps, "map", cols=10, cell=56,
+                   key=f"cl_zoom_{name}")
         st.markdown("**Activation statistics per layer**")
         st.dataframe(stats_table(view.stats), hide_index=True, width="stretch")
+
+
+def _tiles(title: str, maps: np.ndarray, what: str, cols: int, cell: int, key: str) -> None:
+    """A grid with gaps between the tiles, and one tile enlarged on demand."""
+    st.markdown(f"**{title}**")
+    st.image(inside.grid(maps, cols=cols, cell=cell, pad=TILE_GAP), width="content")
+    options = [0, *range(1, len(maps) + 1)]
+    pick = st.selectbox(f"Enlarge a {what}", options, key=key,
+                        format_func=lambda i: "—" if i == 0 else f"{what} {i}",
+                        help=f"Numbered left to right, top to bottom: {what} 1 is top left.")
+    if pick:
+        one = maps[pick - 1]
+        st.image(inside.grid(maps[pick - 1:pick], cols=1, cell=224, pad=0), width=224)
+        st.caption(f"{what} {pick} of {len(maps)}: values {float(one.min()):.3g} to "
+                   f"{float(one.max()):.3g}")
 
 
 def stats_table(stats: list[inside.LayerStats]) -> pd.DataFrame:
@@ -311,6 +349,6 @@ def render() -> None:
         return
     draw, upload = st.tabs(["Draw", "Upload"])
     with draw:
-        _draw(backend)
+        _draw(backend, chosen[0])
     with upload:
-        _upload(backend)
+        _upload(backend, chosen[0])

@@ -118,8 +118,7 @@ class Contract:
             digit = self.framing == "mnist"
         if not isinstance(image, (np.ndarray, Image.Image)):
             image = load_image(image)
-        if self.polarity != "white-on-black":
-            polarity = "as-is"
+        polarity = self.effective_polarity(polarity)
         if digit:
             image = Image.fromarray(normalize_digit(image, polarity=polarity))
         elif polarity != "as-is" and self.channels == 1:
@@ -127,6 +126,11 @@ class Contract:
             image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8))
         seen = fit_image(as_pil(image), self.height, self.width, self.channels, self.resize_mode)
         return np.array(seen)  # writable: torch.from_numpy warns on read-only buffers
+
+    def effective_polarity(self, polarity: str) -> str:
+        """The polarity an input really gets: networks not trained white-on-black see every
+        image as it is, whatever was asked."""
+        return polarity if self.polarity == "white-on-black" else "as-is"
 
     def prepare_batch(self, images: Sequence[ImageLike], digit: bool | None = None,
                       polarity: str = "auto") -> np.ndarray:

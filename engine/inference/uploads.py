@@ -1,0 +1,74 @@
+"""Classifying uploaded files one by one, keeping what each needs to be shown: the result, the
+framing that prepared it (crop box, cleaned page, polarity decision), or the one message that
+says why it could not be classified. One bad file never hides the others' results, and a
+failure gets exactly one message (a truncated PNG is "cannot read", never also "no ink").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from engine.images.framing import EmptyDrawing, Framed, frame_digit
+from engine.images.loading import ImageError, load_image
+from engine.inference import backends
+from engine.inference import classify as cl
+from engine.inference.results import Prediction
+
+NO_INK = "nothing to classify in this image: no ink stands out from the paper"
+
+
+@dataclass
+class UploadResult:
+    name: str
+    image: Image.Image | None  # the decoded upload (None when it could not be read)
+    result: Prediction | None = None
+    framed: Framed | None = None  # how the digit was framed (digit mode only)
+    error: str | None = None  # why there is no result: one message
+
+
+def classify_uploads(backend: backends.Backend, files: list[tuple[str, bytes]], digit: bool,
+                     polarity: str, top_k: int = 5) -> list[UploadResult]:
+    """One UploadResult per (name, bytes), in order; the readable ones classified in a batch."""
+    out: list[UploadResult] = []
+    for name, data in files:
+        try:
+            image = load_image(data)
+        except ImageError as e:
+            out.append(UploadResult(name, None, error=_named(str(e), name)))
+            continue
+        item = UploadResult(name, image)
+        if digit:
+            try:
+                item.framed = frame_digit(image, backend.contract.effective_polarity(polarity))
+            except EmptyDrawing:
+                item.error = NO_INK
+        out.append(item)
+    todo = [u for u in out if u.error is None]
+    results = cl.classify_many(backend, [u.image for u in todo], top_k=top_k, digit=digit,
+                               polarity=polarity) if todo else []
+    for u, r in zip(todo, results, strict=True):
+        if r is None:
+            u.error = NO_INK
+        u.result = r
+    return out
+
+
+def _named(message: str, name: str) -> str:
+    # load_image names bytes by their length; the file's own name says more.
+    return message.replace("cannot read image (", f"cannot read {name!r} (", 1)
+
+
+def box_overlay(image: Image.Image, box: tuple[int, int, int, int], colour=(230, 40, 40)
+                ) -> np.ndarray:
+    """The image in RGB with the crop box drawn on it (a line about 1/150 of its size)."""
+    from PIL import ImageDraw
+
+    rgb = image.convert("RGB")
+    top, left, bottom, right = box
+    width = max(2, round(max(rgb.size) / 150))
+    ImageDraw.Draw(rgb).rectangle([left - width, top - width, right - 1 + width,
+                                   bottom - 1 + width], outline=colour, width=width)
+    return np.asarray(rgb)
