@@ -29,6 +29,9 @@ def zip_of(files: dict[str, bytes]) -> bytes:
     ("7 on paper.jpeg", None, None, "7"),
     ("photos/3_x.png", None, None, "3"),
     ("photo_2.jpg", None, None, "photo"),
+    ("mystery.png", None, None, None),
+    ("12.png", None, None, "12"),
+    ("7.5.png", None, None, None),
     ("photo_2.jpg", None, [str(d) for d in range(10)], None),
     ("IMG0001.jpg", "4", [str(d) for d in range(10)], "4"),  # the folder wins
     ("9_x.jpg", "cats", [str(d) for d in range(10)], "9"),  # not a class: the name, then

@@ -25,7 +25,7 @@ from engine.inference.classify_many import IMAGE_SUFFIXES
 MAX_IMAGES = 500  # a probe board is a handful of images; more is a mistake or a dataset
 MAX_IMAGE_BYTES = 20 * 2**20
 MAX_PIXELS = 40_000_000
-_NAME_LABEL = re.compile(r"^([^_\-\s.]+)(?:[_\-\s.]|$)")
+_NAME_LABEL = re.compile(r"^([^_\-\s]+)([_\-\s])?")
 
 
 @dataclass
@@ -46,16 +46,15 @@ class Uploads:
 def label_from_name(name: str, classes: Sequence[str] | None = None,
                     folder: str | None = None) -> str | None:
     """The label a file's place proposes: its folder (in a zip of class folders), else the
-    start of its name up to the first '_', '-', space or dot. With `classes`, only a class
-    name counts (so `photo_2.jpg` proposes nothing rather than "photo")."""
+    start of its name up to the first '_', '-' or space (`7_photo.jpg`, `cat-2.png`), or a
+    name that is only a number (`7.png`). With `classes`, only a class name counts (so
+    `photo_2.jpg` proposes nothing rather than "photo")."""
     guesses = [folder] if folder else []
-    stem = PurePosixPath(name.replace("\\", "/")).name
+    stem = PurePosixPath(name.replace("\\", "/")).stem
     match = _NAME_LABEL.match(stem)
-    if match:
+    if match and (match.group(2) or match.group(1).isdigit()):
         guesses.append(match.group(1))
     for guess in guesses:
-        if not guess:
-            continue
         if classes is None or guess in classes:
             return guess
     return None
