@@ -81,6 +81,8 @@ def _run(name: str, cfg: TrainConfig, home: Path, runs: Path) -> dict:
     start = time.perf_counter()
     result = train(cfg, runs / name, home=home)
     seconds = time.perf_counter() - start
+    print(f"{name}: {cfg.epochs} epochs in {seconds:.1f} s, held-out accuracy "
+          f"{result.held_out['accuracy']:.2%}", flush=True)
     return {"name": name, "network": cfg.network, "epochs": cfg.epochs, "seconds": seconds,
             "held_out_accuracy": result.held_out["accuracy"], "split": result.held_out["split"],
             "run_dir": str(runs / name)}

@@ -27,3 +27,16 @@ def finished_job(home: Path, dataset: str = "digits", epochs: int = 2, evaluate:
     if evaluate:
         evaluate_job(job_id, "best.pt", home=home)
     return job_id
+
+
+def finish_queued(home: Path, job_id: str, epochs: int = 1) -> None:
+    """Trains a queued job in the foreground (with `epochs`, on the CPU) and marks it done with
+    its metrics and result, as its worker would."""
+    cfg = jobs.get_job(job_id, home, metrics=False, events=False)["config"]
+    cfg = TrainConfig.from_dict({**cfg, "epochs": epochs, "device": "cpu"})
+    result = train(cfg, jobs.job_dir(job_id, home), home=home)
+    with closing(store.connect(home)) as conn, store.transaction(conn):
+        for m in result.history:
+            store.put_metrics(conn, job_id, m)
+        store.update_job(conn, job_id, status="done", finished=time.time(),
+                         result=result.to_dict())

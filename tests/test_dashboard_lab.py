@@ -15,7 +15,7 @@ from engine.evaluation import probes
 
 from apptest import app, errors, open_page
 from digit_images import digit_photo
-from test_lab import finish
+from finished_jobs import finish_queued
 
 
 @pytest.fixture
@@ -66,11 +66,11 @@ def test_lab_guided_path(home, no_scheduler):
     assert [p["label"] for p in probes.list_probes(board, "alice")] == ["1", "4", "7"]
     assert any("The table fills in" in i.value for i in at.info)
 
-    finish(home, state.job["id"])
+    finish_queued(home, state.job["id"])
     at.run()
     assert not at.exception and not errors(at)
     assert any("1 of 4 experiments done" in str(p.proto.text) for p in at.get("progress"))
-    assert any("✅ done" in m.value for m in at.markdown)
+    assert any("✅ done · held-out accuracy" in m.value for m in at.markdown)
     scores, table = at.dataframe[0].value, at.dataframe[1].value
     assert list(scores.columns) == ["1. Small dataset"]
     assert scores.iloc[0, 0].endswith("/3 (" + scores.iloc[0, 0].split("(")[1])

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine import jobs, lab, store
+from engine import jobs, lab
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation import probe_import, probes
 
 from digit_images import digit_photo
-
-
-def finish(home, job_id: str, epochs: int = 1) -> None:
-    """Train a queued job in-process (no scheduler) and mark it done."""
-    from engine.training import TrainConfig, train
-
-    cfg = jobs.get_job(job_id, home, metrics=False, events=False)["config"]
-    train(TrainConfig.from_dict({**cfg, "epochs": epochs, "device": "cpu"}),
-          jobs.job_dir(job_id, home), home=home)
-    conn = store.connect(home)
-    store.update_job(conn, job_id, status="done")
-    conn.close()
+from finished_jobs import finish_queued
 
 
 def test_steps_and_their_forms():
@@ -116,12 +105,12 @@ def test_comparison_fills_in_as_steps_finish(home):
     waiting = lab.compare("alice")
     assert waiting.score is None and waiting.images == 3 and waiting.chart_rows() == []
 
-    finish(home, small)
+    finish_queued(home, small)
     one = lab.compare("alice")
     assert one.score.columns == ["1. Small dataset"]
     assert [p["label"] for p in one.score.probes] == ["1", "4", "7"]
 
-    finish(home, full)
+    finish_queued(home, full)
     two = lab.compare("alice")
     assert two.score.columns == ["1. Small dataset", "2. Full dataset"]
     frame = two.score.frame()

@@ -51,7 +51,7 @@ def draw_comparison(score: probes.BoardScore, images: dict[int, bytes], csv_name
     """The score row (always in view), then the table with thumbnails, and a CSV download."""
     st.dataframe(score_table(score), width="stretch")
     st.dataframe(styled(score, images), width="stretch",
-                 column_config={"thumbnail": st.column_config.ImageColumn("image",
+                 column_config={"thumbnail": st.column_config.ImageColumn("thumbnail",
                                                                           width="small")})
     st.download_button("Download CSV", score.frame().to_csv(), file_name=csv_name,
                        mime="text/csv", key=key)
