@@ -11,6 +11,7 @@ import streamlit as st
 # name (script dashboard/routes/<name>.py) -> (title, url path)
 PAGES: dict[str, tuple[str, str]] = {
     "home": ("Home", "home"),
+    "lab": ("Lab", "lab"),
     "datasets": ("Datasets", "datasets"),
     "new_model": ("New model", "new-model"),
     "job": ("Job", "job"),

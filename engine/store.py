@@ -126,6 +126,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job, checkpoint, split)
     );
     """,
+    # 5: the guided lab: which job ran which of a user's lab steps (engine/lab)
+    """
+    CREATE TABLE lab_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        step TEXT NOT NULL,
+        job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        created REAL NOT NULL
+    );
+    CREATE INDEX lab_runs_owner ON lab_runs(owner, step, id);
+    """,
 ]
 
 

@@ -75,3 +75,16 @@ def _train_template(home: Path, dataset: str, epochs: int, evaluate: bool, owner
     if evaluate:
         evaluate_job(job_id, "best.pt", home=template)
     return template, job_id
+
+
+def finish_queued(home: Path, job_id: str, epochs: int = 1) -> None:
+    """Trains a queued job in the foreground (with `epochs`, on the CPU) and marks it done with
+    its metrics and result, as its worker would."""
+    cfg = jobs.get_job(job_id, home, metrics=False, events=False)["config"]
+    cfg = TrainConfig.from_dict({**cfg, "epochs": epochs, "device": "cpu"})
+    result = train(cfg, jobs.job_dir(job_id, home), home=home)
+    with closing(store.connect(home)) as conn, store.transaction(conn):
+        for m in result.history:
+            store.put_metrics(conn, job_id, m)
+        store.update_job(conn, job_id, status="done", finished=time.time(),
+                         result=result.to_dict())

@@ -103,12 +103,13 @@ def test_classify_and_board(trained):
     assert table["top-1"].tolist() == ["1", "1", "—"]
     assert table["top-5"][0].count("(") == 5
 
-    # The board: one column per job, green/red cells, the score at the foot, CSV.
+    # The board: the score row (always in view), then one column per job with green/red
+    # cells and a thumbnail per image, CSV.
     at = open_page(app(), "probes")
     assert not at.exception, at.exception
-    df = at.dataframe[0].value
-    assert list(df.columns) == ["label", "lenet-2"]
-    assert df.loc["score", "lenet-2"] == "1/2"
+    scores, df = at.dataframe[0].value, at.dataframe[1].value
+    assert list(df.columns) == ["thumbnail", "label", "lenet-2"]
+    assert scores.loc["score", "lenet-2"] == "1/2 (50%)"
     assert df["lenet-2"].iloc[0].startswith("1 : ")
     assert at.get("download_button")
     assert [b.label for b in at.button].count("Delete") == 2
@@ -121,7 +122,7 @@ def test_classify_and_board(trained):
     assert "Delete" not in [b.label for b in at.button]
     assert "Delete board" not in [b.label for b in at.button]
     assert any("only they can change it" in c.value for c in at.caption)
-    assert at.dataframe[0].value.loc["score", "lenet-2"] == "0/1"  # the "7" is left
+    assert at.dataframe[0].value.loc["score", "lenet-2"] == "0/1 (0%)"  # the "7" is left
 
 
 def test_styler_colours(trained):

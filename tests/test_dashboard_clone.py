@@ -3,12 +3,11 @@ the editor's text when the user leaves the page; the second visit must fill it a
 
 from __future__ import annotations
 
-from test_dashboard_names import wide_spec
-
 from engine import jobs
 from engine.networks import parse_spec
 
 from apptest import app, errors, open_page
+from test_dashboard_names import wide_spec
 
 
 def test_second_clone_keeps_the_custom_network(jobs_home):

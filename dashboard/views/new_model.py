@@ -32,9 +32,41 @@ from engine.training import (
     lr_schedule,
 )
 from engine.training.augment import augment_batch
+from engine.training.presets import PRESETS, get_preset
 
 DEFAULT_LR = {"sgd": 0.01, "nesterov": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3,
               "adagrad": 0.01, "adadelta": 1.0}
+
+
+# A preset's settings -> the form's widget keys (augmentation settings under "augment").
+PRESET_KEYS = {"network": "nm_network", "solver": "nm_solver", "lr": "nm_lr",
+               "momentum": "nm_mom", "weight_decay": "nm_wd", "lr_policy": "nm_policy",
+               "warmup_epochs": "nm_warmup", "epochs": "nm_epochs", "batch_size": "nm_batch"}
+PRESET_AUGMENT_KEYS = {"rotation": "nm_rot", "shift": "nm_shift", "shear": "nm_shear",
+                       "zoom": "nm_zoom", "hflip": "nm_hflip", "vflip": "nm_vflip",
+                       "invert": "nm_invert", "noise": "nm_noise"}
+
+
+def _apply_preset(name: str) -> None:
+    """Button callback (runs before the widgets exist): fill the form with a preset."""
+    settings = get_preset(name).settings
+    st.session_state["nm_custom"] = False
+    for field, key in PRESET_KEYS.items():
+        if field in settings:
+            st.session_state[key] = settings[field]
+    augment = AugmentConfig(**settings.get("augment", {}))
+    for field, key in PRESET_AUGMENT_KEYS.items():
+        st.session_state[key] = getattr(augment, field)
+    st.session_state["nm_preset"] = name
+
+
+def _presets() -> None:
+    for name, preset in PRESETS.items():
+        st.button(preset.title, key=f"nm_preset_{name}", on_click=_apply_preset, args=(name,),
+                  help=preset.description)
+    if applied := st.session_state.get("nm_preset"):
+        st.caption(f"{get_preset(applied).title}: {get_preset(applied).description} "
+                   "Change anything below before submitting.")
 
 
 def _prefill() -> tuple[dict[str, Any], str | None]:
@@ -196,6 +228,7 @@ def render() -> None:
     st.caption(f"{dataset.num_classes} classes, input {' x '.join(map(str, dataset.shape))}, "
                f"{len(dataset.split('train'))} training images")
 
+    _presets()
     st.subheader("Network")
     network = _network_section(base, tuple(dataset.shape), dataset.num_classes, clone_id)
 

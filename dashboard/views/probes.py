@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav, session
+from dashboard.views.probe_upload import bulk_add, thumbnail_uri
 from dashboard.widgets import usable_jobs
 from engine.evaluation import probes
 
@@ -19,18 +20,44 @@ MAX_DEFAULT_JOBS = 4
 TABLE_ROW_PX = 35  # st.dataframe's row height: a table sized to show every row
 
 
-def styled(score: probes.BoardScore) -> Any:
-    """The table as a pandas Styler: green/red cells per job, the score row in bold."""
-    df = score.frame()
+def styled(score: probes.BoardScore, images: dict[int, bytes] | None = None) -> Any:
+    """The table as a pandas Styler: a thumbnail per row (images: probe id -> PNG), green/red
+    cells per job, no score row (the scores are drawn above the table, so they stay in view).
+    """
+    df = score.frame(foot=False)
+    if images is not None:
+        df.insert(0, "thumbnail", [thumbnail_uri(images[p["id"]]) if p["id"] in images
+                                   else None for p in score.probes])
     flags = score.correct()
 
     def colour(column: pd.Series) -> list[str]:
         if column.name not in flags.columns:
             return [""] * len(column)
-        return [(RIGHT if flags.at[i, column.name] else WRONG) if i in flags.index
-                else "font-weight: bold" for i in column.index]
+        return [RIGHT if flags.at[i, column.name] else WRONG for i in column.index]
 
     return df.style.apply(colour, axis=0)
+
+
+def score_table(score: probes.BoardScore) -> pd.DataFrame:
+    """One row: each job's "right/total (percent)" on the board."""
+    cells = {}
+    for j, column in enumerate(score.columns):
+        right, total = score.score(j)
+        cells[column] = f"{right}/{total} ({right / total:.0%})" if total else "—"
+    return pd.DataFrame([cells], index=pd.Index(["score"], name=""))
+
+
+def draw_comparison(score: probes.BoardScore, images: dict[int, bytes], csv_name: str,
+                    key: str) -> None:
+    """The score row (always in view), then the table with thumbnails, and a CSV download."""
+    st.dataframe(score_table(score), width="stretch")
+    rows = len(score.probes)  # all shown, no inner scroll
+    st.dataframe(styled(score, images), width="stretch", height=TABLE_ROW_PX * (rows + 1) + 3,
+                 column_config={"thumbnail": st.column_config.ImageColumn("thumbnail",
+                                                                          width="small"),
+                                "image": st.column_config.TextColumn(pinned=True)})
+    st.download_button("Download CSV", lambda: score.frame().to_csv(), file_name=csv_name,
+                       mime="text/csv", key=key, on_click="ignore")
 
 
 def _choose_board(user: str | None) -> dict[str, Any] | None:
@@ -90,14 +117,8 @@ def _comparison(board: dict[str, Any], user: str | None) -> None:
     if not score.probes:
         st.info("This board has no images yet.")
         return
-    st.markdown("**Score**: " + " · ".join(
-        f"{col} **{'{}/{}'.format(*score.score(j))}**" for j, col in enumerate(score.columns)))
-    rows = len(score.probes) + 1  # and the score row at the foot: all shown, no inner scroll
-    st.dataframe(styled(score), width="stretch", height=TABLE_ROW_PX * (rows + 1) + 3,
-                 column_config={"image": st.column_config.TextColumn(pinned=True)})
-    st.download_button("Download CSV", lambda: score.frame().to_csv(),
-                       file_name=f"{board['name']}.csv", mime="text/csv", key="probes_csv",
-                       on_click="ignore")
+    images = {p["id"]: p["image"] for p in probes.list_probes(board["id"], user)}
+    draw_comparison(score, images, f"{board['name']}.csv", "probes_csv")
 
 
 def _thumbnails(board: dict[str, Any], user: str | None) -> None:
@@ -135,6 +156,14 @@ def _owner_actions(board: dict[str, Any], user: str | None) -> None:
         st.rerun()
 
 
+def _upload(board: dict[str, Any], user: str | None) -> None:
+    if not user or board["owner"] != user:
+        return
+    with st.container(border=True):
+        st.markdown("**Add images**")
+        bulk_add(board["id"], user, f"probes_bulk_{board['id']}")
+
+
 def render() -> None:
     st.title("Probe boards")
     user = session.current_user()
@@ -145,6 +174,7 @@ def render() -> None:
     if board is None:
         st.page_link(nav.page("classify"), label="Classify an image")
         return
+    _upload(board, user)
     _comparison(board, user)
     _thumbnails(board, user)
     _owner_actions(board, user)

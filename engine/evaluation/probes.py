@@ -104,19 +104,31 @@ def add_probe(board_id: str, image_png: bytes, label: str, polarity: str = "auto
               user: str | None = None, digit: bool = True, source: str = "",
               home: Home = None) -> int:
     """Store an image as drawn, with its true label and the polarity and framing it needs."""
+    return add_probes(board_id, [(image_png, label, source)], polarity, user, digit, home)[0]
+
+
+def add_probes(board_id: str, items: list[tuple[bytes, str, str]], polarity: str = "auto",
+               user: str | None = None, digit: bool = True, home: Home = None) -> list[int]:
+    """Store (image, true label, source) items in one transaction: all of them, or none when
+    one is refused (the error names it)."""
     if polarity not in POLARITIES:
         raise ValueError(f"polarity must be one of {', '.join(POLARITIES)}, not {polarity!r}")
-    if not str(label).strip():
-        raise ValueError("a probe needs its true label")
-    Image.open(io.BytesIO(image_png)).verify()  # refuse what is not an image, now
-    with store.opened(home) as conn:
+    for k, (image_png, label, source) in enumerate(items):
+        what = f" ({source or f'image {k + 1}'})" if len(items) > 1 else ""
+        if not str(label).strip():
+            raise ValueError(f"a probe needs its true label{what}")
+        Image.open(io.BytesIO(image_png)).verify()  # refuse what is not an image, now
+    with store.opened(home) as conn, store.transaction(conn):
         _owned(conn, board_id, user, "add images to it")
-        cur = conn.execute(
-            "INSERT INTO probes (board, image, label, polarity, digit, source, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (board_id, image_png, str(label).strip(), polarity, int(digit), source,
-             time.time()))
-        return int(cur.lastrowid)
+        ids = []
+        for image_png, label, source in items:
+            cur = conn.execute(
+                "INSERT INTO probes (board, image, label, polarity, digit, source, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (board_id, image_png, str(label).strip(), polarity, int(digit), source,
+                 time.time()))
+            ids.append(int(cur.lastrowid))
+        return ids
 
 
 def list_probes(board_id: str, user: str | None = None, home: Home = None
