@@ -12,6 +12,9 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
     sys.path.insert(0, str(ROOT))
 
 from dashboard import nav, session  # noqa: E402
+from engine.jobs.threads import set_interactive_threads  # noqa: E402
+
+set_interactive_threads(1)  # the dashboard's own inference: one thread; the cores are the jobs'
 
 
 def gate() -> None:
