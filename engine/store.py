@@ -338,6 +338,18 @@ def get_metrics(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
+def get_metrics_of(conn: sqlite3.Connection, jobs: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The metrics rows of several jobs in one query: job id -> rows by epoch."""
+    out: dict[str, list[dict[str, Any]]] = {j: [] for j in jobs}
+    for start in range(0, len(jobs), 500):  # SQLite's bound-parameter limit
+        chunk = jobs[start:start + 500]
+        rows = conn.execute(f"SELECT job, data FROM metrics WHERE job IN "
+                            f"({', '.join('?' * len(chunk))}) ORDER BY job, epoch", chunk)
+        for job, data in rows:
+            out[job].append(json.loads(data))
+    return out
+
+
 def put_evaluation(conn: sqlite3.Connection, job: str, summary: dict[str, Any]) -> None:
     """A checkpoint's evaluation on a split; evaluating it again replaces the row."""
     conn.execute(

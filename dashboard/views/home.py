@@ -86,7 +86,8 @@ def jobs_table(all_jobs: list[dict[str, Any]]) -> None:
         st.info("No jobs match these filters.")
         return
     try:
-        rows = [job_row(j, jobs.job_metrics(j["id"])) for j in shown]
+        metrics = jobs.metrics_of([j["id"] for j in shown])  # one query, not one per job
+        rows = [job_row(j, metrics[j["id"]]) for j in shown]
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read job metrics: {e}")
         return

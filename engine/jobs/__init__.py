@@ -15,6 +15,7 @@ from engine.jobs.api import (
     job_metrics,
     list_jobs,
     list_tasks,
+    metrics_of,
     read_log,
     resume,
     submit,
@@ -30,7 +31,7 @@ from engine.jobs.settings import SchedulerSettings, load_settings
 __all__ = [
     "ACTIVE", "ENDED", "JobError", "SchedulerSettings", "cancel", "clone", "delete",
     "ensure_scheduler", "get_job", "job_dir", "job_evaluations", "job_events", "job_metrics",
-    "list_jobs", "list_tasks",
+    "list_jobs", "list_tasks", "metrics_of",
     "load_settings", "read_log", "resume", "scheduler_alive", "scheduler_status", "serve",
     "submit", "submit_sweep", "submit_task", "validate_config", "wait",
 ]

@@ -243,6 +243,13 @@ def job_metrics(job_id: str, home: Home = None) -> list[dict[str, Any]]:
         return store.get_metrics(conn, _find(conn, job_id)["id"])
 
 
+def metrics_of(job_ids: Sequence[str], home: Home = None) -> dict[str, list[dict[str, Any]]]:
+    """Several jobs' metrics rows (full ids) in one connection and one query: a page listing
+    many jobs does not open the database once per job."""
+    with _db(home) as conn:
+        return store.get_metrics_of(conn, list(job_ids))
+
+
 def job_events(job_id: str, after_id: int = 0, home: Home = None) -> list[dict[str, Any]]:
     with _db(home) as conn:
         return store.get_events(conn, _find(conn, job_id)["id"], after_id)
