@@ -40,6 +40,7 @@ from engine import jobs  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, dashboard  # noqa: E402
 
 SETTLE_S = 0.25
+TRAIN_IMAGES = 7200  # the MNIST sample split's training part (8,000 less 10% validation)
 RUNNING = '[data-testid^="stStatusWidgetRunning"]'
 
 
@@ -118,12 +119,15 @@ async def one_pass(base: str, pages: dict, n: int) -> list[dict]:
 
 
 def images_done(job_id: str, home: Path) -> tuple[float, float]:
-    """(images trained so far, time of that report) from a running job's progress."""
-    job = jobs.get_job(job_id, home, metrics=False, events=False)
+    """(images trained so far, time of that report) of a running job: finished epochs (its
+    metrics rows) times the training images, plus the steps of the epoch under way."""
+    job = jobs.get_job(job_id, home, events=False)
     p = job["progress"] or {}
-    steps = p.get("steps") or 0
     batch = job["config"]["batch_size"]
-    return ((p.get("epoch") or 0) * steps + (p.get("step") or 0)) * batch, p.get("time") or 0.0
+    per_epoch = TRAIN_IMAGES
+    # Mid-epoch reports carry the step; the report written at an epoch's end does not.
+    step = (p.get("step") or 0) if p.get("steps") else 0
+    return len(job["metrics"]) * per_epoch + step * batch, p.get("time") or 0.0
 
 
 def train_rate(job_id: str, home: Path, seconds: float | None = None, until=None) -> float:
