@@ -88,7 +88,7 @@ def product(home: Path, tmp: Path, epochs: int, recipe: list[str]) -> tuple[floa
 def peer(tmp: Path, epochs: int) -> list[dict]:
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "peers" / "mnist_examples.py"),
                            str(tmp), "--epochs", str(epochs)], capture_output=True, text=True,
-                          timeout=900)
+                          timeout=1800)
     if done.returncode:
         raise RuntimeError(f"peer failed: {done.stderr.strip()[-500:]}")
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
