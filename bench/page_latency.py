@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import signal
@@ -40,6 +41,7 @@ from engine import jobs  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, dashboard  # noqa: E402
 
 SETTLE_S = 0.25
+TIMEOUT_S = 180  # a page not settled by then counts as infinitely slow (the p95 says "inf")
 TRAIN_IMAGES = 7200  # the MNIST sample split's training part (8,000 less 10% validation)
 RUNNING = '[data-testid^="stStatusWidgetRunning"]'
 
@@ -48,6 +50,8 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = (len(ordered) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    if k == lo or math.isinf(ordered[lo]):
+        return ordered[lo]
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
@@ -80,8 +84,11 @@ async def draw_one(page) -> None:
 
 async def visit(context, url: str, marker: str, draw: bool = False) -> tuple[float, float]:
     """(first content s, settled s) of one page."""
+    from playwright.async_api import TimeoutError as PageTimeout
+
     page = await context.new_page()
-    page.set_default_timeout(180_000)
+    page.set_default_timeout(TIMEOUT_S * 1000)
+    first = math.inf
     try:
         t0 = time.perf_counter()
         await page.goto(url)
@@ -89,8 +96,10 @@ async def visit(context, url: str, marker: str, draw: bool = False) -> tuple[flo
         first = time.perf_counter() - t0
         if draw:
             await draw_one(page)
-        await settled(page)
+        await asyncio.wait_for(settled(page), TIMEOUT_S)
         return first, time.perf_counter() - t0
+    except (PageTimeout, asyncio.TimeoutError):
+        return first, math.inf  # not settled within TIMEOUT_S: counted, shown as inf
     finally:
         await page.close()
 
@@ -189,7 +198,8 @@ def main() -> int:
                         full = [s[name][1] for s in box["r"]]
                         row["pages"][name] = {
                             "first_p50": statistics.median(first), "p50": statistics.median(full),
-                            "p95": percentile(full, 0.95), "max": max(full)}
+                            "p95": percentile(full, 0.95), "max": max(full),
+                            "timed_out": sum(math.isinf(v) for v in full)}
                     results.append(row)
                     print(json.dumps(row), flush=True)
             jobs.cancel(running, home=home)
