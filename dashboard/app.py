@@ -5,6 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import nav, session, warmup  # the project is installed: no path edits
+from engine.jobs.threads import set_interactive_threads
+
+set_interactive_threads(1)  # the dashboard's own inference: one thread; the cores are the jobs'
 
 
 def gate() -> None:

@@ -26,12 +26,14 @@ def ort_session_options(threads: int | None = None):
     sequential executor, and as many intra-op threads as there are cores."""
     import onnxruntime as ort
 
+    from engine.jobs.threads import process_threads  # the dashboard's 1, a worker's share
+
     so = ort.SessionOptions()
     # EXTENDED, not ALL: ALL adds NCHWc layout reorders that made LeNet 20-25% slower at every
     # batch size (1 to 256) on the CPU (bench/deploy_cpu.py).
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.intra_op_num_threads = threads or process_threads() or (os.cpu_count() or 1)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     return so

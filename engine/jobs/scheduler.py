@@ -34,6 +34,7 @@ from engine.jobs.settings import (
     settings_args,
 )
 from engine.jobs.status import parse_device
+from engine.jobs.threads import admits, shares, thread_env, write_share
 from engine.workspace import atomic_write_json, read_json, studio_home
 
 LOCK_FILE = "scheduler.lock"
@@ -86,7 +87,8 @@ def scheduler_status(home: str | os.PathLike | None = None) -> dict[str, Any]:
 def ensure_scheduler(home: str | os.PathLike | None = None, wait_s: float = 20.0,
                      **settings: Any) -> int:
     """Start a scheduler for the workspace unless one runs; returns its pid. Settings
-    (cpu_slots, poll_s, idle_exit_s, gpus) apply only to a scheduler started here."""
+    (cpu_slots, cpu_threads, threads_per_job, task_threads, poll_s, idle_exit_s, gpus) apply
+    only to a scheduler started here."""
     home = studio_home(home).resolve()
     status = scheduler_status(home)
     if status["alive"] and pid_alive(status.get("pid")):
@@ -129,6 +131,7 @@ class Scheduler:
         self.children: dict[str, subprocess.Popen] = {}  # job id -> worker we started
         self.adopted: dict[str, int] = {}  # job id -> pid of a worker a previous one started
         self.gpus = 0
+        self.shares: dict[str, int] = {}  # CPU job id -> the threads it was last given
         self.stopping = False
         self.lock_fd: int | None = None
 
@@ -150,9 +153,12 @@ class Scheduler:
         atomic_write_json(self.home / INFO_FILE, {
             "pid": os.getpid(), "started": time.time(), "on_demand": self.on_demand,
             "settings": self.settings.to_dict(),
-            "devices": ["cpu"] * bool(self.settings.cpu_slots)
+            "devices": ["cpu"] * (self.settings.cpu_slots != 0)
             + [f"cuda:{i}" for i in range(self.gpus)]})
-        self.log(f"scheduler {os.getpid()} up: cpu slots {self.settings.cpu_slots}, "
+        slots = self.settings.cpu_slots
+        self.log(f"scheduler {os.getpid()} up: cpu slots "
+                 f"{'by thread budget' if slots is None else slots}, "
+                 f"cpu threads {self.settings.thread_budget}, "
                  f"{self.gpus} GPU(s), {'on demand' if self.on_demand else 'hosted'}")
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
@@ -201,6 +207,32 @@ class Scheduler:
     def tick(self) -> None:
         self.reap()
         self.start_queued()
+        self.rebalance()
+
+    def _thread_rules(self) -> dict[str, Any]:
+        s = self.settings
+        return {"cpu_threads": s.thread_budget, "task_threads": s.task_threads,
+                "threads_per_job": s.threads_per_job}
+
+    def rebalance(self) -> None:
+        """Give each running CPU training its share of the thread budget now (tasks keep
+        theirs): written to its job directory, which its worker reads between steps."""
+        running = [j for j in store.list_jobs(self.conn, statuses=("running",), order="queue")
+                   if j["assigned_device"] == "cpu"]
+        running.sort(key=lambda j: j["started"] or 0)
+        given = shares([_kind(j) for j in running], **self._thread_rules())
+        for job, threads in zip(running, given, strict=True):
+            if self.shares.get(job["id"]) == threads or _kind(job) == "task":
+                self.shares.setdefault(job["id"], threads)
+                continue
+            try:
+                write_share(job_dir(job["id"], self.home), threads)
+            except OSError as e:
+                self.log(f"could not give job {job['id']} its thread share: {e}")
+                continue
+            self.shares[job["id"]] = threads
+        alive = {j["id"] for j in running}
+        self.shares = {k: v for k, v in self.shares.items() if k in alive}
 
     def recover(self) -> None:
         """Jobs left running by a previous scheduler: adopt live workers; re-queue the others
@@ -259,8 +291,11 @@ class Scheduler:
         queued = store.list_jobs(self.conn, statuses=("queued",), order="queue")
         if not queued:
             return
-        usage = collections.Counter(j["assigned_device"] for j in
-                                    store.list_jobs(self.conn, statuses=("running",)))
+        usage: collections.Counter = collections.Counter()
+        for j in store.list_jobs(self.conn, statuses=("running",)):
+            usage[j["assigned_device"]] += 1
+            if j["assigned_device"] == "cpu" and _kind(j) == "task":
+                usage["cpu:task"] += 1
         for job in queued:
             try:
                 device = self._pick(job, usage)
@@ -271,8 +306,10 @@ class Scheduler:
                                         reason="device", message=str(e)):
                         store.add_event(self.conn, job["id"], "failed", str(e))
                 continue
-            if device is not None and self._launch(job, device):
+            if device is not None and self._launch(job, device, usage):
                 usage[device] += 1
+                if device == "cpu" and _kind(job) == "task":
+                    usage["cpu:task"] += 1
 
     def _pick(self, job: dict, usage: collections.Counter) -> str | None:
         """A free device for the job, None to wait, ValueError if it can never run here."""
@@ -280,7 +317,8 @@ class Scheduler:
         if requested == "host":  # light host work (a dataset build): no training slot
             return "host"
         gpus = [f"cuda:{i}" for i in range(self.gpus)]
-        cpu_free = usage["cpu"] < self.settings.cpu_slots
+        cpu_free = admits(_cpu_kinds(usage), _kind(job), cpu_slots=self.settings.cpu_slots,
+                          **self._thread_rules())
         if requested == "auto":
             free = [g for g in gpus if not usage[g]]
             if free:
@@ -303,7 +341,8 @@ class Scheduler:
                              f"{self.gpus} GPU(s)")
         return None if usage[name] else name
 
-    def _launch(self, job: dict, device: str) -> bool:
+    def _launch(self, job: dict, device: str, usage: collections.Counter | None = None
+                ) -> bool:
         now = time.time()
         with store.transaction(self.conn):
             claimed = store.update_job(
@@ -316,8 +355,13 @@ class Scheduler:
         run_dir.mkdir(parents=True, exist_ok=True)
         extra = {}
         if device == "cpu":
-            extra["STUDIO_WORKER_THREADS"] = str(
-                max(1, (os.cpu_count() or 1) // max(1, self.settings.cpu_slots)))
+            # Its share beside the CPU jobs already running (tasks keep theirs to the end).
+            kinds = [*_cpu_kinds(usage or collections.Counter()), _kind(job)]
+            threads = shares(kinds, **self._thread_rules())[-1]
+            extra = thread_env(threads)
+            self.shares[job["id"]] = threads
+            if _kind(job) != "task":
+                write_share(run_dir, threads)
         try:
             with open(run_dir / "worker.log", "ab") as log:
                 proc = subprocess.Popen(
@@ -340,6 +384,17 @@ class Scheduler:
         self.log(f"job {job['id']} {'resumed' if job['resume'] else 'started'} on {device}, "
                  f"pid {proc.pid}")
         return True
+
+
+def _kind(job: dict) -> str:
+    return "task" if job.get("kind") == "task" else "train"
+
+
+def _cpu_kinds(usage: collections.Counter) -> list[str]:
+    """The kinds of the CPU jobs counted in `usage` (trainings first: shares do not depend
+    on the order beyond who takes a remainder thread)."""
+    tasks = usage["cpu:task"]
+    return ["train"] * (usage["cpu"] - tasks) + ["task"] * tasks
 
 
 def _worker_needle(job_id: str) -> str:

@@ -1,8 +1,10 @@
 """Scheduler settings and the environment every job process gets.
 
 Defaults < `<home>/settings.json` {"scheduler": {...}} < environment (STUDIO_CPU_SLOTS,
-STUDIO_SCHEDULER_POLL, STUDIO_SCHEDULER_IDLE_EXIT, STUDIO_GPUS) < explicit arguments, so a
-host sets them once and tests can shorten them without touching code.
+STUDIO_CPU_THREADS, STUDIO_THREADS_PER_JOB, STUDIO_TASK_THREADS, STUDIO_SCHEDULER_POLL,
+STUDIO_SCHEDULER_IDLE_EXIT, STUDIO_GPUS) < explicit arguments, so a host sets them once and
+tests can shorten them without touching code. The CPU thread budget's rules are in
+engine/jobs/threads.py.
 """
 
 from __future__ import annotations
@@ -19,13 +21,23 @@ from typing import Any
 from engine.workspace import read_json, studio_home
 
 _ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POLL", float),
-        "idle_exit_s": ("STUDIO_SCHEDULER_IDLE_EXIT", float), "gpus": ("STUDIO_GPUS", int)}
+        "idle_exit_s": ("STUDIO_SCHEDULER_IDLE_EXIT", float), "gpus": ("STUDIO_GPUS", int),
+        "cpu_threads": ("STUDIO_CPU_THREADS", int),
+        "threads_per_job": ("STUDIO_THREADS_PER_JOB", int),
+        "task_threads": ("STUDIO_TASK_THREADS", int)}
 
 
 @dataclass
 class SchedulerSettings:
-    cpu_slots: int = field(default=1, metadata={
-        "flag": "--cpu-slots", "help": "jobs that may train on the CPU at once (default 1)"})
+    cpu_slots: int | None = field(default=None, metadata={
+        "flag": "--cpu-slots", "help": "most CPU jobs at once (default: as many as the thread "
+                                       "budget admits)"})
+    cpu_threads: int | None = field(default=None, metadata={
+        "help": "the CPU threads jobs share (default: this process's cores)"})
+    threads_per_job: int = field(default=0, metadata={
+        "help": "threads of a CPU training; 0 = an even share, rebalanced (default 0)"})
+    task_threads: int = field(default=1, metadata={
+        "help": "threads of a CPU task: evaluation, classify-many, export (default 1)"})
     poll_s: float = field(default=1.0, metadata={
         "flag": "--poll", "help": "seconds between looks at the queue and workers (default 1)"})
     idle_exit_s: float = field(default=60.0, metadata={
@@ -36,6 +48,13 @@ class SchedulerSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def thread_budget(self) -> int:
+        """cpu_threads, or the cores this process may use when unset."""
+        from engine.jobs.threads import usable_cores
+
+        return self.cpu_threads or usable_cores()
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -77,12 +96,27 @@ def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> Sc
         values.update((read_json(path) or {}).get("scheduler", {}))
     for key, (var, kind) in _ENV.items():
         if os.environ.get(var):
-            values[key] = kind(os.environ[var])
+            try:
+                values[key] = kind(os.environ[var])
+            except ValueError:
+                raise ValueError(f"{var} must be a number, got {os.environ[var]!r}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, (_, kind) in _ENV.items():  # settings.json may hold "2" for 2
+        if values.get(key) is not None and not isinstance(values[key], kind):
+            try:
+                values[key] = kind(values[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"scheduler setting {key} must be a number, got "
+                                 f"{values[key]!r}") from None
     known = {f.name for f in dataclasses.fields(SchedulerSettings)}
     s = SchedulerSettings(**{k: v for k, v in values.items() if k in known})
-    if s.cpu_slots < 0 or s.poll_s <= 0:
+    if (s.cpu_slots is not None and s.cpu_slots < 0) or s.poll_s <= 0:
         raise ValueError("cpu_slots must be >= 0 and poll_s > 0")
+    if s.cpu_threads is not None and s.cpu_threads < 1:
+        raise ValueError(f"cpu_threads must be >= 1 (got {s.cpu_threads})")
+    if s.threads_per_job < 0 or s.task_threads < 1:
+        raise ValueError("threads_per_job must be >= 0 (0 = an even share) and "
+                         "task_threads >= 1")
     return s
 
 

@@ -60,7 +60,10 @@ def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
     """Run a task job: its function reports progress, which lands in the job row (at most
     a few times a second) and is where a cancel takes effect."""
     from engine.jobs.task_registry import resolve
+    from engine.jobs.threads import env_threads, use_threads
 
+    if env_threads() and job["assigned_device"] == "cpu":
+        use_threads(env_threads())  # its share of the scheduler's CPU thread budget
     task, params = job["config"]["task"], dict(job["config"]["params"])
     fn = resolve(task)
     last = {"t": 0.0}
@@ -109,18 +112,23 @@ def _evaluate_best(job: dict, home) -> None:
 
 def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
            ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    from engine.jobs.threads import ShareWatcher, env_threads, use_threads
     from engine.training import TrainConfig, train
 
     cfg = TrainConfig.from_dict(job["config"])
     cfg.device = job["assigned_device"] or cfg.device
     check_pinned_dataset(job["id"], cfg.dataset, home)
-    threads = os.environ.get("STUDIO_WORKER_THREADS")
-    if threads and cfg.device == "cpu":
-        import torch
+    should_stop = watcher
+    if env_threads() and cfg.device == "cpu":
+        # Its share of the scheduler's CPU thread budget, resized as other CPU jobs come and go.
+        use_threads(env_threads())
+        share = ShareWatcher(run_dir, env_threads())
 
-        torch.set_num_threads(max(1, int(threads)))
+        def should_stop() -> bool:
+            share()
+            return watcher()
     resume = job["resume"] and (run_dir / "last.pt").exists()
-    result = train(cfg, run_dir, sink=JobSink(conn, job["id"]), should_stop=watcher,
+    result = train(cfg, run_dir, sink=JobSink(conn, job["id"]), should_stop=should_stop,
                    resume=resume, home=home)
     # An epoch finished just before a kill is in last.pt but maybe not yet in SQLite: backfill.
     have = {m["epoch"] for m in store.get_metrics(conn, job["id"])}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torchvision
 from torch import nn
 
 #: Classifiers that take an image and return one tensor of logits, in train and eval mode.
@@ -50,6 +49,8 @@ def build(name: str, channels: int, num_classes: int) -> nn.Module:
     """A fresh, randomly initialised model for ``channels``-channel images."""
     if name not in MODELS:
         raise ValueError(f"torchvision model {name!r} is not supported: {', '.join(MODELS)}")
+    import torchvision  # imported here: LeNet and other spec networks never need it (~1 s)
+
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     if channels != 3:
         _replace_first_conv(model, channels)
