@@ -62,6 +62,15 @@ def _label(job: dict[str, Any]) -> str:
     return f"{job['name'] or 'job'} [{job['id']}]"
 
 
+def _lineages(selected: list[dict[str, Any]]) -> None:
+    """One line per job that started from earlier weights (issue 17)."""
+    from engine.jobs.lineage import lineage_line
+
+    for job in selected:
+        if job["config"].get("init_from"):
+            st.caption(f"{_label(job)} started from: {lineage_line(job['id'])}")
+
+
 def render() -> None:
     st.title("Compare experiments")
     all_jobs = jobs.list_jobs()
@@ -85,6 +94,7 @@ def render() -> None:
 
     st.subheader("Final metrics")
     st.dataframe(final_metrics(selected), width="stretch")
+    _lineages(selected)
 
     st.subheader("Settings")
     table = settings_table(selected)

@@ -147,6 +147,14 @@ def _dataset_name(id_or_name: str) -> str:
         return f"{id_or_name} (deleted)"
 
 
+def _lineage(job: dict[str, Any]) -> None:
+    """Where the weights started (issue 17): job -> job -> job."""
+    if job["config"].get("init_from"):
+        from engine.jobs.lineage import lineage_line
+
+        st.caption(f"Started from: {lineage_line(job['id'])}")
+
+
 def render() -> None:
     job_id = _choose_job()
     if not job_id:
@@ -163,6 +171,7 @@ def render() -> None:
                f"{_dataset_name(cfg['dataset'])} · "
                f"{network} · {cfg['solver']} lr {cfg['lr']:g} · {cfg['epochs']} epochs · "
                f"device {job.get('assigned_device') or cfg['device']}")
+    _lineage(job)
     _actions(job)
     active = job["status"] in jobs.ACTIVE
     st.session_state.setdefault("job_last_status", job["status"])

@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from dashboard import charts, nav, session
+from dashboard.views import start_from
 from engine import jobs
 from engine.datasets import list_datasets, open_dataset
 from engine.devices import describe, list_devices
@@ -38,7 +39,10 @@ DEFAULT_LR = {"sgd": 0.01, "nesterov": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmspr
 
 
 def _prefill() -> tuple[dict[str, Any], str | None]:
-    """Defaults for the form: a cloned job's config, else TrainConfig's defaults."""
+    """Defaults for the form: a cloned job's config, a retrain's start, else the defaults."""
+    retrain = start_from.retrain_prefill()
+    if retrain is not None:
+        return retrain, None
     clone_id = st.query_params.get("clone")
     if clone_id:
         try:
@@ -191,6 +195,7 @@ def render() -> None:
 
     st.subheader("Network")
     network = _network_section(base, tuple(dataset.shape), dataset.num_classes)
+    start = start_from.section(base)
 
     st.subheader("Solver")
     solver = _solver_section(base)
@@ -243,6 +248,7 @@ def render() -> None:
               "seed": int(seed), "early_stopping": int(early), "augment": aug,
               "device": device, "precision": precision, "compile": compile_,
               "val_interval": int(val_interval), "checkpoint_interval": int(ckpt_interval),
+              **start,
               "name": name or f"{network if isinstance(network, str) else 'custom'} on {ds_name}"}
     try:
         lrs, sizes = _parse_list(sweep_lrs, float), _parse_list(sweep_bs, int)

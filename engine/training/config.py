@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.training.start import start_settings_problem
+
 SOLVERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 LR_POLICIES = (
     "fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid", "cosine", "onecycle",
@@ -63,6 +65,11 @@ class TrainConfig:
     compile: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     name: str = ""
+    # Where the weights start (engine/training/init.py): "" random, JOB[:best|last|EPOCH],
+    # a weights file's path, or torchvision[:WEIGHTS].
+    init_from: str = ""
+    freeze: str = ""  # "", the first N layers with weights, or "all-but-head"
+    pretrained_lr_factor: float = 1.0  # learning rate of the pretrained layers, as a fraction
 
     def validate(self) -> TrainConfig:
         def need(cond: bool, msg: str) -> None:
@@ -89,6 +96,8 @@ class TrainConfig:
         need(min(a.rotation, a.shift, a.shear, a.zoom, a.noise) >= 0,
              "augmentation ranges cannot be negative")
         need(a.zoom < 1, "zoom must be below 1 (a fraction)")
+        problem = start_settings_problem(self.init_from, self.freeze, self.pretrained_lr_factor)
+        need(problem is None, problem or "")
         return self
 
     def to_dict(self) -> dict[str, Any]:
