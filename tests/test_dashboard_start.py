@@ -7,12 +7,13 @@ import pickle
 
 import pytest
 import torch
-from apptest import app, errors, open_page
-from finished_jobs import finished_job
 
 from engine import jobs
 from engine.training import ConfigError
 from engine.training.weights_files import keep_weights_file, kept_weights_files
+
+from apptest import app, errors, open_page
+from finished_jobs import finished_job
 
 
 def test_start_from_an_earlier_job_and_see_the_lineage(jobs_home):
