@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 from PIL import Image
+from test_dashboard_datasets import view
 
 from engine import jobs
 from engine.datasets import open_dataset
@@ -16,7 +17,6 @@ from engine.evaluation.evaluate import load_evaluation
 
 from apptest import app, errors, open_page
 from finished_jobs import finished_job
-from test_dashboard_datasets import view
 
 
 def test_add_a_mistake_to_training_data_then_retrain(jobs_home):
