@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 from PIL import Image
-from test_dashboard_datasets import view
+from streamlit.testing.v1 import AppTest
 
 from engine import jobs
 from engine.datasets import open_dataset
@@ -17,6 +17,20 @@ from engine.evaluation.evaluate import load_evaluation
 
 from apptest import app, errors, open_page
 from finished_jobs import finished_job
+
+
+def datasets_view() -> None:
+    from dashboard.views import datasets
+
+    datasets.render()
+
+
+def view(**query: str) -> AppTest:
+    at = AppTest.from_function(datasets_view, default_timeout=60)
+    at.session_state["user"] = "alice"
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
 
 
 def test_add_a_mistake_to_training_data_then_retrain(jobs_home):
