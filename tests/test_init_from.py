@@ -238,3 +238,20 @@ def test_lineage_is_stored_and_read_back(parent_home, tmp_path, capsys, monkeypa
     monkeypatch.setenv("STUDIO_HOME", str(home))
     assert main(["jobs", "show", second]) == 0
     assert f"lineage  file lenet-start.pt -> {first}" in capsys.readouterr().out
+
+
+def test_cli_train_init_from_a_file(parent_home, tmp_path, monkeypatch, capsys):
+    from engine.cli.main import main
+
+    home = _workspace(parent_home, tmp_path)
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    weights = tmp_path / "start.pt"
+    shutil.copy(home / "jobs" / "parent-job" / "best.pt", weights)
+    out = tmp_path / "cli-run"
+    assert main(["train", "--dataset", "three", "--epochs", "1", "--init-from", str(weights),
+                 "--freeze", "all-but-head", "--pretrained-lr-factor", "0.5", "--out", str(out),
+                 "--json"]) == 0
+    plan = read_plan(out)
+    assert plan.head_replaced and plan.frozen == ["0", "2", "5"]
+    assert main(["train", "--dataset", "three", "--freeze", "two"]) == 2
+    assert "freeze takes a number of layers or 'all-but-head'" in capsys.readouterr().err
