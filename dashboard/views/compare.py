@@ -118,6 +118,15 @@ def network_changes(selected: list[dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
+def _lineages(selected: list[dict[str, Any]]) -> None:
+    """One line per job that started from earlier weights (issue 17)."""
+    from engine.jobs.lineage import lineage_line
+
+    for job in selected:
+        if job["config"].get("init_from"):
+            st.caption(f"{_label(job)} started from: {lineage_line(job['id'])}")
+
+
 def render() -> None:
     st.title("Compare experiments")
     all_jobs = jobs.list_jobs()
@@ -141,6 +150,7 @@ def render() -> None:
 
     st.subheader("Final metrics")
     st.dataframe(final_metrics(selected), width="stretch", column_config=METRIC_COLUMNS)
+    _lineages(selected)
 
     changes = network_changes(selected)
     if len(selected) > 1 and changes:

@@ -175,6 +175,14 @@ def delete_controls(row: dict[str, Any], user: str | None) -> None:
         st.caption(why)
 
 
+def _versions(ds: Dataset, user: str | None) -> None:
+    """Issue 17: the dataset's versions and the form that extends it."""
+    from dashboard.views import dataset_versions
+
+    dataset_versions.versions_table(ds)
+    dataset_versions.extend_form(ds, user)
+
+
 def show(row: dict[str, Any], user: str | None) -> None:
     try:
         ds = open_dataset(row["id"])
@@ -185,6 +193,7 @@ def show(row: dict[str, Any], user: str | None) -> None:
         summary(ds, row)
         counts_and_mean(ds)
         explorer(ds)
+        _versions(ds, user)
     except (DatasetError, ValueError, OSError) as e:
         st.error(f"Could not read dataset {row['name']!r}: {e}")
     st.divider()

@@ -167,6 +167,14 @@ def _top_per_class(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
                           for r in rows], width=GALLERY_PX)
 
 
+def _add_to_training_data(job: dict[str, Any], ev: Evaluation, dataset: Any) -> None:
+    """Issue 17: confident mistakes into a new dataset version, then retrain."""
+    from dashboard.views import dataset_versions
+
+    n = st.session_state.get("ev_mistakes_n", 16)
+    dataset_versions.add_mistakes(job, ev.confident_mistakes(limit=n), dataset)
+
+
 def _evaluation(job: dict[str, Any]) -> None:
     job_id = job["id"]
     task_progress.show(job_id, "engine.evaluate", "Evaluation", key="ev_cancel")
@@ -211,6 +219,7 @@ def _evaluation(job: dict[str, Any]) -> None:
         return
     st.subheader("Most confident mistakes")
     _mistakes(ev, dataset, classes)
+    _add_to_training_data(job, ev, dataset)
     st.subheader("Top images per class",
                  help="For each class, the images the model is most sure belong to it.")
     _top_per_class(ev, dataset, classes)

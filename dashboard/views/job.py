@@ -166,6 +166,14 @@ def _do(action, rerun: bool = True) -> bool:
     return True
 
 
+def _lineage(job: dict[str, Any]) -> None:
+    """Where the weights started (issue 17): job -> job -> job."""
+    if job["config"].get("init_from"):
+        from engine.jobs.lineage import lineage_line
+
+        st.caption(f"Started from: {lineage_line(job['id'])}")
+
+
 def render() -> None:
     job_id = _choose_job()
     if not job_id:
@@ -188,6 +196,7 @@ def render() -> None:
                f"{widgets.dataset_label(cfg['dataset'])} · "
                f"{widgets.network_label(cfg['network'])} · {cfg['solver']} lr {cfg['lr']:g} · "
                f"{cfg['epochs']} epochs · device {job.get('assigned_device') or cfg['device']}")
+    _lineage(job)
     _actions(job)
     active = job["status"] in jobs.ACTIVE
     st.session_state[RENDERED] = (job_id, job["status"])

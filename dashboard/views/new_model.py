@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from dashboard import charts, nav, session, widgets
+from dashboard.views import start_from
 from engine import jobs
 from engine.datasets import list_datasets, open_dataset
 from engine.devices import describe, list_devices
@@ -70,7 +71,10 @@ def _presets() -> None:
 
 
 def _prefill() -> tuple[dict[str, Any], str | None]:
-    """Defaults for the form: a cloned job's config, else TrainConfig's defaults."""
+    """Defaults for the form: a cloned job's config, a retrain's start, else the defaults."""
+    retrain = start_from.retrain_prefill()
+    if retrain is not None:
+        return retrain, None
     clone_id = st.query_params.get("clone")
     if clone_id:
         try:
@@ -231,6 +235,7 @@ def render() -> None:
     _presets()
     st.subheader("Network")
     network = _network_section(base, tuple(dataset.shape), dataset.num_classes, clone_id)
+    start = start_from.section(base)
 
     st.subheader("Solver")
     solver = _solver_section(base)
@@ -283,6 +288,7 @@ def render() -> None:
               "seed": int(seed), "early_stopping": int(early), "augment": aug,
               "device": device, "precision": precision, "compile": compile_,
               "val_interval": int(val_interval), "checkpoint_interval": int(ckpt_interval),
+              **start,
               "name": name or f"{widgets.network_label(network)} on {ds_name}"}
     try:
         lrs, sizes = _parse_list(sweep_lrs, float), _parse_list(sweep_bs, int)

@@ -256,6 +256,10 @@ def _describe(job: dict) -> str:
         lines.append(f"parent   {job['parent']}")
     if job["sweep"]:
         lines.append(f"sweep    {job['sweep']}")
+    if job["config"].get("init_from"):
+        from engine.jobs.lineage import lineage_line
+
+        lines.append(f"lineage  {lineage_line(job['id'])}")
     lines.append(f"dir      {job['dir']}")
     lines.append("config   " + json.dumps(job["config"], sort_keys=True))
     for m in job.get("metrics", []):

@@ -33,6 +33,10 @@ HELP = {
     "compile": "torch.compile the model",
     "rotation": "degrees", "shift": "fraction", "shear": "degrees", "zoom": "fraction",
     "invert": "probability", "noise": "std on 0..1 pixels",
+    "init_from": "start from JOB[:best|last|EPOCH], a weights file (.pt/.pth state dict or "
+                 "checkpoint) or torchvision[:WEIGHTS] (downloads)",
+    "freeze": "with --init-from: freeze the first N layers with weights, or all-but-head",
+    "pretrained_lr_factor": "learning rate of the pretrained layers, as a fraction of --lr",
 }
 # Options that take a comma-separated list in `jobs submit` (a sweep: one job per combination).
 SWEEPABLE = ("lr", "batch_size")

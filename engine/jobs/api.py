@@ -101,6 +101,10 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
     m = ds["manifest"]
     validate_spec(network_spec(cfg.network), (m["channels"], m["height"], m["width"]),
                   len(m["classes"]))
+    if cfg.init_from:  # the full job id and checkpoint, or an absolute path: what lineage reads
+        from engine.training.init import resolve_source
+
+        cfg.init_from = resolve_source(cfg.init_from, home)[0]
     return cfg
 
 

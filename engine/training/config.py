@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.training.start import start_settings_problem
+
 SOLVERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 LR_POLICIES = (
     "fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid", "cosine", "onecycle",
@@ -88,6 +90,11 @@ class TrainConfig:
     compile: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     name: str = ""
+    # Where the weights start (engine/training/init.py): "" random, JOB[:best|last|EPOCH],
+    # a weights file's path, or torchvision[:WEIGHTS].
+    init_from: str = ""
+    freeze: str = ""  # "", the first N layers with weights, or "all-but-head"
+    pretrained_lr_factor: float = 1.0  # learning rate of the pretrained layers, as a fraction
 
     def validate(self) -> TrainConfig:
         """Every option checked for type and range (floats also finite); a ConfigError names
@@ -141,6 +148,10 @@ class TrainConfig:
         for flag in ("hflip", "vflip"):
             need(isinstance(getattr(a, flag), bool),
                  f"augmentation {flag} must be true or false, not {_short(getattr(a, flag))}")
+        _float("pretrained learning-rate factor", self.pretrained_lr_factor, 0, 1000,
+               low_open=True)
+        problem = start_settings_problem(self.init_from, self.freeze, self.pretrained_lr_factor)
+        need(problem is None, problem or "")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from engine.training.augment import augment_batch
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.config import ConfigError, TrainConfig
 from engine.training.data import Split
+from engine.training.init import start_weights
 from engine.training.schedules import lr_factor
 from engine.training.sink import MetricsSink
 from engine.workspace import atomic_write_json
@@ -118,7 +119,8 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
     memory_format = torch.channels_last if any(
         isinstance(m, torch.nn.Conv2d) for m in model.modules()) else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    optimizer = _make_optimizer(cfg, model)
+    groups = start_weights(cfg, model, spec, list(ds.classes), run_dir, resume, home, log)
+    optimizer = _make_optimizer(cfg, groups)
     gen = torch.Generator().manual_seed(cfg.seed)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
@@ -172,7 +174,8 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
         for xb, yb in batch_iter:
             step = state["batch"]
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg, epoch + step / steps_per_epoch)
+                group["lr"] = (cfg.lr * group.get("lr_scale", 1.0)
+                               * lr_factor(cfg, epoch + step / steps_per_epoch))
             x = augment_batch(norm.to_unit(xb), cfg.augment, gen)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = F.cross_entropy(
@@ -246,9 +249,9 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
     return result
 
 
-def _make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def _make_optimizer(cfg: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
     from engine.training.solvers import make_optimizer
-    return make_optimizer(cfg, model.parameters())
+    return make_optimizer(cfg, groups)
 
 
 def _check_finite(loss_acc: torch.Tensor, epoch: int, step: int, cfg: TrainConfig) -> float:

@@ -1,0 +1,52 @@
+"""Camera capture in a real browser (issue 17): Chromium's fake camera feeds st.camera_input;
+the pictures taken reach a new version of the dataset, in the class chosen."""
+
+from __future__ import annotations
+
+import shutil
+
+from engine.datasets import open_dataset
+from engine.datasets.versions import version_info
+
+from browser import CHROMIUM, CHROMIUM_ARGS, dashboard, need_chromium, screenshot, sign_in
+
+VIDEO_PLAYING = ("() => { const v = document.querySelector('video'); "
+                 "return v !== null && v.readyState >= 2 && v.currentTime > 0; }")
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+def test_camera_pictures_reach_the_dataset(home, digits_home):
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    shutil.rmtree(home)
+    shutil.copytree(digits_home, home)
+    parent = open_dataset("digits", home=home)
+    with dashboard(home) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1400},
+                                          permissions=["camera"])
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/datasets?id={parent.id}")
+            sign_in(page)
+            page.get_by_text("Extend into a new version").click()
+            page.get_by_text("Take pictures with the camera").click()
+            take = page.get_by_role("button", name="Take Photo")
+            for n in (1, 2):
+                page.wait_for_function(VIDEO_PLAYING)  # the fake stream is on
+                take.click()
+                page.get_by_text(f"{n} picture(s) taken").wait_for()
+                page.get_by_role("button", name="Clear photo").click()
+                take.wait_for()
+            screenshot(page, "camera-01-taken")
+            page.get_by_role("button", name="Make the new version (2 images)").click()
+            page.get_by_text("Made 'digits v2'").wait_for()
+        finally:
+            browser.close()
+    made = open_dataset("digits v2", home=home)
+    added = version_info(made.manifest)["added"]
+    assert added["by_source"] == {"camera": 2} and added["per_class"] == {"0": 2}
+    assert len(made) == len(parent) + 2
+    assert set(made.split("train")[-2:]) == {len(parent), len(parent) + 1}
