@@ -20,7 +20,7 @@ import pytest
 from engine import jobs, store
 from engine.datasets import DatasetOptions, create_dataset, list_datasets
 from engine.evaluation import probes
-from trt.tasks import exports_dir
+from trt import layout
 
 from browser import browser_page, dashboard, need_chromium, screenshot, sign_in
 from finished_jobs import finished_job
@@ -182,4 +182,4 @@ def test_export_without_a_test_split(jobs_home):
         page.get_by_text("on the validation split (the dataset has no test split)").wait_for()
         assert page.get_by_text("has no 'test' images").count() == 0
         screenshot(page, "lab-08-export-no-test")
-    assert (exports_dir(job_id, jobs_home) / "model-int8.onnx").exists()
+    assert (layout.exports_dir(jobs.job_dir(job_id, jobs_home)) / "model-int8.onnx").exists()

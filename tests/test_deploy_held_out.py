@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from engine import jobs
 from engine.datasets import DatasetError, DatasetOptions, create_dataset, open_dataset
-from trt.tasks import export, exports_dir
-from trt.variants import variants_report_path
+from trt import layout
+from trt.tasks import export
 
 from finished_jobs import finished_job
 
@@ -38,7 +39,7 @@ def test_export_without_test_split_makes_every_variant(no_test_home):
     job_id = finished_job(no_test_home, dataset="no-test", epochs=1, evaluate=False)
     result = export({"job": job_id}, lambda f, m: None, home=no_test_home)
     assert set(result["variants"]) == {"fp32", "fp16", "int8"}
-    report = json.loads(variants_report_path(exports_dir(job_id, no_test_home)
-                                             / "model.onnx").read_text())
+    fp32 = layout.onnx_path(jobs.job_dir(job_id, no_test_home))
+    report = json.loads(layout.variants_report_path(fp32).read_text())
     assert report["split"] == "val"
     assert 0.0 <= report["variants"]["fp32"]["accuracy"] <= 1.0

@@ -204,8 +204,8 @@ def damage_report(run: str | os.PathLike, precisions: Sequence[str] = ("fp32", "
     damage against fp32, and the accuracy/latency table; saved as exports/damage.json."""
     from engine.workspace import atomic_write_json
     from trt.byo import evaluation_dataset
-    from trt.layout import built_engines, damage_path, onnx_path
-    from trt.variants import make_variants, variant_path
+    from trt.layout import built_engines, damage_path, onnx_path, variant_path
+    from trt.variants import make_variants
 
     fp32 = onnx_path(run)
     report_path = fp32.with_name("model.onnx.json")
