@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine import jobs, store
 from engine.evaluation.evaluate import evaluate_job
+from engine.jobs.paths import new_job_id
 from engine.training import TrainConfig, train
 
 _TEMPLATES: dict[tuple, tuple[Path, str]] = {}
@@ -30,26 +31,28 @@ def finished_job(home: Path, dataset: str = "digits", epochs: int = 2, evaluate:
     key = (dataset, epochs, evaluate, owner)
     if key not in _TEMPLATES:
         _TEMPLATES[key] = _train_template(home, dataset, epochs, evaluate, owner)
-    template, job_id = _TEMPLATES[key]
-    shutil.copytree(jobs.job_dir(job_id, template), jobs.job_dir(job_id, home))
+    template, template_id = _TEMPLATES[key]
+    job_id = new_job_id()  # each copy its own job, so a test may ask for several
+    shutil.copytree(jobs.job_dir(template_id, template), jobs.job_dir(job_id, home))
     with closing(store.connect(home)) as conn:
         conn.execute("ATTACH DATABASE ? AS template", (str(store.db_path(template)),))
         with store.transaction(conn):
-            _copy_rows(conn, job_id, template, home)
+            _copy_rows(conn, template_id, job_id, template, home)
     return job_id
 
 
-def _copy_rows(conn: sqlite3.Connection, job_id: str, template: Path, home: Path) -> None:
+def _copy_rows(conn: sqlite3.Connection, old: str, new: str, template: Path, home: Path
+               ) -> None:
+    """The template job's rows under the new id, its paths pointing into `home`."""
     for table, column in _JOB_TABLES.items():
         names = [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})")
                  if r[1] != "id" or table == "jobs"]
-        cols = ", ".join(names)
-        conn.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM "
-                     f"template.{table} WHERE {column} = ?", (job_id,))
-    for table, column in _JOB_TABLES.items():
+        values = ", ".join("?" if n == column else n for n in names)
+        conn.execute(f"INSERT INTO main.{table} ({', '.join(names)}) SELECT {values} FROM "
+                     f"template.{table} WHERE {column} = ?", (new, old))
         for name in _text_columns(conn, table):
-            conn.execute(f"UPDATE main.{table} SET {name} = replace({name}, ?, ?) "
-                         f"WHERE {column} = ?", (str(template), str(home), job_id))
+            conn.execute(f"UPDATE main.{table} SET {name} = replace(replace({name}, ?, ?), ?, ?) "
+                         f"WHERE {column} = ?", (str(template), str(home), old, new, new))
 
 
 def _text_columns(conn: sqlite3.Connection, table: str) -> list[str]:

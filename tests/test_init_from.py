@@ -222,7 +222,7 @@ def test_lineage_is_stored_and_read_back(parent_home, tmp_path, capsys, monkeypa
     shutil.copy(home / "jobs" / "parent-job" / "best.pt", weights)
     first = jobs.submit(TrainConfig(dataset="digits", init_from=str(weights)), name="first",
                         home=home, start_scheduler=False)
-    shutil.copytree(home / "jobs" / "parent-job", jobs.job_dir(first, home))
+    shutil.copytree(home / "jobs" / "parent-job", jobs.job_dir(first, home), dirs_exist_ok=True)
     second = jobs.submit(TrainConfig(dataset="three", init_from=first[:17] + ":last"),
                          name="second", home=home, start_scheduler=False)
     stored = jobs.get_job(second, home=home)["config"]["init_from"]

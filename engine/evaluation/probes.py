@@ -216,7 +216,8 @@ def score_board(board_id: str, job_ids: list[str], checkpoint: str = "best",
                 user: str | None = None, backend: str = "pytorch-cpu",
                 home: Home = None) -> BoardScore:
     """Classify every probe with every job's checkpoint: the lab's comparison table."""
-    from engine.inference.classify import classify_many, get_backend
+    from engine.inference.backends import get_backend
+    from engine.inference.classify import classify_many
 
     probes = list_probes(board_id, user, home)
     images = [np.asarray(Image.open(io.BytesIO(p["image"]))) for p in probes]

@@ -181,6 +181,8 @@ def _exists(name: str, home) -> bool:
 
 def _failure(e: BaseException) -> tuple[str, str]:
     """(reason, message) for an exception that ended a run."""
+    from engine.datasets.errors import DatasetError
+    from engine.networks.errors import SpecError
     from engine.training import ConfigError, TrainingDiverged
 
     oom = [MemoryError]
@@ -196,9 +198,8 @@ def _failure(e: BaseException) -> tuple[str, str]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return "out_of_memory", (f"out of memory: {first}. Try a smaller batch size or "
                                  "network, or fp16/bf16 precision on a GPU.")
-    if isinstance(e, (ConfigError, FileNotFoundError)) or type(e).__name__ in (
-            "SpecError", "DatasetError"):
-        return "config", str(e)
+    if isinstance(e, (ConfigError, FileNotFoundError, DatasetError, SpecError)):
+        return "config", str(e)  # the user's to fix: their words, no exception name
     if isinstance(e, KeyboardInterrupt):
         return "signal", "interrupted"
     return "error", f"{type(e).__name__}: {e}"

@@ -148,8 +148,6 @@ class TrainConfig:
         for flag in ("hflip", "vflip"):
             need(isinstance(getattr(a, flag), bool),
                  f"augmentation {flag} must be true or false, not {_short(getattr(a, flag))}")
-        _float("pretrained learning-rate factor", self.pretrained_lr_factor, 0, 1000,
-               low_open=True)
         problem = start_settings_problem(self.init_from, self.freeze, self.pretrained_lr_factor)
         need(problem is None, problem or "")
         return self
