@@ -35,6 +35,8 @@ def test_camera_pictures_reach_the_dataset(home, digits_home):
             page.get_by_text("Take pictures with the camera").click()
             take = page.get_by_role("button", name="Take Photo")
             for n in (1, 2):
+                # Chromium pauses a muted video scrolled out of view: look at it, as a user does.
+                page.locator("video").scroll_into_view_if_needed()
                 page.wait_for_function(VIDEO_PLAYING)  # the fake stream is on
                 take.click()
                 page.get_by_text(f"{n} picture(s) taken").wait_for()

@@ -74,6 +74,7 @@ def test_extend_with_a_probe_board(home, digits_home):
         probes.add_probe(board, buf.getvalue(), "7", user="alice", home=home)
     at = view(id=open_dataset("digits", home=home).id)
     assert not at.exception and not errors(at)
+    at.toggle(key="dv_open").set_value(True).run()
     at.selectbox(key="dv_board").set_value(board).run()
     at.text_input(key="dv_note").set_value("two sevens")
     at.button(key="dv_make").click().run()

@@ -70,38 +70,41 @@ def camera_shots(label: str) -> list[NewImage]:
 
 def extend_form(ds: Dataset, user: str | None) -> None:
     """Uploads (one class each time) and probe-board images into a new version."""
-    with st.expander("Extend into a new version (this one stays as it is)"):
-        files = st.file_uploader("Images", accept_multiple_files=True, key="dv_files",
-                                 type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
-        c1, c2 = st.columns(2)
-        label = c1.selectbox("Their class (or type a new one)", ds.classes, key="dv_label",
-                             accept_new_options=True)
-        boards = {b["id"]: f"{b['name']} ({b['probes']} images)"
-                  for b in probes.list_boards(user) if b["probes"]}
-        board = c2.selectbox("Add a probe board's images, with their labels",
-                             [None, *boards], format_func=lambda b: boards.get(b, "none"),
-                             key="dv_board")
-        c1, c2 = st.columns(2)
-        name = c1.text_input("New version's name (empty: numbered)", key="dv_name")
-        note = c2.text_input("What it adds (a note)", key="dv_note")
-        added = [NewImage(f.getvalue(), str(label), "upload") for f in files or []]
-        added += camera_shots(str(label))
-        if board:
-            added += from_probes(probes.list_probes(board, user))
-        if not st.button(f"Make the new version ({len(added)} images)", key="dv_make",
-                         disabled=not added):
-            return
-        if not session.require_user("extend a dataset"):
-            return
-        try:
-            made = extend_dataset(ds, added, name=name or None, note=note,
-                                  owner=session.current_user())
-        except DatasetError as e:
-            st.error(str(e))
-            return
-        st.session_state[SHOTS] = []
-        _open_new(made, f"Made {made.name!r} from {ds.name!r}.")
-        st.rerun()
+    # A toggle, not an expander: it stays open across the reruns that the camera and the
+    # uploads cause (an expander above which the page changes closes again).
+    if not st.toggle("Extend into a new version (this one stays as it is)", key="dv_open"):
+        return
+    files = st.file_uploader("Images", accept_multiple_files=True, key="dv_files",
+                             type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
+    c1, c2 = st.columns(2)
+    label = c1.selectbox("Their class (or type a new one)", ds.classes, key="dv_label",
+                         accept_new_options=True)
+    boards = {b["id"]: f"{b['name']} ({b['probes']} images)"
+              for b in probes.list_boards(user) if b["probes"]}
+    board = c2.selectbox("Add a probe board's images, with their labels",
+                         [None, *boards], format_func=lambda b: boards.get(b, "none"),
+                         key="dv_board")
+    c1, c2 = st.columns(2)
+    name = c1.text_input("New version's name (empty: numbered)", key="dv_name")
+    note = c2.text_input("What it adds (a note)", key="dv_note")
+    added = [NewImage(f.getvalue(), str(label), "upload") for f in files or []]
+    added += camera_shots(str(label))
+    if board:
+        added += from_probes(probes.list_probes(board, user))
+    if not st.button(f"Make the new version ({len(added)} images)", key="dv_make",
+                     disabled=not added):
+        return
+    if not session.require_user("extend a dataset"):
+        return
+    try:
+        made = extend_dataset(ds, added, name=name or None, note=note,
+                              owner=session.current_user())
+    except DatasetError as e:
+        st.error(str(e))
+        return
+    st.session_state[SHOTS] = []
+    _open_new(made, f"Made {made.name!r} from {ds.name!r}.")
+    st.rerun()
 
 
 def add_mistakes(job: dict[str, Any], mistakes: list[dict[str, Any]], dataset: Dataset) -> None:
