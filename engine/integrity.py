@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine.workspace import sha256_file
+
 SIDECAR = ".sha256"
 _VERIFIED: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> intact
 
@@ -24,14 +26,6 @@ def sidecar(path: str | os.PathLike) -> Path:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _recorded(path: Path) -> dict[str, Any]:
