@@ -69,12 +69,7 @@ def _train_template(home: Path, dataset: str, epochs: int, evaluate: bool, owner
         conn.execute("DELETE FROM jobs")  # only the template job: copies carry its rows alone
     job_id = jobs.submit(cfg, owner=owner, name="finished", home=template,
                          start_scheduler=False)
-    result = train(cfg, jobs.job_dir(job_id, template), home=template)
-    with closing(store.connect(template)) as conn, store.transaction(conn):
-        for m in result.history:
-            store.put_metrics(conn, job_id, m)
-        store.update_job(conn, job_id, status="done", finished=time.time(),
-                         result=result.to_dict())
+    _train_to_done(template, job_id, cfg)
     if evaluate:
         evaluate_job(job_id, "best.pt", home=template)
     return template, job_id
@@ -84,7 +79,13 @@ def finish_queued(home: Path, job_id: str, epochs: int = 1) -> None:
     """Trains a queued job in the foreground (with `epochs`, on the CPU) and marks it done with
     its metrics and result, as its worker would."""
     cfg = jobs.get_job(job_id, home, metrics=False, events=False)["config"]
-    cfg = TrainConfig.from_dict({**cfg, "epochs": epochs, "device": "cpu"})
+    _train_to_done(home, job_id, TrainConfig.from_dict({**cfg, "epochs": epochs,
+                                                         "device": "cpu"}))
+
+
+def _train_to_done(home: Path, job_id: str, cfg: TrainConfig) -> None:
+    """Train the job's config into its folder and record it done with its metrics and result,
+    as its worker would."""
     result = train(cfg, jobs.job_dir(job_id, home), home=home)
     with closing(store.connect(home)) as conn, store.transaction(conn):
         for m in result.history:
