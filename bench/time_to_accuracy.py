@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import MNIST_DIR, read_idx_gz, write_idx  # noqa: E402
+from conftest import MNIST_DIR, make_mnist_sample  # noqa: E402
 
 TARGETS = (0.975, 0.98)
 RECIPES = {
@@ -48,25 +48,12 @@ RECIPES = {
 def prepare(tmp: Path) -> Path:
     """The peer's raw folder and the product's workspace (dataset creation is not timed: it
     is done once, like torchvision's download)."""
-    from engine.datasets import DatasetOptions, create_dataset
-
     raw = tmp / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         with gzip.open(MNIST_DIR / f"{name}.gz") as src, open(raw / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    images = read_idx_gz(MNIST_DIR / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx_gz(MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
-    parts = {"train-images": images[:8000], "train-labels": labels[:8000],
-             "test-images": images[8000:], "test-labels": labels[8000:]}
-    for name, arr in parts.items():
-        write_idx(tmp / name, arr)
-    home = tmp / "workspace"
-    create_dataset("mnist-8k", "idx", {
-        "train_images": str(tmp / "train-images"), "train_labels": str(tmp / "train-labels"),
-        "test_images": str(tmp / "test-images"), "test_labels": str(tmp / "test-labels"),
-    }, DatasetOptions(val_percent=0.0), home=home)
-    return home
+    return make_mnist_sample(tmp, name="mnist-8k", val_percent=0.0)
 
 
 def product(home: Path, tmp: Path, epochs: int, recipe: list[str]) -> tuple[float, float]:

@@ -93,22 +93,23 @@ def read_idx_gz(path: Path):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def make_mnist_sample(root: Path) -> Path:
-    """A workspace in root holding 'mnist-sample': the mnist-8k/2k split (first 8,000 images
-    train, last 2,000 held out as the test split), with 10% of the training part for
-    validation. Also used by bench/gpu_check.py."""
+def make_mnist_sample(root: Path, name: str = "mnist-sample", val_percent: float = 10.0
+                      ) -> Path:
+    """A workspace in root holding `name`: the mnist-8k/2k split (first 8,000 images train,
+    last 2,000 held out as the test split), with val_percent of the training part for
+    validation. Also used by the benchmarks and bench/gpu_check.py."""
     from engine.datasets import DatasetOptions, create_dataset
 
     images, labels = read_idx_gz(MNIST_IMAGES), read_idx_gz(MNIST_LABELS)
     parts = {"train-images": images[:8000], "train-labels": labels[:8000],
              "test-images": images[8000:], "test-labels": labels[8000:]}
-    for name, arr in parts.items():
-        write_idx(root / name, arr)
+    for part, arr in parts.items():
+        write_idx(root / part, arr)
     home = root / "workspace"
-    create_dataset("mnist-sample", "idx", {
+    create_dataset(name, "idx", {
         "train_images": str(root / "train-images"), "train_labels": str(root / "train-labels"),
         "test_images": str(root / "test-images"), "test_labels": str(root / "test-labels"),
-    }, DatasetOptions(val_percent=10.0), home=home)
+    }, DatasetOptions(val_percent=val_percent), home=home)
     return home
 
 
