@@ -53,7 +53,6 @@ def main() -> None:
     st.set_page_config(page_title="DIGITS Studio", layout="wide")
     warmup.start()  # PyTorch & co. load in the background while the first page shows
     session.restore()
-    session.write_cookies()
     pages = [nav.page(name) for name in nav.PAGES]
     if not session.unlocked():
         # Navigation is still declared (hidden), so the page and query asked for in the URL
@@ -62,6 +61,8 @@ def main() -> None:
         gate()
         return
     sign_in_box()
+    with st.sidebar:  # below the sign-in box: no gap in the page
+        session.write_cookies()
     st.navigation(pages).run()
 
 

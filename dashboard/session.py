@@ -19,7 +19,7 @@ USER_KEY = "user"
 UNLOCKED_KEY = "unlocked"
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 COOKIES = {"user": "studio_session", "gate": "studio_gate"}
-_PENDING = "_session_cookies"  # cookies to write (name -> token, or None to delete) next run
+_WANTED = "_session_cookies"  # the cookies this session set (name -> token, None = deleted)
 
 
 def access_password() -> str | None:
@@ -72,16 +72,19 @@ def restore() -> None:
 
 
 def write_cookies() -> None:
-    """Write (or delete) the cookies asked for by sign-in, sign-out and unlocking."""
-    pending = st.session_state.pop(_PENDING, None)
-    if not pending:
+    """Keep the browser's cookies as sign-in, sign-out and unlocking set them. The script is
+    drawn on every run, not once: a run cut short by a rerun (or a browser slow to load the
+    element) would otherwise lose it, and a reload would sign the user out. Unchanged, it is
+    not run again; any change runs it (setting a cookie twice is harmless)."""
+    wanted = st.session_state.get(_WANTED)
+    if not wanted:
         return
     try:
         secure = "; Secure" if str(st.context.url or "").startswith("https:") else ""
     except Exception:  # no browser behind this session
         secure = ""
     lines = []
-    for name, token in pending.items():
+    for name, token in sorted(wanted.items()):
         age = int(sessions.DEFAULT_TTL_S) if token else 0
         value = json.dumps(f"{name}={token or ''}; path=/; max-age={age}; SameSite=Strict"
                            f"{secure}")
@@ -90,7 +93,7 @@ def write_cookies() -> None:
 
 
 def _set_cookie(kind: str, token: str | None) -> None:
-    st.session_state.setdefault(_PENDING, {})[COOKIES[kind]] = token
+    st.session_state[_WANTED] = {**st.session_state.get(_WANTED, {}), COOKIES[kind]: token}
 
 
 def unlocked() -> bool:

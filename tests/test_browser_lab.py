@@ -5,9 +5,11 @@ experiments, and see the comparison table and the chart of board scores. Counts 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from engine import jobs, lab
 
@@ -73,12 +75,19 @@ def test_guided_lab_end_to_end(jobs_home, tmp_path):
         # Shorter runs than the defaults: open each step's settings and change the epochs.
         settings = page.get_by_test_id("stExpander").filter(
             has_text="Settings (pre-filled; change anything)")
+        # Each step's caption says what Run will use, as the server has it: wait for it, so
+        # an edit that a redraw swallowed is seen (and typed again) before running.
         for n in range(4):
             clicks += open_expander(page, settings.nth(n))
             epochs = settings.nth(n).get_by_label("Epochs", exact=True)
-            epochs.fill(EPOCHS)
-            epochs.press("Enter")
-            page.wait_for_timeout(800)
+            for _ in range(3):
+                epochs.fill(EPOCHS)
+                epochs.press("Enter")
+                with contextlib.suppress(PlaywrightTimeout):
+                    page.get_by_text(f"for {EPOCHS} epochs").nth(n).wait_for(timeout=20_000)
+                    break
+            else:
+                raise AssertionError(f"step {n + 1}'s epochs did not reach the server")
 
         for n in range(1, 5):
             clicks += run_step(page, n)

@@ -46,7 +46,11 @@ def test_lab_guided_path(home, no_scheduler):
     # Pre-filled and editable: the small dataset's cap, the wide step's network.
     assert at.number_input(key="lab_small_sample_max").value == 100
     assert at.selectbox(key="lab_wide_sample_net").value == "lenet-wide"
-    at.number_input(key="lab_small_sample_epochs").set_value(1)
+    at.number_input(key="lab_small_sample_epochs").set_value(1).run()
+    # Each step says what Run will use, edits included.
+    runs = [c.value for c in at.caption if c.value.startswith("Runs ")]
+    assert len(runs) == 4 and runs[0].startswith("Runs lenet for 1 epoch (batch ")
+    assert runs[1].startswith("Runs lenet for 10 epochs")
     at.button(key="lab_run_small").click().run()
     assert not at.exception and not errors(at)
     assert any("Step 1 queued" in s.value for s in at.success)

@@ -84,6 +84,13 @@ def _settings(step: lab.LabStep, user: str, source: lab.LabSource) -> lab.StepFo
     return lab.StepForm(name.strip(), opts, train)
 
 
+def _summary(form: lab.StepForm) -> str:
+    t = form.train
+    epochs = f"{t['epochs']} epoch" + ("s" if t["epochs"] != 1 else "")
+    return (f"Runs {t['network']} for {epochs} (batch {t['batch_size']}, "
+            f"learning rate {t['lr']:g}) on {form.dataset_name or 'an unnamed dataset'}.")
+
+
 def _status(state: lab.StepState) -> str:
     badge = BADGES.get(state.status, state.status)
     job = state.job
@@ -111,6 +118,7 @@ def _step(state: lab.StepState, user: str, source: lab.LabSource | None) -> None
         if source is None:
             return
         form = _settings(step, user, source)
+        st.caption(_summary(form))  # what Run will use, as the server has it
         busy = state.status in ACTIVE
         label = f"Run step {step.number}" if state.job is None else f"Run step {step.number} again"
         if st.button(label, key=f"lab_run_{step.key}", disabled=busy,

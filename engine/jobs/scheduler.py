@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import fcntl
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from engine.workspace import atomic_write_json, read_json, studio_home
 LOCK_FILE = "scheduler.lock"
 INFO_FILE = "scheduler.json"
 LOG_FILE = "scheduler.log"
+START_LOCK_FILE = "scheduler.start.lock"
 
 
 def _lock(home: Path, wait_s: float = 1.0) -> int | None:
@@ -88,13 +91,41 @@ def ensure_scheduler(home: str | os.PathLike | None = None, wait_s: float = 20.0
                      **settings: Any) -> int:
     """Start a scheduler for the workspace unless one runs; returns its pid. Settings
     (cpu_slots, cpu_threads, threads_per_job, task_threads, poll_s, idle_exit_s, gpus) apply
-    only to a scheduler started here."""
+    only to a scheduler started here. Callers that race (parallel submits) take turns on a
+    start lock, so one scheduler is spawned and the others find it running."""
     home = studio_home(home).resolve()
     status = scheduler_status(home)
     if status["alive"] and pid_alive(status.get("pid")):
         return status["pid"]
-    args = [python(), "-m", "engine.jobs", "--on-demand", *settings_args(settings)]
     deadline = time.monotonic() + wait_s
+    with _start_turn(home, deadline):
+        return _start(home, settings, deadline)
+
+
+@contextlib.contextmanager
+def _start_turn(home: Path, deadline: float) -> Iterator[None]:
+    """Hold `<home>/scheduler.start.lock` (blocking until deadline) while starting one."""
+    fd = os.open(home / START_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError("the job scheduler did not start: another process kept "
+                                       "starting one for too long") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _start(home: Path, settings: dict[str, Any], deadline: float) -> int:
+    status = scheduler_status(home)
+    if status["alive"] and pid_alive(status.get("pid")):
+        return status["pid"]  # the caller before us started it
+    args = [python(), "-m", "engine.jobs", "--on-demand", *settings_args(settings)]
     proc = _spawn(args, home)
     spawned = 1
     while time.monotonic() < deadline:
@@ -105,12 +136,12 @@ def ensure_scheduler(home: str | os.PathLike | None = None, wait_s: float = 20.0
         if code not in (None, 0, 1):
             break  # it failed for a reason of its own: its log says which
         if code is not None and not status["alive"] and spawned < 3:
-            # Ours lost the lock race (exit 1) and the winner is already gone again (or ours
-            # exited idle): nobody serves the queue, so start one more.
+            # Ours lost the lock race to a `python -m engine scheduler` started by hand (exit 1)
+            # and that one is already gone again (or ours exited idle): start one more.
             proc = _spawn(args, home)
             spawned += 1
-        # Otherwise another caller's scheduler won the lock: wait for it to write
-        # scheduler.json (it does so right after locking).
+        # Otherwise another scheduler won the lock: wait for it to write scheduler.json (it
+        # does so right after locking).
         time.sleep(0.05)
     tail = (home / LOG_FILE).read_text(errors="replace").splitlines()[-5:]
     raise RuntimeError("the job scheduler did not start: " + " | ".join(tail))
