@@ -137,6 +137,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX lab_runs_owner ON lab_runs(owner, step, id);
     """,
+    # 6: roles for a hosted class (engine/roles): instructor or student
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'student';
+    """,
 ]
 
 
@@ -261,6 +265,16 @@ def ensure_user(conn: sqlite3.Connection, name: str) -> None:
 
 def list_users(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT name FROM users ORDER BY name")]
+
+
+def user_role(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def set_user_role(conn: sqlite3.Connection, name: str, role: str) -> None:
+    ensure_user(conn, name)
+    conn.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
 
 
 # --- jobs -------------------------------------------------------------------------------------
