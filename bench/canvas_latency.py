@@ -23,7 +23,6 @@ from PIL import Image, ImageDraw
 from engine.inference import backends
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 TARGET_MS = 10.0
 
 

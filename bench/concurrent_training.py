@@ -34,8 +34,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine import jobs  # noqa: E402
 from engine.inference import backends  # noqa: E402
@@ -95,7 +93,6 @@ class Canvas:
         from engine.inference import classify as cl
         from engine.jobs.threads import set_interactive_threads
 
-        sys.path.insert(0, str(ROOT / "tests"))
         set_interactive_threads(1)  # as dashboard/app.py does
         self.cl = cl
         self.backend = backends.get_backend("pytorch-cpu", checkpoint)
@@ -155,7 +152,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "concurrent_training.json"))
     a = ap.parse_args()
-    from conftest import make_mnist_sample
+    from testkit.mnist import make_mnist_sample
 
     cores = usable_cores()
     budget = {}  # the default: cpu_threads = cores, even shares

@@ -21,17 +21,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine.training import TrainConfig, train  # noqa: E402
 from engine.workspace import atomic_write_json  # noqa: E402
+from testkit.mnist import MNIST_IMAGES, make_mnist_sample  # noqa: E402
 from trt.bench import format_table, run_bench  # noqa: E402
 from trt.builder import EngineBuildError, build_engine  # noqa: E402
 from trt.onnx_export import export_onnx  # noqa: E402
 from trt.variants import make_variants  # noqa: E402
-
-from conftest import MNIST_IMAGES, make_mnist_sample  # noqa: E402
 
 TARGET = 0.25
 

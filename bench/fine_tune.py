@@ -1,5 +1,5 @@
 """Fine-tuning versus training from scratch (issue 17): LeNet trained on MNIST images (the
-shared t10k files, first 8,000, as tests/conftest.py's mnist-sample) is fine-tuned onto the
+shared t10k files, first 8,000, as testkit/mnist.py's mnist-sample) is fine-tuned onto the
 offline digits sample (scikit-learn's 8x8 digits, MNIST-framed; 10% val, 20% test), against
 the same LeNet from random weights with the same seed, solver and learning rate. Reports the
 held-out (test split) accuracy after 1, 2 and 5 epochs of each, measured in the same run.
@@ -51,10 +51,8 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="fine-tune-"))
-    import sys
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_mnist_sample
+    from testkit.mnist import make_mnist_sample
 
     t0 = time.perf_counter()
     home = make_mnist_sample(work)

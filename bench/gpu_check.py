@@ -29,9 +29,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 from stage_runner import Report, Stage, StageSkipped, plan_lines, run_stages  # noqa: E402
@@ -53,7 +50,7 @@ class Context:
 
 
 def mnist_missing() -> str | None:
-    from conftest import MNIST_DIR, MNIST_IMAGES, MNIST_LABELS
+    from testkit.mnist import MNIST_DIR, MNIST_IMAGES, MNIST_LABELS
 
     if MNIST_IMAGES.exists() and MNIST_LABELS.exists():
         return None
@@ -89,7 +86,7 @@ def machine(device: str = "cuda") -> dict[str, Any]:
 
 
 def setup(ctx: Context) -> dict[str, Any]:
-    from conftest import make_mnist_sample
+    from testkit.mnist import make_mnist_sample
 
     (ctx.tmp / "data").mkdir()
     ctx.home = make_mnist_sample(ctx.tmp / "data")

@@ -8,7 +8,7 @@
 # whole log) land in OUT_DIR, default bench/results.
 #
 # Real MNIST: $STUDIO_MNIST_DIR, else ../shared/data/mnist-t10k, else .device/mnist-t10k (what
-# bench/stage_device.sh copies for a machine that gets only the checkout; see tests/conftest.py).
+# bench/stage_device.sh copies for a machine that gets only the checkout; see testkit/mnist.py).
 # TensorRT: whichever of tensorrt / tensorrt_rtx imports; else wheels carried in .device/wheels;
 # else one quick pip try where a package registry answers. Where no library can run on this GPU
 # (none installed, or TensorRT-RTX on a data-centre GPU such as the H200), the TensorRT rows and

@@ -24,16 +24,13 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine import store  # noqa: E402
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
 from engine.jobs import submit  # noqa: E402
 from engine.jobs.sink import CancelWatcher, JobSink  # noqa: E402
 from engine.training import MetricsSink, TrainConfig, train  # noqa: E402
-
-from conftest import MNIST_DIR as MNIST  # noqa: E402  (honours $STUDIO_MNIST_DIR)
+from testkit.mnist import MNIST_DIR as MNIST  # noqa: E402  (honours $STUDIO_MNIST_DIR)
 
 TARGET = 1.03
 

@@ -33,12 +33,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine import jobs  # noqa: E402
-
-from browser import CHROMIUM, CHROMIUM_ARGS, dashboard  # noqa: E402
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, dashboard  # noqa: E402
 
 SETTLE_S = 0.25
 TIMEOUT_S = 180  # a page not settled by then counts as infinitely slow (the p95 says "inf")
@@ -157,7 +154,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "page_latency.json"))
     a = ap.parse_args()
     ns = [int(v) for v in a.sessions.split(",") if v.strip()]
-    from conftest import make_mnist_sample
+    from testkit.mnist import make_mnist_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         home = make_mnist_sample(Path(tmp)).resolve()
@@ -209,7 +206,7 @@ def main() -> int:
                 sched.wait(30)
             except subprocess.TimeoutExpired:
                 sched.kill()
-            from conftest import processes_of
+            from testkit.processes import processes_of
 
             for pid in processes_of(home):  # workers of this run's workspace alone
                 try:

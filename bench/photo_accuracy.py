@@ -30,17 +30,13 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from photo_digits import HELD_OUT, held_out_photos  # noqa: E402
 
 from engine.datasets.sources.idx import read_pair  # noqa: E402
 from engine.images.framing import EmptyDrawing, normalize_digit, to_gray  # noqa: E402
 from engine.workspace import atomic_write_json  # noqa: E402
-
-from conftest import MNIST_IMAGES, MNIST_LABELS, make_mnist_sample  # noqa: E402
+from testkit.mnist import MNIST_IMAGES, MNIST_LABELS, make_mnist_sample  # noqa: E402
 
 TARGET_POINTS = 15.0
 

@@ -17,13 +17,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine.datasets.sources.idx import read_pair  # noqa: E402
 from engine.images.photo_digits import PhotoDigit, photo_set  # noqa: E402
-
-from conftest import MNIST_IMAGES, MNIST_LABELS  # noqa: E402
+from testkit.mnist import MNIST_IMAGES, MNIST_LABELS  # noqa: E402
 
 HELD_OUT = slice(8000, 10000)
 

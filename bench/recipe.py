@@ -25,8 +25,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine.evaluation.probe_import import label_from_name  # noqa: E402
 from engine.images.framing import EmptyDrawing  # noqa: E402
@@ -35,8 +33,7 @@ from engine.inference.classify_many import IMAGE_SUFFIXES, iter_items  # noqa: E
 from engine.inference.predictor import Predictor, resolve_checkpoint  # noqa: E402
 from engine.training import TrainConfig, train  # noqa: E402
 from engine.training.presets import preset_config  # noqa: E402
-
-from conftest import MNIST_IMAGES, make_mnist_sample  # noqa: E402
+from testkit.mnist import MNIST_IMAGES, make_mnist_sample  # noqa: E402
 
 PRESET = "real-world-digits"
 

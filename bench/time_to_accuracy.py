@@ -33,10 +33,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import MNIST_DIR, make_mnist_sample  # noqa: E402
+from testkit.mnist import MNIST_DIR, make_mnist_sample  # noqa: E402
 
 TARGETS = (0.975, 0.98)
 RECIPES = {

@@ -27,14 +27,11 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
 from engine.networks import build_network, zoo_spec  # noqa: E402
 from engine.training import RecordingSink, TrainConfig, train  # noqa: E402
-
-from conftest import MNIST_DIR as MNIST  # noqa: E402  (honours $STUDIO_MNIST_DIR)
+from testkit.mnist import MNIST_DIR as MNIST  # noqa: E402  (honours $STUDIO_MNIST_DIR)
 
 N_TRAIN, BATCH = 8000, 64
 

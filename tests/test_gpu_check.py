@@ -29,13 +29,13 @@ def load(name: str):
 
 
 @pytest.fixture(scope="module")
-def gpu_check():
-    return load("gpu_check")
+def stage_runner():
+    return load("stage_runner")  # before gpu_check, which imports it as a sibling script
 
 
 @pytest.fixture(scope="module")
-def stage_runner(gpu_check):
-    return sys.modules["stage_runner"]  # the one gpu_check imported
+def gpu_check(stage_runner):
+    return load("gpu_check")
 
 
 def run_script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -58,12 +58,12 @@ def test_cpu_only_machine_is_refused_in_one_line(tmp_path):
 
 
 def test_missing_staged_mnist_is_refused(gpu_check, monkeypatch, tmp_path):
-    import conftest
+    from testkit import mnist
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(conftest, "MNIST_DIR", tmp_path)
-    monkeypatch.setattr(conftest, "MNIST_IMAGES", tmp_path / "t10k-images-idx3-ubyte.gz")
-    monkeypatch.setattr(conftest, "MNIST_LABELS", tmp_path / "t10k-labels-idx1-ubyte.gz")
+    monkeypatch.setattr(mnist, "MNIST_DIR", tmp_path)
+    monkeypatch.setattr(mnist, "MNIST_IMAGES", tmp_path / "t10k-images-idx3-ubyte.gz")
+    monkeypatch.setattr(mnist, "MNIST_LABELS", tmp_path / "t10k-labels-idx1-ubyte.gz")
     why = gpu_check.preflight()
     assert f"not in {tmp_path}" in why and "bench/stage_device.sh" in why
     assert gpu_check.main(["--out", str(tmp_path / "out")]) == 2

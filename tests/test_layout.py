@@ -115,7 +115,7 @@ def test_no_import_path_edits():
     """The project is installed (make install): nothing edits sys.path or PYTHONPATH to find
     it, so every entry point imports the same code the same way."""
     edits = [f"{path.relative_to(ROOT)}:{n}"
-             for folder in (*PACKAGES, "tests")
+             for folder in (*PACKAGES, "tests", "bench", "testkit")
              for path in (ROOT / folder).rglob("*.py") if path.name != "conftest.py"
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if ("sys.path." in line or '"PYTHONPATH"' in line) and "edits = " not in line
