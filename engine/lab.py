@@ -24,6 +24,7 @@ from typing import Any
 
 from engine import store
 from engine.datasets import DatasetError, DatasetOptions, create_dataset, open_dataset
+from engine.datasets.build_job import build_dataset_in_worker
 from engine.evaluation import probes
 from engine.jobs.status import ENDED
 from engine.workspace import studio_home
@@ -164,9 +165,11 @@ def _same_options(manifest: dict[str, Any], options: DatasetOptions) -> bool:
 
 
 def ensure_dataset(name: str, source: LabSource, options: dict[str, Any], user: str,
-                   home: Home = None) -> str:
+                   home: Home = None, *, in_worker: bool = True) -> str:
     """The dataset's id: the one named `name` when it was made with these options (the steps
-    share datasets), else a new one; DatasetError when the name is taken by another dataset."""
+    share datasets), else a new one, built in a worker process (decoding uploaded files never
+    runs in the caller, e.g. the dashboard) unless in_worker is False (no scheduler: here);
+    DatasetError when the name is taken by another dataset."""
     opts = DatasetOptions.coerce(dict(options))
     with closing(store.connect(home)) as conn:
         row = store.get_dataset(conn, name)
@@ -175,7 +178,8 @@ def ensure_dataset(name: str, source: LabSource, options: dict[str, Any], user: 
             raise DatasetError(f"a dataset named {name!r} already exists with other settings; "
                                "give this step's dataset another name")
         return row["id"]
-    return create_dataset(name, source.kind, source.args, opts, owner=user, home=home).id
+    build = build_dataset_in_worker if in_worker else create_dataset
+    return build(name, source.kind, source.args, opts, owner=user, home=home).id
 
 
 def run_step(key: str, user: str, source: LabSource, form: StepForm | None = None,
@@ -191,7 +195,8 @@ def run_step(key: str, user: str, source: LabSource, form: StepForm | None = Non
     form = form or step_form(key, user, source)
     settings = {k: v for k, v in form.train.items() if k != "dataset"}
     TrainConfig.from_dict({"dataset": "-", **settings}).validate()  # before any dataset work
-    dataset_id = ensure_dataset(form.dataset_name, source, form.dataset_options, user, home)
+    dataset_id = ensure_dataset(form.dataset_name, source, form.dataset_options, user, home,
+                                in_worker=start_scheduler)  # no scheduler: no worker either
     name = f"Lab {step.number}: {step.title}"
     job_id = jobs.submit({**settings, "dataset": dataset_id, "name": name}, owner=user,
                          name=name, home=home, start_scheduler=start_scheduler)

@@ -20,7 +20,12 @@ from finished_jobs import finish_queued
 
 @pytest.fixture
 def no_scheduler(monkeypatch):
+    """Jobs stay queued; the lab's datasets, which a worker builds (test_lab checks that), are
+    built here instead, since no scheduler starts that worker."""
+    from engine.datasets import create_dataset
+
     monkeypatch.setattr("engine.jobs.api.ensure_scheduler", lambda home=None, **kw: 0)
+    monkeypatch.setattr("engine.lab.build_dataset_in_worker", create_dataset)
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:

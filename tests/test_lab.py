@@ -119,3 +119,15 @@ def test_comparison_fills_in_as_steps_finish(home):
     rows = two.chart_rows()
     assert [(r["step"], r["images"]) for r in rows] == [(1, 3), (2, 3)]
     assert all(0 <= r["score"] <= 1 and r["correct"] == round(r["score"] * 3) for r in rows)
+
+
+def test_a_step_builds_its_dataset_in_a_worker(jobs_home):
+    """From the dashboard (a scheduler runs), the step's dataset is decoded by a worker
+    process, a task job, never in the dashboard's own process."""
+    job_id = lab.run_step("small", "alice", lab.offline_source())
+    [build] = [j for j in jobs.list_jobs(kind="task")
+               if j["config"]["task"] == "engine.dataset"]
+    assert build["status"] == "done" and build["owner"] == "alice"
+    dataset = jobs.get_job(job_id, metrics=False, events=False)["config"]["dataset"]
+    assert open_dataset(dataset).name == build["config"]["params"]["name"]
+    jobs.cancel(job_id)
