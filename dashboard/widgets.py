@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import nav
 from engine import jobs
 from engine.datasets import list_datasets
+from engine.datasets.versions import NewImage
 
 THUMB_PX = 84  # explorer and gallery thumbnails: 28x28 digits shown 3x, pixel for pixel
 
@@ -131,3 +132,41 @@ def choose_trained_job(purpose: str, query_key: str, key: str, where: Any = st
     if wanted and wanted not in {j["id"] for j in done}:
         st.warning(f"Job {wanted} is not a finished training job with a checkpoint.")
     return pick_job(done, query_key, key, where, label="Model (job)")
+
+
+# --- camera -----------------------------------------------------------------------------------
+
+
+def camera_shots(label: str, key: str, switch: str = "Take pictures with the camera"
+                 ) -> list[NewImage]:
+    """Pictures from the browser's camera into the chosen class: each new picture is kept
+    (with the class chosen when it was taken) and shown as a thumbnail that can be deleted.
+    The camera starts only when its toggle is turned on."""
+    shots: list[tuple[str, bytes]] = st.session_state.setdefault(f"{key}_shots", [])
+    if st.toggle(switch, key=f"{key}_cam_on"):
+        picture = st.camera_input(f"A picture of class {label!r}", key=f"{key}_cam")
+        if picture is not None and picture.file_id != st.session_state.get(f"{key}_cam_seen"):
+            st.session_state[f"{key}_cam_seen"] = picture.file_id
+            shots.append((label, picture.getvalue()))
+    if shots:
+        st.caption(f"{len(shots)} picture(s) taken: "
+                   + ", ".join(f"{n} of {c!r}" for c, n in _counts(shots)))
+        columns = st.columns(min(len(shots), 8))
+        for i, (shot_label, data) in enumerate(list(shots)):
+            column = columns[i % len(columns)]
+            column.image(data, caption=shot_label, width=80)
+            if column.button("Delete", key=f"{key}_cam_del_{i}"):
+                del shots[i]
+                st.rerun()
+    return [NewImage(data, shot_label, "camera") for shot_label, data in shots]
+
+
+def clear_shots(key: str) -> None:
+    st.session_state[f"{key}_shots"] = []
+
+
+def _counts(shots: list[tuple[str, bytes]]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for label, _ in shots:
+        counts[label] = counts.get(label, 0) + 1
+    return list(counts.items())

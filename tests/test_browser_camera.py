@@ -9,6 +9,7 @@ from engine.datasets import open_dataset
 from engine.datasets.versions import version_info
 
 from browser import CHROMIUM, CHROMIUM_ARGS, dashboard, need_chromium, screenshot, sign_in
+from finished_jobs import finished_job
 
 VIDEO_PLAYING = ("() => { const v = document.querySelector('video'); "
                  "return v !== null && v.readyState >= 2 && v.currentTime > 0; }")
@@ -28,7 +29,7 @@ def test_camera_pictures_reach_the_dataset(home, digits_home):
             context = browser.new_context(viewport={"width": 1400, "height": 1400},
                                           permissions=["camera"])
             page = context.new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(120_000)  # slow under load, never hangs
             page.goto(f"{url}/datasets?id={parent.id}")
             sign_in(page)
             page.get_by_text("Extend into a new version").click()
@@ -52,3 +53,78 @@ def test_camera_pictures_reach_the_dataset(home, digits_home):
     assert added["by_source"] == {"camera": 2} and added["per_class"] == {"0": 2}
     assert len(made) == len(parent) + 2
     assert set(made.split("train")[-2:]) == {len(parent), len(parent) + 1}
+
+
+def test_classify_a_camera_picture(jobs_home):
+    """Classify's Camera tab: the camera starts when asked, and each picture taken is
+    classified at once with the same views as an upload."""
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    finished_job(jobs_home)
+    with dashboard(jobs_home) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1400},
+                                          permissions=["camera"])
+            page = context.new_page()
+            page.set_default_timeout(120_000)  # slow under load, never hangs
+            page.goto(f"{url}/classify")
+            sign_in(page)
+            page.get_by_role("tab", name="Camera").click()
+            assert page.locator("video").count() == 0  # not before it is asked for
+            page.get_by_text("Use the camera").click()
+            page.locator("video").scroll_into_view_if_needed()
+            page.wait_for_function(VIDEO_PLAYING)
+            page.get_by_role("button", name="Take Photo").click()
+            prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction")
+            prediction.last.wait_for(timeout=120_000)
+            assert prediction.last.get_by_test_id("stMetricValue").inner_text().strip() in \
+                [str(d) for d in range(10)]
+            page.get_by_text("Add to probe board").last.wait_for()
+            screenshot(page, "camera-02-classified")
+        finally:
+            browser.close()
+
+
+def test_a_new_dataset_from_camera_pictures_alone(jobs_home):
+    """Datasets > Create > Camera: pictures of two classes become a dataset (built by a
+    worker, like an uploaded zip)."""
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with dashboard(jobs_home) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1400},
+                                          permissions=["camera"])
+            page = context.new_page()
+            page.set_default_timeout(120_000)  # slow under load, never hangs
+            page.goto(f"{url}/datasets")
+            sign_in(page)
+            page.get_by_role("tab", name="Camera").click()
+            page.get_by_text("Turn the camera on").click()
+            take = page.get_by_role("button", name="Take Photo")
+            taken = 0
+            for label in ("cup", "pen"):
+                box = page.get_by_label("Class of the next pictures")
+                box.fill(label)
+                box.press("Enter")
+                page.get_by_text(f"A picture of class '{label}'").wait_for()
+                for _ in range(2):
+                    page.locator("video").scroll_into_view_if_needed()
+                    page.wait_for_function(VIDEO_PLAYING)
+                    take.click()
+                    taken += 1
+                    page.get_by_text(f"{taken} picture(s) taken").wait_for()
+                    page.get_by_role("button", name="Clear photo").click()
+                    take.wait_for()
+            page.get_by_label("Dataset name").fill("my camera set")
+            page.get_by_label("Dataset name").press("Enter")
+            page.get_by_role("button", name="Create dataset (4 pictures)").click()
+            page.get_by_text("4 images").first.wait_for(timeout=120_000)
+            screenshot(page, "camera-03-new-dataset")
+        finally:
+            browser.close()
+    made = open_dataset("my camera set", home=jobs_home)
+    assert sorted(made.classes) == ["cup", "pen"] and len(made) == 4

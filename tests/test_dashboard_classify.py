@@ -102,6 +102,16 @@ def test_classify_and_board(trained):
     assert table["file"].tolist() == ["a.png", "b.jpg", "blank.png"]
     assert table["top-1"].tolist() == ["1", "1", "—"]
     assert table["top-5"][0].count("(") == 5
+    # A drawing and one upload at once: each tab has its own inside views and board form.
+    at.file_uploader(key="cl_upload").set_value(("one.jpg", png(draw_one("paper"), "JPEG"),
+                                                 "image/jpeg"))
+    at.session_state[view.CANVAS_STAND_IN] = draw_one("MNIST")
+    at.run()
+    assert not at.exception, at.exception
+    drawn, uploaded = [m.value for m in at.metric if m.label == "Prediction"]
+    assert uploaded == "1"
+    assert {"cl_zoom_draw_filters", "cl_zoom_upload_filters"} <= {s.key for s in at.selectbox}
+    assert at.toggle(key="cl_cam_on").value is False  # the camera starts only when asked
 
     # The board: the score row (always in view), then one column per job with green/red
     # cells and a thumbnail per image, CSV.

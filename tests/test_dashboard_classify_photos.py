@@ -147,12 +147,12 @@ def test_filters_and_feature_maps_can_be_enlarged(page):
     at, _ = page
     at.session_state[view.CANVAS_STAND_IN] = draw_one("MNIST")
     at.run()
-    zoom = at.selectbox(key="cl_zoom_filters")
+    zoom = at.selectbox(key="cl_zoom_draw_filters")
     assert len(zoom.options) == 21  # "—" and 20 LeNet conv1 filters
     zoom.set_value(3).run()
     assert not at.exception, at.exception
     assert any(c.startswith("filter 3 of 20: values") for c in captions(at))
-    [maps_key] = [s.key for s in at.selectbox if s.key.startswith("cl_zoom_1 ")]
+    [maps_key] = [s.key for s in at.selectbox if s.key.startswith("cl_zoom_draw_1 ")]
     at.selectbox(key=maps_key).set_value(20).run()
     assert any(c.startswith("map 20 of 20") for c in captions(at))
 

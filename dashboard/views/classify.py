@@ -146,7 +146,7 @@ def _draw(backend: backends.Backend, checkpoint: str) -> None:
         return
     _show(result, mid, right)
     png = image_bytes_png(image)
-    _inside(backend, result, checkpoint)
+    _inside(backend, result, checkpoint, "draw")
     _add_to_board(png, STYLES[style][2], True, backend.classes, result.label, "canvas", "draw")
 
 
@@ -164,32 +164,57 @@ def _show(result: Prediction, mid: Any, right: Any) -> None:
 # --- uploads --------------------------------------------------------------------------------
 
 
-def _upload(backend: backends.Backend, checkpoint: str) -> None:
+def _framing_options(backend: backends.Backend, key: str) -> tuple[bool, str]:
+    """MNIST framing on or off, and the polarity: the same choices for uploads and camera."""
     c, h, _ = backend.contract.input_shape
-    files = st.file_uploader("Images", type=UPLOAD_TYPES, accept_multiple_files=True,
-                             key="cl_upload")
     c1, c2 = st.columns([1, 2])
-    digit = c1.checkbox("Frame like MNIST (digits)", value=c == 1 and h <= 32, key="cl_digit",
+    digit = c1.checkbox("Frame like MNIST (digits)", value=c == 1 and h <= 32, key=f"{key}_digit",
                         help="Clean the page (paper and ink levels, uneven light, specks), "
                              "crop to the ink, fit in 20x20, centre by mass in 28x28.")
     polarity = c2.radio("Polarity", list(POLARITY_LABELS), format_func=POLARITY_LABELS.get,
-                        horizontal=True, key="cl_polarity",
+                        horizontal=True, key=f"{key}_polarity",
                         help="auto turns dark ink on paper into white on black, as MNIST. "
                              "'as the network was trained' shows the image as it is: a "
                              "network trained without inverted images fails on dark ink.")
+    return digit, polarity
+
+
+def _upload(backend: backends.Backend, checkpoint: str) -> None:
+    files = st.file_uploader("Images", type=UPLOAD_TYPES, accept_multiple_files=True,
+                             key="cl_upload")
+    digit, polarity = _framing_options(backend, "cl")
     if not files:
         st.caption("Upload one image for the full view, or many for a table.")
         return
     results = up.classify_uploads(backend, [(f.name, f.getvalue()) for f in files], digit,
                                   polarity)
     if len(results) == 1:
-        _show_upload(backend, checkpoint, results[0], files[0].getvalue(), digit, polarity)
+        _show_upload(backend, checkpoint, results[0], files[0].getvalue(), digit, polarity,
+                     "upload")
         return
     st.dataframe(uploads_table(results), hide_index=True, width="stretch")
 
 
+def _camera(backend: backends.Backend, checkpoint: str) -> None:
+    """A picture from the camera, classified as it is taken, with the same view as an upload.
+    The camera starts only when asked: opening Classify never asks for it."""
+    if not st.toggle("Use the camera", key="cl_cam_on",
+                     help="Each picture you take is classified at once; take another to "
+                          "try again."):
+        st.caption("Turn the camera on, hold a digit on paper (or an object) in front of it "
+                   "and take a picture.")
+        return
+    picture = st.camera_input("Point the camera at what to classify", key="cl_cam")
+    digit, polarity = _framing_options(backend, "cl_cam")
+    if picture is None:
+        return
+    data = picture.getvalue()
+    [item] = up.classify_uploads(backend, [("camera.jpg", data)], digit, polarity)
+    _show_upload(backend, checkpoint, item, data, digit, polarity, "camera")
+
+
 def _show_upload(backend: backends.Backend, checkpoint: str, item: up.UploadResult, data: bytes,
-                 digit: bool, polarity: str) -> None:
+                 digit: bool, polarity: str, key: str) -> None:
     if item.image is None:
         st.error(item.error)
         return
@@ -202,9 +227,9 @@ def _show_upload(backend: backends.Backend, checkpoint: str, item: up.UploadResu
     else:
         mid, right = st.columns(2)
     _show(item.result, mid, right)
-    _inside(backend, item.result, checkpoint)
+    _inside(backend, item.result, checkpoint, key)
     _add_to_board(_png(data), polarity, digit, backend.classes, item.result.label, item.name,
-                  "upload")
+                  key)
 
 
 def _show_framing(item: up.UploadResult, original: Any, cleaned: Any) -> None:
@@ -244,7 +269,8 @@ def _png(data: bytes) -> bytes:
 # --- inside the model -----------------------------------------------------------------------
 
 
-def _inside(backend: backends.Backend, result: Prediction, checkpoint: str) -> None:
+def _inside(backend: backends.Backend, result: Prediction, checkpoint: str, key: str) -> None:
+    """key: the input the views are of (draw, upload, camera), so two tabs can show them."""
     with st.expander("Inside the model: visualizations and statistics"):
         torch_backend = backend
         if not isinstance(backend, backends.TorchBackend):
@@ -265,11 +291,11 @@ def _inside(backend: backends.Backend, result: Prediction, checkpoint: str) -> N
         if view.filters is not None:
             with c2:
                 _tiles(f"First-layer filters ({len(view.filters)})", view.filters,
-                       "filter", cols=10, cell=36, key="cl_zoom_filters")
+                       "filter", cols=10, cell=36, key=f"cl_zoom_{key}_filters")
         for name, maps in view.feature_maps:
             _tiles(f"Feature maps, layer {name} ({maps.shape[0]} x "
                    f"{maps.shape[1]}x{maps.shape[2]})", maps, "map", cols=10, cell=56,
-                   key=f"cl_zoom_{name}")
+                   key=f"cl_zoom_{key}_{name}")
         st.markdown("**Activation statistics per layer**")
         st.dataframe(stats_table(view.stats), hide_index=True, width="stretch")
 
@@ -347,8 +373,10 @@ def render() -> None:
     backend = _choose_backend(*chosen)
     if backend is None:
         return
-    draw, upload = st.tabs(["Draw", "Upload"])
+    draw, upload, camera = st.tabs(["Draw", "Upload", "Camera"])
     with draw:
         _draw(backend, chosen[0])
     with upload:
         _upload(backend, chosen[0])
+    with camera:
+        _camera(backend, chosen[0])

@@ -14,8 +14,10 @@ from typing import Any
 import streamlit as st
 
 from dashboard import session
+from dashboard.widgets import camera_shots, clear_shots
 from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions
 from engine.datasets.build_job import build_dataset_in_worker  # decoding never runs here
+from engine.datasets.class_zip import class_folders_zip
 from engine.datasets.errors import DownloadUnavailable
 from engine.datasets.options import MAX_SIDE
 from engine.images.loading import RESIZE_MODES
@@ -151,7 +153,12 @@ def _options(raw: dict[str, Any]) -> DatasetOptions | None:
         return None
 
 
-def _create(name: str, source: str, raw: dict[str, Any], uploads: dict[str, Any] | None = None
+def _files(uploads: dict[str, Any]) -> dict[str, Upload]:
+    """The chosen files of a form's uploaders, as (file name, content)."""
+    return {arg: (f.name, f.getvalue()) for arg, f in uploads.items() if f is not None}
+
+
+def _create(name: str, source: str, raw: dict[str, Any], files: dict[str, Upload] | None = None
             ) -> Dataset | None:
     """Common path of every form: signed-in user, valid options, then the build."""
     owner = session.require_user("create a dataset")
@@ -164,10 +171,9 @@ def _create(name: str, source: str, raw: dict[str, Any], uploads: dict[str, Any]
     options = _options(raw)
     if options is None:
         return None
-    if uploads is None:
+    if files is None:
         return build(name, lambda report: build_dataset_in_worker(
             name, source, None, options, owner=owner, progress=report))
-    files = {arg: (f.name, f.getvalue()) for arg, f in uploads.items() if f is not None}
     return build(name, lambda report: create_from_uploads(name, source, files, options, owner,
                                                           report))
 
@@ -216,8 +222,8 @@ def folder_form() -> Dataset | None:
                 st.error("Choose a .zip of training images.")
                 return None
             name = name.strip() or Path(safe_filename(train.name)).stem
-            return _create(name, "folder", raw, {"path": train, "val_path": val,
-                                                 "test_path": test})
+            return _create(name, "folder", raw, _files({"path": train, "val_path": val,
+                                                        "test_path": test}))
     return None
 
 
@@ -239,16 +245,40 @@ def idx_form() -> Dataset | None:
             if bool(files["test_images"]) != bool(files["test_labels"]):
                 st.error("Test images and test labels go together: upload both or neither.")
                 return None
-            return _create(name, "idx", raw, files)
+            return _create(name, "idx", raw, _files(files))
     return None
+
+
+def camera_form() -> Dataset | None:
+    """A dataset made only of camera pictures, class by class (Teachable Machine's way)."""
+    st.caption("Type a class, take a few pictures of it, then the next class; at least two "
+               "classes. The pictures become a dataset like an uploaded zip of class folders.")
+    c1, c2 = st.columns(2)
+    label = c1.text_input("Class of the next pictures", "class 1", key="ds_cam_label")
+    name = c2.text_input("Dataset name", "camera", key="ds_cam_name")
+    shots = camera_shots(label.strip(), "ds", "Turn the camera on")
+    with st.expander("Options"):
+        raw = options_inputs("ds_opt_cam", DatasetOptions(height=64, width=64, channels=3))
+    if not st.button(f"Create dataset ({len(shots)} pictures)", type="primary",
+                     key="ds_cam_submit", disabled=not shots):
+        return None
+    try:
+        archive = class_folders_zip(shots)
+    except DatasetError as e:
+        st.error(str(e))
+        return None
+    made = _create(name, "folder", raw, {"path": ("camera.zip", archive)})
+    if made is not None:
+        clear_shots("ds")
+    return made
 
 
 def create_section() -> Dataset | None:
     """The Create tabs; returns the dataset made in this run, if any."""
     if not session.current_user():
         st.info("Sign in (sidebar) to create datasets; you can browse without signing in.")
-    offline, download, folder, idx = st.tabs(
-        ["Offline sample", "Standard download", "Folder / zip upload", "IDX files"])
+    offline, download, folder, idx, camera = st.tabs(
+        ["Offline sample", "Standard download", "Folder / zip upload", "IDX files", "Camera"])
     made = None
     with offline:
         made = offline_form() or made
@@ -258,4 +288,6 @@ def create_section() -> Dataset | None:
         made = folder_form() or made
     with idx:
         made = idx_form() or made
+    with camera:
+        made = camera_form() or made
     return made

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav, session
+from dashboard.widgets import camera_shots, clear_shots
 from engine.datasets import Dataset, DatasetError
 from engine.datasets.versions import NewImage, dataset_versions, extend_dataset, from_probes
 from engine.evaluation import probes
@@ -44,30 +45,6 @@ def _open_new(made: Dataset, message: str) -> None:
     st.query_params["id"] = made.id  # the page selects it on the next run
 
 
-SHOTS = "dv_shots"  # [(class, image bytes)] taken with the camera, not yet in a dataset
-
-
-def camera_shots(label: str) -> list[NewImage]:
-    """Pictures from the browser's camera into the chosen class: each new picture is kept
-    (with the class chosen when it was taken) and shown as a thumbnail that can be deleted."""
-    shots: list[tuple[str, bytes]] = st.session_state.setdefault(SHOTS, [])
-    if st.toggle("Take pictures with the camera", key="dv_cam_on"):
-        picture = st.camera_input(f"A picture of class {label!r}", key="dv_cam")
-        if picture is not None and picture.file_id != st.session_state.get("dv_cam_seen"):
-            st.session_state["dv_cam_seen"] = picture.file_id
-            shots.append((label, picture.getvalue()))
-    if shots:
-        st.caption(f"{len(shots)} picture(s) taken")
-        columns = st.columns(min(len(shots), 8))
-        for i, (shot_label, data) in enumerate(list(shots)):
-            column = columns[i % len(columns)]
-            column.image(data, caption=shot_label, width=80)
-            if column.button("Delete", key=f"dv_cam_del_{i}"):
-                del shots[i]
-                st.rerun()
-    return [NewImage(data, shot_label, "camera") for shot_label, data in shots]
-
-
 def extend_form(ds: Dataset, user: str | None) -> None:
     """Uploads (one class each time) and probe-board images into a new version."""
     # A toggle, not an expander: it stays open across the reruns that the camera and the
@@ -88,7 +65,7 @@ def extend_form(ds: Dataset, user: str | None) -> None:
     name = c1.text_input("New version's name (empty: numbered)", key="dv_name")
     note = c2.text_input("What it adds (a note)", key="dv_note")
     added = [NewImage(f.getvalue(), str(label), "upload") for f in files or []]
-    added += camera_shots(str(label))
+    added += camera_shots(str(label), "dv")
     if board:
         added += from_probes(probes.list_probes(board, user))
     if not st.button(f"Make the new version ({len(added)} images)", key="dv_make",
@@ -102,7 +79,7 @@ def extend_form(ds: Dataset, user: str | None) -> None:
     except DatasetError as e:
         st.error(str(e))
         return
-    st.session_state[SHOTS] = []
+    clear_shots("dv")
     _open_new(made, f"Made {made.name!r} from {ds.name!r}.")
     st.rerun()
 
