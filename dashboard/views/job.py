@@ -14,7 +14,7 @@ from dashboard import charts, nav, session, widgets
 from dashboard.views import evaluation
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
-from engine.jobs.progress import epoch_position, queue_position
+from engine.jobs.progress import epoch_position, queue_position, queue_words
 from engine.text import format_duration
 
 ACTIVE_POLL_S = 1.0
@@ -61,8 +61,7 @@ def _live(job_id: str) -> None:
     if status == "queued":
         place = queue_position(job["id"])
         if place:
-            st.info(f"Queued: number {place['position']} of {place['queued']} in the queue, "
-                    f"waiting for {place['waits_for']}.")
+            st.info(queue_words(place))
     st.progress(job.get("fraction") or 0.0,
                 text=f"{(job.get('fraction') or 0):.0%}" + (
                     f" — loss {progress['loss']:.4f}" if progress.get("loss") else ""))
