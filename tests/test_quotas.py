@@ -11,6 +11,7 @@ import pytest
 
 from engine import jobs, quotas, roles, store
 from engine.cli.main import main as cli
+
 from apptest import app, errors, open_page
 
 DIGITS = {"dataset": "digits", "epochs": 1}
