@@ -10,12 +10,13 @@ import time
 from contextlib import closing
 
 import pytest
-from digit_images import digit_photo
-from finished_jobs import finished_job
 
 from engine import classroom, jobs, roles, store
 from engine.cli.main import main as cli
 from engine.evaluation import probes
+
+from digit_images import digit_photo
+from finished_jobs import finished_job
 
 
 @pytest.fixture

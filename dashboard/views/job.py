@@ -165,6 +165,30 @@ def _do(action, rerun: bool = True) -> bool:
     return True
 
 
+def _entry(job: dict[str, Any]) -> None:
+    """A student's leaderboard entry (issue 19): shown once the class has a hidden board, on
+    the student's own finished training jobs. The board itself is never shown here."""
+    from engine import classroom
+
+    user = session.current_user()
+    if not user or job.get("owner") != user or job["status"] != "done" \
+            or not classroom.hidden_board_exists():
+        return
+    if classroom.entry_of(user) == job["id"]:
+        st.success("This job is your entry for the class leaderboard.")
+        return
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.caption("Class leaderboard: your entry is the job you choose (without a choice, your "
+               "best finished job counts). The instructor scores it on a hidden board.")
+    if c2.button("Make this my entry", key="job_entry"):
+        try:
+            classroom.choose_entry(user, job["id"])
+        except (ValueError, PermissionError) as e:
+            st.error(str(e))
+            return
+        st.rerun()
+
+
 def _lineage(job: dict[str, Any]) -> None:
     """Where the weights started (issue 17): job -> job -> job."""
     if job["config"].get("init_from"):
@@ -197,6 +221,7 @@ def render() -> None:
                f"{cfg['epochs']} epochs · device {job.get('assigned_device') or cfg['device']}")
     _lineage(job)
     _actions(job)
+    _entry(job)
     active = job["status"] in jobs.ACTIVE
     st.session_state[RENDERED] = (job_id, job["status"])
     st.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)
