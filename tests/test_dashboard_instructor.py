@@ -136,6 +136,19 @@ def test_instructor_leaderboard_shows_scores_and_a_student_picks_an_entry(hosted
     assert table["entry"].iloc[0] == "chosen"
 
 
+def test_a_student_picks_a_lab_experiment_as_entry(hosted):
+    home, board, images, job = hosted
+    with closing(store.connect(home)) as conn:
+        conn.execute("INSERT INTO lab_runs (owner, step, job, created) VALUES (?, ?, ?, ?)",
+                     ("alice", "small", job, 0.0))
+    at = open_page(app("alice"), "lab")
+    assert not at.exception and not errors(at)
+    assert at.selectbox(key="lab_entry_pick").value == job
+    at.button(key="lab_entry").click().run()
+    assert classroom.entry_of("alice") == job
+    assert at.button(key="lab_entry").disabled  # already the entry
+
+
 def test_quotas_tab_saves_limits_and_refuses_bad_values(hosted):
     teacher = open_page(app("teacher"), "instructor")
     teacher.selectbox(key="instructor_quota_user").set_value("alice").run()
