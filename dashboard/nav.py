@@ -19,6 +19,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "classify": ("Classify", "classify"),
     "probes": ("Probe boards", "probes"),
     "deploy": ("Deploy", "deploy"),
+    "instructor": ("Instructor", "instructor"),  # instructors only: others get a message
 }
 
 

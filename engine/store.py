@@ -141,6 +141,24 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'student';
     """,
+    # 8: fair share and quotas (engine/jobs/fair_share, engine/quotas): a job's priority
+    # among its owner's jobs, per-user limits ('*' = the class default); the class's hidden
+    # probe board and each student's leaderboard entry (engine/classroom)
+    """
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE quotas (
+        user TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (user, name)
+    );
+    ALTER TABLE probe_boards ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE class_entries (
+        owner TEXT PRIMARY KEY,
+        job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        chosen REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -283,7 +301,7 @@ _JOB_JSON = ("config", "progress", "result")
 _JOB_COLUMNS = frozenset((
     "id", "name", "owner", "status", "device", "assigned_device", "config", "created", "queued",
     "started", "finished", "heartbeat", "pid", "progress", "cancel_requested", "resume",
-    "attempts", "reason", "message", "result", "parent", "sweep", "kind"))
+    "attempts", "reason", "message", "result", "parent", "sweep", "kind", "priority"))
 _METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "val_top5", "lr", "images_per_s",
                    "epoch_time")
 

@@ -14,7 +14,7 @@ from dashboard import charts, nav, session, widgets
 from dashboard.views import evaluation
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
-from engine.jobs.progress import epoch_position, queue_position
+from engine.jobs.progress import epoch_position, queue_position, queue_words
 from engine.text import format_duration
 
 ACTIVE_POLL_S = 1.0
@@ -61,8 +61,7 @@ def _live(job_id: str) -> None:
     if status == "queued":
         place = queue_position(job["id"])
         if place:
-            st.info(f"Queued: number {place['position']} of {place['queued']} in the queue, "
-                    f"waiting for {place['waits_for']}.")
+            st.info(queue_words(place))
     st.progress(job.get("fraction") or 0.0,
                 text=f"{(job.get('fraction') or 0):.0%}" + (
                     f" — loss {progress['loss']:.4f}" if progress.get("loss") else ""))
@@ -166,6 +165,30 @@ def _do(action, rerun: bool = True) -> bool:
     return True
 
 
+def _entry(job: dict[str, Any]) -> None:
+    """A student's leaderboard entry (issue 19): shown once the class has a hidden board, on
+    the student's own finished training jobs. The board itself is never shown here."""
+    from engine import classroom
+
+    user = session.current_user()
+    if not user or job.get("owner") != user or job["status"] != "done" \
+            or not classroom.hidden_board_exists():
+        return
+    if classroom.entry_of(user) == job["id"]:
+        st.success("This job is your entry for the class leaderboard.")
+        return
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.caption("Class leaderboard: your entry is the job you choose (without a choice, your "
+               "best finished job counts). The instructor scores it on a hidden board.")
+    if c2.button("Make this my entry", key="job_entry"):
+        try:
+            classroom.choose_entry(user, job["id"])
+        except (ValueError, PermissionError) as e:
+            st.error(str(e))
+            return
+        st.rerun()
+
+
 def _lineage(job: dict[str, Any]) -> None:
     """Where the weights started (issue 17): job -> job -> job."""
     if job["config"].get("init_from"):
@@ -198,6 +221,7 @@ def render() -> None:
                f"{cfg['epochs']} epochs · device {job.get('assigned_device') or cfg['device']}")
     _lineage(job)
     _actions(job)
+    _entry(job)
     active = job["status"] in jobs.ACTIVE
     st.session_state[RENDERED] = (job_id, job["status"])
     st.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)

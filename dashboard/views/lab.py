@@ -182,6 +182,35 @@ def _comparison(user: str, comparison: lab.Comparison) -> None:
     st.altair_chart(score_chart(comparison.chart_rows()), width="stretch")
 
 
+def _entry(user: str) -> None:
+    """The class leaderboard (issue 19): once the class has a hidden board, a student picks
+    one of their finished experiments as their entry. The board itself never shows here."""
+    from engine import classroom
+
+    if not classroom.hidden_board_exists():
+        return
+    done = [s for s in lab.lab_state(user) if s.done]
+    if not done:
+        return
+    st.subheader("Class leaderboard")
+    entry = classroom.entry_of(user)
+    ids = [s.job["id"] for s in done]
+    names = {s.job["id"]: lab.step_column(s.step) for s in done}
+    st.caption("Your instructor scores your entry on a hidden board of images"
+               + (f"; your entry now: {names.get(entry, entry)}." if entry else
+                  "; without a choice, your best finished job counts."))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = c1.selectbox("Experiment", ids, index=ids.index(entry) if entry in ids else 0,
+                          format_func=names.get, key="lab_entry_pick")
+    if c2.button("Make it my entry", key="lab_entry", disabled=chosen == entry):
+        try:
+            classroom.choose_entry(user, chosen)
+        except (ValueError, PermissionError) as e:
+            st.error(str(e))
+            return
+        st.rerun()
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -218,3 +247,4 @@ def render() -> None:
     _board(user)
     active = any(s.status in ACTIVE for s in lab.lab_state(user))
     st.fragment(_live, run_every=2.0 if active else None)(user, source)
+    _entry(user)

@@ -73,7 +73,8 @@ def _choose_board(user: str | None) -> dict[str, Any] | None:
     if wanted and wanted not in ids:
         st.warning(f"No board {wanted!r} that you can see; showing another one.")
     labels = {b["id"]: f"{b['name']} — {b['owner']}"
-              + (" (shared)" if b["shared"] else " (private)") + f", {b['probes']} images"
+              + (" (the class's hidden board)" if b["hidden"] else " (shared)" if b["shared"]
+                 else " (private)") + f", {b['probes']} images"
               for b in boards}
     chosen = st.selectbox("Board", ids, index=ids.index(last) if last in ids else 0,
                           format_func=labels.get, key=f"probes_board_{last}")
@@ -141,7 +142,12 @@ def _owner_actions(board: dict[str, Any], user: str | None) -> None:
         st.caption(f"Shared by {board['owner']}: you can view it; only they can change it.")
         return
     c1, c2 = st.columns(2)
-    shared = c1.toggle("Shared", value=board["shared"], key=f"probes_shared_{board['id']}")
+    if board["hidden"]:
+        c1.caption("The class's hidden board: private to you; the Instructor page scores "
+                   "every student's entry on it.")
+        shared = board["shared"]
+    else:
+        shared = c1.toggle("Shared", value=board["shared"], key=f"probes_shared_{board['id']}")
     if shared != board["shared"]:
         probes.set_shared(board["id"], shared, user)
         st.rerun()

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = jsub.add_parser("submit", help="queue a training job (or a sweep)")
     add_train_options(s, sweep=True)
     s.add_argument("--owner", help="user the job belongs to")
+    s.add_argument("--priority", type=int, default=0,
+                   help="order among the owner's own queued jobs, higher first (default 0)")
     _common(s, follow=True, start=True)
     s.set_defaults(func=cmd_submit)
 
@@ -108,9 +110,11 @@ def cmd_submit(a: argparse.Namespace) -> Any:
     start = not a.no_start
     if len(lrs) * len(sizes) > 1:
         ids = api.submit_sweep(cfg, lrs, sizes, owner=acting_user(a.owner), name=a.name,
+                               priority=a.priority,
                                start_scheduler=start)
     else:
-        ids = [api.submit(cfg, owner=acting_user(a.owner), name=a.name, start_scheduler=start)]
+        ids = [api.submit(cfg, owner=acting_user(a.owner), name=a.name, start_scheduler=start,
+                          priority=a.priority)]
     if a.follow:
         ends = [follow(i, quiet=a.json) for i in ids]
         return ends[0] if len(ends) == 1 else ends
@@ -252,6 +256,12 @@ def _describe(job: dict) -> str:
              + (f" {100 * s['fraction']:.0f}%" if s["fraction"] is not None else "")
              + (f", ETA {format_duration(s['eta_s'])}" if s["eta_s"] is not None else ""),
              f"created  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['created']))}"]
+    if job["status"] == "queued":
+        from engine.jobs.progress import queue_position, queue_words
+
+        place = queue_position(job["id"])
+        if place:
+            lines.append(f"queue    {queue_words(place)}")
     if job["parent"]:
         lines.append(f"parent   {job['parent']}")
     if job["sweep"]:

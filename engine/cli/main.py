@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import datasets, evaluate, jobs, networks, train
+from engine.cli import classroom, datasets, evaluate, jobs, networks, quotas, train
 from engine.cli.common import CliError, print_result
 
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine",
                                      description="Datasets, networks, training and jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (datasets, networks, train, evaluate, jobs):
+    for group in (datasets, networks, train, evaluate, jobs, quotas, classroom):
         group.register(sub)
     return parser
 

@@ -30,11 +30,14 @@ POLARITIES = ("auto", "invert", "as-is")
 def _board_row(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     d["shared"] = bool(d["shared"])
+    d["hidden"] = bool(d.get("hidden"))
     return d
 
 
 def _visible(board: dict[str, Any], user: str | None) -> bool:
-    return board["shared"] or board["owner"] == user
+    """Shared boards are everyone's to view; private and hidden ones (a class's hidden
+    board, engine/classroom.py) their owner's alone."""
+    return (board["shared"] and not board["hidden"]) or board["owner"] == user
 
 
 def create_board(name: str, owner: str, shared: bool = True, home: Home = None) -> str:
@@ -60,7 +63,7 @@ def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
     with store.opened(home) as conn:
         rows = conn.execute(
             "SELECT b.*, (SELECT COUNT(*) FROM probes p WHERE p.board = b.id) AS probes "
-            "FROM probe_boards b WHERE b.owner = ? OR b.shared "
+            "FROM probe_boards b WHERE b.owner = ? OR (b.shared AND NOT b.hidden) "
             "ORDER BY b.owner = ? DESC, b.created DESC, b.rowid DESC", (user, user))
         return [_board_row(r) for r in rows]
 
@@ -90,6 +93,9 @@ def _owned(conn: sqlite3.Connection, board_id: str, user: str | None, action: st
 def set_shared(board_id: str, shared: bool, user: str | None, home: Home = None) -> None:
     with store.opened(home) as conn:
         _owned(conn, board_id, user, "share or unshare it")
+        if shared and _get_board(conn, board_id, user)["hidden"]:
+            raise PermissionError("this is the class's hidden board: it stays private, so "
+                                  "students never see its images")
         conn.execute("UPDATE probe_boards SET shared = ? WHERE id = ?", (int(shared), board_id))
 
 

@@ -5,6 +5,7 @@ status.py holds the rules of a job's life."""
 
 from engine.jobs.api import (
     JobError,
+    QuotaExceeded,
     cancel,
     clone,
     delete,
@@ -30,7 +31,8 @@ from engine.jobs.settings import SchedulerSettings, load_settings
 from engine.jobs.status import ACTIVE, ENDED, STATUSES, STOPPED_EARLY
 
 __all__ = [
-    "ACTIVE", "ENDED", "STATUSES", "STOPPED_EARLY", "JobError", "SchedulerSettings", "cancel",
+    "ACTIVE", "ENDED", "STATUSES", "STOPPED_EARLY", "JobError", "QuotaExceeded",
+    "SchedulerSettings", "cancel",
     "clone", "delete",
     "ensure_scheduler", "get_job", "job_dir", "job_evaluations", "job_events", "job_metrics",
     "list_jobs", "list_tasks", "metrics_of",

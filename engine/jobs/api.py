@@ -51,6 +51,21 @@ class SchedulerNotStarted(JobError):
                          "start it with `python -m engine scheduler`")
 
 
+class QuotaExceeded(JobError):
+    """A training job refused at submission: it would go over one of its owner's quotas
+    (engine/quotas.py); the message names the limit."""
+
+
+def _check_quota(conn: sqlite3.Connection, owner: str | None, config: dict[str, Any]) -> None:
+    from engine import quotas
+    from engine.jobs.settings import load_settings
+
+    home = _home_of(conn)
+    why = quotas.refusal(conn, owner, config, home, gpus=load_settings(home).gpus)
+    if why:
+        raise QuotaExceeded(f"job refused: {why}")
+
+
 def _start_scheduler(home: Home, job_ids: list[str]) -> None:
     """ensure_scheduler after queueing: a failure is a one-line error that says the jobs are
     safely queued, never a traceback."""
@@ -114,7 +129,8 @@ def _home_of(conn: sqlite3.Connection) -> str:
 
 
 def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name: str,
-            parent: str | None = None, sweep: str | None = None) -> str:
+            parent: str | None = None, sweep: str | None = None, priority: int = 0) -> str:
+    _check_quota(conn, owner, cfg.to_dict())
     job_id = new_job_id()
     now = time.time()
     if not name:
@@ -124,7 +140,8 @@ def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name:
         store.ensure_user(conn, owner)
     store.insert_job(conn, {"id": job_id, "name": name, "owner": owner, "status": "queued",
                             "device": cfg.device, "config": cfg.to_dict(), "created": now,
-                            "queued": now, "parent": parent, "sweep": sweep})
+                            "queued": now, "parent": parent, "sweep": sweep,
+                            "priority": int(priority)})
     dataset = store.get_dataset(conn, cfg.dataset)
     if dataset is not None:
         pin_dataset(job_id, dataset, _home_of(conn))
@@ -135,11 +152,12 @@ def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name:
 
 
 def submit(config: TrainConfig | dict[str, Any], owner: str | None = None, name: str = "", *,
-           home: Home = None, start_scheduler: bool = True) -> str:
-    """Queue a training job; returns its id. Starts a scheduler unless one runs."""
+           home: Home = None, start_scheduler: bool = True, priority: int = 0) -> str:
+    """Queue a training job; returns its id. Starts a scheduler unless one runs. Priority
+    orders the owner's own queued jobs (higher first); QuotaExceeded if over a quota."""
     cfg = validate_config(config, home)
     with store.opened(home) as conn, store.transaction(conn):
-        job_id = _insert(conn, cfg, owner, name)
+        job_id = _insert(conn, cfg, owner, name, priority=priority)
     if start_scheduler:
         _start_scheduler(home, [job_id])
     return job_id
@@ -148,7 +166,7 @@ def submit(config: TrainConfig | dict[str, Any], owner: str | None = None, name:
 def submit_sweep(base_config: TrainConfig | dict[str, Any],
                  lrs: Sequence[float] | None = None, batch_sizes: Sequence[int] | None = None,
                  owner: str | None = None, name: str = "", *, home: Home = None,
-                 start_scheduler: bool = True) -> list[str]:
+                 start_scheduler: bool = True, priority: int = 0) -> list[str]:
     """One job per (learning rate, batch size) combination, as DIGITS did; returns their ids
     in submission (and so run) order. The jobs share a sweep id."""
     from engine.training import TrainConfig
@@ -163,8 +181,8 @@ def submit_sweep(base_config: TrainConfig | dict[str, Any],
     sweep = "sweep-" + secrets.token_hex(4)
     stem = name or base.name or (base.network if isinstance(base.network, str) else "custom")
     with store.opened(home) as conn, store.transaction(conn):
-        ids = [_insert(conn, c, owner, f"{stem} lr={c.lr:g} batch={c.batch_size}", sweep=sweep)
-               for c in configs]
+        ids = [_insert(conn, c, owner, f"{stem} lr={c.lr:g} batch={c.batch_size}", sweep=sweep,
+                       priority=priority) for c in configs]
     if start_scheduler:
         _start_scheduler(home, ids)
     return ids
@@ -352,6 +370,7 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
         if not resumable(job["kind"], job["status"], checkpoint):
             why = "it has no checkpoint" if job["status"] == "failed" else f"it is {job['status']}"
             raise JobError(f"job {job['id']} cannot be resumed: {why}")
+        _check_quota(conn, job["owner"], job["config"])
         store.update_job(conn, job["id"], status="queued", queued=time.time(), resume=checkpoint,
                          cancel_requested=False, finished=None, reason=None, message=None)
         store.add_event(conn, job["id"], "resumed",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import store
+from engine.jobs.fair_share import FAIR, queue_now
 from engine.jobs.scheduler import scheduler_status
 from engine.jobs.settings import load_settings
 
@@ -55,31 +56,47 @@ def epoch_position(job: dict[str, Any], metrics_count: int | None = None) -> Epo
 
 
 def queue_position(job_id: str, home: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """For a queued job: {"position": 1-based place, "queued": how many wait, "waits_for":
-    what it waits for, in words}; None if the job is not queued."""
+    """For a queued job: {"position": 1-based place in the order jobs would start (fair
+    share or FIFO, engine/jobs/fair_share), "queued": how many wait, "waits_for": what it
+    waits for, in words, "held": why a quota holds it back, or None}; None if the job is not
+    queued."""
+    sched = scheduler_status(home)
+    settings = sched.get("settings") or load_settings(home).to_dict()
     with closing(store.connect(home)) as conn:
-        queued = store.list_jobs(conn, statuses=("queued",), order="queue")
+        placements = queue_now(conn, settings.get("queue_order") or FAIR)
         running = store.list_jobs(conn, statuses=("running",))
-    ids = [j["id"] for j in queued]
+    ids = [p.job["id"] for p in placements]
     if job_id not in ids:
         return None
-    job = queued[ids.index(job_id)]
-    sched = scheduler_status(home)
-    if not sched["alive"]:
+    place = placements[ids.index(job_id)]
+    if place.waits:
+        waits = place.waits
+    elif not sched["alive"]:
         waits = "the job scheduler, which is not running"
     else:
-        waits = _device_wait(job, running, sched, home)
-    return {"position": ids.index(job_id) + 1, "queued": len(ids), "waits_for": waits}
+        waits = _device_wait(place.job, running, sched, home)
+    return {"position": ids.index(job_id) + 1, "queued": len(ids), "waits_for": waits,
+            "held": place.waits}
+
+
+def queue_words(place: dict[str, Any]) -> str:
+    """The Job page's line: "Queued: number 2 of 5 in the queue, waiting for ..." (or
+    "waiting: alice already runs 2 jobs (limit 2)" when a quota holds it)."""
+    head = f"Queued: number {place['position']} of {place['queued']} in the queue"
+    if place.get("held"):
+        return f"{head}, waiting: {place['held']}."
+    return f"{head}, waiting for {place['waits_for']}."
 
 
 def _device_wait(job: dict[str, Any], running: list[dict[str, Any]], sched: dict[str, Any],
                  home: str | os.PathLike | None) -> str:
     settings = sched.get("settings") or load_settings(home).to_dict()
-    slots = int(settings.get("cpu_slots") or 0)
+    slots = settings.get("cpu_slots")
     gpus = [d for d in sched.get("devices") or [] if d.startswith("cuda")]
     busy_cpu = sum(j["assigned_device"] == "cpu" for j in running)
     busy_gpus = {j["assigned_device"] for j in running} & set(gpus)
-    cpu = (f"the CPU slot ({busy_cpu} of {slots} busy)" if slots == 1
+    cpu = (f"a free CPU slot ({busy_cpu} CPU job{'s' * (busy_cpu != 1)} running)"
+           if slots is None else f"the CPU slot ({busy_cpu} of {slots} busy)" if slots == 1
            else f"one of {slots} CPU slots ({busy_cpu} busy)")
     requested = job["device"]
     if requested == "cpu":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import store
+from engine.jobs.fair_share import queue_now
 from engine.jobs.paths import job_dir
 from engine.jobs.process import describe_exit, pid_alive
 from engine.jobs.settings import (
@@ -317,9 +318,11 @@ class Scheduler:
         self.log(f"job {job_id} interrupted: {message}")
 
     def start_queued(self) -> None:
-        """First in, first out; a job waiting for a busy device does not hold back a later one
-        that can start elsewhere."""
-        queued = store.list_jobs(self.conn, statuses=("queued",), order="queue")
+        """In the queue's order (engine/jobs/fair_share: fair share across users, or first in,
+        first out; jobs a user's running-jobs quota holds back wait); a job waiting for a busy
+        device does not hold back a later one that can start elsewhere."""
+        queued = [p.job for p in queue_now(self.conn, self.settings.queue_order)
+                  if p.may_start]
         if not queued:
             return
         usage: collections.Counter = collections.Counter()

@@ -24,7 +24,8 @@ _ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POL
         "idle_exit_s": ("STUDIO_SCHEDULER_IDLE_EXIT", float), "gpus": ("STUDIO_GPUS", int),
         "cpu_threads": ("STUDIO_CPU_THREADS", int),
         "threads_per_job": ("STUDIO_THREADS_PER_JOB", int),
-        "task_threads": ("STUDIO_TASK_THREADS", int)}
+        "task_threads": ("STUDIO_TASK_THREADS", int),
+        "queue_order": ("STUDIO_QUEUE_ORDER", str)}
 
 
 @dataclass
@@ -45,6 +46,11 @@ class SchedulerSettings:
                                        "seconds (default 60)"})
     gpus: int | None = field(default=None, metadata={
         "flag": "--gpus", "help": "GPUs to schedule on (default: all visible)"})
+    queue_order: str = field(default="fair", metadata={
+        "choices": ("fair", "fifo"),
+        "help": "fair: the next job goes round-robin across users (fewest running, least "
+                "recently served), then by priority and age; fifo: first in, first out "
+                "(default fair)"})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,7 +74,7 @@ def add_scheduler_options(parser: argparse.ArgumentParser) -> None:
         kind = hints[f.name]
         kind = int if kind == (int | None) else kind
         parser.add_argument(_flag(f), dest=f.name, type=kind, default=None,
-                            help=f.metadata.get("help"))
+                            choices=f.metadata.get("choices"), help=f.metadata.get("help"))
 
 
 def given_settings(a: argparse.Namespace) -> dict[str, Any]:
@@ -114,6 +120,8 @@ def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> Sc
         raise ValueError("cpu_slots must be >= 0 and poll_s > 0")
     if s.cpu_threads is not None and s.cpu_threads < 1:
         raise ValueError(f"cpu_threads must be >= 1 (got {s.cpu_threads})")
+    if s.queue_order not in ("fair", "fifo"):
+        raise ValueError(f"queue_order must be fair or fifo, not {s.queue_order!r}")
     if s.threads_per_job < 0 or s.task_threads < 1:
         raise ValueError("threads_per_job must be >= 0 (0 = an even share) and "
                          "task_threads >= 1")
