@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from engine import store  # noqa: E402
 from engine.jobs.fair_share import FAIR, FIFO, order_queue  # noqa: E402

@@ -141,7 +141,7 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'student';
     """,
-    # 8: fair share and quotas (engine/jobs/fair_share, engine/quotas): a job's priority
+    # 7: fair share and quotas (engine/jobs/fair_share, engine/quotas): a job's priority
     # among its owner's jobs, per-user limits ('*' = the class default); the class's hidden
     # probe board and each student's leaderboard entry (engine/classroom)
     """
