@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import nav, session, warmup  # the project is installed: no path edits
+from engine import roles
 from engine.jobs.threads import set_interactive_threads
 
 set_interactive_threads(1)  # the dashboard's own inference: one thread; the cores are the jobs'
@@ -53,17 +54,19 @@ def main() -> None:
     st.set_page_config(page_title="DIGITS Studio", layout="wide")
     warmup.start()  # PyTorch & co. load in the background while the first page shows
     session.restore()
-    pages = [nav.page(name) for name in nav.PAGES]
+    names = list(nav.PAGES)
     if not session.unlocked():
         # Navigation is still declared (hidden), so the page and query asked for in the URL
         # (a shared /job?id=...) stay there and open once the password is given.
-        st.navigation(pages, position="hidden")
+        st.navigation([nav.page(n) for n in names], position="hidden")
         gate()
         return
     sign_in_box()
+    if not roles.is_instructor(session.current_user()):
+        names = [n for n in names if n not in nav.INSTRUCTOR_PAGES]
     with st.sidebar:  # below the sign-in box: no gap in the page
         session.write_cookies()
-    st.navigation(pages).run()
+    st.navigation([nav.page(n) for n in names]).run()
 
 
 main()

@@ -19,8 +19,9 @@ PAGES: dict[str, tuple[str, str]] = {
     "classify": ("Classify", "classify"),
     "probes": ("Probe boards", "probes"),
     "deploy": ("Deploy", "deploy"),
-    "instructor": ("Instructor", "instructor"),  # instructors only: others get a message
+    "instructor": ("Instructor", "instructor"),
 }
+INSTRUCTOR_PAGES = {"instructor"}  # listed for instructors only (the pages check again)
 
 
 def page(name: str) -> st.Page:
