@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.datasets import DatasetError
     from engine.images.framing import EmptyDrawing
     from engine.images.loading import ImageError
-    from engine.networks import SpecError
+    from engine.networks.errors import SpecError
     from engine.training import ConfigError, TrainingDiverged
 
     args = build_parser().parse_args(argv)

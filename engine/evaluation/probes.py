@@ -15,13 +15,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from engine import store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Home = str | os.PathLike | None
 POLARITIES = ("auto", "invert", "as-is")
@@ -179,6 +181,8 @@ class BoardScore:
 
     def frame(self, foot: bool = True) -> pd.DataFrame:
         """One row per image ("predicted : confidence" per job), the scores at the foot."""
+        import pandas as pd  # here: the CLI and workers that never draw a table skip it
+
         index = [f"#{p['id']}" for p in self.probes]
         data = {"label": [p["label"] for p in self.probes]}
         for j, col in enumerate(self.columns):
@@ -192,6 +196,8 @@ class BoardScore:
 
     def correct(self) -> pd.DataFrame:
         """Correct flags, shaped like frame(foot=False) without the label column."""
+        import pandas as pd
+
         return pd.DataFrame([[c.correct for c in row] for row in self.cells],
                             columns=self.columns, index=[f"#{p['id']}" for p in self.probes])
 

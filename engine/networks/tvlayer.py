@@ -22,6 +22,7 @@ MODELS: tuple[str, ...] = (
     "shufflenet_v2_x1_0", "squeezenet1_1",
     "densenet121", "convnext_tiny", "vgg11_bn",
 )
+TORCHVISION_MODELS = MODELS  # as engine.networks exports it
 
 
 class ProbeError(ValueError):

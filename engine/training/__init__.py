@@ -1,28 +1,16 @@
-"""Training: configuration, solvers, learning-rate policies, augmentation and the loop."""
+"""Training: configuration, solvers, learning-rate policies, augmentation and the loop.
 
-from engine.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from engine.training.config import (
-    LR_POLICIES,
-    PRECISIONS,
-    SOLVERS,
-    AugmentConfig,
-    ConfigError,
-    TrainConfig,
-)
-from engine.training.schedules import lr_factor, lr_schedule
-from engine.training.sink import FanoutSink, MetricsSink, RecordingSink
-from engine.training.trainer import (
-    TrainingDiverged,
-    TrainResult,
-    evaluate,
-    network_spec,
-    resolve_device,
-    train,
-)
+Names load on first use: `from engine.training import TrainConfig` does not import PyTorch,
+so CLI commands that only read settings start fast."""
 
-__all__ = [
-    "LR_POLICIES", "PRECISIONS", "SOLVERS", "AugmentConfig", "ConfigError", "FanoutSink",
-    "MetricsSink", "RecordingSink", "TrainConfig", "TrainResult", "TrainingDiverged", "evaluate",
-    "list_checkpoints", "load_checkpoint", "lr_factor", "lr_schedule", "network_spec",
-    "resolve_device", "save_checkpoint", "train",
-]
+from engine.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "checkpoint": ("list_checkpoints", "load_checkpoint", "save_checkpoint"),
+    "config": ("LR_POLICIES", "PRECISIONS", "SOLVERS", "AugmentConfig", "ConfigError",
+               "TrainConfig"),
+    "errors": ("TrainingDiverged",),
+    "schedules": ("lr_factor", "lr_schedule"),
+    "sink": ("FanoutSink", "MetricsSink", "RecordingSink"),
+    "trainer": ("TrainResult", "evaluate", "network_spec", "resolve_device", "train"),
+})

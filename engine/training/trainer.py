@@ -27,6 +27,7 @@ from engine.training.augment import augment_batch
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.config import ConfigError, TrainConfig
 from engine.training.data import Split
+from engine.training.errors import TrainingDiverged
 from engine.training.init import start_weights
 from engine.training.schedules import lr_factor
 from engine.training.sink import MetricsSink
@@ -35,10 +36,6 @@ from engine.workspace import atomic_write_json
 PROGRESS_INTERVAL_S = 0.5  # bounded rate of on_progress calls
 WARMUP_STEPS = 3  # steps left out of the speed (and so the ETA): first-batch costs, caches
 EVAL_BATCH = 1024
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
