@@ -141,6 +141,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'student';
     """,
+    # 7: accounts (engine/accounts): a scrypt password hash (never the password), a single
+    # sign-on email, sessions issued before sessions_after are revoked; datasets shared with
+    # the class or locked read-only by an instructor (engine/access)
+    """
+    ALTER TABLE users ADD COLUMN password_hash TEXT;
+    ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN sessions_after REAL NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX users_email ON users(email) WHERE email IS NOT NULL;
+    ALTER TABLE datasets ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE datasets ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
