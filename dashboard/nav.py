@@ -19,7 +19,9 @@ PAGES: dict[str, tuple[str, str]] = {
     "classify": ("Classify", "classify"),
     "probes": ("Probe boards", "probes"),
     "deploy": ("Deploy", "deploy"),
+    "accounts": ("Accounts", "accounts"),
 }
+INSTRUCTOR_PAGES = {"accounts"}  # left out of the navigation for everyone else
 
 
 def page(name: str) -> st.Page:

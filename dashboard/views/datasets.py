@@ -212,7 +212,7 @@ def render() -> None:
         st.session_state["ds_query_id"] = made.id
         st.query_params["id"] = made.id
     try:
-        rows = list_datasets()
+        rows = list_datasets(viewer=session.current_user())
     except Exception as e:  # noqa: BLE001 - a broken workspace must still show a page
         st.error(f"Could not list datasets: {e}")
         return
