@@ -19,14 +19,19 @@ def make_class(home, names=("alice", "bob")) -> dict[str, str]:
     return {n: PASSWORDS[n] for n in ("teacher", *names)}
 
 
+def _config() -> dict:
+    from engine.training.config import TrainConfig
+
+    return TrainConfig(dataset="x", epochs=1).to_dict()
+
+
 def job_row(home, owner: str | None, name: str = "", status: str = "queued") -> str:
     """A queued training job as a row only (no worker, no scheduler): enough for the rules."""
     job_id = new_job_id()
     now = time.time()
     with store.opened(home) as conn:
         store.insert_job(conn, {"id": job_id, "name": name or f"{owner}'s job", "owner": owner,
-                                "status": status, "config": {"dataset": "x", "network": "lenet",
-                                                             "epochs": 1},
+                                "status": status, "config": _config(),
                                 "created": now, "queued": now})
     time.sleep(0.002)  # ids of the same second stay distinct by their random part anyway
     return job_id
