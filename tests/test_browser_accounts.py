@@ -88,3 +88,12 @@ def test_instructor_and_two_students_each_see_their_own(jobs_home, monkeypatch):
         screenshot(page, "accounts-instructor")
     owners = {j["name"]: j["owner"] for j in api.list_jobs()}
     assert owners == {"alice-run": "alice", "bob-run": "bob"}
+    # No password in plain text anywhere in the workspace: the database, its WAL, the
+    # dashboard's log (streamlit.log), the jobs' logs and configs.
+    files = [p for p in jobs_home.rglob("*") if p.is_file()]
+    assert any(p.name == "streamlit.log" for p in files) and any(p.name == "studio.db"
+                                                                 for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for word in (TEACHER_PASSWORD, *passwords.values()):
+            assert word.encode() not in data, f"a password in plain text in {path}"
