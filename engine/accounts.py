@@ -367,7 +367,9 @@ def sign_up(name: str, password: str, invite_code: str | None = None, *,
         row = _row(conn, name)
         if row is not None and (row["password_hash"] is not None or row["email"]):
             raise AccountError(f"the name {name!r} is taken; pick another")
+        # revoke: a username-only token of the laptop days must not become this account's
         _set_password(conn, name, password, must_change=False, revoke=True)
+    time.sleep(0.002)  # the new token is issued strictly after the revocation
     return sessions.issue(name, "user", home=home)
 
 

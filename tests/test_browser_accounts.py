@@ -8,9 +8,10 @@ import csv
 
 import pytest
 
-from browser import browser_page, dashboard, need_chromium, screenshot
 from engine import accounts
 from engine.jobs import api
+
+from browser import browser_page, dashboard, need_chromium, screenshot
 
 pytestmark = pytest.mark.browser
 TEACHER_PASSWORD = "Teacher-Browser-77"

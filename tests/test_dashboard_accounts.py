@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from accounts_helpers import PASSWORDS, job_row, make_class
 from streamlit.testing.v1 import AppTest
 
-from accounts_helpers import PASSWORDS, job_row, make_class
-from apptest import APP, open_page
 from engine import accounts
 from engine.jobs import api
+
+from apptest import APP, open_page
 
 
 @pytest.fixture(autouse=True)
