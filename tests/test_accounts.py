@@ -82,10 +82,18 @@ def test_sessions_expire_and_are_revoked(home):
     assert accounts.restore(sessions.issue("mallory", home=home), home=home) is None
 
 
-def test_laptop_mode_tokens_need_no_account(home):
+def test_laptop_mode_tokens_need_no_account_until_accounts_exist(home, monkeypatch):
     assert not accounts.accounts_exist(home)
-    token = sessions.issue("anyone", home=home)
-    assert accounts.restore(token, home=home).subject == "anyone"
+    token = sessions.issue("alice", home=home)
+    assert accounts.restore(token, home=home).subject == "alice"
+    make_class(home)  # accounts mode: the username-only token of the laptop days is void
+    assert accounts.accounts_exist(home)
+    assert accounts.restore(token, home=home) is None
+    monkeypatch.setenv(accounts.SIGNUP_ENV, "open")
+    zoe_then = sessions.issue("zoe", home=home)
+    zoe_now = accounts.sign_up("zoe", "Zoe-Password-1", home=home)
+    assert accounts.restore(zoe_then, home=home) is None
+    assert accounts.restore(zoe_now, home=home).subject == "zoe"
 
 
 def test_wrong_passwords_back_off_per_user_and_client(home):
