@@ -139,3 +139,17 @@ def test_cli_accounts_import_and_reset(home, monkeypatch, capsys, tmp_path):
     new = capsys.readouterr().out.strip().rsplit(" ", 1)[1]
     assert accounts.authenticate("carol", new, home=home)
     assert cli(["accounts", "list", "--json"]) == 0 and '"carol"' in capsys.readouterr().out
+
+
+def test_private_boards_are_seen_by_their_owner_and_instructors_only(home):
+    from engine.evaluation import probes
+
+    make_class(home)
+    private = probes.create_board("bob's own", "bob", shared=False)
+    assert private in {b["id"] for b in probes.list_boards("teacher")}
+    assert private not in {b["id"] for b in probes.list_boards("alice")}
+    assert probes.get_board(private, "teacher")["owner"] == "bob"
+    with pytest.raises(PermissionError, match="private to its owner"):
+        probes.get_board(private, "alice")
+    with pytest.raises(PermissionError, match="only the board's owner can delete it"):
+        probes.delete_board(private, "teacher")  # seeing is not changing
