@@ -26,9 +26,11 @@ def password_sign_in(page, user: str, password: str):
     return sidebar
 
 
-def job_choices(page) -> list[str]:
-    """The options of Home's job picker (the table is a canvas; the picker is in the DOM)."""
-    page.get_by_test_id("stSidebar").get_by_role("link", name="Home").click()
+def job_choices(page, url: str) -> list[str]:
+    """The options of Home's job picker (the table is a canvas; the picker is in the DOM),
+    opened afresh: a reload that must keep the user signed in."""
+    page.goto(url)
+    page.get_by_text("Signed in as").wait_for()
     picker = page.get_by_test_id("stSelectbox").filter(
         has=page.get_by_text("Job", exact=True))
     picker.click()
@@ -76,14 +78,12 @@ def test_instructor_and_two_students_each_see_their_own(jobs_home, monkeypatch):
             students[name] = student
 
         for name, other in (("alice", "bob"), ("bob", "alice")):
-            choices = job_choices(students[name])
+            choices = job_choices(students[name], url)
             assert any(c.startswith(f"{name}-run") for c in choices), choices
             assert not any(c.startswith(f"{other}-run") for c in choices), choices
         screenshot(students["alice"], "accounts-student")
 
-        page.reload()  # the instructor's session survives a reload
-        page.get_by_text("Signed in as").wait_for()
-        choices = job_choices(page)
+        choices = job_choices(page, url)  # the instructor's session survives a reload
         assert any(c.startswith("alice-run") for c in choices), choices
         assert any(c.startswith("bob-run") for c in choices), choices
         screenshot(page, "accounts-instructor")
