@@ -47,27 +47,21 @@ def _tokens() -> dict[str, str]:
 
 def save_token(token: str, home: Home = None) -> Path:
     """Keep the token for this workspace (file mode 0600, written atomically)."""
-    path = token_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {**_tokens(), _key(home): token}
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-    return path
+    _write({**_tokens(), _key(home): token})
+    return token_file()
 
 
 def forget_token(home: Home = None) -> bool:
     data = _tokens()
     if data.pop(_key(home), None) is None:
         return False
-    save_token_map(data)
+    _write(data)
     return True
 
 
-def save_token_map(data: dict[str, str]) -> None:
+def _write(data: dict[str, str]) -> None:
     path = token_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

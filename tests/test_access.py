@@ -91,7 +91,7 @@ def _login(monkeypatch, capsys, name: str) -> None:
     assert f"signed in as {name}" in capsys.readouterr().out
 
 
-def test_cli_acts_as_the_signed_in_user_only(home, monkeypatch, capsys):
+def test_cli_acts_as_the_signed_in_user_only(home, monkeypatch, capsys, tmp_path):
     make_class(home)
     b = job_row(home, "bob")
     assert cli(["jobs", "cancel", b]) == 2  # accounts exist: no token, no action
@@ -102,6 +102,9 @@ def test_cli_acts_as_the_signed_in_user_only(home, monkeypatch, capsys):
 
     _login(monkeypatch, capsys, "alice")
     assert cli(["whoami"]) == 0 and "alice (student)" in capsys.readouterr().out
+    tokens = tmp_path / "tokens.json"
+    assert (tokens.stat().st_mode & 0o777) == 0o600
+    assert PASSWORDS["alice"] not in tokens.read_text()
     assert cli(["jobs", "cancel", b]) == 2
     assert "belongs to bob; only its owner may cancel it" in capsys.readouterr().err
     assert cli(["jobs", "cancel", b, "--user", "bob"]) == 2  # no acting as another
