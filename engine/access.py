@@ -24,12 +24,12 @@ Home = str | os.PathLike | None
 
 
 def instructors(conn: sqlite3.Connection) -> set[str]:
-    return roles._from_env() | {r[0] for r in conn.execute(
+    return roles.from_env() | {r[0] for r in conn.execute(
         "SELECT name FROM users WHERE role = ?", (roles.INSTRUCTOR,))}
 
 
 def is_instructor_in(conn: sqlite3.Connection, user: str | None) -> bool:
-    return bool(user) and (user in roles._from_env()
+    return bool(user) and (user in roles.from_env()
                            or store.user_role(conn, user) == roles.INSTRUCTOR)
 
 

@@ -193,7 +193,7 @@ class Account:
 
 
 def _account(row: sqlite3.Row) -> Account:
-    return Account(row["name"], roles.INSTRUCTOR if row["name"] in roles._from_env()
+    return Account(row["name"], roles.INSTRUCTOR if row["name"] in roles.from_env()
                    else row["role"], row["password_hash"] is not None, row["email"],
                    bool(row["must_change"]), row["sessions_after"], row["created"])
 
