@@ -295,7 +295,7 @@ def import_csv(text: str, *, by: str | None = None, home: Home = None) -> Import
         first = 1
     errors, wanted, seen = [], [], set()
     with store.opened(home) as conn:
-        existing = {r[0] for r in conn.execute(
+        existing = {r[0].casefold(): r[0] for r in conn.execute(
             "SELECT name FROM users WHERE password_hash IS NOT NULL")}
         emails = {r[0] for r in conn.execute("SELECT email FROM users WHERE email IS NOT NULL")}
     for line, row in enumerate(rows, first):
@@ -312,8 +312,9 @@ def import_csv(text: str, *, by: str | None = None, home: Home = None) -> Import
             errors.append(f"line {line}: {name!r}: {problem}")
         elif name.casefold() in seen:
             errors.append(f"line {line}: {name!r} appears twice in the file")
-        elif name in existing:
-            errors.append(f"line {line}: an account named {name!r} already exists")
+        elif name.casefold() in existing:
+            errors.append(f"line {line}: an account named {existing[name.casefold()]!r} "
+                          "already exists")
         if role not in roles.ROLES:
             errors.append(f"line {line}: unknown role {role!r}; use {' or '.join(roles.ROLES)}")
         try:

@@ -125,7 +125,7 @@ def test_csv_import_with_bad_rows_creates_nothing_and_names_each_row(home):
            "dave,admin\n"
            "bad name!\n"
            "carol\n"
-           "alice\n"
+           "Alice\n"
            "erin,student,not-an-email\n"
            "frank,student,f@uni.edu,extra\n")
     result = accounts.import_csv(bad, by="teacher", home=home)
