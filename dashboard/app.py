@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import nav, session, warmup  # the project is installed: no path edits
-from engine import roles
+from dashboard import nav, session, sign_in, warmup  # the project is installed: no path edits
+from engine import accounts, roles
 from engine.jobs.threads import set_interactive_threads
 
 set_interactive_threads(1)  # the dashboard's own inference: one thread; the cores are the jobs'
@@ -30,43 +30,32 @@ def gate() -> None:
                 st.error("Wrong password.")
 
 
-def sign_in_box() -> None:
-    user = session.current_user()
-    with st.sidebar:
-        if user:
-            st.markdown(f"Signed in as **{user}**")
-            if st.button("Sign out"):
-                session.sign_out()
-                st.rerun()
-            return
-        with st.form("sign-in"):
-            name = st.text_input("Username", placeholder="e.g. alice")
-            if st.form_submit_button("Sign in"):
-                error = session.validate_username(name.strip())
-                if error:
-                    st.error(error)
-                else:
-                    session.sign_in(name.strip())
-                    st.rerun()
-
-
 def main() -> None:
     st.set_page_config(page_title="DIGITS Studio", layout="wide")
     warmup.start()  # PyTorch & co. load in the background while the first page shows
     session.restore()
-    names = list(nav.PAGES)
+    pages = [nav.page(name) for name in nav.PAGES]
     if not session.unlocked():
         # Navigation is still declared (hidden), so the page and query asked for in the URL
         # (a shared /job?id=...) stay there and open once the password is given.
-        st.navigation([nav.page(n) for n in names], position="hidden")
+        st.navigation(pages, position="hidden")
         gate()
         return
-    sign_in_box()
-    if not roles.is_instructor(session.current_user()):
-        names = [n for n in names if n not in nav.INSTRUCTOR_PAGES]
+    state = accounts.describe()
+    sign_in.box(state)
     with st.sidebar:  # below the sign-in box: no gap in the page
         session.write_cookies()
-    st.navigation([nav.page(n) for n in names]).run()
+    user = session.current_user()
+    if state["accounts"] and not user:
+        # Accounts mode: nothing but the sign-in until someone signs in; the page asked for
+        # in the URL stays there and opens after.
+        st.navigation(pages, position="hidden")
+        sign_in.landing(state)
+        return
+    if not roles.is_instructor(user):
+        pages = [p for p, name in zip(pages, nav.PAGES, strict=True)
+                 if name not in nav.INSTRUCTOR_PAGES]
+    st.navigation(pages).run()
 
 
 main()

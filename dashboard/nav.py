@@ -20,8 +20,9 @@ PAGES: dict[str, tuple[str, str]] = {
     "probes": ("Probe boards", "probes"),
     "deploy": ("Deploy", "deploy"),
     "instructor": ("Instructor", "instructor"),
+    "accounts": ("Accounts", "accounts"),
 }
-INSTRUCTOR_PAGES = {"instructor"}  # listed for instructors only (the pages check again)
+INSTRUCTOR_PAGES = {"instructor", "accounts"}  # listed for instructors only (pages check again)
 
 
 def page(name: str) -> st.Page:

@@ -2,22 +2,28 @@
 
 Both survive a reload, a second tab and a shared link: signing in (or giving the access
 password) stores a signed, expiring token (engine/sessions.py) in a cookie, which every new
-Streamlit session reads back through st.context.cookies."""
+Streamlit session reads back through st.context.cookies. With accounts (engine/accounts), the
+token is checked against the user's account on every run, so a revocation (sign out
+everywhere, a password change or reset) ends open sessions too; single sign-on users come
+from Streamlit's st.login / st.user, mapped onto the same accounts. No password is ever kept
+in the session state."""
 
 from __future__ import annotations
 
 import hmac
 import json
 import os
-import re
+import time
 
 import streamlit as st
 
-from engine import sessions
+from engine import accounts, sessions
 
 USER_KEY = "user"
+ISSUED_KEY = "user_issued"  # when this session's sign-in was issued (revocation compares it)
 UNLOCKED_KEY = "unlocked"
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+NOTICE_KEY = "session_notice"
+USERNAME_RE = accounts.USERNAME_RE
 COOKIES = {"user": "studio_session", "gate": "studio_gate"}
 _WANTED = "_session_cookies"  # the cookies this session set (name -> token, None = deleted)
 
@@ -64,9 +70,18 @@ def restore() -> None:
     """At the top of every run: take the user and the gate back from the cookies, once per
     Streamlit session (a sign-out in this session wins over the cookie it started with)."""
     if USER_KEY not in st.session_state:
-        claims = sessions.verify(_cookie("user"), "user")
-        if claims and validate_username(claims.subject) is None:
+        claims = accounts.restore(_cookie("user"))
+        if claims:
             st.session_state[USER_KEY] = claims.subject
+            st.session_state[ISSUED_KEY] = claims.issued
+        else:
+            _from_single_sign_on()
+    else:
+        user = st.session_state.get(USER_KEY)
+        if user and not accounts.session_valid(user, st.session_state.get(ISSUED_KEY, 0.0)):
+            sign_out()  # revoked, or an account mode began: sign in again
+            st.session_state[NOTICE_KEY] = "Your session ended (signed out everywhere, or " \
+                                           "the password changed): sign in again."
     if UNLOCKED_KEY not in st.session_state and sessions.verify(_cookie("gate"), "gate"):
         st.session_state[UNLOCKED_KEY] = True
 
@@ -109,22 +124,61 @@ def current_user() -> str | None:
     return st.session_state.get(USER_KEY)
 
 
-def sign_in(name: str) -> None:
+def sign_in(name: str, token: str | None = None) -> None:
+    """Sign in as `name`: with `token` (a checked password's, from engine/accounts), else a
+    username-only token (laptop mode)."""
+    token = token or sessions.issue(name, "user")
+    claims = sessions.verify(token, "user")
     st.session_state[USER_KEY] = name
-    _set_cookie("user", sessions.issue(name, "user"))
+    st.session_state[ISSUED_KEY] = claims.issued if claims else time.time()
+    _set_cookie("user", token)
 
 
 def sign_out() -> None:
     st.session_state[USER_KEY] = None  # present but empty: the old cookie is not read again
+    st.session_state.pop(ISSUED_KEY, None)
     _set_cookie("user", None)
 
 
 def validate_username(name: str) -> str | None:
     """An error message, or None when the name is fine."""
-    if not USERNAME_RE.match(name):
-        return ("A username is 1-32 letters, digits, '.', '_' or '-', starting with a letter "
-                "or digit.")
-    return None
+    return accounts.validate_username(name)
+
+
+# --- single sign-on (Streamlit's OIDC: an [auth] section in secrets) ----------------------------
+
+
+def sso_configured() -> bool:
+    """Whether the host configured an identity provider ([auth] in Streamlit's secrets)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file: not configured
+        return False
+
+
+def _sso_identity() -> tuple[str | None, str | None] | None:
+    """(email, name) of the user Streamlit's st.login signed in, or None."""
+    if not sso_configured():
+        return None
+    try:
+        if not st.user.is_logged_in:
+            return None
+        return st.user.get("email"), st.user.get("name")
+    except Exception:  # no browser behind this session, or auth not set up completely
+        return None
+
+
+def _from_single_sign_on() -> None:
+    identity = _sso_identity()
+    if identity is None:
+        return
+    try:
+        name = accounts.user_for_identity(*identity)
+    except accounts.AccountError as e:
+        st.session_state[NOTICE_KEY] = str(e)
+        return
+    st.session_state[USER_KEY] = name
+    st.session_state[ISSUED_KEY] = time.time()
 
 
 def require_user(action: str) -> str | None:

@@ -88,11 +88,18 @@ def scheduler_banner() -> None:
 # --- choosing a job -------------------------------------------------------------------------
 
 
+def _viewer() -> str | None:
+    from dashboard import session
+
+    return session.current_user()
+
+
 def usable_jobs() -> list[dict[str, Any]]:
     """Done jobs that kept a checkpoint, newest first."""
     from engine.training.checkpoint import list_checkpoints  # torch: only when needed
 
-    return [j for j in jobs.list_jobs(status="done") if list_checkpoints(jobs.job_dir(j["id"]))
+    done = jobs.list_jobs(status="done", viewer=_viewer())
+    return [j for j in done if list_checkpoints(jobs.job_dir(j["id"]))
             or (jobs.job_dir(j["id"]) / "last.pt").exists()]
 
 

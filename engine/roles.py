@@ -14,7 +14,8 @@ INSTRUCTOR, STUDENT = "instructor", "student"
 ROLES = (INSTRUCTOR, STUDENT)
 
 
-def _from_env() -> set[str]:
+def from_env() -> set[str]:
+    """The instructors a host names in STUDIO_INSTRUCTORS (comma-separated)."""
     return {n.strip() for n in os.environ.get("STUDIO_INSTRUCTORS", "").split(",") if n.strip()}
 
 
@@ -22,7 +23,7 @@ def role_of(user: str | None, home: str | os.PathLike | None = None) -> str:
     """The user's role; nobody signed in (None) is a student."""
     if not user:
         return STUDENT
-    if user in _from_env():
+    if user in from_env():
         return INSTRUCTOR
     with store.opened(home) as conn:
         return store.user_role(conn, user) or STUDENT

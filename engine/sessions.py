@@ -35,6 +35,7 @@ class Claims:
     subject: str
     kind: str
     expires: float
+    issued: float = 0.0  # when it was signed (0: a token from before revocation existed)
 
 
 def _b64(data: bytes) -> str:
@@ -71,8 +72,9 @@ def issue(subject: str, kind: str = "user", ttl_s: float = DEFAULT_TTL_S, *,
     """A token for `subject` of `kind`, valid for ttl_s seconds."""
     if kind not in KINDS:
         raise ValueError(f"unknown session kind {kind!r}; use one of {', '.join(KINDS)}")
-    expires = (time.time() if now is None else now) + ttl_s
-    payload = _b64(json.dumps({"sub": subject, "kind": kind, "exp": int(expires)},
+    issued = time.time() if now is None else now
+    expires = issued + ttl_s
+    payload = _b64(json.dumps({"sub": subject, "kind": kind, "exp": int(expires), "iat": issued},
                               separators=(",", ":")).encode())
     return f"{payload}.{_sign(session_key(home), payload)}"
 
@@ -87,7 +89,8 @@ def verify(token: str | None, kind: str = "user", *, home: str | os.PathLike | N
         return None
     try:
         data = json.loads(_unb64(payload))
-        claims = Claims(str(data["sub"]), str(data["kind"]), float(data["exp"]))
+        claims = Claims(str(data["sub"]), str(data["kind"]), float(data["exp"]),
+                        float(data.get("iat", 0.0)))
     except (ValueError, KeyError, TypeError):
         return None
     if claims.kind != kind or claims.expires <= (time.time() if now is None else now):

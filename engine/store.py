@@ -159,6 +159,18 @@ MIGRATIONS: list[str] = [
         chosen REAL NOT NULL
     );
     """,
+    # 8: accounts (engine/accounts): a scrypt password hash (never the password), a single
+    # sign-on email, sessions issued before sessions_after are revoked; datasets shared with
+    # the class or locked read-only by an instructor (engine/access)
+    """
+    ALTER TABLE users ADD COLUMN password_hash TEXT;
+    ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN sessions_after REAL NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX users_email ON users(email) WHERE email IS NOT NULL;
+    ALTER TABLE datasets ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE datasets ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

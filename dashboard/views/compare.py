@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, widgets
+from dashboard import charts, session, widgets
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.networks import SpecError
@@ -129,7 +129,7 @@ def _lineages(selected: list[dict[str, Any]]) -> None:
 
 def render() -> None:
     st.title("Compare experiments")
-    all_jobs = jobs.list_jobs()
+    all_jobs = jobs.list_jobs(viewer=session.current_user())
     if not all_jobs:
         st.info("No jobs to compare yet.")
         return
@@ -141,7 +141,7 @@ def render() -> None:
     if not chosen:
         st.caption("Pick two or more jobs.")
         return
-    selected = [jobs.get_job(i, events=False) for i in chosen]
+    selected = [jobs.get_job(i, events=False, viewer=session.current_user()) for i in chosen]
     curves = {_label(j, selected): j["metrics"] for j in selected}
     c1, c2 = st.columns(2)
     c1.altair_chart(charts.overlaid(curves, "val_accuracy", "Validation accuracy"),

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import charts, session
 from dashboard.views import dataset_forms
 from dashboard.widgets import THUMB_PX
+from engine import roles
 from engine.datasets import (
     PAGE_SIZES,
     Dataset,
@@ -139,8 +140,10 @@ def explorer(ds: Dataset) -> None:
 def _may_delete(row: dict[str, Any], user: str | None) -> tuple[bool, str]:
     if not user:
         return False, "Sign in to delete datasets."
-    if row["owner"] and row["owner"] != user:
-        return False, f"Only its owner, {row['owner']}, can delete this dataset."
+    if row.get("locked"):
+        return False, "Locked read-only by an instructor: nobody deletes it until unlocked."
+    if row["owner"] and row["owner"] != user and not roles.is_instructor(user):
+        return False, f"Only its owner, {row['owner']}, or an instructor can delete it."
     return True, ""
 
 
@@ -155,8 +158,9 @@ def delete_controls(row: dict[str, Any], user: str | None) -> None:
         c1, c2 = st.columns(2)
         if c1.button("Yes, delete it", type="primary", key="ds_delete_yes"):
             try:
-                delete_dataset(row["id"], force=True)  # confirmed above, usage shown
-            except DatasetError as e:
+                # confirmed above, usage shown; the engine checks the user again
+                delete_dataset(row["id"], force=True, user=user)
+            except (DatasetError, PermissionError) as e:
                 st.error(f"Could not delete the dataset: {e}")
                 return
             st.session_state.pop("ds_confirm_delete", None)
@@ -212,7 +216,7 @@ def render() -> None:
         st.session_state["ds_query_id"] = made.id
         st.query_params["id"] = made.id
     try:
-        rows = list_datasets()
+        rows = list_datasets(viewer=session.current_user())
     except Exception as e:  # noqa: BLE001 - a broken workspace must still show a page
         st.error(f"Could not list datasets: {e}")
         return

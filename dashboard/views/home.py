@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import nav, widgets
+from dashboard import nav, session, widgets
 from engine import jobs
 from engine.datasets import list_datasets
 from engine.jobs.progress import epoch_position
@@ -48,7 +48,8 @@ def job_row(job: dict[str, Any], metrics: list[dict[str, Any]],
 
 def _load() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
     try:
-        return list_datasets(), jobs.list_jobs(limit=MAX_JOBS)
+        viewer = session.current_user()
+        return list_datasets(viewer=viewer), jobs.list_jobs(limit=MAX_JOBS, viewer=viewer)
     except Exception as e:  # noqa: BLE001 - a broken workspace must still show a page
         st.error(f"Could not read the workspace: {e}")
         return None

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import charts, nav, session, widgets
 from dashboard.views import evaluation
-from engine import jobs
+from engine import jobs, roles
 from engine.datasets import DatasetError, open_dataset
 from engine.jobs.progress import epoch_position, queue_position, queue_words
 from engine.text import format_duration
@@ -24,7 +24,7 @@ RENDERED = "job_rendered_status"  # (job id, status) the full page was last draw
 
 def _choose_job() -> str | None:
     """The job in the URL (?id=...), chosen from a picker that writes its choice there."""
-    all_jobs = jobs.list_jobs()
+    all_jobs = jobs.list_jobs(viewer=session.current_user())
     wanted = st.query_params.get("id")
     if wanted and wanted not in {j["id"] for j in all_jobs}:
         return wanted  # a task job, an id prefix, or a wrong id: the page says which
@@ -38,8 +38,8 @@ def _choose_job() -> str | None:
 def _live(job_id: str) -> None:
     """Status, progress and charts of one job; polls while the job is active."""
     try:
-        job = jobs.get_job(job_id)
-    except jobs.JobError as e:
+        job = jobs.get_job(job_id, viewer=session.current_user())
+    except (jobs.JobError, PermissionError) as e:
         st.error(str(e))
         return
     status = job["status"]
@@ -121,6 +121,10 @@ def _classes(dataset: str) -> list[str]:
 def _actions(job: dict[str, Any]) -> None:
     user = session.current_user()
     mine = job.get("owner") in (None, user)
+    teacher = roles.is_instructor(user)  # may cancel or delete any job (engine/access)
+    stop_help = None if mine or teacher else (
+        f"Sign in as {job['owner']} to do this" if not user
+        else f"Only the job's owner ({job['owner']}) or an instructor can do this")
     owner_only = None if mine else (
         f"Sign in as {job['owner']} to do this" if not user
         else f"Only the job's owner ({job['owner']}) can do this")
@@ -129,8 +133,8 @@ def _actions(job: dict[str, Any]) -> None:
                    "delete this job.")
     cols = st.columns(5)
     status = job["status"]
-    if cols[0].button("Cancel", disabled=status not in jobs.ACTIVE or not mine,
-                      help=owner_only):
+    if cols[0].button("Cancel", disabled=status not in jobs.ACTIVE or not (mine or teacher),
+                      help=stop_help):
         _do(lambda: jobs.cancel(job["id"], user=user))
     if cols[1].button("Resume", disabled=not job.get("resumable") or not mine, help=owner_only):
         _do(lambda: jobs.resume(job["id"], user=user))
@@ -138,8 +142,8 @@ def _actions(job: dict[str, Any]) -> None:
         nav.go("new_model", clone=job["id"])
     confirm = st.session_state.get("job_confirm_delete") == job["id"]
     if cols[3].button("Confirm delete" if confirm else "Delete", type="primary" if confirm
-                      else "secondary", disabled=status in jobs.ACTIVE or not mine,
-                      help=owner_only):
+                      else "secondary", disabled=status in jobs.ACTIVE or not (mine or teacher),
+                      help=stop_help):
         if not confirm:
             st.session_state["job_confirm_delete"] = job["id"]
             st.rerun()
@@ -202,8 +206,8 @@ def render() -> None:
     if not job_id:
         return
     try:
-        job = jobs.get_job(job_id, metrics=False, events=False)
-    except jobs.JobError as e:
+        job = jobs.get_job(job_id, metrics=False, events=False, viewer=session.current_user())
+    except (jobs.JobError, PermissionError) as e:
         st.error(str(e))
         return
     cfg = job["config"]

@@ -78,7 +78,8 @@ def _prefill() -> tuple[dict[str, Any], str | None]:
     clone_id = st.query_params.get("clone")
     if clone_id:
         try:
-            return jobs.get_job(clone_id, metrics=False, events=False)["config"], clone_id
+            return jobs.get_job(clone_id, metrics=False, events=False,
+                                 viewer=session.current_user())["config"], clone_id
         except Exception as e:
             st.error(f"Cannot clone job {clone_id}: {e}")
     return TrainConfig(dataset="").to_dict(), None
@@ -219,7 +220,7 @@ def render() -> None:
     base, clone_id = _prefill()
     if clone_id:
         st.info(f"Cloning job {clone_id}: change what you want, then submit.")
-    datasets = list_datasets()
+    datasets = list_datasets(viewer=session.current_user())
     if not datasets:
         st.warning("No datasets yet: create one first.")
         st.page_link(nav.page("datasets"), label="Create a dataset")

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import session
 from engine import jobs
 from engine.jobs.paths import has_checkpoint
 from engine.training.config import ConfigError
@@ -21,7 +22,8 @@ def retrain_prefill() -> dict[str, Any] | None:
     if not start:
         return None
     try:
-        base = jobs.get_job(start, metrics=False, events=False)
+        base = jobs.get_job(start, metrics=False, events=False,
+                            viewer=session.current_user())
     except jobs.JobError as e:
         st.error(f"Cannot start from job {start}: {e}")
         return None
@@ -34,7 +36,8 @@ def retrain_prefill() -> dict[str, Any] | None:
 
 
 def _job_choice(current: str) -> str:
-    finished = [j for j in jobs.list_jobs(status=jobs.ENDED) if has_checkpoint(j["id"])]
+    ended = jobs.list_jobs(status=jobs.ENDED, viewer=session.current_user())
+    finished = [j for j in ended if has_checkpoint(j["id"])]
     if not finished:
         st.caption("No finished or cancelled job with a checkpoint yet.")
         return ""

@@ -60,6 +60,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "resume or be evaluated)")
     rm.add_argument("--user", help="who asks (default: $STUDIO_USER; only the owner may)")
     rm.set_defaults(func=cmd_datasets_delete)
+    for name, flag, helptext in [
+            ("share", "shared", "share a dataset with the class (its owner or an instructor)"),
+            ("unshare", "shared", "stop sharing a dataset"),
+            ("lock", "locked", "lock a dataset read-only (instructors): nobody deletes it"),
+            ("unlock", "locked", "unlock a dataset (instructors)")]:
+        f = dsub.add_parser(name, help=helptext)
+        f.add_argument("name")
+        f.add_argument("--user", help="who asks (default: $STUDIO_USER)")
+        f.set_defaults(func=cmd_datasets_flag, flag=flag, value=not name.startswith("un"))
 
 
 def cmd_datasets_create(a: argparse.Namespace) -> dict:
@@ -103,7 +112,8 @@ def cmd_datasets_list(a: argparse.Namespace) -> list:
     from engine.datasets import list_datasets
 
     return [{"id": d["id"], "name": d["name"], "owner": d.get("owner"), "source": d["source"],
-             "created": d["created"]} for d in list_datasets()]
+             "created": d["created"], "shared": d["shared"], "locked": d["locked"]}
+            for d in list_datasets(viewer=acting_user())]
 
 
 def cmd_datasets_show(a: argparse.Namespace) -> dict:
@@ -119,3 +129,10 @@ def cmd_datasets_delete(a: argparse.Namespace) -> dict:
 
     delete_dataset(a.name, force=a.force, user=acting_user(a.user))
     return {"deleted": a.name}
+
+
+def cmd_datasets_flag(a: argparse.Namespace) -> dict:
+    from engine.access import set_dataset_flags
+
+    row = set_dataset_flags(a.name, user=acting_user(a.user), **{a.flag: a.value})
+    return {"name": row["name"], "shared": bool(row["shared"]), "locked": bool(row["locked"])}

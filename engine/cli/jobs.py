@@ -127,7 +127,7 @@ def cmd_submit(a: argparse.Namespace) -> Any:
 def cmd_list(a: argparse.Namespace) -> Any:
     status = [s for s in a.status.split(",") if s] if a.status else None
     jobs = api.list_jobs(a.owner, status, sweep=a.sweep, limit=a.limit,
-                         kind=None if a.kind == "all" else a.kind)
+                         kind=None if a.kind == "all" else a.kind, viewer=acting_user())
     rows = [_summary(j) for j in jobs]
     if a.json:
         return rows
@@ -145,8 +145,9 @@ def cmd_list(a: argparse.Namespace) -> Any:
 
 def cmd_show(a: argparse.Namespace) -> Any:
     if a.follow:
+        api.get_job(a.job, metrics=False, events=False, viewer=acting_user())
         follow(a.job, quiet=a.json)
-    job = api.get_job(a.job)
+    job = api.get_job(a.job, viewer=acting_user())
     return job if a.json else _describe(job)
 
 
@@ -190,6 +191,7 @@ def cmd_delete(a: argparse.Namespace) -> dict:
 
 
 def cmd_logs(a: argparse.Namespace) -> Any:
+    api.get_job(a.job, metrics=False, events=False, viewer=acting_user())
     if not a.follow:
         return api.read_log(a.job, tail=a.tail).rstrip("\n")
     job_id = api.get_job(a.job, metrics=False, events=False)["id"]

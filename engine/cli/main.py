@@ -1,4 +1,5 @@
-"""`python -m engine`: datasets, networks, train, predict, evaluate, classify, jobs, scheduler.
+"""`python -m engine`: datasets, networks, train, predict, evaluate, classify, jobs, scheduler,
+accounts (login, users, backup, restore).
 
 Every command prints a readable result; --json prints a machine-readable one on stdout.
 Errors that a user can fix print one line on stderr and exit with status 2.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import classroom, datasets, evaluate, jobs, networks, quotas, train
+from engine.cli import accounts, classroom, datasets, evaluate, jobs, networks, quotas, train
 from engine.cli.common import CliError, print_result
 
 
@@ -17,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine",
                                      description="Datasets, networks, training and jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (datasets, networks, train, evaluate, jobs, quotas, classroom):
+    for group in (datasets, networks, train, evaluate, jobs, quotas, classroom, accounts):
         group.register(sub)
     return parser
 

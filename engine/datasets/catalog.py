@@ -105,11 +105,15 @@ def open_dataset(id_or_name: str, home: str | os.PathLike | None = None) -> Data
 
 
 def list_datasets(home: str | os.PathLike | None = None,
-                  owner: str | None = None) -> list[dict[str, Any]]:
-    """Newest first: id, name, owner, source, created and a summary of each manifest."""
+                  owner: str | None = None, *, viewer: str | None = None
+                  ) -> list[dict[str, Any]]:
+    """Newest first: id, name, owner, source, created and a summary of each manifest; only
+    those `viewer` may see (engine/access)."""
+    from engine import access
+
     conn = store.connect(studio_home(home))
     try:
-        rows = store.list_datasets(conn, owner=owner)
+        rows = access.filter_datasets(conn, store.list_datasets(conn, owner=owner), viewer)
     finally:
         conn.close()
     return [_summary(row) for row in rows]
@@ -122,6 +126,8 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "name": row["name"],
         "owner": row["owner"],
+        "shared": bool(row.get("shared")),
+        "locked": bool(row.get("locked")),
         "source": row["source"],
         "created": row["created"],
         "classes": list(m.get("classes", [])),
@@ -183,11 +189,12 @@ def delete_dataset(id_or_name: str, home: str | os.PathLike | None = None, *,
     """Remove the dataset's row, then its files (moved aside first so no half-deleted
     folder is ever visible under its id). A dataset that jobs use is deleted only with
     force=True (the user confirmed); otherwise DatasetInUse says which jobs."""
+    from engine import access
+
     root = studio_home(home)
     row = _find(root, id_or_name)
-    if user is not None and row["owner"] is not None and row["owner"] != user:
-        raise PermissionError(f"dataset {row['name']!r} belongs to {row['owner']}; only its "
-                              f"owner may delete it (you act as {user})")
+    with store.opened(root) as conn:
+        access.check_dataset_delete(conn, row, user)
     if not force:
         users = dataset_usage(row["id"], root)
         if users:

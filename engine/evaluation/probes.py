@@ -36,10 +36,15 @@ def _board_row(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
-def _visible(board: dict[str, Any], user: str | None) -> bool:
-    """Shared boards are everyone's to view; private and hidden ones (a class's hidden
-    board, engine/classroom.py) their owner's alone."""
-    return (board["shared"] and not board["hidden"]) or board["owner"] == user
+def _visible(board: dict[str, Any], user: str | None,
+             conn: sqlite3.Connection | None = None) -> bool:
+    """Shared boards (not a class's hidden board, engine/classroom.py), the user's own, and
+    (with a connection to ask) every board for an instructor (engine/access)."""
+    from engine import access
+
+    if (board["shared"] and not board["hidden"]) or board["owner"] == user:
+        return True
+    return conn is not None and access.may_see_board(conn, board, user)
 
 
 def create_board(name: str, owner: str, shared: bool = True, home: Home = None) -> str:
@@ -62,11 +67,14 @@ def create_board(name: str, owner: str, shared: bool = True, home: Home = None) 
 
 def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
     """The user's own boards, then the boards others share, newest first, with probe counts."""
+    from engine import access
+
     with store.opened(home) as conn:
+        every = access.is_instructor_in(conn, user)  # instructors see every board
         rows = conn.execute(
             "SELECT b.*, (SELECT COUNT(*) FROM probes p WHERE p.board = b.id) AS probes "
-            "FROM probe_boards b WHERE b.owner = ? OR (b.shared AND NOT b.hidden) "
-            "ORDER BY b.owner = ? DESC, b.created DESC, b.rowid DESC", (user, user))
+            "FROM probe_boards b WHERE b.owner = ? OR (b.shared AND NOT b.hidden) OR ? "
+            "ORDER BY b.owner = ? DESC, b.created DESC, b.rowid DESC", (user, int(every), user))
         return [_board_row(r) for r in rows]
 
 
@@ -81,7 +89,7 @@ def _get_board(conn: sqlite3.Connection, board_id: str, user: str | None) -> dic
     if row is None:
         raise KeyError(f"no probe board {board_id!r}")
     board = _board_row(row)
-    if not _visible(board, user):
+    if not _visible(board, user, conn):
         raise PermissionError("this probe board is private to its owner")
     return board
 

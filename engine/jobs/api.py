@@ -4,7 +4,8 @@ the scheduler and workers never overwrite each other's moves.
 
 Ownership: every job records its owner. `user=None` is the local, user-less caller (the CLI,
 a dashboard without users) and may act on any job; a named user may cancel, resume or delete
-only jobs that are theirs (or that have no owner). Anyone may clone.
+only jobs that are theirs (or that have no owner); instructors may cancel or delete any job.
+Who sees which jobs (`viewer`) and who may act: engine/access.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine import store
+from engine import access, store
 from engine.jobs.paths import (
     corrupt_checkpoint,
     has_checkpoint,
@@ -87,10 +88,8 @@ def _find(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
     raise JobError(f"no job {job_id!r}" if not rows else f"{job_id!r} matches several jobs")
 
 
-def _check_owner(job: dict, user: str | None, action: str) -> None:
-    if user is not None and job["owner"] is not None and job["owner"] != user:
-        raise PermissionError(f"job {job['id']} belongs to {job['owner']}; only its owner "
-                              f"may {action} it")
+def _check_owner(conn: sqlite3.Connection, job: dict, user: str | None, action: str) -> None:
+    access.check_job_action(conn, job, user, action)
 
 
 # --- submit -------------------------------------------------------------------------------------
@@ -136,13 +135,15 @@ def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name:
     if not name:
         net = cfg.network if isinstance(cfg.network, str) else cfg.network.get("name", "custom")
         name = cfg.name or f"{net} on {cfg.dataset}"
+    dataset = store.get_dataset(conn, cfg.dataset)
+    if dataset is not None:
+        access.check_dataset_visible(conn, dataset, owner)
     if owner:
         store.ensure_user(conn, owner)
     store.insert_job(conn, {"id": job_id, "name": name, "owner": owner, "status": "queued",
                             "device": cfg.device, "config": cfg.to_dict(), "created": now,
                             "queued": now, "parent": parent, "sweep": sweep,
                             "priority": int(priority)})
-    dataset = store.get_dataset(conn, cfg.dataset)
     if dataset is not None:
         pin_dataset(job_id, dataset, _home_of(conn))
     note = f"cloned from {parent}" if parent else f"part of sweep {sweep}" if sweep else ""
@@ -258,24 +259,34 @@ def _live(job: dict[str, Any]) -> dict[str, Any]:
 
 def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,
               sweep: str | None = None, limit: int | None = None, kind: str | None = "train",
-              home: Home = None) -> list[dict[str, Any]]:
+              home: Home = None, viewer: str | None = None) -> list[dict[str, Any]]:
     """Jobs, newest first, filtered by owner, status(es) and sweep; training jobs unless
-    kind is "task" (evaluations, exports...) or None (all)."""
+    kind is "task" (evaluations, exports...) or None (all); only those `viewer` may see."""
     statuses = (status,) if isinstance(status, str) else tuple(status) if status else None
     bad = set(statuses or ()) - set(STATUSES)
     if bad:
         raise JobError(f"unknown status {', '.join(sorted(bad))}; use one of "
                        f"{', '.join(STATUSES)}")
     with store.opened(home) as conn:
-        return [_live(j) for j in store.list_jobs(conn, owner=owner, statuses=statuses,
-                                                   sweep=sweep, limit=limit, kind=kind)]
+        if access.restricted(conn, viewer):  # a student in accounts mode: their own only
+            if owner not in (None, viewer):
+                return []
+            rows = [j for j in store.list_jobs(conn, statuses=statuses, sweep=sweep, kind=kind)
+                    if j["owner"] in (None, viewer)][:limit]
+        else:
+            rows = store.list_jobs(conn, owner=owner, statuses=statuses, sweep=sweep,
+                                   limit=limit, kind=kind)
+        return [_live(j) for j in rows]
 
 
 def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
-            events: bool = True) -> dict[str, Any]:
-    """A job with its config, status, progress, ETA and (by default) metrics and events."""
+            events: bool = True, viewer: str | None = None) -> dict[str, Any]:
+    """A job with its config, status, progress, ETA and (by default) metrics and events;
+    PermissionError when `viewer` may not see it."""
     with store.opened(home) as conn:
-        job = _live(_find(conn, job_id))
+        job = _find(conn, job_id)
+        access.check_job_visible(conn, job, viewer)
+        job = _live(job)
         if metrics:
             job["metrics"] = store.get_metrics(conn, job["id"])
         if events:
@@ -337,7 +348,7 @@ def cancel(job_id: str, user: str | None = None, home: Home = None) -> str:
     a checkpoint to resume from ("cancelling" until the worker records it)."""
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
-        _check_owner(job, user, "cancel")
+        _check_owner(conn, job, user, "cancel")
         if job["status"] == "queued":
             store.update_job(conn, job["id"], status="cancelled", finished=time.time(),
                              reason="cancelled", message="cancelled before it started")
@@ -359,7 +370,7 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
     checkpoint = None
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
-        _check_owner(job, user, "resume")
+        _check_owner(conn, job, user, "resume")
         if job["kind"] != "train":
             raise JobError(f"job {job['id']} is a {job['config']['task']} task; submit it "
                            "again instead of resuming it")
@@ -400,6 +411,7 @@ def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | Non
     """A new job with the config of `job_id` changed by `overrides`; records its parent."""
     with store.opened(home) as conn:
         parent = _find(conn, job_id)
+        access.check_job_visible(conn, parent, owner)
     if parent["kind"] != "train":
         raise JobError(f"job {parent['id']} is a task, not a training job; only training jobs "
                        "can be cloned")
@@ -417,7 +429,7 @@ def delete(job_id: str, user: str | None = None, home: Home = None) -> None:
     cancelled (and have stopped) first."""
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
-        _check_owner(job, user, "delete")
+        _check_owner(conn, job, user, "delete")
         if job["status"] == "running":
             raise JobError(f"job {job['id']} is running; cancel it first, then delete it once "
                            "it has stopped")

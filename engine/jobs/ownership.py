@@ -24,9 +24,11 @@ WRITES_PARENT = {"engine.evaluate": "evaluate", "trt.export": "export",
 
 
 def acting_user(explicit: str | None = None) -> str | None:
-    """The user a command acts as: --user if given, else $STUDIO_USER, else None (local)."""
-    user = explicit if explicit is not None else os.environ.get(USER_ENV)
-    return user.strip() or None if isinstance(user, str) else None
+    """The user a command acts as: --user if given, else $STUDIO_USER, else None (local);
+    in a workspace with accounts, the user signed in with `studio login` (engine/identity)."""
+    from engine.identity import cli_user
+
+    return cli_user(explicit)
 
 
 def check_may_write(job: dict, user: str | None, action: str) -> None:
