@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import store
+from engine.jobs.backends import ClusterBackend, open_cluster
 from engine.jobs.paths import job_dir
 from engine.jobs.process import describe_exit, pid_alive
 from engine.jobs.settings import (
@@ -165,6 +166,7 @@ class Scheduler:
         self.shares: dict[str, int] = {}  # CPU job id -> the threads it was last given
         self.stopping = False
         self.lock_fd: int | None = None
+        self.cluster: ClusterBackend | None = None  # STUDIO_CLUSTER: training jobs go there
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -193,11 +195,19 @@ class Scheduler:
                  f"{self.gpus} GPU(s), {'on demand' if self.on_demand else 'hosted'}")
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        if self.settings.cluster:
+            try:
+                self.cluster = open_cluster(self.settings.cluster, self.home, self.conn,
+                                            self.settings.cluster_cpus, self.log)
+            except RuntimeError as e:
+                self.log(str(e))
+                return 2
         self.recover()
         idle_since = time.monotonic()
         while not self.stopping:
             self.tick()
-            busy = self.children or self.adopted or store.count_jobs(self.conn, ("queued",))
+            busy = (self.children or self.adopted or (self.cluster and self.cluster.running)
+                    or store.count_jobs(self.conn, ("queued",)))
             now = time.monotonic()
             if busy:
                 idle_since = now
@@ -208,6 +218,8 @@ class Scheduler:
             time.sleep(self.settings.poll_s)
         self.log(f"scheduler {os.getpid()} exits; running workers keep going and are adopted "
                  "by the next scheduler")
+        if self.cluster is not None:
+            self.cluster.close()
         return 0
 
     def _hand_over(self) -> bool:
@@ -236,6 +248,8 @@ class Scheduler:
     # -- one pass ---------------------------------------------------------------------------
 
     def tick(self) -> None:
+        if self.cluster is not None:
+            self.cluster.poll()
         self.reap()
         self.start_queued()
         self.rebalance()
@@ -328,6 +342,9 @@ class Scheduler:
             if j["assigned_device"] == "cpu" and _kind(j) == "task":
                 usage["cpu:task"] += 1
         for job in queued:
+            if self.cluster is not None and self.cluster.takes(job):
+                self.cluster.start(job)  # when the cluster has room; else it waits queued
+                continue
             try:
                 device = self._pick(job, usage)
             except ValueError as e:
