@@ -193,15 +193,15 @@ class Scheduler:
                  f"{'by thread budget' if slots is None else slots}, "
                  f"cpu threads {self.settings.thread_budget}, "
                  f"{self.gpus} GPU(s), {'on demand' if self.on_demand else 'hosted'}")
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-        if self.settings.cluster:
+        if self.settings.cluster:  # before our signal handlers: ray.init sets its own
             try:
                 self.cluster = open_cluster(self.settings.cluster, self.home, self.conn,
                                             self.settings.cluster_cpus, self.log)
             except RuntimeError as e:
                 self.log(str(e))
                 return 2
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
         self.recover()
         idle_since = time.monotonic()
         while not self.stopping:

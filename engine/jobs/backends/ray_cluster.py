@@ -493,7 +493,8 @@ class RayCluster:
                 store.put_metrics(self.conn, job_id, m)
         _record_end(self.conn, job_id, end["status"], end["reason"], end["message"],
                     end["result"])
-        self.log(f"job {job_id} ended on node {end['node']['ip']}: {end['status']}")
+        self.log(f"job {job_id} ended on node {end['node']['ip']} "
+                 f"({end['node']['id'][:8]}): {end['status']}")
         if end["status"] == "done":
             _evaluate_best(run.job, self.home)
 
