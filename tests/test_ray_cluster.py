@@ -1,7 +1,9 @@
 """The Ray backend of the queue (issue 20): a Ray cluster simulated on this machine (a head
 with no CPUs for jobs and two one-CPU worker nodes, `ray.cluster_utils.Cluster`), the normal
-scheduler as a separate process connected to it with STUDIO_CLUSTER, jobs submitted through
-the normal API. One cluster and one scheduler for the module (Ray's start is the slow part).
+scheduler as a separate process connected to it with STUDIO_CLUSTER=ray://... (Ray Client),
+jobs submitted through the normal API. One cluster and one scheduler for the module (Ray's
+start is the slow part); one more scheduler, on another workspace, connects with the head's
+GCS address (HOST:PORT) instead.
 
 The cluster tests are marked `ray` and skip, with the reason, only when Ray is not installed
 or its cluster cannot start here. The first tests need no cluster.
@@ -9,9 +11,11 @@ or its cluster cannot start here. The first tests need no cluster.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +75,20 @@ def test_local_mode_never_imports_ray_and_a_missing_ray_is_one_line():
     assert "\n" not in line and "needs Ray" in line and "requirements-cluster.txt" in line
 
 
+def test_an_unreachable_cluster_is_one_line_at_once(home):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -r "
+                                      "requirements-cluster.txt")
+    from engine.jobs.backends import open_cluster
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(RuntimeError, match="nothing answers there") as e:
+            open_cluster(address, home, None, 1, print)
+        assert address in str(e.value) and "\n" not in str(e.value)
+
+
 # --- a simulated two-node cluster ----------------------------------------------------------------
 
 
@@ -98,9 +116,13 @@ def cluster(tmp_path_factory):
                                             "RAY_DEDUP_LOGS")}
     os.environ.update(STUDIO_HOME=str(base / "decoy-home"),
                       STUDIO_NODE_CACHE=str(base / "node-cache"), RAY_DEDUP_LOGS="0")
+    with socket.socket() as s:  # a free port for the head's Ray Client server
+        s.bind(("127.0.0.1", 0))
+        client_port = s.getsockname()[1]
     try:
         c = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 0, "include_dashboard": False, "object_store_memory": 80 * MIB})
+            "num_cpus": 0, "include_dashboard": False, "object_store_memory": 80 * MIB,
+            "ray_client_server_port": client_port})
         nodes = [c.add_node(num_cpus=1, object_store_memory=80 * MIB) for _ in range(2)]
         c.wait_for_nodes()
     except Exception as e:  # noqa: BLE001 - the one reason to skip: Ray cannot start here
@@ -113,16 +135,15 @@ def cluster(tmp_path_factory):
                 os.environ[k] = v
     c.base = base
     c.workers = nodes
+    c.client_address = f"ray://127.0.0.1:{client_port}"
     yield c
     c.shutdown()
 
 
-@pytest.fixture(scope="module")
-def head(cluster, digits_home):
-    """The head's workspace (with 'digits') and its scheduler, connected to the cluster."""
-    home = (cluster.base / "workspace").resolve()
-    shutil.copytree(digits_home, home)
-    env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_CLUSTER": cluster.address,
+@contextlib.contextmanager
+def scheduler_on(home: Path, address: str):
+    """A hosted scheduler for `home` with STUDIO_CLUSTER=address, also $STUDIO_HOME here."""
+    env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_CLUSTER": address,
            "STUDIO_SCHEDULER_POLL": "0.2", "STUDIO_GPUS": "0", "STUDIO_CPU_SLOTS": "1"}
     log = open(home / "scheduler.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "engine.jobs"], cwd=home, env=env,
@@ -150,6 +171,15 @@ def head(cluster, digits_home):
             os.environ.pop("STUDIO_HOME", None)
         else:
             os.environ["STUDIO_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def head(cluster, digits_home):
+    """The head's workspace (with 'digits') and its scheduler, a Ray Client of the cluster."""
+    home = (cluster.base / "workspace").resolve()
+    shutil.copytree(digits_home, home)
+    with scheduler_on(home, cluster.client_address):
+        yield home
 
 
 def events(job_id: str, kind: str) -> list[str]:
@@ -243,3 +273,19 @@ def test_cancel_reaches_a_job_on_a_worker_node(cluster, head):
     assert "checkpoint saved" in job["message"]
     assert len(jobs.job_metrics(job_id)) < 50
     assert verify(job_dir(job_id, head) / "last.pt") is True  # the stop's checkpoint came back
+
+
+@pytest.mark.ray
+def test_a_scheduler_also_connects_by_the_heads_gcs_address(cluster, digits_home, head):
+    other = (cluster.base / "workspace-gcs").resolve()
+    shutil.copytree(digits_home, other)
+    with scheduler_on(other, cluster.address):
+        job_id = jobs.submit({**RUN, "epochs": 1}, name="ray gcs", home=other,
+                             start_scheduler=False)
+        wait_until(lambda: ended(job_id), what=f"job {job_id} to end")
+        job = jobs.get_job(job_id)
+        assert job["status"] == "done", job["message"]
+        assert [m["epoch"] for m in jobs.job_metrics(job_id)] == [1]
+        assert node_of(events(job_id, "node")[0]) in short_ids(cluster.workers)
+    assert "HOST:PORT" not in (other / "scheduler.log").read_text()
+    assert cluster.address in (other / "scheduler.log").read_text()

@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -292,6 +293,7 @@ class RayCluster:
         self.conn = conn
         self.cpus_per_job = cpus_per_job
         self.log = log
+        _check_reachable(address)
         try:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False,
                      logging_level="warning", configure_logging=False)
@@ -444,7 +446,11 @@ class RayCluster:
             return
         refs = {r.ref: job_id for job_id, r in self.jobs.items()}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
-        self._apply(ray.get(self.channel.drain.remote()))
+        try:
+            self._apply(ray.get(self.channel.drain.remote(), timeout=60))
+        except ray.exceptions.RayError as e:  # the head's channel or the cluster is gone
+            self.log(f"could not read the jobs' reports from the Ray cluster: {_first_line(e)}")
+            return
         for ref in ready:
             self._ended(refs[ref], ref)
         self._pass_cancels()
@@ -542,6 +548,21 @@ class RayCluster:
                                  heartbeat=now)
 
 
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """RuntimeError (one line) at once when nothing listens at HOST:PORT: ray.init would
+    retry for minutes first."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise RuntimeError(f"could not connect to the Ray cluster at {address}: nothing "
+                           f"answers there ({e.strerror or e})") from None
+
+
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
+    """The first sentence of an error, under its type's name (Ray's run to paragraphs)."""
+    text = " ".join(str(e).split())
+    sentence = text.split(". ")[0].rstrip(".")[:300] if text else ""
+    return f"{type(e).__name__}: {sentence}" if sentence else type(e).__name__
