@@ -276,16 +276,19 @@ def test_cancel_reaches_a_job_on_a_worker_node(cluster, head):
 
 
 @pytest.mark.ray
-def test_a_scheduler_also_connects_by_the_heads_gcs_address(cluster, digits_home, head):
-    other = (cluster.base / "workspace-gcs").resolve()
+@pytest.mark.parametrize("form", ["gcs", "auto"])
+def test_a_scheduler_also_connects_by_gcs_address_or_auto(cluster, digits_home, head, form):
+    """HOST:PORT (what `ray start --head` prints) and auto (the cluster this machine is in:
+    Cluster, like `ray start`, records its address where ray.init("auto") looks)."""
+    address = cluster.address if form == "gcs" else "auto"
+    other = (cluster.base / f"workspace-{form}").resolve()
     shutil.copytree(digits_home, other)
-    with scheduler_on(other, cluster.address):
-        job_id = jobs.submit({**RUN, "epochs": 1}, name="ray gcs", home=other,
+    with scheduler_on(other, address):
+        job_id = jobs.submit({**RUN, "epochs": 1}, name=f"ray {form}", home=other,
                              start_scheduler=False)
         wait_until(lambda: ended(job_id), what=f"job {job_id} to end")
         job = jobs.get_job(job_id)
         assert job["status"] == "done", job["message"]
         assert [m["epoch"] for m in jobs.job_metrics(job_id)] == [1]
         assert node_of(events(job_id, "node")[0]) in short_ids(cluster.workers)
-    assert "HOST:PORT" not in (other / "scheduler.log").read_text()
-    assert cluster.address in (other / "scheduler.log").read_text()
+    assert f"Ray cluster at {address}: 3 node(s)" in (other / "scheduler.log").read_text()

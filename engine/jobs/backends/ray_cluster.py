@@ -51,7 +51,7 @@ NODE_CACHE_ENV = "STUDIO_NODE_CACHE"
 # Errors that mean the job's node or worker process went away, not that the job failed.
 NODE_LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError,
              ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError,
-             ray.exceptions.TaskCancelledError, ray.exceptions.LocalRayletDiedError)
+             ray.exceptions.LocalRayletDiedError)
 
 
 @ray.remote(num_cpus=0)
@@ -275,8 +275,9 @@ _run_on_node = ray.remote(run_on_node)
 
 class _Running:
     def __init__(self, job: dict, attempt: int, ref, resources: dict[str, float],
-                 sink) -> None:
+                 sink, dataset: tuple[str, str]) -> None:
         self.job = job
+        self.dataset = dataset
         self.attempt = attempt
         self.ref = ref
         self.resources = resources
@@ -319,6 +320,9 @@ class RayCluster:
         return len(self.jobs)
 
     def close(self) -> None:
+        if self.jobs:
+            self.log(f"{len(self.jobs)} job(s) on the Ray cluster end with this scheduler; the "
+                     "next one re-queues them to resume from their last checkpoint")
         with contextlib.suppress(Exception):
             ray.shutdown()
 
@@ -405,7 +409,7 @@ class RayCluster:
         ref = _run_on_node.options(**options).remote(
             job, attempt, files, dataset, self.channel, int(resources["CPU"]))
         self.jobs[job["id"]] = _Running(job, attempt, ref, resources,
-                                        JobSink(self.conn, job["id"]))
+                                        JobSink(self.conn, job["id"]), dataset["key"])
         what = f"{resources['CPU']:g} CPU" + (", 1 GPU" if resources["GPU"] else "")
         verb = "resumed" if job["resume"] else "started"
         with store.transaction(self.conn):
@@ -430,7 +434,7 @@ class RayCluster:
         if key not in self.datasets:
             files = _read_files(layout.dataset_dir(self.home, row["id"]), recursive=True)
             self.datasets[key] = ray.put(files)
-        return {"row": row, "files": [self.datasets[key]]}
+        return {"row": row, "files": [self.datasets[key]], "key": key}
 
     def _fail_queued(self, job: dict, reason: str, message: str) -> None:
         with store.transaction(self.conn):
@@ -483,6 +487,8 @@ class RayCluster:
         from engine.jobs.worker import _evaluate_best, _record_end
 
         run = self.jobs.pop(job_id)
+        if all(r.dataset != run.dataset for r in self.jobs.values()):
+            self.datasets.pop(run.dataset, None)  # nodes keep their copies; the store frees it
         try:
             end = ray.get(ref)
         except NODE_LOST as e:
