@@ -89,6 +89,38 @@ def test_an_unreachable_cluster_is_one_line_at_once(home):
         assert address in str(e.value) and "\n" not in str(e.value)
 
 
+def test_resources_a_job_asks_the_cluster_for(monkeypatch):
+    """CPU jobs take cluster_cpus; GPU jobs (cuda, mixed precision, auto where a GPU is free)
+    one GPU; None = wait; a job the cluster can never run is refused in words."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -r "
+                                            "requirements-cluster.txt")
+    from engine.jobs.backends.ray_cluster import RayCluster
+
+    backend = object.__new__(RayCluster)  # no connection: the cluster's view is set below
+    backend.jobs, backend.cpus_per_job = {}, 1
+    view = {"total": {"CPU": 2.0}, "free": {"CPU": 2.0}}
+    monkeypatch.setattr(ray, "cluster_resources", lambda: view["total"])
+    monkeypatch.setattr(ray, "available_resources", lambda: view["free"])
+
+    def asks(device: str, precision: str = "fp32"):
+        return backend._resources({"device": device, "config": {"precision": precision}})
+
+    assert asks("cpu") == asks("auto") == {"CPU": 1.0, "GPU": 0.0}
+    for device, precision in (("cuda:0", "fp32"), ("auto", "fp16")):
+        with pytest.raises(ValueError, match="needs a GPU; the Ray cluster has none"):
+            asks(device, precision)
+    view.update(total={"CPU": 8.0, "GPU": 2.0}, free={"CPU": 8.0, "GPU": 1.0})
+    assert asks("auto") == asks("cuda:1") == asks("auto", "bf16") == {"CPU": 1.0, "GPU": 1.0}
+    view["free"] = {"CPU": 8.0, "GPU": 0.0}
+    assert asks("auto") == {"CPU": 1.0, "GPU": 0.0}  # no GPU free: the CPU, as locally
+    assert asks("cuda:0") is None and asks("auto", "fp16") is None  # wait for a GPU
+    view["free"] = {"CPU": 0.0, "GPU": 0.0}
+    assert asks("cpu") is None
+    backend.cpus_per_job = 16
+    with pytest.raises(ValueError, match="asks for 16 CPUs"):
+        asks("cpu")
+
+
 # --- a simulated two-node cluster ----------------------------------------------------------------
 
 

@@ -312,7 +312,8 @@ class RayCluster:
         self._cancel_sent: set[str] = set()
         self._beat = 0.0
         total = ray.cluster_resources()
-        log(f"Ray cluster at {address}: {len(ray.nodes())} node(s), "
+        alive = sum(bool(n.get("Alive")) for n in ray.nodes())
+        log(f"Ray cluster at {address}: {alive} node(s), "
             f"{total.get('CPU', 0):g} CPU(s), {total.get('GPU', 0):g} GPU(s)")
 
     @property
@@ -353,8 +354,8 @@ class RayCluster:
                                  + " needs a GPU; the Ray cluster has none")
             return gpu if free["GPU"] >= 1 and free["CPU"] >= 1 else None
         if total.get("CPU", 0) < cpu["CPU"]:
-            raise ValueError(f"the job asks for {cpu['CPU']:g} CPUs (cluster_cpus); no Ray "
-                             f"node set has that many ({total.get('CPU', 0):g} in all)")
+            raise ValueError(f"the job asks for {cpu['CPU']:g} CPUs (cluster_cpus) and the "
+                             f"Ray cluster has {total.get('CPU', 0):g} in all")
         return cpu if free["CPU"] >= cpu["CPU"] else None
 
     def _free(self, total: dict[str, float]) -> dict[str, float]:
