@@ -89,6 +89,23 @@ def test_an_unreachable_cluster_is_one_line_at_once(home):
         assert address in str(e.value) and "\n" not in str(e.value)
 
 
+def test_what_the_cluster_takes_and_what_stays_local():
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -r "
+                                      "requirements-cluster.txt")
+    from engine.jobs.backends.ray_cluster import RayCluster
+
+    backend = object.__new__(RayCluster)
+
+    def takes(device="cpu", kind="train", **config):
+        return backend.takes({"kind": kind, "device": device, "config": config})
+
+    assert takes() and takes("auto") and takes("cuda:0") and takes(init_from="torchvision")
+    assert not takes(kind="task") and not takes("host")  # evaluations, exports, builds
+    assert not takes(init_from="20261130-000000-abcdef:best")  # needs the head's files
+    assert not takes(init_from="/data/weights.pt")
+    assert not takes("cuda:0,1") and not takes(devices=2)  # DDP: the local launcher's
+
+
 def test_resources_a_job_asks_the_cluster_for(monkeypatch):
     """CPU jobs take cluster_cpus; GPU jobs (cuda, mixed precision, auto where a GPU is free)
     one GPU; None = wait; a job the cluster can never run is refused in words."""

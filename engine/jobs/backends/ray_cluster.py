@@ -334,6 +334,10 @@ class RayCluster:
 
         if job.get("kind") == "task" or job["device"] == "host":
             return False
+        # One Ray task is one process on one device: data-parallel jobs over several devices
+        # (issue 20 item 1, `--devices N` or `cuda:0,1`) stay with the local launcher.
+        if "," in job["device"] or str(job["config"].get("devices") or 1) not in ("1", "0"):
+            return False
         init_from = (job["config"].get("init_from") or "").strip()
         return not (init_from and (source_job(init_from) or is_path(init_from)))
 
