@@ -320,8 +320,17 @@ def test_cancel_reaches_a_job_on_a_worker_node(cluster, head):
     job = wait_until(lambda: ended(job_id), timeout=120, what="the cancel to take effect")
     assert job["status"] == "cancelled", job["message"]
     assert "checkpoint saved" in job["message"]
-    assert len(jobs.job_metrics(job_id)) < 50
+    done = len(jobs.job_metrics(job_id))
+    assert done < 50
     assert verify(job_dir(job_id, head) / "last.pt") is True  # the stop's checkpoint came back
+    # Resumed by its user, it continues on a node from that checkpoint; cancel it once more.
+    jobs.resume(job_id, start_scheduler=False)
+    wait_until(lambda: len(events(job_id, "training")) == 2, what="the resumed run to start")
+    assert events(job_id, "training")[1].endswith(f"from epoch {done}")
+    jobs.cancel(job_id)
+    job = wait_until(lambda: ended(job_id), timeout=120, what="the second cancel")
+    assert job["status"] == "cancelled"
+    assert f"resumed at epoch {done}" in jobs.read_log(job_id)
 
 
 @pytest.mark.ray
