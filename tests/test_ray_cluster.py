@@ -190,10 +190,11 @@ def cluster(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def scheduler_on(home: Path, address: str):
+def scheduler_on(home: Path, address: str, **env_extra: str):
     """A hosted scheduler for `home` with STUDIO_CLUSTER=address, also $STUDIO_HOME here."""
     env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_CLUSTER": address,
-           "STUDIO_SCHEDULER_POLL": "0.2", "STUDIO_GPUS": "0", "STUDIO_CPU_SLOTS": "1"}
+           "STUDIO_SCHEDULER_POLL": "0.2", "STUDIO_GPUS": "0", "STUDIO_CPU_SLOTS": "1",
+           **env_extra}
     log = open(home / "scheduler.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "engine.jobs"], cwd=home, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -337,11 +338,12 @@ def test_cancel_reaches_a_job_on_a_worker_node(cluster, head):
 @pytest.mark.parametrize("form", ["gcs", "auto"])
 def test_a_scheduler_also_connects_by_gcs_address_or_auto(cluster, digits_home, head, form):
     """HOST:PORT (what `ray start --head` prints) and auto (the cluster this machine is in:
-    Cluster, like `ray start`, records its address where ray.init("auto") looks)."""
+    $RAY_ADDRESS, else the one `ray start` recorded; set here, so that another Ray cluster
+    started on this machine meanwhile cannot be the one found)."""
     address = cluster.address if form == "gcs" else "auto"
     other = (cluster.base / f"workspace-{form}").resolve()
     shutil.copytree(digits_home, other)
-    with scheduler_on(other, address):
+    with scheduler_on(other, address, RAY_ADDRESS=cluster.address if form == "auto" else ""):
         job_id = jobs.submit({**RUN, "epochs": 1}, name=f"ray {form}", home=other,
                              start_scheduler=False)
         wait_until(lambda: ended(job_id), what=f"job {job_id} to end")
