@@ -73,7 +73,7 @@ def add_scheduler_options(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(SchedulerSettings)
     for f in dataclasses.fields(SchedulerSettings):
         kind = hints[f.name]
-        kind = {int | None: int, str | None: str}.get(kind, kind)
+        kind = int if kind == (int | None) else str if kind == (str | None) else kind
         parser.add_argument(_flag(f), dest=f.name, type=kind, default=None,
                             help=f.metadata.get("help"))
 
@@ -121,10 +121,12 @@ def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> Sc
         raise ValueError("cpu_slots must be >= 0 and poll_s > 0")
     if s.cpu_threads is not None and s.cpu_threads < 1:
         raise ValueError(f"cpu_threads must be >= 1 (got {s.cpu_threads})")
-    if s.cluster is not None:
+    if s.cluster is not None and s.cluster.strip():
         from engine.jobs.backends import check_cluster_address
 
         s.cluster = check_cluster_address(s.cluster)
+    else:
+        s.cluster = None  # "" in settings.json: local workers
     if s.cluster_cpus < 1:
         raise ValueError(f"cluster_cpus must be >= 1 (got {s.cluster_cpus})")
     if s.threads_per_job < 0 or s.task_threads < 1:

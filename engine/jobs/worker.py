@@ -141,7 +141,7 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
 def train_outcome(result, cancelled: bool, signalled: str | None
                   ) -> tuple[str, str | None, str | None, dict[str, Any]]:
     """(status, reason, message, summary) to record for a TrainResult (here and on a Ray
-    node, engine/jobs/backends/ray_cluster.py)."""
+    node, engine/jobs/backends/ray_node.py)."""
     summary = result.to_dict()
     if result.status != "stopped":
         best = (result.best or {}).get("val_accuracy")
