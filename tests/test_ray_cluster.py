@@ -278,6 +278,12 @@ def test_jobs_run_on_both_nodes_and_report_to_the_heads_sqlite(cluster, head):
     with store.opened(head) as conn:
         pin = store.get_dataset(conn, "digits")["id"]
     assert all((c / "datasets" / pin / "images.npy").exists() for c in caches)
+    # The evaluation a finished job queues runs on the head, on the checkpoint that came back.
+    [evaluation] = wait_until(lambda: [t for t in jobs.list_tasks(ids[0]) if ended(t["id"])],
+                              what="the evaluation of the first job")
+    assert evaluation["status"] == "done", evaluation["message"]
+    assert evaluation["assigned_device"] == "cpu"  # a local worker, not the cluster
+    assert jobs.job_evaluations(ids[0])
 
 
 @pytest.mark.ray
