@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import store
+from engine.jobs.backends import ClusterBackend, open_cluster
 from engine.jobs.fair_share import queue_now
 from engine.jobs.paths import job_dir
 from engine.jobs.process import describe_exit, pid_alive
@@ -166,6 +167,7 @@ class Scheduler:
         self.shares: dict[str, int] = {}  # CPU job id -> the threads it was last given
         self.stopping = False
         self.lock_fd: int | None = None
+        self.cluster: ClusterBackend | None = None  # STUDIO_CLUSTER: training jobs go there
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -192,13 +194,21 @@ class Scheduler:
                  f"{'by thread budget' if slots is None else slots}, "
                  f"cpu threads {self.settings.thread_budget}, "
                  f"{self.gpus} GPU(s), {'on demand' if self.on_demand else 'hosted'}")
+        if self.settings.cluster:  # before our signal handlers: ray.init sets its own
+            try:
+                self.cluster = open_cluster(self.settings.cluster, self.home, self.conn,
+                                            self.settings.cluster_cpus, self.log)
+            except RuntimeError as e:
+                self.log(str(e))
+                return 2
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.recover()
         idle_since = time.monotonic()
         while not self.stopping:
             self.tick()
-            busy = self.children or self.adopted or store.count_jobs(self.conn, ("queued",))
+            busy = (self.children or self.adopted or (self.cluster and self.cluster.running)
+                    or store.count_jobs(self.conn, ("queued",)))
             now = time.monotonic()
             if busy:
                 idle_since = now
@@ -209,6 +219,8 @@ class Scheduler:
             time.sleep(self.settings.poll_s)
         self.log(f"scheduler {os.getpid()} exits; running workers keep going and are adopted "
                  "by the next scheduler")
+        if self.cluster is not None:
+            self.cluster.close()
         return 0
 
     def _hand_over(self) -> bool:
@@ -237,6 +249,8 @@ class Scheduler:
     # -- one pass ---------------------------------------------------------------------------
 
     def tick(self) -> None:
+        if self.cluster is not None:
+            self.cluster.poll()
         self.reap()
         self.start_queued()
         self.rebalance()
@@ -331,6 +345,9 @@ class Scheduler:
             if j["assigned_device"] == "cpu" and _kind(j) == "task":
                 usage["cpu:task"] += 1
         for job in queued:
+            if self.cluster is not None and self.cluster.takes(job):
+                self.cluster.start(job)  # when the cluster has room; else it waits queued
+                continue
             try:
                 device = self._pick(job, usage)
             except ValueError as e:

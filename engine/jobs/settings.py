@@ -2,9 +2,9 @@
 
 Defaults < `<home>/settings.json` {"scheduler": {...}} < environment (STUDIO_CPU_SLOTS,
 STUDIO_CPU_THREADS, STUDIO_THREADS_PER_JOB, STUDIO_TASK_THREADS, STUDIO_SCHEDULER_POLL,
-STUDIO_SCHEDULER_IDLE_EXIT, STUDIO_GPUS) < explicit arguments, so a host sets them once and
-tests can shorten them without touching code. The CPU thread budget's rules are in
-engine/jobs/threads.py.
+STUDIO_SCHEDULER_IDLE_EXIT, STUDIO_GPUS, STUDIO_CLUSTER, STUDIO_CLUSTER_CPUS) < explicit
+arguments, so a host sets them once and tests can shorten them without touching code. The
+CPU thread budget's rules are in engine/jobs/threads.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ _ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POL
         "cpu_threads": ("STUDIO_CPU_THREADS", int),
         "threads_per_job": ("STUDIO_THREADS_PER_JOB", int),
         "task_threads": ("STUDIO_TASK_THREADS", int),
-        "queue_order": ("STUDIO_QUEUE_ORDER", str)}
+        "queue_order": ("STUDIO_QUEUE_ORDER", str),
+        "cluster": ("STUDIO_CLUSTER", str), "cluster_cpus": ("STUDIO_CLUSTER_CPUS", int)}
 
 
 @dataclass
@@ -51,6 +52,12 @@ class SchedulerSettings:
         "help": "fair: the next job goes round-robin across users (fewest running, least "
                 "recently served), then by priority and age; fifo: first in, first out "
                 "(default fair)"})
+    # Issue 20: spread training jobs over a Ray cluster (engine/jobs/backends/ray_cluster.py).
+    cluster: str | None = field(default=None, metadata={
+        "help": "a Ray cluster to run training jobs on: ray://HOST:PORT, HOST:PORT or auto "
+                "(default: none, local worker processes)"})
+    cluster_cpus: int = field(default=1, metadata={
+        "help": "CPUs a CPU training job asks the Ray cluster for (default 1)"})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -72,7 +79,7 @@ def add_scheduler_options(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(SchedulerSettings)
     for f in dataclasses.fields(SchedulerSettings):
         kind = hints[f.name]
-        kind = int if kind == (int | None) else kind
+        kind = int if kind == (int | None) else str if kind == (str | None) else kind
         parser.add_argument(_flag(f), dest=f.name, type=kind, default=None,
                             choices=f.metadata.get("choices"), help=f.metadata.get("help"))
 
@@ -122,6 +129,14 @@ def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> Sc
         raise ValueError(f"cpu_threads must be >= 1 (got {s.cpu_threads})")
     if s.queue_order not in ("fair", "fifo"):
         raise ValueError(f"queue_order must be fair or fifo, not {s.queue_order!r}")
+    if s.cluster is not None and s.cluster.strip():
+        from engine.jobs.backends import check_cluster_address
+
+        s.cluster = check_cluster_address(s.cluster)
+    else:
+        s.cluster = None  # "" in settings.json: local workers
+    if s.cluster_cpus < 1:
+        raise ValueError(f"cluster_cpus must be >= 1 (got {s.cluster_cpus})")
     if s.threads_per_job < 0 or s.task_threads < 1:
         raise ValueError("threads_per_job must be >= 0 (0 = an even share) and "
                          "task_threads >= 1")

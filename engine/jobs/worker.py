@@ -135,6 +135,13 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
     for m in result.history:
         if m["epoch"] not in have:
             store.put_metrics(conn, job["id"], m)
+    return train_outcome(result, watcher.cancelled, watcher.signalled)
+
+
+def train_outcome(result, cancelled: bool, signalled: str | None
+                  ) -> tuple[str, str | None, str | None, dict[str, Any]]:
+    """(status, reason, message, summary) to record for a TrainResult (here and on a Ray
+    node, engine/jobs/backends/ray_node.py)."""
     summary = result.to_dict()
     if result.status != "stopped":
         best = (result.best or {}).get("val_accuracy")
@@ -143,9 +150,9 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
             f", best val accuracy {best:.4f}" if best is not None else "")
         return "done", None, note, summary
     where = f"at epoch {result.epochs_completed}; checkpoint saved, resume continues from there"
-    if watcher.cancelled:
+    if cancelled:
         return "cancelled", "cancelled", f"cancelled {where}", summary
-    return "interrupted", "signal", f"stopped by {watcher.signalled} {where}", summary
+    return "interrupted", "signal", f"stopped by {signalled} {where}", summary
 
 
 def check_pinned_dataset(job_id: str, dataset: str, home) -> None:
