@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from engine import jobs, store  # noqa: E402
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402

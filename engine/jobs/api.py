@@ -30,6 +30,7 @@ from engine.jobs.paths import (
 )
 from engine.jobs.scheduler import ensure_scheduler
 from engine.jobs.status import ENDED, STATUSES, parse_device, resumable
+from engine.jobs.task_queue import queue_task
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
     from engine.training.config import TrainConfig
@@ -205,16 +206,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
             if task in WRITES_PARENT:  # its results land in the parent's folder and rows
                 check_may_write(parent_job, owner, WRITES_PARENT[task])
             parent = parent_job["id"]
-        job_id = new_job_id()
-        now = time.time()
-        if owner:
-            store.ensure_user(conn, owner)
-        store.insert_job(conn, {
-            "id": job_id, "name": name or task, "owner": owner, "status": "queued",
-            "device": device, "kind": "task", "parent": parent, "created": now, "queued": now,
-            "config": {"task": task, "params": {**params, "job": parent} if parent else params}})
-        store.add_event(conn, job_id, "submitted", f"{task} by {owner or 'local user'}"
-                        + (f" for job {parent}" if parent else ""))
+        job_id = queue_task(conn, task, params, owner, name, parent=parent, device=device)
     if start_scheduler:
         _start_scheduler(home, [job_id])
     return job_id

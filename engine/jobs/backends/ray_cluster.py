@@ -203,8 +203,8 @@ class RayCluster:
         """The job's dataset row and its files in the object store (put once per scheduler,
         nested in a list so a node fetches them only when its cache lacks them)."""
         from engine.datasets import DatasetError, layout
+        from engine.jobs.endings import check_pinned_dataset
         from engine.jobs.paths import pinned_dataset
-        from engine.jobs.worker import check_pinned_dataset
 
         check_pinned_dataset(job["id"], job["config"]["dataset"], self.home)
         pin = pinned_dataset(job["id"], self.home)
@@ -265,7 +265,7 @@ class RayCluster:
                 self.log(f"job {job_id}: a {kind} report was not recorded: {e}")
 
     def _ended(self, job_id: str, ref) -> None:
-        from engine.jobs.worker import _evaluate_best, _record_end
+        from engine.jobs.endings import evaluate_best, record_end
 
         run = self.jobs.pop(job_id)
         if all(r.dataset != run.dataset for r in self.jobs.values()):
@@ -277,19 +277,19 @@ class RayCluster:
             return
         except ray.exceptions.RayError as e:
             message = f"the job's Ray task failed: {_first_line(e)}"
-            _record_end(self.conn, job_id, "failed", "error", message, None)
+            record_end(self.conn, job_id, "failed", "error", message, None)
             self.log(f"job {job_id} failed: {message}")
             return
         have = {m["epoch"] for m in store.get_metrics(self.conn, job_id)}
         for m in end["history"]:  # epochs whose report the channel lost (none, normally)
             if m["epoch"] not in have:
                 store.put_metrics(self.conn, job_id, m)
-        _record_end(self.conn, job_id, end["status"], end["reason"], end["message"],
+        record_end(self.conn, job_id, end["status"], end["reason"], end["message"],
                     end["result"])
         self.log(f"job {job_id} ended on node {end['node']['ip']} "
                  f"({end['node']['id'][:8]}): {end['status']}")
         if end["status"] == "done":
-            _evaluate_best(run.job, self.home)
+            evaluate_best(run.job, self.home)
 
     def _requeue(self, run: _Running, why: str) -> None:
         """The job's node (or its worker process) died: back to the queue, to resume from the

@@ -172,7 +172,7 @@ def run_on_node(job: dict[str, Any], attempt: int, files: dict[str, bytes],
     """One training job on this node (a Ray task): trains in the node's cache workspace,
     reports through the channel, and returns how it ended (never raises for a job's own
     failure, so the head tells those from a lost node)."""
-    from engine.jobs.worker import _failure, _log, check_pinned_dataset, train_outcome
+    from engine.jobs.endings import check_pinned_dataset, failure_of, log_line, train_outcome
 
     ctx = ray.get_runtime_context()
     node = {"id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(),
@@ -201,9 +201,9 @@ def run_on_node(job: dict[str, Any], attempt: int, files: dict[str, bytes],
         history = result.history
         status, reason, message, summary = train_outcome(result, cancel.cancelled, None)
     except Exception as e:  # noqa: BLE001 - every ending is reported to the head
-        status, (reason, message), summary = "failed", _failure(e), None
+        status, (reason, message), summary = "failed", failure_of(e), None
         if reason != "diverged":
-            _log(run_dir, f"failed ({reason}) on node {node['ip']}: {message}")
+            log_line(run_dir, f"failed ({reason}) on node {node['ip']}: {message}")
     last = sink.ship() or sink.send("files", {})
     ray.get(last)  # every report is in the channel before the head sees this task end
     shutil.rmtree(run_dir, ignore_errors=True)
