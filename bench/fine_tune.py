@@ -28,14 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 AT_EPOCHS = (1, 2, 5)
 
 
-def held_out(run_dir: Path, epoch: int, home: Path) -> float:
+def held_out(run_dir: Path, epoch: int, home: Path, dataset: str = "digits",
+             network: str = "lenet") -> float:
     """Test-split accuracy of the run's checkpoint after `epoch` epochs."""
     from engine.networks import build_network
     from engine.training.trainer import network_spec
 
     ckpt = load_checkpoint(run_dir / "checkpoints" / f"epoch-{epoch:04d}.pt")
-    ds = open_dataset("digits", home=home)
-    model = build_network(network_spec("lenet"), tuple(ds.shape), ds.num_classes)
+    ds = open_dataset(dataset, home=home)
+    model = build_network(network_spec(network), tuple(ds.shape), ds.num_classes)
     model.load_state_dict(ckpt["model"])
     split = Split(ds.images, ds.labels, ds.split("test"), torch.device("cpu"))
     norm = ds.contract.torch_normalizer("cpu")

@@ -1,7 +1,7 @@
 """Roles for a hosted class: an instructor (administers the class: sees every job, dataset and
 board, cancels or deletes any job, sets quotas) or a student (sees and changes only their own
 work and what is shared with them). A user is a student unless made an instructor, by
-`studio users role NAME instructor` or, for a host's first instructor, STUDIO_INSTRUCTORS
+`studio accounts role NAME instructor` or, for a host's first instructor, STUDIO_INSTRUCTORS
 (comma-separated names)."""
 
 from __future__ import annotations
