@@ -16,6 +16,28 @@ VIDEO_PLAYING = ("() => { const v = document.querySelector('video'); "
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
+def take_picture(page, take, then: str) -> None:
+    """Take a picture and wait for the page to count it, then clear the camera for the next.
+    While the camera restarts after a clear (slow under load) a click can be lost: a user
+    clicks again, and so does this."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        # Chromium pauses a muted video scrolled out of view: look at it, as a user does.
+        page.locator("video").scroll_into_view_if_needed()
+        page.wait_for_function(VIDEO_PLAYING)  # the fake stream is on
+        take.click()
+        try:
+            page.get_by_text(then).wait_for(timeout=40_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    else:
+        raise AssertionError(f"three pictures taken, never {then!r}")
+    page.get_by_role("button", name="Clear photo").click()
+    take.wait_for()
+
+
 def test_camera_pictures_reach_the_dataset(home, digits_home):
     need_chromium()
     from playwright.sync_api import sync_playwright
@@ -36,13 +58,7 @@ def test_camera_pictures_reach_the_dataset(home, digits_home):
             page.get_by_text("Take pictures with the camera").click()
             take = page.get_by_role("button", name="Take Photo")
             for n in (1, 2):
-                # Chromium pauses a muted video scrolled out of view: look at it, as a user does.
-                page.locator("video").scroll_into_view_if_needed()
-                page.wait_for_function(VIDEO_PLAYING)  # the fake stream is on
-                take.click()
-                page.get_by_text(f"{n} picture(s) taken").wait_for()
-                page.get_by_role("button", name="Clear photo").click()
-                take.wait_for()
+                take_picture(page, take, f"{n} picture(s) taken")
             screenshot(page, "camera-01-taken")
             page.get_by_role("button", name="Make the new version (2 images)").click()
             page.get_by_text("Made 'digits v2'").wait_for()
@@ -112,13 +128,8 @@ def test_a_new_dataset_from_camera_pictures_alone(jobs_home):
                 box.press("Enter")
                 page.get_by_text(f"A picture of class '{label}'").wait_for()
                 for _ in range(2):
-                    page.locator("video").scroll_into_view_if_needed()
-                    page.wait_for_function(VIDEO_PLAYING)
-                    take.click()
                     taken += 1
-                    page.get_by_text(f"{taken} picture(s) taken").wait_for()
-                    page.get_by_role("button", name="Clear photo").click()
-                    take.wait_for()
+                    take_picture(page, take, f"{taken} picture(s) taken")
             page.get_by_label("Dataset name").fill("my camera set")
             page.get_by_label("Dataset name").press("Enter")
             page.get_by_role("button", name="Create dataset (4 pictures)").click()
