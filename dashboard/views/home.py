@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav, widgets
+from dashboard.views import gpu_panel
 from engine import jobs
 from engine.datasets import list_datasets
 from engine.jobs.progress import epoch_position
@@ -150,5 +151,7 @@ def render() -> None:
     c[1].metric("Jobs", len(all_jobs))
     c[2].metric("Running", sum(j["status"] == "running" for j in all_jobs))
     c[3].metric("Queued", sum(j["status"] == "queued" for j in all_jobs))
+    st.subheader("GPUs")
+    st.fragment(gpu_panel.render, run_every=gpu_panel.POLL_S)()
     jobs_table(all_jobs)
     datasets_table(datasets)

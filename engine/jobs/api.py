@@ -28,7 +28,7 @@ from engine.jobs.paths import (
     pin_dataset,
 )
 from engine.jobs.scheduler import ensure_scheduler
-from engine.jobs.status import ENDED, STATUSES, parse_device, resumable
+from engine.jobs.status import ENDED, STATUSES, resumable
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
     from engine.training.config import TrainConfig
@@ -89,10 +89,7 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
 
     raw = config.to_dict() if isinstance(config, TrainConfig) else copy.deepcopy(dict(config))
     cfg = TrainConfig.from_dict(raw).validate()
-    try:
-        parse_device(cfg.device)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    _check_devices(cfg, home)  # the device strings parse: validate() checked them
     with store.opened(home) as conn:
         ds = store.get_dataset(conn, cfg.dataset)
     if ds is None:
@@ -106,6 +103,24 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
 
         cfg.init_from = resolve_source(cfg.init_from, home)[0]
     return cfg
+
+
+def _check_devices(cfg: TrainConfig, home: Home) -> None:
+    """A job asking for more devices than this machine has is refused at once, with why."""
+    from engine.jobs.placement import refusal
+    from engine.jobs.settings import load_settings
+    from engine.jobs.status import parse_devices
+    from engine.training import ConfigError
+
+    req = parse_devices(cfg.device, cfg.devices)  # validated: it parses
+    if req.count == 1:
+        return
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    why = refusal(req, gpus, load_settings(home), cfg.precision)
+    if why:
+        raise ConfigError(why)
 
 
 def _home_of(conn: sqlite3.Connection) -> str:

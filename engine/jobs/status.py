@@ -55,8 +55,8 @@ class DeviceRequest(NamedTuple):
 def parse_devices(device: str, count: int = 1) -> DeviceRequest:
     """The devices a training asks for, from its `device` and `devices` settings: 'cuda:0,1'
     names GPUs, 'cpu:N' asks for N CPU processes (gloo ranks, for testing data parallelism),
-    and `count` > 1 with 'auto', 'cpu' or 'cuda' asks for that many (cuda: cuda:0..N-1; auto:
-    any N free GPUs, or N CPU processes on a machine without one). ValueError if they
+    and `count` > 1 with 'auto', 'cpu' or 'cuda' asks for that many (cuda: any N GPUs; auto:
+    N GPUs, or N CPU processes on a machine without one). ValueError if they
     disagree or cannot be read."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1024:
         raise ValueError(f"devices must be a whole number from 1 to 1,024, not {count!r}")
@@ -77,6 +77,8 @@ def parse_devices(device: str, count: int = 1) -> DeviceRequest:
         named = req.count
     else:
         single = parse_device(device)
+        if device == "cuda" and count > 1:  # any `count` free GPUs
+            return DeviceRequest("cuda", count, None)
         if single.startswith("cuda:"):
             index = int(single[5:])
             if count > 1 and device != "cuda":
