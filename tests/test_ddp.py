@@ -288,3 +288,25 @@ def test_new_model_offers_the_gpu_count_where_several_gpus_exist(home, monkeypat
     assert not at.exception, at.exception
     if not torch.cuda.is_available():  # the GPUs were pretend: submitting says why it cannot
         assert any("asks for 2 GPUs, but this machine has none" in e for e in errors(at))
+
+
+def test_a_stopped_two_rank_job_resumes_on_one_device(jobs_home, monkeypatch):
+    from engine.jobs import api
+    from engine.jobs.progress import _device_wait
+
+    monkeypatch.setenv("STUDIO_CPU_THREADS", "2")
+    monkeypatch.setenv("STUDIO_CPU_SLOTS", "2")
+    job_id = api.submit({"dataset": "digits", "device": "cpu:2"}, home=jobs_home,
+                        start_scheduler=False)
+    job = api.get_job(job_id, home=jobs_home)
+    running = [{"assigned_device": "cpu"}]
+    assert _device_wait(job, running, {"devices": ["cpu"], "settings": {}}, jobs_home) == \
+        "2 CPU slots at once (1 busy)"
+    with store.opened(jobs_home) as conn:
+        store.update_job(conn, job_id, status="cancelled")
+    with pytest.raises(ConfigError, match="asks for 3 CPU processes"):
+        api.resume(job_id, home=jobs_home, start_scheduler=False, devices=3)
+    api.resume(job_id, home=jobs_home, start_scheduler=False, devices=1)
+    job = api.get_job(job_id, home=jobs_home)
+    assert job["status"] == "queued" and job["device"] == "cpu"
+    assert job["config"]["device"] == "cpu" and job["config"]["devices"] == 1

@@ -350,9 +350,11 @@ def cancel(job_id: str, user: str | None = None, home: Home = None) -> str:
 
 
 def resume(job_id: str, user: str | None = None, home: Home = None, *,
-           start_scheduler: bool = True) -> None:
+           start_scheduler: bool = True, device: str | None = None,
+           devices: int | None = None) -> None:
     """Queue an interrupted, cancelled (or failed, with a checkpoint) job again; its worker
-    continues from the last checkpoint with optimizer, schedule and RNG state."""
+    continues from the last checkpoint with optimizer, schedule and RNG state. `device` /
+    `devices` move it to other devices: a checkpoint continues on any number of them."""
     checkpoint = None
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
@@ -367,13 +369,29 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
         if not resumable(job["kind"], job["status"], checkpoint):
             why = "it has no checkpoint" if job["status"] == "failed" else f"it is {job['status']}"
             raise JobError(f"job {job['id']} cannot be resumed: {why}")
+        moved = {}
+        if device is not None or devices is not None:
+            moved = _moved(job, device, devices, home)
         store.update_job(conn, job["id"], status="queued", queued=time.time(), resume=checkpoint,
-                         cancel_requested=False, finished=None, reason=None, message=None)
+                         cancel_requested=False, finished=None, reason=None, message=None,
+                         **moved)
         store.add_event(conn, job["id"], "resumed",
                         "re-queued; continues from its last checkpoint" if checkpoint
                         else "re-queued; no checkpoint yet, so it starts over")
     if start_scheduler:
         _start_scheduler(home, [job["id"]])
+
+
+def _moved(job: dict, device: str | None, devices: int | None, home: Home) -> dict[str, Any]:
+    """The job row's device and config for other devices, checked as a submit is."""
+    from engine.training import TrainConfig
+
+    config = dict(job["config"])
+    config["device"] = device if device is not None else config["device"].split(":")[0]
+    config["devices"] = devices or 1
+    cfg = TrainConfig.from_dict(config).validate()
+    _check_devices(cfg, home)
+    return {"device": cfg.device, "config": cfg.to_dict()}
 
 
 def _merge(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
