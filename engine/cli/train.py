@@ -149,8 +149,8 @@ def cmd_train(a: argparse.Namespace) -> dict:
         changed = sorted(set(given_options(a)) - {"epochs", "device", "devices"})
         if changed:
             raise CliError("--resume continues the run with its saved settings; only --epochs "
-                           "and the devices may change "
-                           f"(not --{changed[0].replace('_', '-')})")
+                           f"may change (not --{changed[0].replace('_', '-')}), and --device "
+                           "or --devices to continue on other devices")
         cfg = TrainConfig.from_dict(saved)
         if a.epochs is not None:
             cfg.epochs = max(cfg.epochs, a.epochs)
