@@ -310,3 +310,27 @@ def test_a_stopped_two_rank_job_resumes_on_one_device(jobs_home, monkeypatch):
     job = api.get_job(job_id, home=jobs_home)
     assert job["status"] == "queued" and job["device"] == "cpu"
     assert job["config"]["device"] == "cpu" and job["config"]["devices"] == 1
+
+
+def test_the_torchrun_command_of_the_readme_trains(digits_home, tmp_path):
+    """The multi-node command with one node: torchrun's c10d rendezvous, 2 ranks, the same
+    training entry point; rank 0 writes the run and prints its result."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    config, out = tmp_path / "config.json", tmp_path / "run"
+    config.write_text(json.dumps(TrainConfig(**{**RUN, "augment": AugmentConfig(),
+                                                "epochs": 1}).to_dict()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", "test",
+         "-m", "engine.training.distributed", "--config", str(config), "--out", str(out)],
+        env={**os.environ, "STUDIO_HOME": str(digits_home), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    assert result["status"] == "done" and result["epochs_completed"] == 1
+    assert "2 cpu ranks (DDP, gloo)" in (out / "log.txt").read_text()
+    assert json.loads((out / "config.json").read_text())["devices"] == 2
