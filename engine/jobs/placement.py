@@ -29,7 +29,8 @@ def refusal(req: DeviceRequest, gpus: int, settings: SchedulerSettings,
     if on_gpus:
         wanted = req.gpus if req.gpus is not None else tuple(range(req.count))
         if gpus < req.count or max(wanted) >= gpus:
-            return (f"this job asks for {req.count} GPUs ({req.label}), but this machine has "
+            named = f" ({req.label})" if req.gpus is not None else ""
+            return (f"this job asks for {req.count} GPUs{named}, but this machine has "
                     f"{gpus}; ask for {gpus} or fewer" if gpus else
                     f"this job asks for {req.count} GPUs, but this machine has none; use "
                     f"cpu:{req.count} for {req.count} CPU processes")

@@ -91,9 +91,12 @@ def rank_devices(req: DeviceRequest) -> list[str]:
         return ["cpu"] * req.count
     indices = req.gpus if req.gpus is not None else tuple(range(req.count))
     if max(indices) >= gpus:
-        raise ConfigError(f"this job asks for {req.count} GPUs ({req.label}), but this machine "
-                          f"has {gpus}; use --devices {gpus} or fewer"
-                          + (", or cpu:N for N CPU processes" if gpus < 2 else ""))
+        named = f" ({req.label})" if req.gpus is not None else ""
+        if gpus == 0:
+            raise ConfigError(f"this job asks for {req.count} GPUs, but this machine has "
+                              f"none; use cpu:{req.count} for {req.count} CPU processes")
+        raise ConfigError(f"this job asks for {req.count} GPUs{named}, but this machine "
+                          f"has {gpus}; ask for {gpus} or fewer")
     return [f"cuda:{i}" for i in indices]
 
 
