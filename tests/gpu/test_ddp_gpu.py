@@ -23,7 +23,7 @@ RUN = dict(dataset="mnist-sample", network=TINY, epochs=1, lr=0.05, batch_size=6
 
 
 def test_more_gpus_than_exist_are_refused(mnist_sample_home, tmp_path):
-    with pytest.raises(ConfigError, match=f"asks for {GPUS + 1} GPUs .* this machine has {GPUS}"):
+    with pytest.raises(ConfigError, match=f"asks for {GPUS + 1} GPUs.*this machine has {GPUS}"):
         run_training(TrainConfig(**RUN, device="cuda", devices=GPUS + 1), tmp_path / "x",
                      home=mnist_sample_home)
 
