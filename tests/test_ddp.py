@@ -107,6 +107,11 @@ def test_a_rank_error_reaches_the_caller_with_its_words(digits_home, tmp_path):
 def test_train_alone_refuses_several_devices(digits_home, tmp_path):
     with pytest.raises(ConfigError, match="run_training"):
         train(TrainConfig(**RUN, device="cpu:2"), tmp_path / "x", home=digits_home)
+    if not torch.cuda.is_available():  # in the foreground too, before any rank starts
+        with pytest.raises(ConfigError, match="asks for 2 GPUs, but this machine has none; "
+                                              "use cpu:2 for 2 CPU processes"):
+            run_training(TrainConfig(**RUN, device="cuda", devices=2), tmp_path / "y",
+                         home=digits_home)
 
 
 def test_ranks_share_every_global_batch_exactly():
