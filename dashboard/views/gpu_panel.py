@@ -38,12 +38,30 @@ def gpu_rows(sample: dict[str, Any], only: list[int] | None = None) -> list[dict
     return rows
 
 
-def render(only: list[int] | None = None) -> None:
-    """The panel (its own small fragment's worth of work: one file read)."""
+def _sample() -> dict[str, Any] | None:
     try:
-        sample = panel_data()
+        return panel_data()
     except Exception as e:  # noqa: BLE001 - the panel never breaks a page
         st.caption(f"GPU panel unavailable: {e}")
+        return None
+
+
+def render_live() -> None:
+    """Home's panel: redrawn every POLL_S while there are GPUs to watch; a machine without
+    one says so once (no polling)."""
+    sample = _sample()
+    if sample is None:
+        return
+    if sample.get("gpus") or sample.get("waiting"):
+        st.fragment(render, run_every=POLL_S)()
+    else:
+        render(sample=sample)
+
+
+def render(only: list[int] | None = None, sample: dict[str, Any] | None = None) -> None:
+    """The panel (a fragment's worth of work: one file read)."""
+    sample = sample or _sample()
+    if sample is None:
         return
     if sample.get("waiting"):
         st.caption("GPUs: waiting for the scheduler's first sample…")

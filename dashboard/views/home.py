@@ -152,6 +152,6 @@ def render() -> None:
     c[2].metric("Running", sum(j["status"] == "running" for j in all_jobs))
     c[3].metric("Queued", sum(j["status"] == "queued" for j in all_jobs))
     st.subheader("GPUs")
-    st.fragment(gpu_panel.render, run_every=gpu_panel.POLL_S)()
+    gpu_panel.render_live()
     jobs_table(all_jobs)
     datasets_table(datasets)
