@@ -68,8 +68,10 @@ def render(only: list[int] | None = None, sample: dict[str, Any] | None = None) 
         return
     rows = gpu_rows(sample, only)
     if not sample.get("gpus"):
-        st.caption(f"**No GPU**: {sample.get('error') or 'none found'}. "
-                   "Training runs on the CPU.")
+        error = sample.get("error") or "none found"
+        st.caption(f"**No GPU readings**: {error}."
+                   + (" Training runs on the CPU." if "not installed" not in error else
+                      " Install it (requirements.txt) to see the GPUs here."))
         return
     if not rows:
         st.caption("None of this job's GPUs is in the latest sample.")
