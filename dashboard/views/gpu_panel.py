@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from engine.jobs.gpu_stats import panel_data
+from engine.jobs.scheduler import scheduler_alive
 
 GIB = 1024**3
 POLL_S = 2.0  # how often a page redraws the panel (the scheduler samples as often)
@@ -40,7 +41,7 @@ def gpu_rows(sample: dict[str, Any], only: list[int] | None = None) -> list[dict
 
 def _sample() -> dict[str, Any] | None:
     try:
-        return panel_data()
+        return panel_data(None, scheduler_alive())
     except Exception as e:  # noqa: BLE001 - the panel never breaks a page
         st.caption(f"GPU panel unavailable: {e}")
         return None

@@ -103,14 +103,10 @@ def read_samples(home: str | os.PathLike | None = None) -> dict[str, Any] | None
         return None
 
 
-def panel_data(home: str | os.PathLike | None = None,
-               scheduler_running: bool | None = None) -> dict[str, Any]:
-    """What the GPU panel shows: the scheduler's latest sample; with no scheduler running, a
-    sample taken now. Adds "stale": True when the scheduler's sample is old."""
-    if scheduler_running is None:
-        from engine.jobs.scheduler import scheduler_alive
-
-        scheduler_running = scheduler_alive(home)
+def panel_data(home: str | os.PathLike | None, scheduler_running: bool) -> dict[str, Any]:
+    """What the GPU panel shows: the scheduler's latest sample; with no scheduler running
+    (engine.jobs.scheduler_alive), a sample taken now. Adds "stale": True when the scheduler's
+    sample is old."""
     sample = read_samples(home)
     if scheduler_running:
         if sample is None:

@@ -27,7 +27,6 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,45 +35,11 @@ import torch.distributed as dist
 
 from engine.jobs.status import DeviceRequest, parse_devices
 from engine.training.config import ConfigError, TrainConfig
+from engine.training.ranks import Ranks, dist_backend
 from engine.training.sink import MetricsSink
 
 # A rank's hooks: given its rank, the sink (used on rank 0 only) and its should_stop.
 RankSetup = Callable[[int], tuple[MetricsSink | None, Callable[[], bool] | None]]
-
-
-@dataclass
-class Ranks:
-    """This process's place in a data-parallel run."""
-
-    rank: int
-    world: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def shard(self, n: int) -> slice:
-        """This rank's contiguous part of a global batch of n (sizes differ by at most 1)."""
-        return slice(n * self.rank // self.world, n * (self.rank + 1) // self.world)
-
-    def all_sum(self, values: torch.Tensor) -> torch.Tensor:
-        """The element-wise sum over ranks (a new tensor on this rank's device)."""
-        out = values.detach().clone().to(self.device)
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
-
-    def any_flags(self, flags: list[bool]) -> list[bool]:
-        """Each flag true on any rank: the way ranks agree to stop or report at a step."""
-        t = torch.tensor([float(f) for f in flags], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
-
-    def barrier(self) -> None:
-        if self.device.type == "cuda":
-            dist.barrier(device_ids=[self.device.index])
-        else:
-            dist.barrier()
 
 
 def device_count(cfg: TrainConfig) -> int:
@@ -152,7 +117,7 @@ def rank_main(payload: dict[str, Any], setup: RankSetup | None = None) -> Any:
     """One rank: join the process group the launcher set up (RANK, WORLD_SIZE, MASTER_ADDR in
     the environment), train, leave. Returns rank 0's TrainResult (None on the others), or the
     exception that ended the rank (so the launcher's caller can raise it with its type)."""
-    from engine.training.trainer import dist_backend, train
+    from engine.training.trainer import train
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", rank))

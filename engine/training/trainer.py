@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +28,10 @@ from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.config import ConfigError, TrainConfig
 from engine.training.data import Split
 from engine.training.init import start_weights
+from engine.training.ranks import Ranks, dist_backend
 from engine.training.schedules import lr_factor
 from engine.training.sink import MetricsSink
 from engine.workspace import atomic_write_json
-
-if TYPE_CHECKING:
-    from engine.training.distributed import Ranks
 
 PROGRESS_INTERVAL_S = 0.5  # bounded rate of on_progress calls
 WARMUP_STEPS = 3  # steps left out of the speed (and so the ETA): first-batch costs, caches
@@ -455,11 +453,6 @@ def _restore(run_dir, model, optimizer, scaler, gen, device, state) -> dict:
     if restored.get("perm") is not None:
         restored["perm"] = restored["perm"].cpu()
     return {**state, **restored}
-
-
-def dist_backend(device: torch.device) -> str:
-    """The torch.distributed backend for a device: NCCL between GPUs, gloo on the CPU."""
-    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def format_epoch(m: dict[str, Any]) -> str:
