@@ -279,6 +279,40 @@ def onnxruntime_cuda(ctx: Context) -> dict[str, Any]:
     return {"batch": 64, **out}
 
 
+def visible_gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+# The 1-vs-N-GPU row's limit where it runs (2 or more GPUs: N ranks started, NCCL, 5 epochs);
+# on a machine with fewer it only says why not, so it takes nothing from the one-GPU budget.
+DDP_LIMIT_S = 45 if visible_gpus() >= 2 else 5
+
+
+def train_ddp(ctx: Context) -> dict[str, Any]:
+    """LeNet on every GPU at once (DDP: one rank per GPU, NCCL, the same global batch 64)
+    against train-fp32 on one GPU in this run: images/s, the ratio, held-out accuracy."""
+    from engine.training import TrainConfig
+    from engine.training.distributed import run_training
+
+    gpus = visible_gpus()
+    if not on_gpu(ctx.device) or gpus < 2:
+        raise StageSkipped(f"{gpus} GPU" + ("" if gpus == 1 else "s")
+                           + " (the 1-vs-N-GPU row needs 2 or more)")
+    one = ctx.results["train-fp32"]
+    cfg = TrainConfig(dataset="mnist-sample", network="lenet", epochs=one["epochs"], lr=0.01,
+                      seed=0, device="cuda", devices=gpus)
+    started = time.perf_counter()
+    result = run_training(cfg, ctx.tmp / "run-ddp", home=ctx.home)
+    wall = time.perf_counter() - started
+    rates = [round(m["images_per_s"]) for m in result.history]
+    return {"gpus": gpus, "global_batch": 64, "wall_s": round(wall, 2),
+            "images_per_s_best_epoch": max(rates), "images_per_s_per_epoch": rates,
+            "one_gpu_images_per_s_best_epoch": one["images_per_s_best_epoch"],
+            "n_vs_1": round(max(rates) / one["images_per_s_best_epoch"], 2),
+            "held_out_accuracy": (result.held_out or {}).get("accuracy"),
+            "one_gpu_held_out_accuracy": one["held_out_accuracy"]}
+
+
 BENCH_BATCHES = (1, 64, 256)
 
 
@@ -310,6 +344,8 @@ STAGES = [
     Stage("train-fp16", 15, train_stage("train-fp16", "fp16"), ("setup",), "fp16 + scaler"),
     Stage("train-compile", 60, train_stage("train-compile", compile=True), ("setup",),
           "torch.compile (cold compile included)"),
+    Stage("train-ddp", DDP_LIMIT_S, train_ddp, ("train-fp32",),
+          "LeNet on all N GPUs (DDP) vs train-fp32 on one; skipped: 1 GPU"),
     Stage("time-to-98", 35, time_to_accuracy, ("setup",),
           "CLI to held-out result, CUDA and CPU baseline"),
     Stage("concurrent", 25, concurrent_jobs, ("setup",), "two trainings at once on cuda:0"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a machine with an NVIDIA GPU, run in one go: every GPU figure first
-# (bench/gpu_check.py: training in fp32/bf16/fp16/torch.compile, time to 98% held-out, two jobs
-# on one GPU, a scheduler job on cuda:0, evaluation, ONNX Runtime CUDA, the inference table),
+# (bench/gpu_check.py: training in fp32/bf16/fp16/torch.compile, 1 GPU vs all of them (DDP;
+# "skipped: 1 GPU" on one), time to 98% held-out, two jobs on one GPU, a scheduler job on
+# cuda:0, evaluation, ONNX Runtime CUDA, the inference table),
 # then the GPU-only tests, then the engine-vs-DataLoader training throughput.
 # Usage: bash bench/gpu_check.sh [OUT_DIR]      (bash bench/gpu_check.sh --plan: the plan only)
 # Results (gpu_check.json after every stage, gpu_check.md, the tests' log and junit xml, the
@@ -39,10 +40,18 @@ STEPS=(
 )
 # A step's limit; GPU_CHECK_LIMIT_<STEP> (e.g. GPU_CHECK_LIMIT_PREFLIGHT=120) overrides it, for
 # a machine much slower than the GPU machine (a busy CPU box importing torch).
+# With 2 or more GPUs the 1-vs-N-GPU training row runs (gpu_check.py's train-ddp: 45 s, not
+# the 5 s it takes to say "skipped: 1 GPU"): the figures step gets the 40 s more.
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 limit_of() {
   local s override="GPU_CHECK_LIMIT_${1^^}"
   if [ -n "${!override:-}" ]; then echo "${!override}"; return; fi
-  for s in "${STEPS[@]}"; do [ "${s%%|*}" = "$1" ] && { s=${s#*|}; echo "${s%%|*}"; }; done
+  for s in "${STEPS[@]}"; do
+    [ "${s%%|*}" = "$1" ] || continue
+    s=${s#*|}; s=${s%%|*}
+    [ "$1" = figures ] && [ "${GPUS:-0}" -ge 2 ] && s=$((s + 40))
+    echo "$s"
+  done
 }
 print_plan() {
   local s total=0 name rest limit

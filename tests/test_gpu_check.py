@@ -164,3 +164,23 @@ def test_gpu_check_with_a_faked_cuda_records_the_failure_and_writes_its_files(
     assert data["stages"]["train-fp32"]["status"] == "skipped"
     assert data["stages"]["onnxruntime-cuda"]["error"] == "needs train-fp32, which did not finish"
     assert "| setup | error |" in (out / "gpu_check.md").read_text()
+
+
+def test_the_one_vs_n_gpu_row_says_skipped_on_one_gpu(gpu_check, stage_runner, monkeypatch,
+                                                       tmp_path):
+    monkeypatch.setattr(gpu_check, "visible_gpus", lambda: 1)
+    ctx = gpu_check.Context(tmp_path, device="cuda")
+    with pytest.raises(stage_runner.StageSkipped, match=r"^1 GPU \(the 1-vs-N-GPU row"):
+        gpu_check.train_ddp(ctx)
+    assert "train-ddp" in [s.name for s in gpu_check.STAGES]
+
+
+def test_several_gpus_give_the_figures_step_the_ddp_row_time(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: a)'\n"
+                                     "echo 'GPU 1: NVIDIA H200 (UUID: b)'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    proc = run_script("--plan", env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^  figures\s+350 s", proc.stdout, re.M)

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav, session, widgets
+from dashboard.views import gpu_panel
 from engine import jobs
 from engine.datasets import list_datasets
 from engine.jobs.progress import epoch_position
@@ -151,5 +152,7 @@ def render() -> None:
     c[1].metric("Jobs", len(all_jobs))
     c[2].metric("Running", sum(j["status"] == "running" for j in all_jobs))
     c[3].metric("Queued", sum(j["status"] == "queued" for j in all_jobs))
+    st.subheader("GPUs")
+    gpu_panel.render_live()
     jobs_table(all_jobs)
     datasets_table(datasets)

@@ -11,10 +11,11 @@ from typing import Any
 import streamlit as st
 
 from dashboard import charts, nav, session, widgets
-from dashboard.views import evaluation
+from dashboard.views import evaluation, gpu_panel
 from engine import jobs, roles
 from engine.datasets import DatasetError, open_dataset
 from engine.jobs.progress import epoch_position, queue_position, queue_words
+from engine.jobs.status import device_units
 from engine.text import format_duration
 
 ACTIVE_POLL_S = 1.0
@@ -77,6 +78,10 @@ def _live(job_id: str) -> None:
     if held:
         st.success(f"Held-out ({held['split']}) accuracy: {held['accuracy']:.2%}, "
                    f"loss {held['loss']:.4f}")
+    if status == "running":  # the devices it runs on, live
+        units = device_units(job.get("assigned_device"))
+        gpus = [int(u.split(":")[1]) for u in units if u.startswith("cuda:")]
+        gpu_panel.render(only=gpus or None)
     _charts(job["metrics"], job["config"]["dataset"], progress.get("curve") or [])
     with st.expander("Log", expanded=status in ("running", "failed")):
         st.code(jobs.read_log(job_id, tail=30) or "(empty)", language=None)

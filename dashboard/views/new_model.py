@@ -256,11 +256,22 @@ def render() -> None:
 
     st.subheader("Run")
     c1, c2, c3 = st.columns(3)
-    devices = ["auto"] + [d["id"] for d in list_devices()]
+    machine = list_devices()
+    devices = ["auto"] + [d["id"] for d in machine]
     labels = {"auto": "auto (a free GPU, else the CPU)",
-              **{d["id"]: describe(d) for d in list_devices()}}
+              **{d["id"]: describe(d) for d in machine}}
     device = c1.selectbox("Device", devices, index=_index(devices, base["device"]),
                           format_func=labels.get, key="nm_device")
+    gpus = sum(d["id"].startswith("cuda") for d in machine)
+    count = 1
+    if gpus > 1 and device != "cpu":  # data parallel: one job over several GPUs
+        count = int(c1.number_input(
+            "GPUs for this job", 1, gpus, min(max(int(base.get("devices") or 1), 1), gpus),
+            key="nm_devices", help="Data parallel (DDP): each GPU trains on its share of "
+                                   "every batch; the batch size is the total over them."))
+        if count > 1:
+            device = "cuda"  # any free ones; the scheduler reserves them all at once
+            c1.caption(f"{count} GPUs, {int(batch) // count}+ images each per step")
     precision = c2.selectbox("Precision", PRECISIONS,
                              index=_index(list(PRECISIONS), base["precision"]), key="nm_prec",
                              help="bf16/fp16 mixed precision needs a CUDA device")
@@ -287,7 +298,8 @@ def render() -> None:
     config = {**TrainConfig(dataset=dataset.id).to_dict(), **solver, "dataset": dataset.id,
               "network": network, "epochs": int(epochs), "batch_size": int(batch),
               "seed": int(seed), "early_stopping": int(early), "augment": aug,
-              "device": device, "precision": precision, "compile": compile_,
+              "device": device, "devices": count, "precision": precision,
+              "compile": compile_,
               "val_interval": int(val_interval), "checkpoint_interval": int(ckpt_interval),
               **start,
               "name": name or f"{widgets.network_label(network)} on {ds_name}"}

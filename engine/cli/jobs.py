@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.add_argument("job")
         c.add_argument("--user", help="who asks (default: $STUDIO_USER; only its owner may)")
         _common(c, follow=name == "resume", start=name == "resume")
+        if name == "resume":  # a checkpoint continues on any number of devices
+            c.add_argument("--devices", type=int, help="continue on this many devices")
+            c.add_argument("--device", help="continue on this device (e.g. cpu, cuda:0,1)")
         c.set_defaults(func=func)
 
     cl = jsub.add_parser("clone", help="a new job from another's config, with changes")
@@ -159,7 +162,8 @@ def cmd_cancel(a: argparse.Namespace) -> dict:
 
 @user_errors
 def cmd_resume(a: argparse.Namespace) -> Any:
-    api.resume(a.job, user=acting_user(a.user), start_scheduler=not a.no_start)
+    api.resume(a.job, user=acting_user(a.user), start_scheduler=not a.no_start,
+               device=a.device, devices=a.devices)
     if a.follow:
         return follow(a.job, quiet=a.json)
     return _summary(api.get_job(a.job, metrics=False, events=False))

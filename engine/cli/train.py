@@ -29,7 +29,8 @@ HELP = {
     "milestones": "comma-separated epochs (multistep)",
     "power": "inv, poly",
     "early_stopping": "patience in validation passes (0 = off)",
-    "device": "auto, cpu, cuda or cuda:N",
+    "device": "auto, cpu, cuda, cuda:N; several: cuda:0,1 or cpu:N (N CPU processes)",
+    "devices": "devices one job trains on in parallel (DDP ranks, one process each)",
     "compile": "torch.compile the model",
     "rotation": "degrees", "shift": "fraction", "shear": "degrees", "zoom": "fraction",
     "invert": "probability", "noise": "std on 0..1 pixels",
@@ -139,23 +140,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(a: argparse.Namespace) -> dict:
     from engine.jobs.paths import new_job_id, read_run_config
-    from engine.training import TrainConfig, train
+    from engine.training import TrainConfig
+    from engine.training.distributed import run_training
 
     if a.resume:
         run_dir = Path(a.resume)
         saved = read_run_config(run_dir)
-        changed = sorted(set(given_options(a)) - {"epochs"})
+        changed = sorted(set(given_options(a)) - {"epochs", "device", "devices"})
         if changed:
             raise CliError("--resume continues the run with its saved settings; only --epochs "
-                           f"may change (not --{changed[0].replace('_', '-')})")
+                           f"may change (not --{changed[0].replace('_', '-')}), and --device "
+                           "or --devices to continue on other devices")
         cfg = TrainConfig.from_dict(saved)
         if a.epochs is not None:
             cfg.epochs = max(cfg.epochs, a.epochs)
+        if a.device is not None or a.devices is not None:  # a checkpoint resumes on any count
+            cfg.device = a.device if a.device is not None else cfg.device.split(":")[0]
+            cfg.devices = a.devices or 1
     else:
         cfg = config_from_args(a)
         run_dir = Path(a.out) if a.out else studio_home() / "jobs" / new_job_id()
-    result = train(cfg, run_dir, sink=ConsoleSink(), resume=bool(a.resume))
+    result = run_training(cfg, run_dir, setup=console_setup, resume=bool(a.resume))
     return result.to_dict()
+
+
+def console_setup(rank: int) -> tuple[MetricsSink | None, None]:
+    """The hooks of a foreground training's rank: rank 0 prints progress."""
+    return (ConsoleSink() if rank == 0 else None), None
 
 
 def cmd_predict(a: argparse.Namespace) -> Any:

@@ -29,7 +29,7 @@ from engine.jobs.paths import (
     pin_dataset,
 )
 from engine.jobs.scheduler import ensure_scheduler
-from engine.jobs.status import ENDED, STATUSES, parse_device, resumable
+from engine.jobs.status import ENDED, STATUSES, resumable
 from engine.jobs.task_queue import queue_task
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
@@ -104,10 +104,7 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
 
     raw = config.to_dict() if isinstance(config, TrainConfig) else copy.deepcopy(dict(config))
     cfg = TrainConfig.from_dict(raw).validate()
-    try:
-        parse_device(cfg.device)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    _check_devices(cfg, home)  # the device strings parse: validate() checked them
     with store.opened(home) as conn:
         ds = store.get_dataset(conn, cfg.dataset)
     if ds is None:
@@ -121,6 +118,24 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
 
         cfg.init_from = resolve_source(cfg.init_from, home)[0]
     return cfg
+
+
+def _check_devices(cfg: TrainConfig, home: Home) -> None:
+    """A job asking for more devices than this machine has is refused at once, with why."""
+    from engine.jobs.placement import refusal
+    from engine.jobs.settings import load_settings
+    from engine.jobs.status import parse_devices
+    from engine.training import ConfigError
+
+    req = parse_devices(cfg.device, cfg.devices)  # validated: it parses
+    if req.count == 1:
+        return
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    why = refusal(req, gpus, load_settings(home), cfg.precision)
+    if why:
+        raise ConfigError(why)
 
 
 def _home_of(conn: sqlite3.Connection) -> str:
@@ -356,9 +371,11 @@ def cancel(job_id: str, user: str | None = None, home: Home = None) -> str:
 
 
 def resume(job_id: str, user: str | None = None, home: Home = None, *,
-           start_scheduler: bool = True) -> None:
+           start_scheduler: bool = True, device: str | None = None,
+           devices: int | None = None) -> None:
     """Queue an interrupted, cancelled (or failed, with a checkpoint) job again; its worker
-    continues from the last checkpoint with optimizer, schedule and RNG state."""
+    continues from the last checkpoint with optimizer, schedule and RNG state. `device` /
+    `devices` move it to other devices: a checkpoint continues on any number of them."""
     checkpoint = None
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
@@ -374,13 +391,29 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
             why = "it has no checkpoint" if job["status"] == "failed" else f"it is {job['status']}"
             raise JobError(f"job {job['id']} cannot be resumed: {why}")
         _check_quota(conn, job["owner"], job["config"])
+        moved = {}
+        if device is not None or devices is not None:
+            moved = _moved(job, device, devices, home)
         store.update_job(conn, job["id"], status="queued", queued=time.time(), resume=checkpoint,
-                         cancel_requested=False, finished=None, reason=None, message=None)
+                         cancel_requested=False, finished=None, reason=None, message=None,
+                         **moved)
         store.add_event(conn, job["id"], "resumed",
                         "re-queued; continues from its last checkpoint" if checkpoint
                         else "re-queued; no checkpoint yet, so it starts over")
     if start_scheduler:
         _start_scheduler(home, [job["id"]])
+
+
+def _moved(job: dict, device: str | None, devices: int | None, home: Home) -> dict[str, Any]:
+    """The job row's device and config for other devices, checked as a submit is."""
+    from engine.training import TrainConfig
+
+    config = dict(job["config"])
+    config["device"] = device if device is not None else config["device"].split(":")[0]
+    config["devices"] = devices or 1
+    cfg = TrainConfig.from_dict(config).validate()
+    _check_devices(cfg, home)
+    return {"device": cfg.device, "config": cfg.to_dict()}
 
 
 def _merge(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from engine import store
 from engine.jobs.fair_share import FAIR, queue_now
 from engine.jobs.scheduler import scheduler_status
 from engine.jobs.settings import load_settings
+from engine.jobs.status import device_units, parse_devices
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,19 @@ def _device_wait(job: dict[str, Any], running: list[dict[str, Any]], sched: dict
     settings = sched.get("settings") or load_settings(home).to_dict()
     slots = settings.get("cpu_slots")
     gpus = [d for d in sched.get("devices") or [] if d.startswith("cuda")]
-    busy_cpu = sum(j["assigned_device"] == "cpu" for j in running)
-    busy_gpus = {j["assigned_device"] for j in running} & set(gpus)
+    units = [u for j in running for u in device_units(j["assigned_device"])]
+    busy_cpu = units.count("cpu")
+    busy_gpus = set(units) & set(gpus)
     cpu = (f"a free CPU slot ({busy_cpu} CPU job{'s' * (busy_cpu != 1)} running)"
            if slots is None else f"the CPU slot ({busy_cpu} of {slots} busy)" if slots == 1
            else f"one of {slots} CPU slots ({busy_cpu} busy)")
+    request = parse_devices(job["device"], int((job.get("config") or {}).get("devices") or 1))
+    if request.count > 1:  # data parallel: all of them at once
+        if request.kind == "cpu" or (request.kind == "auto" and not gpus):
+            return f"{request.count} CPU slots at once ({busy_cpu} busy)"
+        if request.gpus is not None:
+            return f"GPUs {request.label} at once ({len(busy_gpus)} of {len(gpus)} busy)"
+        return f"{request.count} free GPUs at once ({len(busy_gpus)} of {len(gpus)} busy)"
     requested = job["device"]
     if requested == "cpu":
         return cpu

@@ -26,7 +26,9 @@ from typing import Any
 from engine import store
 from engine.jobs.backends import ClusterBackend, open_cluster
 from engine.jobs.fair_share import queue_now
+from engine.jobs.gpu_stats import GpuSampler
 from engine.jobs.paths import job_dir
+from engine.jobs.placement import job_request, pick_many
 from engine.jobs.process import describe_exit, pid_alive
 from engine.jobs.settings import (
     SchedulerSettings,
@@ -37,7 +39,7 @@ from engine.jobs.settings import (
     python,
     settings_args,
 )
-from engine.jobs.status import parse_device
+from engine.jobs.status import device_units, parse_device
 from engine.jobs.threads import admits, shares, thread_env, write_share
 from engine.workspace import atomic_write_json, read_json, studio_home
 
@@ -168,6 +170,7 @@ class Scheduler:
         self.stopping = False
         self.lock_fd: int | None = None
         self.cluster: ClusterBackend | None = None  # STUDIO_CLUSTER: training jobs go there
+        self.sample_gpus = GpuSampler(self.home)  # the dashboard's GPU panel reads its file
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -254,6 +257,7 @@ class Scheduler:
         self.reap()
         self.start_queued()
         self.rebalance()
+        self.sample_gpus()
 
     def _thread_rules(self) -> dict[str, Any]:
         s = self.settings
@@ -264,9 +268,13 @@ class Scheduler:
         """Give each running CPU training its share of the thread budget now (tasks keep
         theirs): written to its job directory, which its worker reads between steps."""
         running = [j for j in store.list_jobs(self.conn, statuses=("running",), order="queue")
-                   if j["assigned_device"] == "cpu"]
+                   if device_units(j["assigned_device"])[:1] == ["cpu"]]
         running.sort(key=lambda j: j["started"] or 0)
-        given = shares([_kind(j) for j in running], **self._thread_rules())
+        # A job of N CPU processes holds N places; each of its ranks gets the least of them.
+        sizes = [len(device_units(j["assigned_device"])) for j in running]
+        given = shares([_kind(j) for j, n in zip(running, sizes, strict=True)
+                        for _ in range(n)], **self._thread_rules())
+        given = [min(given[sum(sizes[:i]):sum(sizes[:i + 1])]) for i in range(len(sizes))]
         for job, threads in zip(running, given, strict=True):
             if self.shares.get(job["id"]) == threads or _kind(job) == "task":
                 self.shares.setdefault(job["id"], threads)
@@ -341,7 +349,8 @@ class Scheduler:
             return
         usage: collections.Counter = collections.Counter()
         for j in store.list_jobs(self.conn, statuses=("running",)):
-            usage[j["assigned_device"]] += 1
+            for unit in device_units(j["assigned_device"]):  # every device of a DDP job
+                usage[unit] += 1
             if j["assigned_device"] == "cpu" and _kind(j) == "task":
                 usage["cpu:task"] += 1
         for job in queued:
@@ -358,7 +367,8 @@ class Scheduler:
                         store.add_event(self.conn, job["id"], "failed", str(e))
                 continue
             if device is not None and self._launch(job, device, usage):
-                usage[device] += 1
+                for unit in device_units(device):
+                    usage[unit] += 1
                 if device == "cpu" and _kind(job) == "task":
                     usage["cpu:task"] += 1
 
@@ -367,6 +377,10 @@ class Scheduler:
         requested = job["device"]
         if requested == "host":  # light host work (a dataset build): no training slot
             return "host"
+        request = job_request(job)
+        if request.count > 1:  # data parallel: all of its devices at once, or wait
+            return pick_many(request, self.gpus, usage, _cpu_kinds(usage), self.settings,
+                             job["config"].get("precision", "fp32"))
         gpus = [f"cuda:{i}" for i in range(self.gpus)]
         cpu_free = admits(_cpu_kinds(usage), _kind(job), cpu_slots=self.settings.cpu_slots,
                           **self._thread_rules())
@@ -405,10 +419,12 @@ class Scheduler:
         run_dir = job_dir(job["id"], self.home)
         run_dir.mkdir(parents=True, exist_ok=True)
         extra = {}
-        if device == "cpu":
-            # Its share beside the CPU jobs already running (tasks keep theirs to the end).
-            kinds = [*_cpu_kinds(usage or collections.Counter()), _kind(job)]
-            threads = shares(kinds, **self._thread_rules())[-1]
+        units = device_units(device)
+        if units[0] == "cpu":
+            # Its share beside the CPU jobs already running (tasks keep theirs to the end);
+            # each rank of a job of several CPU processes gets the least of their shares.
+            kinds = [*_cpu_kinds(usage or collections.Counter()), *[_kind(job)] * len(units)]
+            threads = min(shares(kinds, **self._thread_rules())[-len(units):])
             extra = thread_env(threads)
             self.shares[job["id"]] = threads
             if _kind(job) != "task":

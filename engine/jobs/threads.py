@@ -45,14 +45,16 @@ def minimum_threads(kind: str, task_threads: int, threads_per_job: int) -> int:
 
 
 def admits(running: Sequence[str], kind: str, *, cpu_threads: int, cpu_slots: int | None,
-           task_threads: int = 1, threads_per_job: int = 0) -> bool:
-    """Whether a CPU job of `kind` may start beside the running CPU jobs (their kinds). The
-    first job always starts, even if it alone asks for more than the budget."""
-    if cpu_slots is not None and len(running) >= cpu_slots:
+           task_threads: int = 1, threads_per_job: int = 0, count: int = 1) -> bool:
+    """Whether a CPU job of `kind` may start beside the running CPU jobs (their kinds); a
+    data-parallel job of `count` CPU processes takes `count` slots at once. The first job
+    always starts, even if it alone asks for more than the budget."""
+    if cpu_slots is not None and len(running) + count > cpu_slots:
         return False
     if not running:
         return True
-    need = sum(minimum_threads(k, task_threads, threads_per_job) for k in [*running, kind])
+    need = sum(minimum_threads(k, task_threads, threads_per_job)
+               for k in [*running, *[kind] * count])
     return need <= cpu_threads
 
 

@@ -26,6 +26,7 @@ from engine.jobs.endings import (
 )
 from engine.jobs.paths import job_dir
 from engine.jobs.sink import CancelWatcher, JobSink
+from engine.jobs.status import device_units
 
 
 def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
@@ -111,8 +112,12 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
     from engine.training import TrainConfig, train
 
     cfg = TrainConfig.from_dict(job["config"])
-    cfg.device = job["assigned_device"] or cfg.device
+    if job["assigned_device"]:  # what the scheduler reserved: one device, or one per rank
+        cfg.device = job["assigned_device"]
+        cfg.devices = len(device_units(cfg.device))
     check_pinned_dataset(job["id"], cfg.dataset, home)
+    if cfg.devices > 1:
+        return _train_ranks(job, cfg, run_dir, conn, watcher, home)
     should_stop = watcher
     if env_threads() and cfg.device == "cpu":
         # Its share of the scheduler's CPU thread budget, resized as other CPU jobs come and go.
@@ -125,12 +130,71 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
     resume = job["resume"] and (run_dir / "last.pt").exists()
     result = train(cfg, run_dir, sink=JobSink(conn, job["id"]), should_stop=should_stop,
                    resume=resume, home=home)
+    return _train_outcome(job, result, conn, watcher)
+
+
+def _train_outcome(job: dict, result, conn, watcher: CancelWatcher
+                   ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     # An epoch finished just before a kill is in last.pt but maybe not yet in SQLite: backfill.
     have = {m["epoch"] for m in store.get_metrics(conn, job["id"])}
     for m in result.history:
         if m["epoch"] not in have:
             store.put_metrics(conn, job["id"], m)
     return train_outcome(result, watcher.cancelled, watcher.signalled)
+
+
+def _train_ranks(job: dict, cfg, run_dir: Path, conn, watcher: CancelWatcher, home
+                 ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    """A data-parallel job: one rank per reserved device (engine/training/distributed.py);
+    rank 0 writes metrics and reads the cancel flag, as a one-device worker does."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from engine.training.distributed import run_training
+
+    resume = job["resume"] and (run_dir / "last.pt").exists()
+    setup = JobRanks(job["id"], None if home is None else str(home), cfg.device.startswith("cpu"))
+    try:
+        result = run_training(cfg, run_dir, setup=setup, resume=resume, home=home)
+    except SignalException as e:  # the launcher stopped the ranks (they saved a checkpoint)
+        name = signal.Signals(e.sigval).name
+        return ("interrupted", "signal", f"stopped by {name}; resume continues from the last "
+                "checkpoint", None)
+    watcher.refresh()
+    if result.status == "stopped" and not watcher.cancelled:
+        watcher.signalled = watcher.signalled or "a signal to its ranks"
+    return _train_outcome(job, result, conn, watcher)
+
+
+class JobRanks:
+    """Each rank's hooks for a job (picklable: it crosses into the rank processes): its CPU
+    thread share, followed as the scheduler changes it; on rank 0 also the SQLite sink and
+    the cancel flag."""
+
+    def __init__(self, job_id: str, home: str | None, cpu: bool) -> None:
+        self.job_id, self.home, self.cpu = job_id, home, cpu
+
+    def __call__(self, rank: int):
+        from engine.jobs.threads import ShareWatcher, env_threads, use_threads
+
+        share = None
+        if env_threads() and self.cpu:
+            use_threads(env_threads())
+            share = ShareWatcher(job_dir(self.job_id, self.home), env_threads())
+        if rank != 0:
+            def follow_share() -> bool:
+                if share:
+                    share()
+                return False
+            return None, follow_share
+        conn = store.connect(self.home)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        watcher = CancelWatcher(conn, self.job_id)
+
+        def should_stop() -> bool:
+            if share:
+                share()
+            return watcher()
+        return JobSink(conn, self.job_id), should_stop
 
 
 def _stop_on_signals(watcher: CancelWatcher) -> None:

@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.jobs.status import parse_devices
 from engine.training.start import start_settings_problem
 
 SOLVERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
@@ -85,7 +86,8 @@ class TrainConfig:
     val_interval: int = 1  # epochs between validation passes
     checkpoint_interval: int = 1  # epochs between kept checkpoints
     early_stopping: int = 0  # patience in validation passes; 0 = off
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    device: str = "auto"  # auto, cpu, cuda, cuda:N; several: cuda:0,1 or cpu:N (processes)
+    devices: int = 1  # devices one job trains on, data-parallel (DDP ranks); 1 = one process
     precision: str = "fp32"
     compile: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -129,8 +131,13 @@ class TrainConfig:
         _int("validation interval", self.val_interval, 1, 100_000, unit=" epoch")
         _int("checkpoint interval", self.checkpoint_interval, 1, 100_000, unit=" epoch")
         _int("early-stopping patience", self.early_stopping, 0, 100_000)
-        need(isinstance(self.device, str) and len(self.device) <= 20,
+        need(isinstance(self.device, str) and len(self.device) <= 64,
              f"device must be auto, cpu, cuda or cuda:N, not {_short(self.device)}")
+        _int("devices", self.devices, 1, 1024)
+        try:
+            parse_devices(self.device, self.devices)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         need(self.precision in PRECISIONS,
              f"unknown precision {_short(self.precision)}; choose from {PRECISIONS}")
         need(isinstance(self.compile, bool), f"compile must be true or false, not "

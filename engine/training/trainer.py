@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from engine.datasets import open_dataset
 from engine.images.contract import TorchNormalizer
 from engine.jobs.paths import CONFIG_FILE
-from engine.jobs.status import parse_device
+from engine.jobs.status import parse_device, parse_devices
 from engine.networks import build_network, count_parameters, parse_spec, zoo_spec
 from engine.training.augment import augment_batch
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
@@ -29,6 +29,7 @@ from engine.training.config import ConfigError, TrainConfig
 from engine.training.data import Split
 from engine.training.errors import TrainingDiverged
 from engine.training.init import start_weights
+from engine.training.ranks import Ranks, dist_backend
 from engine.training.schedules import lr_factor
 from engine.training.sink import MetricsSink
 from engine.workspace import atomic_write_json
@@ -78,30 +79,42 @@ def network_spec(network: str | dict) -> dict:
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, sink: MetricsSink | None = None,
           should_stop: Callable[[], bool] | None = None, resume: bool = False,
-          home: str | os.PathLike | None = None) -> TrainResult:
+          home: str | os.PathLike | None = None, ranks: Ranks | None = None) -> TrainResult:
+    """Train in this process; with `ranks`, as one rank of a data-parallel run (see
+    engine/training/distributed.py, whose run_training also starts the ranks)."""
     cfg.validate()
-    sink = sink or MetricsSink()
+    if ranks is None and parse_devices(cfg.device, cfg.devices).count > 1:
+        raise ConfigError(f"this run asks for {cfg.devices if cfg.devices > 1 else 'several'} "
+                          "devices: start it with engine.training.distributed.run_training "
+                          "(the CLI and the job queue do)")
+    main = ranks is None or ranks.main
+    sink = (sink or MetricsSink()) if main else MetricsSink()
     should_stop = should_stop or (lambda: False)
     run_dir = Path(run_dir)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    log_file = open(run_dir / "log.txt", "a", buffering=1)
+    log_file = open(run_dir / "log.txt", "a", buffering=1) if main else None
 
     def log(msg: str) -> None:
+        if log_file is None:  # ranks other than 0 write nothing
+            return
         log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
         sink.on_log(msg)
 
     try:
-        return _train(cfg, run_dir, sink, should_stop, resume, home, log)
+        return _train(cfg, run_dir, sink, should_stop, resume, home, log, ranks)
     except TrainingDiverged as e:
         log(f"failed: {e}")
         sink.on_end({"status": "failed", "reason": "diverged", "message": str(e)})
         raise
     finally:
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
 
 
-def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
-    device = resolve_device(cfg.device)
+def _train(cfg, run_dir, sink, should_stop, resume, home, log, ranks=None) -> TrainResult:
+    device = ranks.device if ranks is not None else resolve_device(cfg.device)
+    ddp = ranks is not None and ranks.world > 1
+    main = ranks is None or ranks.main
     if cfg.precision != "fp32" and device.type != "cuda":
         raise ConfigError("mixed precision (bf16/fp16) needs a CUDA device; use fp32 on the CPU")
     ds = open_dataset(cfg.dataset, home=home)
@@ -121,7 +134,13 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
     gen = torch.Generator().manual_seed(cfg.seed)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = model
+    if ddp:  # gradients all-reduced in backward; checkpoints keep the unwrapped model
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = torch.compile(step_model) if cfg.compile else step_model
 
     train_split = Split(ds.images, ds.labels, ds.split("train"), device)
     val_split = Split(ds.images, ds.labels, ds.split("val"), device)
@@ -141,16 +160,24 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
     if resume:
         state = _restore(run_dir, model, optimizer, scaler, gen, device, state)
         log(f"resumed at epoch {state['epoch']} step {state['batch']}")
-    else:
+    elif main:
         atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+    where = str(device)
+    if ddp:
+        where = f"{ranks.world} {device.type} ranks (DDP, {dist_backend(device)})"
+        if ranks.rank:  # dropout masks of its own; rank 0 keeps the run's random stream
+            torch.manual_seed(hash((cfg.seed, ranks.rank, state["epoch"], state["batch"]))
+                              % 2**63)
     sink.on_start({"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
                    "train_images": len(train_split), "val_images": len(val_split),
-                   "device": str(device), "parameters": count_parameters(model),
+                   "device": where, "parameters": count_parameters(model),
                    "start_epoch": state["epoch"], "classes": list(ds.classes)})
-    log(f"training {len(train_split)} images on {device}, {cfg.epochs} epochs, "
+    log(f"training {len(train_split)} images on {where}, {cfg.epochs} epochs, "
         f"{steps_per_epoch} steps each")
 
     def save(path: Path) -> None:
+        if not main:  # rank 0 alone writes checkpoints
+            return
         save_checkpoint(path, {**meta, **_snapshot(model, optimizer, scaler, gen),
                                **state})
 
@@ -165,7 +192,9 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
         warm: tuple[float, int] | None = None  # (time, images seen) once warmed up
         last_sum, last_seen = state["loss_sum"], state["seen"]  # for the loss per report
         # Summed in float64 on the device, read only at reports: no per-step sync.
-        loss_acc = torch.tensor(state["loss_sum"], dtype=torch.float64, device=device)
+        # (Across ranks, each sums its own part; rank 0 carries the total so far.)
+        loss_acc = torch.tensor(state["loss_sum"] if main else 0.0, dtype=torch.float64,
+                                device=device)
         stopped = False
         batch_iter = train_split.batches(state["perm"], cfg.batch_size, start=state["batch"])
         for xb, yb in batch_iter:
@@ -173,24 +202,46 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
             for group in optimizer.param_groups:
                 group["lr"] = (cfg.lr * group.get("lr_scale", 1.0)
                                * lr_factor(cfg, epoch + step / steps_per_epoch))
-            x = augment_batch(norm.to_unit(xb), cfg.augment, gen)
+            n = len(yb)
+            if ddp:
+                # This rank's part of the global batch (augmented whole, so the random stream
+                # is the single process's); the loss is scaled so that DDP's mean of the
+                # ranks' gradients is the gradient of the global batch's mean loss.
+                part = ranks.shard(n)
+                x = (augment_batch(norm.to_unit(xb), cfg.augment, gen)[part]
+                     if cfg.augment.active else norm.to_unit(xb[part]))
+                yb = yb[part]
+            else:
+                x = augment_batch(norm.to_unit(xb), cfg.augment, gen)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = F.cross_entropy(
-                    step_model(norm.standardize(x).contiguous(memory_format=memory_format)), yb)
+                logits = step_model(norm.standardize(x).contiguous(memory_format=memory_format))
+                if ddp:
+                    loss_sum = F.cross_entropy(logits, yb, reduction="sum")
+                    loss = loss_sum * (ranks.world / n)
+                else:
+                    loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            loss_acc += loss.detach().double() * len(yb)
+            if ddp:
+                loss_acc += loss_sum.detach().double()
+            else:
+                loss_acc += loss.detach().double() * len(yb)
             state["batch"] += 1
-            state["seen"] += len(yb)
+            state["seen"] += n
             now = time.perf_counter()
             if warm is None and state["batch"] - batch0 >= WARMUP_STEPS:
                 _ = loss.item()  # wait for the device: the warm-up steps are really done
                 now = time.perf_counter()
                 warm = (now, state["seen"])
-            if now - last_report >= PROGRESS_INTERVAL_S or state["batch"] == steps_per_epoch:
-                total = _check_finite(loss_acc, epoch, step, cfg)
+            due = now - last_report >= PROGRESS_INTERVAL_S or state["batch"] == steps_per_epoch
+            if ddp:  # the ranks agree, at every step, on rank 0's clock and any stop request
+                due, stop_now = ranks.any_flags([due and main, should_stop()])
+                due = due or state["batch"] == steps_per_epoch
+            if due:
+                total = _check_finite(ranks.all_sum(loss_acc) if ddp else loss_acc, epoch,
+                                      step, cfg)
                 last_report = now
                 rate = _speed(warm, now, state["seen"], state["history"])
                 sink.on_progress({
@@ -202,10 +253,11 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
                     "eta_s": None if rate is None
                     else _eta(cfg, state, steps_per_epoch, len(train_split), rate)})
                 last_sum, last_seen = total, state["seen"]
-            if should_stop():
+            if stop_now if ddp else should_stop():
                 stopped = True
                 break
-        state["loss_sum"] = _check_finite(loss_acc, epoch, state["batch"], cfg)
+        state["loss_sum"] = _check_finite(ranks.all_sum(loss_acc) if ddp else loss_acc, epoch,
+                                          state["batch"], cfg)
         state["train_time"] += time.perf_counter() - t0
         if stopped and state["batch"] < steps_per_epoch:
             save(run_dir / "last.pt")
@@ -215,7 +267,7 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
             break
 
         metrics = _end_epoch(cfg, state, epoch, optimizer, model, val_split, norm, amp_dtype,
-                             device, num_classes)
+                             device, num_classes, ranks)
         state["history"].append(metrics)
         state.update(epoch=epoch + 1, batch=0, perm=None, loss_sum=0.0, seen=0, train_time=0.0)
         improved = _update_best(state, metrics)
@@ -237,7 +289,7 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log) -> TrainResult:
 
     held_out = None
     if status != "stopped":
-        held_out = _held_out(ds, run_dir, model, norm, amp_dtype, device, num_classes)
+        held_out = _held_out(ds, run_dir, model, norm, amp_dtype, device, num_classes, ranks)
         if held_out:
             log(f"held-out ({held_out['split']}) accuracy {held_out['accuracy']:.4f}")
     result = TrainResult(status, state["epoch"], state["history"], state["best"], held_out,
@@ -277,7 +329,7 @@ def _eta(cfg, state, steps_per_epoch, n_train, rate) -> float:
 
 
 def _end_epoch(cfg, state, epoch, optimizer, model, val_split, norm, amp_dtype, device,
-               num_classes) -> dict[str, Any]:
+               num_classes, ranks=None) -> dict[str, Any]:
     train_time = state["train_time"]
     metrics: dict[str, Any] = {
         "epoch": epoch + 1,
@@ -288,20 +340,24 @@ def _end_epoch(cfg, state, epoch, optimizer, model, val_split, norm, amp_dtype, 
     }
     if len(val_split) and ((epoch + 1) % cfg.val_interval == 0 or epoch + 1 == cfg.epochs):
         metrics.update(evaluate(model, val_split, norm, amp_dtype, device, num_classes,
-                                prefix="val_"))
+                                prefix="val_", ranks=ranks))
     return metrics
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, split: Split, norm: TorchNormalizer, amp_dtype, device,
-             num_classes: int, prefix: str = "") -> dict[str, Any]:
-    """Loss, top-1, top-5 (more than 5 classes) and per-class accuracy on a split."""
+             num_classes: int, prefix: str = "", ranks: Ranks | None = None) -> dict[str, Any]:
+    """Loss, top-1, top-5 (more than 5 classes) and per-class accuracy on a split; with
+    several ranks each evaluates its part and the sums are reduced across them."""
     was_training = model.training
     model.eval()
     loss_sum, correct, correct5 = 0.0, 0, 0
     per_class_correct = torch.zeros(num_classes, dtype=torch.long, device=device)
     per_class_total = torch.zeros(num_classes, dtype=torch.long, device=device)
     order = torch.arange(len(split))
+    shared = ranks is not None and ranks.world > 1
+    if shared:
+        order = order[ranks.shard(len(split))]
     for xb, yb in split.batches(order, EVAL_BATCH):
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(norm(xb)).float()
@@ -313,6 +369,13 @@ def evaluate(model: torch.nn.Module, split: Split, norm: TorchNormalizer, amp_dt
         per_class_total += torch.bincount(yb, minlength=num_classes)
         per_class_correct += torch.bincount(yb[hit], minlength=num_classes)
     model.train(was_training)
+    if shared:
+        c = num_classes
+        packed = ranks.all_sum(torch.cat([
+            torch.tensor([loss_sum, correct, correct5], dtype=torch.float64, device=device),
+            per_class_correct.double(), per_class_total.double()]))
+        loss_sum, correct, correct5 = float(packed[0]), int(packed[1]), int(packed[2])
+        per_class_correct, per_class_total = packed[3:3 + c].long(), packed[3 + c:].long()
     n = max(len(split), 1)
     out = {f"{prefix}loss": loss_sum / n, f"{prefix}accuracy": correct / n,
            f"{prefix}per_class_accuracy": (per_class_correct.float()
@@ -343,15 +406,18 @@ def _update_best(state: dict, metrics: dict) -> bool:
     return state["best"] is metrics
 
 
-def _held_out(ds, run_dir, model, norm, amp_dtype, device, num_classes) -> dict | None:
+def _held_out(ds, run_dir, model, norm, amp_dtype, device, num_classes, ranks=None
+              ) -> dict | None:
     split_name = "test" if len(ds.split("test")) else "val"
     split = Split(ds.images, ds.labels, ds.split(split_name), device)
     if not len(split):
         return None
+    if ranks is not None and ranks.world > 1:
+        ranks.barrier()  # rank 0 has written best.pt
     best = run_dir / "best.pt"
     if best.exists():
         model.load_state_dict(load_checkpoint(best, device)["model"])
-    out = evaluate(model, split, norm, amp_dtype, device, num_classes)
+    out = evaluate(model, split, norm, amp_dtype, device, num_classes, ranks=ranks)
     return {"split": split_name, **out}
 
 
