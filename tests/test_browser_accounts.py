@@ -1,6 +1,7 @@
 """A class in real browsers (issue 19): the instructor creates two students from a CSV of names
 on the Accounts page, both sign in with their passwords in browser contexts of their own, each
-submits a job, each sees only their own, and the instructor sees both."""
+submits a job, each sees only their own, the instructor sees both, and the Instructor page's
+leaderboard ranks them on the class's hidden board."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import csv
 
 import pytest
 
-from engine import accounts
+from engine import accounts, classroom
+from engine.evaluation import probes
 from engine.jobs import api
 
 from browser import browser_page, dashboard, need_chromium, screenshot
+from digit_images import digit_photo
 
 pytestmark = pytest.mark.browser
 TEACHER_PASSWORD = "Teacher-Browser-77"
@@ -87,6 +90,26 @@ def test_instructor_and_two_students_each_see_their_own(jobs_home, monkeypatch):
         assert any(c.startswith("alice-run") for c in choices), choices
         assert any(c.startswith("bob-run") for c in choices), choices
         screenshot(page, "accounts-instructor")
+
+        # The instructor's view: the class's hidden board scores both students' jobs and the
+        # leaderboard ranks them (its CSV, for grading).
+        board = classroom.hidden_board("teacher")["id"]
+        probes.add_probes(board, [(digit_photo(d, seed=7), str(d), f"{d}.png")
+                                  for d in (1, 4, 7)], "auto", user="teacher")
+        for job in api.list_jobs():
+            if job["kind"] == "train":
+                assert api.wait(job["id"], timeout=300)["status"] == "done"
+        page.get_by_test_id("stSidebar").get_by_role("link", name="Instructor").click()
+        page.get_by_role("tab", name="Leaderboard").click()
+        page.get_by_role("button", name="Score the entries").click()
+        with page.expect_download(timeout=180_000) as download:
+            page.get_by_role("button", name="Download CSV for grading").click(timeout=180_000)
+        with open(download.value.path(), newline="") as f:
+            ranked = list(csv.DictReader(f))
+        screenshot(page, "instructor-leaderboard")
+    assert sorted(r["student"] for r in ranked) == ["alice", "bob"]
+    assert sorted(int(r["rank"]) for r in ranked) in ([1, 2], [1, 1])  # ties share a rank
+    assert all(r["board_images"] == "3" for r in ranked)
     owners = {j["name"]: j["owner"] for j in api.list_jobs()}
     assert owners == {"alice-run": "alice", "bob-run": "bob"}
     # No password in plain text anywhere in the workspace: the database, its WAL, the
