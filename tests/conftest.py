@@ -96,6 +96,21 @@ def mnist_lenet(mnist_sample_home, tmp_path_factory):
 
 
 @pytest.fixture
+def launched(monkeypatch) -> list[dict]:
+    """Worker processes the scheduler would start, recorded instead (their environments)."""
+    started: list[dict] = []
+
+    class FakePopen:
+        pid = 4242
+
+        def __init__(self, args, env, **kw):
+            started.append(env)
+
+    monkeypatch.setattr("engine.jobs.scheduler.subprocess.Popen", FakePopen)
+    return started
+
+
+@pytest.fixture
 def jobs_home(tmp_path, monkeypatch, digits_home):
     """A workspace with the 'digits' dataset and a fast-polling, CPU-only scheduler; every
     scheduler and worker started on it is killed at the end."""

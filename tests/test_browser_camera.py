@@ -4,6 +4,10 @@ the pictures taken reach a new version of the dataset, in the class chosen."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from engine.datasets import open_dataset
 from engine.datasets.versions import version_info
@@ -14,6 +18,24 @@ from finished_jobs import finished_job
 VIDEO_PLAYING = ("() => { const v = document.querySelector('video'); "
                  "return v !== null && v.readyState >= 2 && v.currentTime > 0; }")
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@contextmanager
+def camera_page(home: Path) -> Iterator[tuple[str, Any]]:
+    """A dashboard on `home` and a signed-out page in Chromium with its fake camera allowed."""
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with dashboard(home) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1400},
+                                          permissions=["camera"])
+            page = context.new_page()
+            page.set_default_timeout(120_000)  # slow under load, never hangs
+            yield url, page
+        finally:
+            browser.close()
 
 
 def take_picture(page, take, then: str) -> None:
@@ -39,31 +61,20 @@ def take_picture(page, take, then: str) -> None:
 
 
 def test_camera_pictures_reach_the_dataset(home, digits_home):
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
     shutil.rmtree(home)
     shutil.copytree(digits_home, home)
     parent = open_dataset("digits", home=home)
-    with dashboard(home) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1400},
-                                          permissions=["camera"])
-            page = context.new_page()
-            page.set_default_timeout(120_000)  # slow under load, never hangs
-            page.goto(f"{url}/datasets?id={parent.id}")
-            sign_in(page)
-            page.get_by_text("Extend into a new version").click()
-            page.get_by_text("Take pictures with the camera").click()
-            take = page.get_by_role("button", name="Take Photo")
-            for n in (1, 2):
-                take_picture(page, take, f"{n} picture(s) taken")
-            screenshot(page, "camera-01-taken")
-            page.get_by_role("button", name="Make the new version (2 images)").click()
-            page.get_by_text("Made 'digits v2'").wait_for()
-        finally:
-            browser.close()
+    with camera_page(home) as (url, page):
+        page.goto(f"{url}/datasets?id={parent.id}")
+        sign_in(page)
+        page.get_by_text("Extend into a new version").click()
+        page.get_by_text("Take pictures with the camera").click()
+        take = page.get_by_role("button", name="Take Photo")
+        for n in (1, 2):
+            take_picture(page, take, f"{n} picture(s) taken")
+        screenshot(page, "camera-01-taken")
+        page.get_by_role("button", name="Make the new version (2 images)").click()
+        page.get_by_text("Made 'digits v2'").wait_for()
     made = open_dataset("digits v2", home=home)
     added = version_info(made.manifest)["added"]
     assert added["by_source"] == {"camera": 2} and added["per_class"] == {"0": 2}
@@ -74,68 +85,46 @@ def test_camera_pictures_reach_the_dataset(home, digits_home):
 def test_classify_a_camera_picture(jobs_home):
     """Classify's Camera tab: the camera starts when asked, and each picture taken is
     classified at once with the same views as an upload."""
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
     finished_job(jobs_home)
-    with dashboard(jobs_home) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1400},
-                                          permissions=["camera"])
-            page = context.new_page()
-            page.set_default_timeout(120_000)  # slow under load, never hangs
-            page.goto(f"{url}/classify")
-            sign_in(page)
-            page.get_by_role("tab", name="Camera").click()
-            assert page.locator("video").count() == 0  # not before it is asked for
-            page.get_by_text("Use the camera").click()
-            page.locator("video").scroll_into_view_if_needed()
-            page.wait_for_function(VIDEO_PLAYING)
-            page.get_by_role("button", name="Take Photo").click()
-            prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction")
-            prediction.last.wait_for(timeout=120_000)
-            assert prediction.last.get_by_test_id("stMetricValue").inner_text().strip() in \
-                [str(d) for d in range(10)]
-            page.get_by_text("Add to probe board").last.wait_for()
-            screenshot(page, "camera-02-classified")
-        finally:
-            browser.close()
+    with camera_page(jobs_home) as (url, page):
+        page.goto(f"{url}/classify")
+        sign_in(page)
+        page.get_by_role("tab", name="Camera").click()
+        assert page.locator("video").count() == 0  # not before it is asked for
+        page.get_by_text("Use the camera").click()
+        page.locator("video").scroll_into_view_if_needed()
+        page.wait_for_function(VIDEO_PLAYING)
+        page.get_by_role("button", name="Take Photo").click()
+        prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction")
+        prediction.last.wait_for(timeout=120_000)
+        assert prediction.last.get_by_test_id("stMetricValue").inner_text().strip() in \
+            [str(d) for d in range(10)]
+        page.get_by_text("Add to probe board").last.wait_for()
+        screenshot(page, "camera-02-classified")
 
 
 def test_a_new_dataset_from_camera_pictures_alone(jobs_home):
     """Datasets > Create > Camera: pictures of two classes become a dataset (built by a
     worker, like an uploaded zip)."""
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with dashboard(jobs_home) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1400},
-                                          permissions=["camera"])
-            page = context.new_page()
-            page.set_default_timeout(120_000)  # slow under load, never hangs
-            page.goto(f"{url}/datasets")
-            sign_in(page)
-            page.get_by_role("tab", name="Camera").click()
-            page.get_by_text("Turn the camera on").click()
-            take = page.get_by_role("button", name="Take Photo")
-            taken = 0
-            for label in ("cup", "pen"):
-                box = page.get_by_label("Class of the next pictures")
-                box.fill(label)
-                box.press("Enter")
-                page.get_by_text(f"A picture of class '{label}'").wait_for()
-                for _ in range(2):
-                    taken += 1
-                    take_picture(page, take, f"{taken} picture(s) taken")
-            page.get_by_label("Dataset name").fill("my camera set")
-            page.get_by_label("Dataset name").press("Enter")
-            page.get_by_role("button", name="Create dataset (4 pictures)").click()
-            page.get_by_text("4 images").first.wait_for(timeout=120_000)
-            screenshot(page, "camera-03-new-dataset")
-        finally:
-            browser.close()
+    with camera_page(jobs_home) as (url, page):
+        page.goto(f"{url}/datasets")
+        sign_in(page)
+        page.get_by_role("tab", name="Camera").click()
+        page.get_by_text("Turn the camera on").click()
+        take = page.get_by_role("button", name="Take Photo")
+        taken = 0
+        for label in ("cup", "pen"):
+            box = page.get_by_label("Class of the next pictures")
+            box.fill(label)
+            box.press("Enter")
+            page.get_by_text(f"A picture of class '{label}'").wait_for()
+            for _ in range(2):
+                taken += 1
+                take_picture(page, take, f"{taken} picture(s) taken")
+        page.get_by_label("Dataset name").fill("my camera set")
+        page.get_by_label("Dataset name").press("Enter")
+        page.get_by_role("button", name="Create dataset (4 pictures)").click()
+        page.get_by_text("4 images").first.wait_for(timeout=120_000)
+        screenshot(page, "camera-03-new-dataset")
     made = open_dataset("my camera set", home=jobs_home)
     assert sorted(made.classes) == ["cup", "pen"] and len(made) == 4

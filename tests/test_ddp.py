@@ -168,20 +168,6 @@ def _queue(s: Scheduler, job_id: str, device: str, devices: int = 1) -> None:
                               "config": {"devices": devices}, "created": 1.0, "queued": 1.0})
 
 
-@pytest.fixture
-def launched(monkeypatch):
-    started = []
-
-    class FakePopen:
-        pid = 4242
-
-        def __init__(self, args, env, **kw):
-            started.append(env)
-
-    monkeypatch.setattr("engine.jobs.scheduler.subprocess.Popen", FakePopen)
-    return started
-
-
 def test_scheduler_reserves_n_cpu_slots_for_an_n_rank_job(tmp_path, launched):
     s = _scheduler(tmp_path, cpu_threads=4, gpus=0)
     _queue(s, "ddp", "cpu:2")

@@ -103,7 +103,8 @@ def test_a_worker_environment_sizes_its_pools():
     assert threads.thread_env(0)["OMP_NUM_THREADS"] == "1"
 
 
-def test_scheduler_admits_by_budget_and_launches_with_the_share(tmp_path, monkeypatch):
+def test_scheduler_admits_by_budget_and_launches_with_the_share(tmp_path, monkeypatch,
+                                                                 launched):
     """The real _pick and _launch, with Popen recorded instead of run."""
     from engine import store
 
@@ -119,15 +120,7 @@ def test_scheduler_admits_by_budget_and_launches_with_the_share(tmp_path, monkey
     use["cpu:task"] += 1
     assert s._pick(train, use) is None and s._pick(task, use) is None
 
-    started = []
-
-    class FakePopen:
-        pid = 4242
-
-        def __init__(self, args, env, **kw):
-            started.append(env)
-
-    monkeypatch.setattr("engine.jobs.scheduler.subprocess.Popen", FakePopen)
+    started = launched
     for kind in ("train", "task"):
         store.insert_job(s.conn, {"id": f"j-{kind}", "name": kind, "status": "queued",
                                   "device": "cpu", "kind": kind, "config": {}, "created": 1.0,
