@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import collections
 import math
+import sys
+import types
 
 import pytest
 import torch
@@ -96,12 +98,20 @@ def test_two_gloo_ranks_equal_one_process_and_resume_on_one_rank(digits_home, tm
                                                              rel=1e-4)
 
 
-def test_a_rank_error_reaches_the_caller_with_its_words(digits_home, tmp_path):
+def test_a_rank_error_reaches_the_caller_with_its_words(digits_home, tmp_path, monkeypatch):
+    # The host's __main__ is a script that must not run in the ranks (Streamlit and AppTest
+    # install their page script there; 'spawn' would run it again in each rank).
+    script = tmp_path / "page.py"
+    script.write_text("raise SystemExit('the host script ran in a rank')\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
     cfg = TrainConfig(**{**RUN, "dataset": "digits", "network": {
         "layers": [{"type": "flatten"}, {"type": "linear", "out": "classes"}]}},
         device="cpu:2", init_from=str(tmp_path / "missing.pt"))
     with pytest.raises((ConfigError, FileNotFoundError), match="missing.pt"):
         run_training(cfg, tmp_path / "bad", home=digits_home)
+    assert sys.modules["__main__"] is page  # given back
 
 
 def test_train_alone_refuses_several_devices(digits_home, tmp_path):

@@ -19,14 +19,16 @@ The same entry point runs under `torchrun` by hand, also across machines:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import pickle
 import signal
 import sys
+import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +98,8 @@ def launch(cfg: TrainConfig, run_dir: str | os.PathLike, devices: list[str], *,
     payload = {"config": cfg.to_dict(), "run_dir": str(run_dir), "devices": devices,
                "resume": resume, "home": None if home is None else str(home),
                "parent": os.getpid()}
-    results = elastic_launch(config, rank_main)(payload, setup)
+    with _main_not_rerun():
+        results = elastic_launch(config, rank_main)(payload, setup)
     outcomes = [results[r] for r in sorted(results)]
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     if failures:
@@ -104,6 +107,23 @@ def launch(cfg: TrainConfig, run_dir: str | os.PathLike, devices: list[str], *,
         causes = [f for f in failures if not _is_peer_failure(f)]
         raise (causes or failures)[0]
     return outcomes[0]
+
+
+@contextlib.contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Ranks start by 'spawn', which runs the parent's __main__ script again in each rank
+    unless it was started with -m. A script there is not the ranks' business (rank_main and
+    its arguments come from engine modules), and a host's may not even be runnable: Streamlit
+    and its AppTest install their page script as __main__. Hide it while the ranks start."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        yield  # started with -m: the ranks import that module, as they should
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _is_peer_failure(e: BaseException) -> bool:
