@@ -13,7 +13,7 @@ from engine import accounts, classroom
 from engine.evaluation import probes
 from engine.jobs import api
 
-from browser import browser_page, dashboard, need_chromium, screenshot
+from browser import browser_page, dashboard, need_chromium, publish, screenshot
 from digit_images import digit_photo
 
 pytestmark = pytest.mark.browser
@@ -106,7 +106,7 @@ def test_instructor_and_two_students_each_see_their_own(jobs_home, monkeypatch):
             page.get_by_role("button", name="Download CSV for grading").click(timeout=180_000)
         with open(download.value.path(), newline="") as f:
             ranked = list(csv.DictReader(f))
-        screenshot(page, "instructor-leaderboard")
+        publish(screenshot(page, "instructor-leaderboard"), "instructor")
     assert sorted(r["student"] for r in ranked) == ["alice", "bob"]
     assert sorted(int(r["rank"]) for r in ranked) in ([1, 2], [1, 1])  # ties share a rank
     assert all(r["board_images"] == "3" for r in ranked)

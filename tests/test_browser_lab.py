@@ -13,7 +13,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from engine import jobs, lab
 
-from browser import browser_page, dashboard, need_chromium, screenshot, sign_in
+from browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
 from digit_images import digit_photo
 
 pytestmark = pytest.mark.browser
@@ -97,7 +97,7 @@ def test_guided_lab_end_to_end(jobs_home, tmp_path):
         page.get_by_text("Still to come").wait_for(state="detached", timeout=60_000)
         page.get_by_text("Board score per experiment").first.wait_for(timeout=60_000)
         page.wait_for_timeout(2000)  # let the chart draw
-        screenshot(page, "lab-done")
+        publish(screenshot(page, "lab-done"), "lab")
 
         assert page.locator("[data-testid='stDataFrame']").count() >= 2  # scores, table
         assert page.get_by_text("done · held-out accuracy").count() == 4
