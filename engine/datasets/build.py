@@ -14,6 +14,8 @@ import secrets
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,18 +78,9 @@ def create_dataset(
     conn = store.connect(root)
     try:
         _refuse_taken_name(conn, name)
-        _remove_stale_builds(layout.datasets_dir(root))
-        dataset_id = "ds-" + secrets.token_hex(4)
-        tmp = layout.datasets_dir(root) / f".tmp-{dataset_id}"
-        tmp.mkdir(parents=True)
-        (tmp / OWNER_FILE).write_text(str(os.getpid()))
-        try:
+        with new_build(root) as (dataset_id, tmp):
             manifest = build_files(tmp, dataset_id, name, source, args, opts, root, report)
-            (tmp / OWNER_FILE).unlink(missing_ok=True)
             _publish(conn, tmp, layout.dataset_dir(root, dataset_id), manifest, owner)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     finally:
         conn.close()
     report(1.0, f"dataset {name!r} ready")
@@ -116,6 +109,28 @@ def _refuse_taken_name(conn: sqlite3.Connection, name: str) -> None:
         other, how = found
         raise DatasetError(f"dataset name {name!r} {how} the existing dataset {other!r}; "
                            "choose a clearly different name")
+
+
+@contextmanager
+def new_build(root: Path) -> Iterator[tuple[str, Path]]:
+    """A new dataset id and its temporary build folder, marked with this process's pid so a
+    build killed outright is reaped by the next one; removed if the block fails. The block
+    fills the folder and publishes it (_publish)."""
+    _remove_stale_builds(layout.datasets_dir(root))
+    dataset_id = "ds-" + secrets.token_hex(4)
+    tmp = layout.datasets_dir(root) / f".tmp-{dataset_id}"
+    tmp.mkdir(parents=True)
+    (tmp / OWNER_FILE).write_text(str(os.getpid()))
+    try:
+        yield dataset_id, tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def build_size(tmp: Path) -> int:
+    """Bytes of a build folder's files, its builder's mark left out."""
+    return sum(p.stat().st_size for p in tmp.iterdir() if p.is_file() and p.name != OWNER_FILE)
 
 
 def _remove_stale_builds(folder: Path) -> None:
@@ -147,6 +162,7 @@ def _builder_gone(tmp: Path) -> bool:
 
 def _publish(conn: sqlite3.Connection, tmp: Path, final: Path, manifest: dict,
              owner: str | None) -> None:
+    (tmp / OWNER_FILE).unlink(missing_ok=True)  # finished: no longer a build to reap
     try:
         with store.transaction(conn):
             _refuse_taken_name(conn, manifest["name"])  # again, inside the write lock
@@ -205,8 +221,7 @@ def build_files(tmp: Path, dataset_id: str, name: str, source: str, args: dict[s
         "height": opts.height,
         "width": opts.width,
         "channels": opts.channels,
-        "size_bytes": sum(p.stat().st_size for p in tmp.iterdir()
-                          if p.is_file() and p.name != OWNER_FILE),
+        "size_bytes": build_size(tmp),
         "sha256": sha256_file(tmp / layout.IMAGES),
         "created": time.time(),
         "report": {"skipped": len(skipped), "skipped_examples": skipped[:SKIPPED_EXAMPLES]},

@@ -11,7 +11,6 @@ normalised exactly as before. New class names may be added; they come after the 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import time
 from collections import Counter
@@ -23,7 +22,13 @@ import numpy as np
 
 from engine import store
 from engine.datasets import layout
-from engine.datasets.build import _publish, _refuse_taken_name, check_name
+from engine.datasets.build import (
+    _publish,
+    _refuse_taken_name,
+    build_size,
+    check_name,
+    new_build,
+)
 from engine.datasets.catalog import Dataset, open_dataset
 from engine.datasets.errors import DatasetError
 from engine.images.loading import ImageError
@@ -98,10 +103,7 @@ def extend_dataset(parent: str | Dataset, added: Sequence[NewImage] = (),
     conn = store.connect(root)
     try:
         _refuse_taken_name(conn, name)
-        dataset_id = "ds-" + secrets.token_hex(4)
-        tmp = layout.datasets_dir(root) / f".tmp-{dataset_id}"
-        tmp.mkdir(parents=True)
-        try:
+        with new_build(root) as (dataset_id, tmp):
             atomic_save_npy(tmp / layout.IMAGES,
                             np.concatenate([np.asarray(ds.images), new_images]))
             atomic_save_npy(tmp / layout.LABELS, labels)
@@ -118,9 +120,6 @@ def extend_dataset(parent: str | Dataset, added: Sequence[NewImage] = (),
                           "per_class": dict(Counter(a.label.strip() for a in added)),
                           "new_classes": classes[len(ds.classes):]}})
             _publish(conn, tmp, layout.dataset_dir(root, dataset_id), manifest, owner)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     finally:
         conn.close()
     return open_dataset(dataset_id, home=root)
@@ -149,7 +148,7 @@ def _manifest(ds: Dataset, dataset_id: str, name: str, classes: list[str], label
         for s, index in splits.items()}
     m.update(id=dataset_id, name=name, source="version", classes=classes, counts=counts,
              total=int(len(labels)), created=time.time(), version=version,
-             size_bytes=sum(p.stat().st_size for p in tmp.iterdir() if p.is_file()),
+             size_bytes=build_size(tmp),
              sha256=sha256_file(tmp / layout.IMAGES))
     m["hash"] = m["sha256"]
     atomic_write_json(tmp / layout.MANIFEST, m)
