@@ -24,6 +24,18 @@ _TEMPLATES: dict[tuple, tuple[Path, str]] = {}
 _JOB_TABLES = {"jobs": "id", "metrics": "job", "events": "job", "evaluations": "job"}
 
 
+def trained_job(home: Path) -> str:
+    """A done LeNet job (2 epochs, seed 0) trained into `home` here, rather than by a worker
+    (no scheduler to start), with no metrics rows: for tests that deploy or classify it."""
+    job_id = jobs.submit({"dataset": "digits", "network": "lenet", "epochs": 2}, owner="alice",
+                         name="lenet-2", home=home, start_scheduler=False)
+    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0),
+          jobs.job_dir(job_id, home), home=home)
+    with closing(store.connect(home)) as conn, store.transaction(conn):
+        store.update_job(conn, job_id, status="done")
+    return job_id
+
+
 def finished_job(home: Path, dataset: str = "digits", epochs: int = 2, evaluate: bool = True,
                  owner: str = "alice") -> str:
     """A done LeNet job on `dataset` (which `home` must hold, as copied from the session's

@@ -13,11 +13,10 @@ import pytest
 from PIL import Image
 from test_dashboard_classify_photos import photo_of_a_one
 
-from engine import jobs, store
 from engine.images.framing import frame_digit
-from engine.training import TrainConfig, train
 
 from browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
+from finished_jobs import trained_job
 
 pytestmark = pytest.mark.browser
 
@@ -34,14 +33,7 @@ def red_pixels(png: bytes) -> int:
 
 @pytest.fixture
 def trained_home(jobs_home, digits_home):
-    from contextlib import closing
-
-    job_id = jobs.submit({"dataset": "digits", "network": "lenet", "epochs": 2}, owner="alice",
-                         name="lenet-2", home=jobs_home, start_scheduler=False)
-    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0),
-          jobs.job_dir(job_id, jobs_home), home=jobs_home)
-    with closing(store.connect(jobs_home)) as conn, store.transaction(conn):
-        store.update_job(conn, job_id, status="done")
+    trained_job(jobs_home)
     yield jobs_home
     shutil.rmtree(jobs_home / "jobs", ignore_errors=True)
 

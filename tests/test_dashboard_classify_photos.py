@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,16 @@ import pytest
 from PIL import Image
 
 from dashboard.views import classify as view
-from engine import jobs, store
+from engine import jobs
 from engine.images.framing import normalize_digit
 from engine.images.photo_digits import photo_digit
 from engine.inference import backends, inside
 from engine.inference import uploads as up
-from engine.training import TrainConfig, train
 from trt import tasks
 
 from apptest import app, open_page
 from drawings import draw_one
+from finished_jobs import trained_job
 
 
 def photo_of_a_one(seed: int = 0) -> bytes:
@@ -44,12 +43,7 @@ def exported(digits_home, tmp_path_factory) -> tuple[Path, str]:
     """A workspace with a done LeNet job (trained here, no scheduler) exported to ONNX."""
     home = tmp_path_factory.mktemp("photos") / "workspace"
     shutil.copytree(digits_home, home)
-    job_id = jobs.submit({"dataset": "digits", "network": "lenet", "epochs": 2}, owner="alice",
-                         name="lenet-2", home=home, start_scheduler=False)
-    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0),
-          jobs.job_dir(job_id, home), home=home)
-    with closing(store.connect(home)) as conn, store.transaction(conn):
-        store.update_job(conn, job_id, status="done")
+    job_id = trained_job(home)
     tasks.export({"job": job_id}, lambda f, m: None, home)
     return home, job_id
 

@@ -18,13 +18,13 @@ from engine import jobs, store
 from engine.datasets import open_dataset
 from engine.inference import backends as inference_backends
 from engine.inference import classify as cl
-from engine.training import TrainConfig, train
 from trt import backends, layout, tasks
 from trt.layout import variant_path
 from trt.runtime import NeedsGPU
 from trt.variants import calibration_batch, to_int8
 
 from apptest import app, open_page
+from finished_jobs import trained_job
 
 pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
 
@@ -36,17 +36,6 @@ def torch_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def trained_job(home: Path) -> str:
-    """A done LeNet job, trained here rather than by a worker (no scheduler to start)."""
-    job_id = jobs.submit({"dataset": "digits", "network": "lenet", "epochs": 2}, owner="alice",
-                         name="lenet-2", home=home, start_scheduler=False)
-    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0),
-          jobs.job_dir(job_id, home), home=home)
-    with closing(store.connect(home)) as conn, store.transaction(conn):
-        store.update_job(conn, job_id, status="done")
-    return job_id
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import shutil
-from contextlib import closing
 
 import pytest
 
-from engine import jobs, store
-from engine.training import TrainConfig, train
+from engine import jobs
 from trt import tasks
 from trt.serve import process
 
 from apptest import app, open_page
-
-
-def trained_job(home) -> str:
-    job_id = jobs.submit({"dataset": "digits", "network": "lenet", "epochs": 2}, owner="alice",
-                         name="lenet-2", home=home, start_scheduler=False)
-    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0),
-          jobs.job_dir(job_id, home), home=home)
-    with closing(store.connect(home)) as conn, store.transaction(conn):
-        store.update_job(conn, job_id, status="done")
-    return job_id
+from finished_jobs import trained_job
 
 
 @pytest.fixture(scope="module")
