@@ -25,6 +25,7 @@ from engine.datasets import DatasetError, DatasetInUse, create_dataset, list_dat
 from engine.jobs.health import scheduler_health, start_scheduler_if_needed
 from engine.jobs.ownership import uploads_dir
 from engine.jobs.process import pid_alive
+from testkit import waiting
 
 from conftest import processes_of, write_idx
 
@@ -34,15 +35,7 @@ RUN = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "ep
 
 
 def wait_until(pred, timeout: float = 120, what: str = "condition"):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return waiting.wait_until(pred, timeout, what)
 
 
 def run(*argv: str, user: str | None = None, module: str = "engine"

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from engine.jobs.process import pid_alive
 from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings
 from engine.training import ConfigError
+from testkit import waiting
 
 from conftest import processes_of
 
@@ -32,13 +32,7 @@ RUN = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "ep
 
 
 def wait_until(pred, timeout: float = 90, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return waiting.wait_until(pred, timeout, what)
 
 
 def job(job_id: str) -> dict:

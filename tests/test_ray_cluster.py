@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from engine.integrity import verify
 from engine.jobs.backends import check_cluster_address
 from engine.jobs.paths import job_dir
 from engine.jobs.settings import load_settings
+from testkit import waiting
 
 from conftest import processes_of
 
@@ -142,13 +142,7 @@ def test_resources_a_job_asks_the_cluster_for(monkeypatch):
 
 
 def wait_until(pred, timeout: float = 240, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return waiting.wait_until(pred, timeout, what, step=0.2)
 
 
 @pytest.fixture(scope="module")
