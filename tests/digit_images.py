@@ -4,6 +4,7 @@ slightly uneven paper, saved as PNG or JPEG bytes."""
 from __future__ import annotations
 
 import io
+import zipfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -20,4 +21,13 @@ def digit_photo(digit: int, size: int = 96, fmt: str = "PNG", seed: int = 0) -> 
                             stroke_fill=(30, 30, 40))
     buf = io.BytesIO()
     im.save(buf, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    """A zip in memory holding `files` (name -> content), as a user uploads one."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
     return buf.getvalue()

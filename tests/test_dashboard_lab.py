@@ -4,9 +4,7 @@ not started), so the tests stay short."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import zipfile
 
 import pytest
 
@@ -14,7 +12,7 @@ from engine import jobs, lab
 from engine.evaluation import probes
 
 from apptest import app, errors, open_page
-from digit_images import digit_photo
+from digit_images import digit_photo, zip_of
 from finished_jobs import finish_queued
 
 
@@ -26,14 +24,6 @@ def no_scheduler(monkeypatch):
 
     monkeypatch.setattr("engine.jobs.api.ensure_scheduler", lambda home=None, **kw: 0)
     monkeypatch.setattr("engine.lab.build_dataset_in_worker", create_dataset)
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def test_lab_signed_out():

@@ -3,23 +3,12 @@ folders or file names; and the "True label follows the prediction" helper."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
 
 from dashboard import label_follow
 from engine.evaluation import probe_import, probes
 
-from digit_images import digit_photo
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+from digit_images import digit_photo, zip_of
 
 
 @pytest.mark.parametrize("name, folder, classes, expected", [
