@@ -16,7 +16,9 @@ from typing import Any
 from engine.workspace import sha256_file
 
 SIDECAR = ".sha256"
-_VERIFIED: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> intact
+# (path, size, mtime_ns, sidecar size, sidecar mtime_ns) -> intact: a checkpoint read while its
+# new sidecar was still on the way is looked at again once the sidecar lands.
+_VERIFIED: dict[tuple[str, int, int, int, int], bool] = {}
 
 
 def sidecar(path: str | os.PathLike) -> Path:
@@ -38,15 +40,17 @@ def _recorded(path: Path) -> dict[str, Any]:
 
 def verify(path: str | os.PathLike) -> bool | None:
     """True if the checkpoint's bytes match its recorded sha256, False if not, None when it
-    has no hash recorded (written before hashes existed). Cached by size and mtime."""
+    has no hash recorded (written before hashes existed). Cached by both files' size and mtime."""
     path = Path(path)
-    if not sidecar(path).exists():
+    try:
+        side = sidecar(path).stat()
+    except OSError:
         return None
     try:
         st = path.stat()
     except OSError:
         return False
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, side.st_size, side.st_mtime_ns)
     if key not in _VERIFIED:
         recorded = _recorded(path)
         actual = sha256_file(path)

@@ -42,9 +42,12 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def write_files(root: Path, files: dict[str, bytes]) -> None:
+    """Each file atomically; checksum sidecars before the checkpoints they describe (as the
+    trainer writes them), so a reader never sees a new checkpoint beside its old hash."""
+    from engine.integrity import SIDECAR
     from engine.workspace import atomic_write_bytes
 
-    for rel, data in files.items():
+    for rel, data in sorted(files.items(), key=lambda kv: not kv[0].endswith(SIDECAR)):
         target = _inside(root, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, data)
