@@ -15,10 +15,12 @@ from PIL import Image
 
 from dashboard.views import classify as view
 from engine import jobs
+from engine.images import framing
 from engine.images.framing import normalize_digit
 from engine.images.photo_digits import photo_digit
 from engine.inference import backends, inside
 from engine.inference import uploads as up
+from engine.inference.classify import classify
 from trt import tasks
 
 from apptest import app, open_page
@@ -98,6 +100,22 @@ def test_upload_results_match_the_framing_shown(exported):
         # what the page shows as "what the network sees" is the framing it shows
         assert np.array_equal(item.result.input[:, :, 0], item.framed.image)
         assert item.framed.inverted == (polarity == "auto")
+        # ... and the same as classifying the photo directly, which frames it itself
+        direct = classify(backend, photo_of_a_one(1), digit=True, polarity=polarity)
+        assert np.array_equal(direct.input, item.result.input)
+        assert np.allclose(direct.probabilities, item.result.probabilities)
+
+
+def test_each_upload_is_framed_once(exported, monkeypatch):
+    home, job_id = exported
+    backend = backends.get_backend("pytorch-cpu", jobs.job_dir(job_id, home))
+    files = [(f"{i}.jpg", photo_of_a_one(i)) for i in range(3)]
+    calls = []
+    real = framing.frame_digit
+    monkeypatch.setattr(framing, "frame_digit", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(up, "frame_digit", framing.frame_digit)
+    assert all(u.result is not None for u in up.classify_uploads(backend, files, True, "auto"))
+    assert len(calls) == 3
 
 
 def test_truncated_png_gets_one_message(page):

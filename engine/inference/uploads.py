@@ -47,8 +47,11 @@ def classify_uploads(backend: backends.Backend, files: list[tuple[str, bytes]], 
                 item.error = NO_INK
         out.append(item)
     todo = [u for u in out if u.error is None]
-    results = cl.classify_many(backend, [u.image for u in todo], top_k=top_k, digit=digit,
-                               polarity=polarity) if todo else []
+    # A framed digit is already what the network sees (ink framed, polarity applied): it is
+    # classified as it is rather than framed a second time.
+    images = [u.framed.image if digit else u.image for u in todo]
+    results = cl.classify_many(backend, images, top_k=top_k, digit=False,
+                               polarity="as-is" if digit else polarity) if todo else []
     for u, r in zip(todo, results, strict=True):
         if r is None:
             u.error = NO_INK
