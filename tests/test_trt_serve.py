@@ -123,16 +123,21 @@ def test_batcher_merges_concurrent_requests_and_off_does_not():
 
 def test_batcher_refuses_when_the_queue_is_full():
     async def go():
-        b = DynamicBatcher(lambda r: r, max_batch=4, max_delay_s=30.0, max_queue=3)
+        b = DynamicBatcher(lambda r: r, max_batch=4, max_delay_s=1.0, max_queue=3)
         await b.start()
         try:
-            with pytest.raises(QueueFull, match="server busy"):
+            with pytest.raises(QueueFull, match="server busy"):  # more than the queue holds
                 await b.submit(np.zeros((4, 1), np.float32))
-            return await b.submit(np.zeros((3, 1), np.float32))
+            waiting = asyncio.create_task(b.submit(np.ones((3, 1), np.float32)))
+            await asyncio.sleep(0.05)  # 3 rows wait for a 4th (or the delay)
+            with pytest.raises(QueueFull, match="3 images are already waiting"):
+                await b.submit(np.zeros((1, 1), np.float32))
+            return await waiting  # served once the delay runs out
         finally:
             await b.stop()
 
-    assert asyncio.run(go()).shape == (3, 1)
+    out = asyncio.run(go())
+    assert out.shape == (3, 1) and float(out.sum()) == 3.0
 
 
 def test_server_batches_concurrent_http_requests(model, digit_images):
