@@ -28,13 +28,9 @@ demo: install
 		$(PY) -m engine datasets create sample --source digits-sample
 	$(PY) -m engine train --dataset sample --network lenet --epochs 15
 
-# The whole suite (CI) on TEST_WORKERS processes; a test file runs whole on one of them, so its
-# module fixtures are made once. Most tests wait on processes, browsers or servers: 2 workers
-# on 2 cores take about 7 1/2 minutes where one takes 10. TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= 2
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
+	$(PY) -m pytest -q
 
 # The edit loop: no browser, no training beyond a few steps, no job processes (under 2 min).
 test-fast: install
