@@ -64,3 +64,41 @@ def test_evaluation_heatmap(jobs_home):
         panel.get_by_text(f"{cm[2][2]} image(s) of 2 predicted as 2").wait_for()
         screenshot(page, "evaluation-02-clicked")
     publish(shot, "evaluation")
+
+
+def test_top_confusions_table_picks_a_pair(jobs_home):
+    """Above 100 classes the evaluation shows a table of the top confusions instead of the
+    matrix (here a 10-class evaluation stored in that form): clicking a row's selector shows
+    that pair's images."""
+    need_chromium()
+    from engine import store
+    from engine.evaluation.evaluate import load_evaluation, top_confusions
+
+    job_id = finished_job(jobs_home)
+    [stored] = jobs.job_evaluations(job_id)
+    ev = load_evaluation(jobs.job_dir(job_id))
+    top = top_confusions(ev.labels, ev.predicted)
+    assert len(top) >= 2
+    conn = store.connect(jobs_home)
+    with store.transaction(conn):
+        store.put_evaluation(conn, job_id, {**stored, "confusion": None, "top_confusions": top})
+    conn.close()
+    classes = stored["classes"]
+    with dashboard(jobs_home) as url, browser_page(height=1200) as page:
+        page.goto(f"{url}/job?id={job_id}")
+        sign_in(page)
+        page.get_by_role("tab", name="Evaluation").click()
+        panel = page.get_by_role("tabpanel", name="Evaluation")
+        panel.get_by_text("Most frequent confusions").wait_for(timeout=120_000)
+        t, p, n = top[0]
+        panel.get_by_text(f"{n} image(s) of {classes[t]} predicted as {classes[p]}").wait_for()
+        table = panel.get_by_test_id("stDataFrame").first
+        table.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)  # let the grid draw
+        box = table.bounding_box()
+        row = 35  # the grid's row height (header included)
+        t, p, n = top[1]
+        page.mouse.click(box["x"] + 18, box["y"] + row * 2.5)  # second row's selector
+        panel.get_by_text(f"{n} image(s) of {classes[t]} predicted as {classes[p]}").wait_for(
+            timeout=30_000)
+        screenshot(page, "evaluation-03-top-confusions")

@@ -84,6 +84,43 @@ def test_evaluation_tab(jobs_home):
             f"{r['probability']:.0%}".rstrip("%") for r in top[c]]
 
 
+def test_evaluation_tab_without_a_matrix_shows_the_top_confusions(jobs_home):
+    """Above 100 classes an evaluation keeps the top confusions instead of the matrix: the
+    page shows them as a table whose rows pick the pair (here a 10-class evaluation stored in
+    that form)."""
+    from types import SimpleNamespace
+
+    from dashboard.views import evaluation as view
+    from engine import store
+    from engine.evaluation.evaluate import top_confusions
+
+    job_id = finished_job(jobs_home)
+    [stored] = jobs.job_evaluations(job_id)
+    ev = load_evaluation(jobs.job_dir(job_id))
+    sparse = {**stored, "confusion": None,
+              "top_confusions": top_confusions(ev.labels, ev.predicted)}
+    conn = store.connect(jobs_home)
+    with store.transaction(conn):
+        store.put_evaluation(conn, job_id, sparse)
+    conn.close()
+    at = job_page(job_id)
+    assert not at.exception, at.exception
+    assert not [c for c in at.get("vega_lite_chart") if "Confusion matrix" in c.proto.spec]
+    table = next(d.value for d in at.dataframe if "share of true class" in d.value.columns)
+    t, p, n = sparse["top_confusions"][0]
+    classes = stored["classes"]
+    assert (table.iloc[0]["true"], table.iloc[0]["predicted"], table.iloc[0]["images"]) == \
+        (classes[t], classes[p], n)
+    assert at.selectbox(key="ev_true").value == t and at.selectbox(key="ev_pred").value == p
+    assert any(f"{n} image(s) of {classes[t]} predicted as {classes[p]}" in c.value
+               for c in at.caption)
+    assert at.image[0].captions == [f"#{i}" for i in ev.pair(t, p, limit=48)]
+    # a picked row is that row's pair; nothing picked is no pair
+    t1, p1, _ = sparse["top_confusions"][1]
+    assert view._selected_row(SimpleNamespace(selection={"rows": [1]}), sparse) == (t1, p1)
+    assert view._selected_row(SimpleNamespace(selection={"rows": []}), sparse) is None
+
+
 def test_evaluate_button_queues_a_task(jobs_home):
     job_id = finished_job(jobs_home, evaluate=False)
     at = job_page(job_id)

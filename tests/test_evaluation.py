@@ -13,7 +13,13 @@ from PIL import Image
 from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import precision_recall_fscore_support, top_k_accuracy_score
 
-from engine.evaluation.evaluate import evaluate_checkpoint, load_evaluation, summarize
+from engine.evaluation.evaluate import (
+    evaluate_checkpoint,
+    load_evaluation,
+    most_confused,
+    pair_count,
+    summarize,
+)
 from engine.inference.classify_many import classify_many
 
 from conftest import read_idx_gz
@@ -136,3 +142,26 @@ def test_classify_many_with_csv_labels(mnist_lenet, mnist_files, tmp_path):
     assert "labelled" not in unlabelled and "9000.png" in unlabelled["csv"]
     with pytest.raises(FileNotFoundError):
         classify_many(run_dir, [tmp_path / "missing.zip"])
+
+
+@pytest.mark.parametrize("classes", [12, 120])
+def test_pair_counts_and_the_most_confused_pair_with_and_without_a_matrix(classes):
+    """Above 100 classes a summary keeps the top confusions instead of the matrix; the pair
+    counts and the most confused pair read the same from either."""
+    rng = np.random.default_rng(classes)
+    labels = rng.integers(0, classes, 3000)
+    pred = np.where(rng.random(3000) < 0.7, labels, rng.integers(0, classes, 3000))
+    pred[labels == 5] = 7  # one pair stands out
+    probs = np.full((3000, classes), 0.1 / classes, np.float32)
+    probs[np.arange(3000), pred] = 0.9
+    s = summarize(probs, labels, [f"c{i}" for i in range(classes)])
+    assert (s["confusion"] is None) == (classes > 100)
+    cm = sk_confusion(labels, pred, labels=range(classes))
+    assert most_confused(s) == (5, 7)
+    for t, p in [(5, 7), (3, 3), (0, 0), (5, 5)]:
+        assert pair_count(s, t, p) == cm[t, p]
+    if classes > 100:  # a rare pair outside the top list is unknown, never a wrong number
+        kept = {(t, p) for t, p, _ in s["top_confusions"]}
+        rare = next((t, p) for t in range(classes) for p in range(classes)
+                    if t != p and (t, p) not in kept)
+        assert pair_count(s, *rare) is None

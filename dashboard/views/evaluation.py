@@ -1,8 +1,9 @@
 """The Evaluation and Classify-many sections of a trained job's page.
 
 Evaluation shows the latest stored evaluation of a checkpoint (metrics, per-class table,
-confusion heatmap whose cells pick a (true, predicted) pair, confident mistakes, top N per
-class) and runs new ones as task jobs. Classify many uploads a zip or images, runs them as a
+confusion heatmap whose cells pick a (true, predicted) pair - above 100 classes a table of the
+most frequent confusions whose rows do -, confident mistakes, top N per class) and runs new ones
+as task jobs. Classify many uploads a zip or images, runs them as a
 task job and shows its results table, accuracy and confusion matrix.
 """
 
@@ -19,7 +20,7 @@ import streamlit as st
 from dashboard import charts, session, task_progress
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
-from engine.evaluation.evaluate import Evaluation, load_evaluation
+from engine.evaluation.evaluate import Evaluation, load_evaluation, most_confused, pair_count
 from engine.images.pictures import enlarge
 from engine.inference.classify_many import IMAGE_SUFFIXES
 from engine.jobs import tasks
@@ -71,15 +72,6 @@ def _images(dataset: Any, indexes: list[int]) -> list[np.ndarray]:
     return [enlarge(img, GALLERY_PX) for img in out]
 
 
-def _most_confused(confusion: list[list[int]]) -> tuple[int, int]:
-    cm = np.asarray(confusion)
-    off = cm - np.diag(np.diag(cm))
-    if off.max() <= 0:
-        return 0, 0
-    t, p = np.unravel_index(off.argmax(), off.shape)
-    return int(t), int(p)
-
-
 def _selected_cell(event: Any, classes: list[str]) -> tuple[int, int] | None:
     """The (true, predicted) indexes of a clicked heatmap cell, if any."""
     try:
@@ -93,6 +85,47 @@ def _selected_cell(event: Any, classes: list[str]) -> tuple[int, int] | None:
         return classes.index(str(point["true"])), classes.index(str(point["predicted"]))
     except (KeyError, ValueError, TypeError):
         return None
+
+
+def _selected_row(event: Any, summary: dict[str, Any]) -> tuple[int, int] | None:
+    """The (true, predicted) indexes of a picked row of the top-confusions table, if any."""
+    try:
+        [row] = event.selection["rows"]
+        t, p, _ = summary["top_confusions"][row]
+        return int(t), int(p)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def confusions_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """The most frequent confusions (many classes: no matrix), with each one's share of its
+    true class."""
+    classes, per_class = summary["classes"], summary["per_class"]
+    rows = [{"true": classes[t], "predicted": classes[p], "images": n,
+             "share of true class": n / per_class[t]["support"] if per_class[t]["support"]
+             else 0.0} for t, p, n in summary.get("top_confusions", [])]
+    return pd.DataFrame(rows, columns=["true", "predicted", "images", "share of true class"])
+
+
+def _confusions(where: Any, summary: dict[str, Any], key: str, selectable: bool,
+                title: str = "Confusion matrix (colour: % of true class)") -> Any:
+    """The heatmap (up to 100 classes) or the top-confusions table; its selection event."""
+    classes = summary["classes"]
+    if summary.get("confusion") is not None:
+        chart = charts.confusion_heatmap(summary["confusion"], classes, title=title,
+                                         selectable=selectable)
+        if not selectable:
+            return where.altair_chart(chart, width="content")
+        return where.altair_chart(chart, on_select="rerun", key=key, width="content")
+    where.markdown(f"**Most frequent confusions** ({len(classes)} classes: too many for a "
+                   "matrix)" + (" · pick a row to see its images" if selectable else ""))
+    table = confusions_table(summary)
+    config = {"share of true class": st.column_config.NumberColumn(format="%.1f%%")}
+    table["share of true class"] *= 100
+    if not selectable:
+        return where.dataframe(table, hide_index=True, column_config=config)
+    return where.dataframe(table, hide_index=True, column_config=config, key=key,
+                           on_select="rerun", selection_mode="single-row")
 
 
 def _metrics(summary: dict[str, Any]) -> None:
@@ -113,7 +146,7 @@ def per_class_table(summary: dict[str, Any]) -> pd.DataFrame:
 def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: Any,
           shown_for: tuple) -> None:
     classes = summary["classes"]
-    clicked = _selected_cell(event, classes)
+    clicked = _selected_cell(event, classes) or _selected_row(event, summary)
     # Another evaluation (another job, checkpoint or split) opens on its most frequent
     # confusion, not on the pair picked for the previous one (often empty here).
     if st.session_state.get("ev_for") != shown_for:
@@ -125,13 +158,17 @@ def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: A
     st.session_state["ev_clicked"] = clicked
     if "ev_true" not in st.session_state or st.session_state["ev_true"] >= len(classes) \
             or st.session_state.get("ev_pred", 0) >= len(classes):
-        st.session_state["ev_true"], st.session_state["ev_pred"] = \
-            _most_confused(summary["confusion"])
+        st.session_state["ev_true"], st.session_state["ev_pred"] = most_confused(summary)
     c1, c2 = st.columns(2)
     options = list(range(len(classes)))
     t = c1.selectbox("True class", options, format_func=lambda i: classes[i], key="ev_true")
     p = c2.selectbox("Predicted as", options, format_func=lambda i: classes[i], key="ev_pred")
-    count = summary["confusion"][t][p]
+    count = ev.count(t, p) if ev is not None else pair_count(summary, t, p)
+    if count is None:
+        st.caption(f"{classes[t]} predicted as {classes[p]}: not among the "
+                   f"{len(summary.get('top_confusions', []))} most frequent confusions kept "
+                   "(the stored predictions are gone)")
+        return
     st.caption(f"{count} image(s) of {classes[t]} predicted as {classes[p]}"
                + (" (most confident first)" if count else ""))
     if ev is None or dataset is None or not count:
@@ -201,18 +238,15 @@ def _evaluation(job: dict[str, Any]) -> None:
     classes = summary["classes"]
     _metrics(summary)
     left, right = st.columns([3, 2])
-    event = left.altair_chart(
-        charts.confusion_heatmap(summary["confusion"], classes,
-                                 title="Confusion matrix (colour: % of true class)",
-                                 selectable=True),
-        on_select="rerun", key="ev_cm", width="content")
+    event = _confusions(left, summary, "ev_cm", selectable=True)
     right.dataframe(per_class_table(summary), width="stretch",
                     column_config={k: st.column_config.NumberColumn(format="%.3f")
                                    for k in ("precision", "recall", "f1")})
     ev = load_evaluation(jobs.job_dir(job_id), summary["checkpoint"], summary["split"])
     if ev is None:
         st.caption("The stored predictions of this evaluation are gone: no image galleries.")
-    st.subheader("Images of a pair", help="Click a cell of the matrix, or choose the pair.")
+    st.subheader("Images of a pair", help="Click a cell of the matrix (a row of the table), "
+                 "or choose the pair.")
     _pair(ev, dataset, summary, event, (job_id, summary["checkpoint"], summary["split"],
                                          summary.get("created")))
     if ev is None or dataset is None:
@@ -280,9 +314,8 @@ def _classify_results(task: dict[str, Any]) -> None:
     if result.get("images", 0) > shown:
         st.caption(f"First {shown:,} of {result['images']:,} rows; the CSV has them all.")
     if labelled:
-        st.altair_chart(charts.confusion_heatmap(labelled["confusion"], labelled["classes"],
-                                                 title="Confusion matrix of the uploads"),
-                        width="content")
+        _confusions(st, labelled, "cm_confusions", selectable=False,
+                    title="Confusion matrix of the uploads")
 
 
 

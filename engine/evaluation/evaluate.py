@@ -71,6 +71,32 @@ def per_class_metrics(confusion: np.ndarray | tuple, classes: list[str]
                                                          strict=True)]
 
 
+def pair_count(summary: dict[str, Any], true_class: int, predicted_class: int) -> int | None:
+    """How many images of true_class a summary says were predicted as predicted_class: from
+    the confusion matrix, or (many classes) from the per-class counts on the diagonal and the
+    top confusions elsewhere; None for a pair that is not among those."""
+    if summary.get("confusion") is not None:
+        return int(summary["confusion"][true_class][predicted_class])
+    if true_class == predicted_class:
+        m = summary["per_class"][true_class]
+        return round(m["recall"] * m["support"])
+    return next((n for t, p, n in summary.get("top_confusions", [])
+                 if (t, p) == (true_class, predicted_class)), None)
+
+
+def most_confused(summary: dict[str, Any]) -> tuple[int, int]:
+    """The (true, predicted) pair of the most frequent mistake; (0, 0) when there is none."""
+    if summary.get("confusion") is None:
+        top = summary.get("top_confusions") or [[0, 0, 0]]
+        return int(top[0][0]), int(top[0][1])
+    cm = np.asarray(summary["confusion"])
+    off = cm - np.diag(np.diag(cm))
+    if off.size == 0 or off.max() <= 0:
+        return 0, 0
+    t, p = np.unravel_index(off.argmax(), off.shape)
+    return int(t), int(p)
+
+
 def summarize(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Top-1/top-5 accuracy, loss, per-class metrics and the confusion matrix of predictions."""
     n, c = probs.shape
@@ -109,6 +135,10 @@ class Evaluation:
     @property
     def confidence(self) -> np.ndarray:
         return self.probs.max(1)
+
+    def count(self, true_class: int, predicted_class: int) -> int:
+        """Images of `true_class` predicted as `predicted_class`."""
+        return int(((self.labels == true_class) & (self.predicted == predicted_class)).sum())
 
     def pair(self, true_class: int, predicted_class: int, limit: int = 50) -> list[int]:
         """Dataset indexes of images of `true_class` predicted as `predicted_class`, most
