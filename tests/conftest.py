@@ -56,6 +56,8 @@ def pytest_collection_modifyitems(config, items):
     import inspect
 
     for item in items:
+        if item.path.name.startswith("test_browser_"):  # drives Chromium, marked or not
+            item.add_marker(pytest.mark.browser)
         if item.get_closest_marker("slow") or not hasattr(item, "function"):
             continue
         try:

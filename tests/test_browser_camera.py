@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.datasets import open_dataset
 from engine.datasets.versions import version_info
 
@@ -20,6 +22,8 @@ from finished_jobs import finished_job
 # Clear photo then does nothing (Streamlit 1.67's camera_input).
 VIDEO_PLAYING = ("() => { const v = document.querySelector('video'); "
                  "return v !== null && v.readyState >= 2 && v.currentTime > 1; }")
+pytestmark = pytest.mark.browser
+
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
