@@ -32,20 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from engine import jobs, store  # noqa: E402
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
+from testkit import waiting  # noqa: E402
 
 JOB = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "epochs": 1,
        "batch_size": 64}
 MIB = 1024 * 1024
 
 
-def wait_until(pred, timeout: float, what: str, step: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+def wait_until(pred, timeout: float, what: str):
+    # polled every 10 ms: the figure is a latency of about a second
+    return waiting.wait_until(pred, timeout, what, step=0.01)
 
 
 def start_scheduler(home: Path, cluster: str | None, poll: str) -> subprocess.Popen:

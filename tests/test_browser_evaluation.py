@@ -37,16 +37,22 @@ def grid_box(png: bytes, n: int) -> tuple[float, float, float]:
     return left, rows[0], cell
 
 
+def evaluation_panel(page, url: str, job_id: str, ready: str):
+    """The job page's Evaluation tab, signed in, once `ready` is on it."""
+    page.goto(f"{url}/job?id={job_id}")
+    sign_in(page)
+    page.get_by_role("tab", name="Evaluation").click()
+    panel = page.get_by_role("tabpanel", name="Evaluation")
+    panel.get_by_text(ready).wait_for(timeout=120_000)
+    return panel
+
+
 def test_evaluation_heatmap(jobs_home):
     need_chromium()
     job_id = finished_job(jobs_home)
     [stored] = jobs.job_evaluations(job_id)
     with dashboard(jobs_home) as url, browser_page(height=1200) as page:
-        page.goto(f"{url}/job?id={job_id}")
-        sign_in(page)
-        page.get_by_role("tab", name="Evaluation").click()
-        panel = page.get_by_role("tabpanel", name="Evaluation")
-        panel.get_by_text("Top-1 accuracy").wait_for(timeout=120_000)
+        panel = evaluation_panel(page, url, job_id, "Top-1 accuracy")
         assert panel.get_by_text(f"{stored['accuracy']:.2%}").first.is_visible()
         heatmap = panel.get_by_test_id("stVegaLiteChart").first
         heatmap.locator("canvas, svg").first.wait_for()
@@ -85,11 +91,7 @@ def test_top_confusions_table_picks_a_pair(jobs_home):
     conn.close()
     classes = stored["classes"]
     with dashboard(jobs_home) as url, browser_page(height=1200) as page:
-        page.goto(f"{url}/job?id={job_id}")
-        sign_in(page)
-        page.get_by_role("tab", name="Evaluation").click()
-        panel = page.get_by_role("tabpanel", name="Evaluation")
-        panel.get_by_text("Most frequent confusions").wait_for(timeout=120_000)
+        panel = evaluation_panel(page, url, job_id, "Most frequent confusions")
         t, p, n = top[0]
         panel.get_by_text(f"{n} image(s) of {classes[t]} predicted as {classes[p]}").wait_for()
         table = panel.get_by_test_id("stDataFrame").first
