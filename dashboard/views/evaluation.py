@@ -163,7 +163,9 @@ def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: A
     options = list(range(len(classes)))
     t = c1.selectbox("True class", options, format_func=lambda i: classes[i], key="ev_true")
     p = c2.selectbox("Predicted as", options, format_func=lambda i: classes[i], key="ev_pred")
-    count = ev.count(t, p) if ev is not None else pair_count(summary, t, p)
+    count = pair_count(summary, t, p)
+    if count is None and ev is not None:  # a rare pair of many classes: count the predictions
+        count = ev.count(t, p)
     if count is None:
         st.caption(f"{classes[t]} predicted as {classes[p]}: not among the "
                    f"{len(summary.get('top_confusions', []))} most frequent confusions kept "
