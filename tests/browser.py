@@ -36,9 +36,24 @@ def browser_page(width: int = 1400, height: int = 1000):
             context.set_default_timeout(60_000)
             page = context.new_page()
             page.set_default_timeout(60_000)
-            yield page
+            try:
+                yield page
+            except BaseException:
+                _shoot_all(browser, "failure")
+                raise
         finally:
             browser.close()
+
+
+def _shoot_all(browser, prefix: str) -> None:
+    """What every open page showed when a test failed, in test-artifacts/ (CI keeps none of
+    a flaky failure otherwise)."""
+    for c, context in enumerate(browser.contexts):
+        for n, page in enumerate(context.pages):
+            try:
+                screenshot(page, f"{prefix}-{c}-{n}")
+            except Exception:  # noqa: BLE001 - a page that cannot be drawn: keep the failure
+                pass
 
 
 def sign_in(page, user: str = "alice"):

@@ -50,6 +50,7 @@ TRAINING_FIXTURES = {"mnist_lenet", "lenet_run", "trained", "job_id", "jobs_home
                      "bundle", "exported", "variants", "deployed", "deployed_home"}
 TRAINING_CALLS = ("train(", "finished_job(", "submit(", "submit_task(", "make_bundle(",
                   "export_onnx(", '"train"', "subprocess")
+BROWSER_RERUNS = 1
 
 
 def pytest_collection_modifyitems(config, items):
@@ -58,6 +59,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name.startswith("test_browser_"):  # drives Chromium, marked or not
             item.add_marker(pytest.mark.browser)
+            # One retry, as Playwright's own test runner gives browser tests on CI: a real
+            # browser beside training jobs on two cores. A test failing twice still fails, and
+            # a retried one is listed (RERUN) in the summary (pytest-rerunfailures).
+            item.add_marker(pytest.mark.flaky(reruns=BROWSER_RERUNS, reruns_delay=2))
         if item.get_closest_marker("slow") or not hasattr(item, "function"):
             continue
         try:
