@@ -39,13 +39,13 @@ def browser_page(width: int = 1400, height: int = 1000):
             try:
                 yield page
             except BaseException:
-                _shoot_all(browser, "failure")
+                shoot_all(browser, "failure")
                 raise
         finally:
             browser.close()
 
 
-def _shoot_all(browser, prefix: str) -> None:
+def shoot_all(browser, prefix: str) -> None:
     """What every open page showed when a test failed, in test-artifacts/ (CI keeps none of
     a flaky failure otherwise)."""
     for c, context in enumerate(browser.contexts):

@@ -93,6 +93,17 @@ def digits_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lenet_run(digits_home, tmp_path_factory) -> Path:
+    """The run folder of a LeNet trained 2 epochs on 'digits' (seeded), shared by the session."""
+    from engine.training import TrainConfig, train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "lenet-digits"
+    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0, device="cpu"),
+          run_dir, home=digits_home)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
 def mnist_lenet(mnist_sample_home, tmp_path_factory):
     """LeNet trained 5 epochs on the MNIST sample split: (run_dir, TrainResult)."""
     from engine.training import TrainConfig, train

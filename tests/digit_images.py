@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -31,3 +32,24 @@ def zip_of(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+def y4m_video(path: Path, image: bytes, frames: int = 10, fps: int = 10) -> Path:
+    """A still picture as a Y4M video (4:2:0, full range), the file Chromium's fake camera
+    plays in a loop (--use-file-for-fake-video-capture)."""
+    rgb = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"), np.float32)
+    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    r, g, b = (rgb[:h, :w, i] for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+
+    def plane(a: np.ndarray, half: bool) -> bytes:
+        if half:  # 4:2:0: one chroma sample per 2x2 block
+            a = a.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+        return np.clip(np.rint(a), 0, 255).astype(np.uint8).tobytes()
+
+    frame = b"FRAME\n" + plane(y, False) + plane(u, True) + plane(v, True)
+    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode()
+                     + frame * frames)
+    return path

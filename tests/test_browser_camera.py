@@ -1,5 +1,6 @@
 """Camera capture in a real browser (issue 17): Chromium's fake camera feeds st.camera_input;
-the pictures taken reach a new version of the dataset, in the class chosen."""
+the pictures taken reach a new version of the dataset, in the class chosen; and live video
+(WebRTC) is classified frame by frame on Classify."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ import pytest
 from engine.datasets import open_dataset
 from engine.datasets.versions import version_info
 
-from browser import CHROMIUM, CHROMIUM_ARGS, dashboard, need_chromium, screenshot, sign_in
+from browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    dashboard,
+    need_chromium,
+    screenshot,
+    shoot_all,
+    sign_in,
+)
+from digit_images import digit_photo, y4m_video
 from finished_jobs import finished_job
 
 # The stream has played a second, as it has before any person clicks: a picture taken in its
@@ -23,24 +33,34 @@ from finished_jobs import finished_job
 VIDEO_PLAYING = ("() => { const v = document.querySelector('video'); "
                  "return v !== null && v.readyState >= 2 && v.currentTime > 1; }")
 pytestmark = pytest.mark.browser
+# The live answer's "what the network sees" picture has loaded (it is replaced twice a second).
+SEEN_IMAGE_SHOWN = ("() => [...document.querySelectorAll('[data-testid=stImage]')].some(e => "
+                    "e.innerText.includes('28x28 input') && e.querySelector('img')?.complete "
+                    "&& e.querySelector('img').naturalWidth > 0)")
 
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @contextmanager
-def camera_page(home: Path) -> Iterator[tuple[str, Any]]:
-    """A dashboard on `home` and a signed-out page in Chromium with its fake camera allowed."""
+def camera_page(home: Path, flags: list[str] = ()) -> Iterator[tuple[str, Any]]:
+    """A dashboard on `home` and a signed-out page in Chromium with its fake camera allowed
+    (its own test pattern, or the video a flag names)."""
     need_chromium()
     from playwright.sync_api import sync_playwright
 
     with dashboard(home) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=[*CHROMIUM_ARGS, *FAKE_CAMERA, *flags])
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1400},
                                           permissions=["camera"])
             page = context.new_page()
             page.set_default_timeout(120_000)  # slow under load, never hangs
-            yield url, page
+            try:
+                yield url, page
+            except BaseException:
+                shoot_all(browser, "failure")
+                raise
         finally:
             browser.close()
 
@@ -139,3 +159,41 @@ def test_a_new_dataset_from_camera_pictures_alone(jobs_home):
         screenshot(page, "camera-03-new-dataset")
     made = open_dataset("my camera set", home=jobs_home)
     assert sorted(made.classes) == ["cup", "pen"] and len(made) == 4
+
+
+def test_live_video_is_classified_as_it_plays(jobs_home, tmp_path):
+    """Classify's Camera tab, live: WebRTC carries Chromium's fake camera (a video of a '7' on
+    paper) to the dashboard, each frame is classified as it plays, the answer beside the video
+    keeps up with new frames, and a kept frame opens the full views."""
+    finished_job(jobs_home)
+    video = y4m_video(tmp_path / "seven.y4m", digit_photo(7, size=240))
+    with camera_page(jobs_home, [f"--use-file-for-fake-video-capture={video}"]) as (url, page):
+        page.goto(f"{url}/classify")
+        sign_in(page)
+        page.get_by_role("tab", name="Camera").click()
+        page.get_by_text("Use the camera").click()
+        page.get_by_text("Live video").click()
+        streamer = page.frame_locator('iframe[title*="streamlit_webrtc"]')
+        streamer.get_by_role("button", name="START").click()
+        counted = page.get_by_text("frames classified of")
+        counted.wait_for(timeout=120_000)
+        first = frames_classified(counted.inner_text())
+        page.wait_for_function(
+            "n => { const e = [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
+            ".find(c => c.innerText.includes('frames classified of')); return e && "
+            "parseInt(e.innerText.replace(/^Live: /, '').replace(/,/g, '')) > n; }", arg=first)
+        prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction")
+        # The '7' reached the network (LeNet on the offline digits: 100% on this one).
+        assert prediction.first.get_by_test_id("stMetricValue").inner_text().strip() == "7"
+        page.get_by_text("What the network sees").first.wait_for()
+        page.wait_for_function(SEEN_IMAGE_SHOWN)
+        screenshot(page, "camera-04-live")
+        page.get_by_role("button", name="Keep this frame").click()
+        page.get_by_text("The frame kept").wait_for()
+        page.get_by_text("Add to probe board").last.wait_for()
+        streamer.get_by_role("button", name="STOP").click()
+
+
+def frames_classified(caption: str) -> int:
+    """'Live: 1,234 frames classified of ...' -> 1234."""
+    return int(caption.removeprefix("Live: ").split(" frames")[0].replace(",", ""))

@@ -17,16 +17,6 @@ from engine.inference import classify as cl
 from drawings import draw_one
 
 
-@pytest.fixture(scope="module")
-def lenet_run(digits_home, tmp_path_factory):
-    from engine.training import TrainConfig, train
-
-    run_dir = tmp_path_factory.mktemp("runs") / "lenet-digits"
-    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0, device="cpu"),
-          run_dir, home=digits_home)
-    return run_dir
-
-
 def test_registry(lenet_run):
     assert "pytorch-cpu" in backends.available_backends()
     backend = backends.get_backend("pytorch-cpu", lenet_run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,12 +19,13 @@ from engine import jobs
 from engine.images import framing
 from engine.images.framing import normalize_digit
 from engine.images.photo_digits import photo_digit
-from engine.inference import backends, inside
+from engine.inference import backends, inside, live
 from engine.inference import uploads as up
 from engine.inference.classify import classify
 from trt import tasks
 
 from apptest import app, open_page
+from digit_images import digit_photo
 from drawings import draw_one
 from finished_jobs import trained_job
 
@@ -186,3 +188,55 @@ def test_grid_has_gaps_between_tiles():
     assert g.shape == (2 * 10 + 3 * view.TILE_GAP, 2 * 10 + 3 * view.TILE_GAP)
     gap = g[view.TILE_GAP + 10:2 * view.TILE_GAP + 10]  # the row of gap between the tiles
     assert (gap == 128).all()
+
+
+class FakeStreamer:
+    """streamlit-webrtc's webrtc_streamer for AppTest (its component needs a browser): plays
+    when told to, sending one frame, a photo of a '7', through the page's callback."""
+
+    def __init__(self, playing: bool) -> None:
+        self.playing, self.calls = playing, []
+
+    def __call__(self, key, video_frame_callback=None, rtc_configuration=None, **_):
+        import av
+
+        self.calls.append(rtc_configuration)
+        if self.playing:
+            seven = np.asarray(Image.open(io.BytesIO(digit_photo(7, size=120))).convert("RGB"))
+            out = video_frame_callback(av.VideoFrame.from_ndarray(seven, format="rgb24"))
+            assert out.to_ndarray(format="rgb24").shape == seven.shape
+        return SimpleNamespace(state=SimpleNamespace(playing=self.playing))
+
+
+def test_live_video_mode_waits_for_start_and_names_a_bad_ice_setting(page, monkeypatch):
+    import streamlit_webrtc
+
+    at, _ = page
+    streamer = FakeStreamer(playing=False)
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", streamer)
+    at.toggle(key="cl_cam_on").set_value(True).run()
+    at.radio(key="cl_cam_mode").set_value("live").run()
+    assert not at.exception, at.exception
+    assert any(c.startswith("Press START and allow the camera") for c in captions(at))
+    assert streamer.calls[-1] == {"iceServers": []}  # host candidates: one machine or a lab
+    monkeypatch.setenv(live.ICE_ENV, "stun:nope")
+    at.run()
+    assert any(live.ICE_ENV in e.value and "is not JSON" in e.value for e in at.error)
+
+
+def test_live_video_answer_follows_the_frames_and_a_frame_can_be_kept(page, monkeypatch):
+    import streamlit_webrtc
+
+    at, _ = page
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", FakeStreamer(playing=True))
+    at.toggle(key="cl_cam_on").set_value(True).run()
+    at.radio(key="cl_cam_mode").set_value("live").run()
+    assert not at.exception, at.exception
+    assert any(c.startswith("Live: 1 frames classified of 1 received") for c in captions(at))
+    [label] = [m.value for m in at.metric if m.label == "Prediction"]
+    assert label in [str(d) for d in range(10)]
+    at.button(key="cl_live_keep").click().run()
+    assert not at.exception, at.exception
+    assert any(m.value == "**The frame kept**" for m in at.markdown)
+    assert [m.value for m in at.metric if m.label == "Prediction"].count(label) == 2
+    assert any(m.value == "**Add to probe board**" for m in at.markdown)

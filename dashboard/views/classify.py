@@ -17,7 +17,7 @@ from engine import jobs
 from engine.evaluation import probes
 from engine.images import pictures
 from engine.images.framing import EmptyDrawing
-from engine.inference import backends, inside
+from engine.inference import backends, inside, live
 from engine.inference import classify as cl
 from engine.inference import uploads as up
 from engine.inference.predictor import image_bytes_png
@@ -42,6 +42,9 @@ POLARITY_LABELS = {"auto": "auto", "as-is": "as the network was trained (as-is)"
                    "invert": "invert"}
 # Room above the canvas for its toolbar (undo, redo, clear), which floats 2.65rem above the
 # canvas on hover: without it the toolbar covers the stroke-width slider.
+CAMERA_MODES = {"picture": "Take a picture", "live": "Live video"}
+LIVE_KEY, LIVE_KEPT = "cl_live_classifier", "cl_live_kept"
+LIVE_POLL_S = 0.5  # how often the answer beside the live video is redrawn
 TILE_GAP = 6  # pixels between feature-map and filter tiles
 TOOLBAR_ROOM = '<div class="cl-toolbar-room" style="height:2.9rem"></div>'
 trt_backends.register()  # ONNX Runtime and TensorRT join the backend choice
@@ -196,13 +199,19 @@ def _upload(backend: backends.Backend, checkpoint: str) -> None:
 
 
 def _camera(backend: backends.Backend, checkpoint: str) -> None:
-    """A picture from the camera, classified as it is taken, with the same view as an upload.
-    The camera starts only when asked: opening Classify never asks for it."""
+    """A picture from the camera, classified as it is taken, with the same view as an upload;
+    or live video, each frame classified as it plays. The camera starts only when asked:
+    opening Classify never asks for it."""
     if not st.toggle("Use the camera", key="cl_cam_on",
                      help="Each picture you take is classified at once; take another to "
-                          "try again."):
+                          "try again. Live video classifies what the camera sees as it plays."):
         st.caption("Turn the camera on, hold a digit on paper (or an object) in front of it "
-                   "and take a picture.")
+                   "and take a picture, or watch it classified live.")
+        return
+    mode = st.radio("Camera", list(CAMERA_MODES), format_func=CAMERA_MODES.get,
+                    horizontal=True, key="cl_cam_mode", label_visibility="collapsed")
+    if mode == "live":
+        _live(backend, checkpoint)
         return
     picture = st.camera_input("Point the camera at what to classify", key="cl_cam")
     digit, polarity = _framing_options(backend, "cl_cam")
@@ -211,6 +220,72 @@ def _camera(backend: backends.Backend, checkpoint: str) -> None:
     data = picture.getvalue()
     [item] = up.classify_uploads(backend, [("camera.jpg", data)], digit, polarity)
     _show_upload(backend, checkpoint, item, data, digit, polarity, "camera")
+
+
+def _live(backend: backends.Backend, checkpoint: str) -> None:
+    """Live video through WebRTC (streamlit-webrtc): the answer is drawn on the video, and
+    what the network sees and its top-5 follow beside it; "Keep this frame" opens the full
+    views (inside the model, add to a probe board) on one frame."""
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer  # loads aiortc: only when asked
+
+    digit, polarity = _framing_options(backend, "cl_live")
+    try:
+        servers = live.ice_servers()
+    except ValueError as e:
+        st.error(str(e))
+        return
+    wanted = (checkpoint, backend.name, digit, polarity)
+    classifier = st.session_state.get(LIVE_KEY)
+    if classifier is None or classifier[0] != wanted:
+        classifier = (wanted, live.LiveClassifier(backend, digit, polarity))
+        st.session_state[LIVE_KEY] = classifier
+    video, answer = st.columns([3, 2])
+    with video:
+        streamer = webrtc_streamer(
+            key="cl_live", mode=WebRtcMode.SENDRECV,
+            video_frame_callback=_frame_callback(classifier[1]),
+            media_stream_constraints={"video": True, "audio": False},
+            rtc_configuration={"iceServers": servers})
+    with answer:
+        if streamer.state.playing:
+            st.fragment(_live_result, run_every=LIVE_POLL_S)(classifier[1])
+        else:
+            st.caption("Press START and allow the camera: each frame is classified as it "
+                       f"plays (up to {1 / classifier[1].every_s:.0f} a second), the answer "
+                       "drawn on the video and shown here.")
+    kept = st.session_state.get(LIVE_KEPT)
+    if kept is not None and kept.result is not None:
+        st.markdown("**The frame kept**")
+        _show_upload(backend, checkpoint, kept, image_bytes_png(np.asarray(kept.image)), digit,
+                     polarity, "live")
+
+
+def _frame_callback(classifier: live.LiveClassifier):
+    def callback(frame):  # an av.VideoFrame, on streamlit-webrtc's thread: no st.* here
+        import av
+
+        shown = classifier.frame(frame.to_ndarray(format="rgb24"))
+        return av.VideoFrame.from_ndarray(shown, format="rgb24")
+    return callback
+
+
+def _live_result(classifier: live.LiveClassifier) -> None:
+    """Redrawn every LIVE_POLL_S while the video plays: the latest frame's answer."""
+    state = classifier.latest()
+    item = state.item
+    if item is None:
+        st.caption("Waiting for the first frame…")
+        return
+    st.caption(f"Live: {state.classified:,} frames classified of {state.seen:,} received.")
+    if item.result is None:
+        st.info(f"Nothing to classify in view: {item.error}.")
+        return
+    _show(item.result, st.container(), st.container())
+    if st.button("Keep this frame", key="cl_live_keep",
+                 help="Hold this frame below, with the views inside the model and a way to "
+                      "add it to a probe board."):
+        st.session_state[LIVE_KEPT] = item
+        st.rerun(scope="app")
 
 
 def _show_upload(backend: backends.Backend, checkpoint: str, item: up.UploadResult, data: bytes,

@@ -32,21 +32,27 @@ class UploadResult:
 def classify_uploads(backend: backends.Backend, files: list[tuple[str, bytes]], digit: bool,
                      polarity: str, top_k: int = 5) -> list[UploadResult]:
     """One UploadResult per (name, bytes), in order; the readable ones classified in a batch."""
-    out: list[UploadResult] = []
+    items: list[UploadResult] = []
     for name, data in files:
         try:
-            image = load_image(data)
+            items.append(UploadResult(name, load_image(data)))
         except ImageError as e:
-            out.append(UploadResult(name, None, error=_named(str(e), name)))
-            continue
-        item = UploadResult(name, image)
-        if digit:
+            items.append(UploadResult(name, None, error=_named(str(e), name)))
+    return classify_pictures(backend, items, digit, polarity, top_k)
+
+
+def classify_pictures(backend: backends.Backend, items: list[UploadResult], digit: bool,
+                      polarity: str, top_k: int = 5) -> list[UploadResult]:
+    """Frame (digit mode) and classify, in one batch, the items that hold an image and no
+    error yet; fills in their result or error and returns the same list."""
+    for item in items:
+        if digit and item.image is not None and item.error is None:
             try:
-                item.framed = frame_digit(image, backend.contract.effective_polarity(polarity))
+                item.framed = frame_digit(item.image,
+                                          backend.contract.effective_polarity(polarity))
             except EmptyDrawing:
                 item.error = NO_INK
-        out.append(item)
-    todo = [u for u in out if u.error is None]
+    todo = [u for u in items if u.image is not None and u.error is None]
     # A framed digit is already what the network sees (ink framed, polarity applied): it is
     # classified as it is rather than framed a second time.
     images = [u.framed.image if digit else u.image for u in todo]
@@ -56,7 +62,7 @@ def classify_uploads(backend: backends.Backend, files: list[tuple[str, bytes]], 
         if r is None:
             u.error = NO_INK
         u.result = r
-    return out
+    return items
 
 
 def _named(message: str, name: str) -> str:
