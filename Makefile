@@ -46,6 +46,7 @@ bench: install
 	$(PY) bench/train_throughput.py
 	$(PY) bench/metrics_sink_overhead.py
 	$(PY) bench/canvas_latency.py
+	$(PY) bench/live_video.py
 	$(PY) bench/deploy_cpu.py
 	$(PY) bench/serve_load.py
 
