@@ -254,7 +254,8 @@ def _live(backend: backends.Backend, checkpoint: str) -> None:
                        f"plays (up to {1 / classifier[1].every_s:.0f} a second), the answer "
                        "drawn on the video and shown here.")
     kept = st.session_state.get(LIVE_KEPT)
-    if kept is not None and kept.result is not None:
+    if kept is not None and kept[0] is classifier[1] and kept[1].result is not None:
+        kept = kept[1]  # kept from this model and these settings (others are not shown)
         st.markdown("**The frame kept**")
         _show_upload(backend, checkpoint, kept, image_bytes_png(np.asarray(kept.image)), digit,
                      polarity, "live")
@@ -278,13 +279,13 @@ def _live_result(classifier: live.LiveClassifier) -> None:
         return
     st.caption(f"Live: {state.classified:,} frames classified of {state.seen:,} received.")
     if item.result is None:
-        st.info(f"Nothing to classify in view: {item.error}.")
+        st.info(f"This frame: {item.error}.")
         return
     _show(item.result, st.container(), st.container())
     if st.button("Keep this frame", key="cl_live_keep",
                  help="Hold this frame below, with the views inside the model and a way to "
                       "add it to a probe board."):
-        st.session_state[LIVE_KEPT] = item
+        st.session_state[LIVE_KEPT] = (classifier, item)
         st.rerun(scope="app")
 
 
