@@ -20,6 +20,7 @@ from browser import (
     CHROMIUM_ARGS,
     dashboard,
     need_chromium,
+    publish,
     screenshot,
     shoot_all,
     sign_in,
@@ -187,7 +188,7 @@ def test_live_video_is_classified_as_it_plays(jobs_home, tmp_path):
         assert prediction.first.get_by_test_id("stMetricValue").inner_text().strip() == "7"
         page.get_by_text("What the network sees").first.wait_for()
         page.wait_for_function(SEEN_IMAGE_SHOWN)
-        screenshot(page, "camera-04-live")
+        publish(screenshot(page, "camera-04-live"), "classify-live")
         page.get_by_role("button", name="Keep this frame").click()
         page.get_by_text("The frame kept").wait_for()
         page.get_by_text("Add to probe board").last.wait_for()

@@ -245,7 +245,8 @@ def _live(backend: backends.Backend, checkpoint: str) -> None:
             key="cl_live", mode=WebRtcMode.SENDRECV,
             video_frame_callback=_frame_callback(classifier[1]),
             media_stream_constraints={"video": True, "audio": False},
-            rtc_configuration={"iceServers": servers})
+            rtc_configuration={"iceServers": servers},
+            video_html_attrs={"autoPlay": True, "controls": False, "style": {"width": "100%"}})
     with answer:
         if streamer.state.playing:
             st.fragment(_live_result, run_every=LIVE_POLL_S)(classifier[1])
