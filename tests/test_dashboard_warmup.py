@@ -40,3 +40,14 @@ def test_every_page_script_loads_its_view_under_a_spinner():
         text = route.read_text()
         assert f'warmup.view("{route.stem}")' in text, route.name
         assert "from dashboard.views" not in text, route.name
+
+
+def test_the_server_does_not_collect_garbage_after_every_rerun():
+    """Streamlit's gc.collect(2) after every run cost 140 ms of CPU per rerun with PyTorch
+    loaded (bench/rerun_cost.py): the dashboard's config turns it off, as Streamlit reads it."""
+    code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
+            "print(config.get_option('runner.postScriptGC'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
