@@ -106,6 +106,41 @@ def test_what_the_cluster_takes_and_what_stays_local():
     assert not takes("cuda:0,1") and not takes(devices=2)  # DDP: the local launcher's
 
 
+def test_a_session_the_client_server_fails_to_start_is_tried_again(monkeypatch):
+    """Ray Client's "Initialization failure from server" (its per-client server did not start
+    in time on a busy head) gets two more tries; any other connection error is raised at once,
+    and the third failure too."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -r "
+                                            "requirements-cluster.txt")
+    from engine.jobs.backends import ray_cluster
+
+    failures: list[str] = []
+    calls, shutdowns, said = [], [], []
+    monkeypatch.setattr(ray, "shutdown", lambda: shutdowns.append(1))
+
+    def init(**kwargs):
+        calls.append(kwargs["address"])
+        if failures:
+            raise ConnectionError(failures.pop(0))
+
+    monkeypatch.setattr(ray, "init", init)
+    failures[:] = ["Initialization failure from server:\n"]
+    ray_cluster._connect("ray://head:10001", said.append, pause_s=0)
+    assert len(calls) == 2 and len(shutdowns) == 1
+    assert said == ["the Ray cluster at ray://head:10001 failed to start this client's session "
+                    "(try 1 of 3); trying again"]
+    calls.clear()
+    failures[:] = ["Initialization failure from server:\n"] * 3
+    with pytest.raises(ConnectionError, match="Initialization failure"):
+        ray_cluster._connect("ray://head:10001", said.append, pause_s=0)
+    assert len(calls) == 3
+    calls.clear()
+    failures[:] = ["ray client connection timeout"]
+    with pytest.raises(ConnectionError, match="timeout"):
+        ray_cluster._connect("ray://head:10001", said.append, pause_s=0)
+    assert len(calls) == 1
+
+
 def test_resources_a_job_asks_the_cluster_for(monkeypatch):
     """CPU jobs take cluster_cpus; GPU jobs (cuda, mixed precision, auto where a GPU is free)
     one GPU; None = wait; a job the cluster can never run is refused in words."""

@@ -42,6 +42,7 @@ from engine.jobs.backends.ray_channel import NAMESPACE, JobChannel
 from engine.jobs.backends.ray_node import read_files, run_on_node_task, write_files
 
 HEARTBEAT_S = 2.0
+CONNECT_TRIES = 3  # ray.init tries when the Ray Client server fails to start a session
 MAX_ATTEMPTS = 3  # a job whose node keeps dying is left interrupted after this many starts
 # Errors that mean the job's node or worker process went away, not that the job failed.
 NODE_LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError,
@@ -72,8 +73,7 @@ class RayCluster:
         self.log = log
         _check_reachable(address)
         try:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False,
-                     logging_level="warning", configure_logging=False)
+            _connect(address, log)
         except (ConnectionError, RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RuntimeError(f"could not connect to the Ray cluster at {address}: "
@@ -333,6 +333,26 @@ class RayCluster:
             for job_id in self.jobs:
                 store.update_job(self.conn, job_id, only_if_status=("running",),
                                  heartbeat=now)
+
+
+def _connect(address: str, log: Callable[[str], None], tries: int = CONNECT_TRIES,
+             pause_s: float = 2.0) -> None:
+    """ray.init, tried again when the Ray Client server fails a connection while it starts the
+    client's own server process ("Initialization failure from server"): it does that when the
+    head is busy (seen once in five test runs on 2 loaded cores), and the next try succeeds."""
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False,
+                     logging_level="warning", configure_logging=False)
+            return
+        except ConnectionError as e:
+            if "Initialization failure" not in str(e) or attempt == tries:
+                raise
+            log(f"the Ray cluster at {address} failed to start this client's session "
+                f"(try {attempt} of {tries}); trying again")
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            time.sleep(pause_s)
 
 
 def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
