@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RERUNS_PER_S = 4
@@ -53,38 +51,19 @@ def measure(app: Path, gc_after_run: bool, seconds: float, full: bool) -> float:
     """Server CPU ms per fragment rerun."""
     from playwright.sync_api import sync_playwright
 
-    from testkit.browser import _free_port
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--runner.postScriptGC", str(gc_after_run).lower(), "--", *(["--full"] * full)],
-        cwd=app.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("streamlit did not start") from None
-                time.sleep(0.3)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(url)
-            page.get_by_text("rerun cost").wait_for(timeout=120_000)
-            time.sleep(3)  # past the first run's imports
-            c0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            time.sleep(seconds)
-            c1, t1 = cpu_seconds(proc.pid), time.monotonic()
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with streamlit_server(app, app.parent, app.parent / "streamlit.log",
+                          args=["--runner.postScriptGC", str(gc_after_run).lower()],
+                          script_args=["--full"] * full) as (url, proc), \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_text("rerun cost").wait_for(timeout=120_000)
+        time.sleep(3)  # past the first run's imports
+        c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        browser.close()
     return 1000 * (c1 - c0) / ((t1 - t0) * RERUNS_PER_S)
 
 

@@ -30,14 +30,24 @@ def _free_port() -> int:
 @contextmanager
 def dashboard(home: Path) -> Iterator[str]:
     """`streamlit run dashboard/app.py` on the workspace; yields its URL."""
+    with streamlit_server(Path("dashboard/app.py"), ROOT, home / "streamlit.log",
+                          env={"STUDIO_HOME": str(home)}) as (url, _):
+        yield url
+
+
+@contextmanager
+def streamlit_server(script: Path, cwd: Path, log_path: Path, env: dict[str, str] | None = None,
+                     args: list[str] = (), script_args: list[str] = ()
+                     ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run script` (headless, a free local port, its output in log_path) once it
+    answers its health check; yields (URL, process) and stops it after."""
     port = _free_port()
-    env = {**os.environ, "STUDIO_HOME": str(home)}
-    log = open(home / "streamlit.log", "w")
+    log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless",
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless",
          "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+         "--browser.gatherUsageStats", "false", *args, "--", *script_args],
+        cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -48,9 +58,9 @@ def dashboard(home: Path) -> Iterator[str]:
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("streamlit did not start: "
-                                       + (home / "streamlit.log").read_text()[-2000:]) from None
+                                       + log_path.read_text()[-2000:]) from None
                 time.sleep(0.3)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
