@@ -28,14 +28,19 @@ demo: install
 		$(PY) -m engine datasets create sample --source digits-sample
 	$(PY) -m engine train --dataset sample --network lenet --epochs 15
 
+# Two pytest-xdist workers on this 2-core machine; the tests that start processes of their own
+# (browser, job scheduler and workers, Ray cluster) run one at a time on one of them
+# (tests/conftest.py groups them). `pytest` alone runs the suite in one process.
+XDIST := -n 2 --dist loadgroup
+
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # The edit loop: no browser, no training beyond a few steps, no job processes (under 2 min).
 test-fast: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -m "not slow and not browser and not gpu"
+	$(PY) -m pytest -q $(XDIST) -m "not slow and not browser and not gpu"
 
 test-gpu: install
 	$(PY) -m pytest -q -m gpu

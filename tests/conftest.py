@@ -39,8 +39,12 @@ def mnist_files() -> tuple[Path, Path]:
 
 
 def pytest_configure(config):
-    # Keep CPU tests predictable on a 2-core machine.
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # Keep CPU tests predictable on a 2-core machine: two threads, or one per pytest-xdist
+    # worker, and OpenMP threads that sleep while they wait. Spinning ones, beside the other
+    # worker's processes, slowed an in-process training 6-10x.
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, 2 // int(workers or 1))))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # `make test-fast` (-m "not slow and not browser") is the edit loop: no test that trains a
@@ -51,8 +55,14 @@ TRAINING_FIXTURES = {"mnist_lenet", "lenet_run", "trained", "job_id", "jobs_home
 TRAINING_CALLS = ("train(", "finished_job(", "submit(", "submit_task(", "make_bundle(",
                   "export_onnx(", '"train"', "subprocess")
 BROWSER_RERUNS = 1
+# Tests that start processes of their own in the background (a browser, job schedulers and
+# workers, a Ray cluster) and wait on them with deadlines: under pytest-xdist (`make test`)
+# they all run on one worker, one at a time, so at most one in-process test runs beside them.
+PROCESS_CALLS = ("Popen", "submit(", "submit_task(", "_in_worker(", "ensure_scheduler",
+                 "wait_until(", "jobs.wait(")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     import inspect
 
@@ -63,15 +73,18 @@ def pytest_collection_modifyitems(config, items):
             # browser beside training jobs on two cores. A test failing twice still fails, and
             # a retried one is listed (RERUN) in the summary (pytest-rerunfailures).
             item.add_marker(pytest.mark.flaky(reruns=BROWSER_RERUNS, reruns_delay=2))
-        if item.get_closest_marker("slow") or not hasattr(item, "function"):
+        if not hasattr(item, "function"):
             continue
         try:
             source = inspect.getsource(item.function)
         except (OSError, TypeError):
             source = ""
-        if (TRAINING_FIXTURES & set(getattr(item, "fixturenames", ()))
-                or any(call in source for call in TRAINING_CALLS)):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if (TRAINING_FIXTURES & fixtures or any(call in source for call in TRAINING_CALLS)):
             item.add_marker(pytest.mark.slow)
+        if (item.get_closest_marker("browser") or item.get_closest_marker("ray")
+                or any(call in source for call in PROCESS_CALLS)):
+            item.add_marker(pytest.mark.xdist_group("processes"))
 
 
 @pytest.fixture(scope="session")
