@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -84,6 +85,7 @@ def test_frames_from_another_thread_while_the_page_reads(backend):
     reads = []
     while thread.is_alive():
         reads.append(classifier.latest().seen)
+        time.sleep(0.001)  # a page polls; a loop that never sleeps starves the other thread
     thread.join()
     assert not errors
     assert reads == sorted(reads) and classifier.latest().seen == 20
