@@ -28,10 +28,10 @@ demo: install
 		$(PY) -m engine datasets create sample --source digits-sample
 	$(PY) -m engine train --dataset sample --network lenet --epochs 15
 
-# Two pytest-xdist workers on this 2-core machine; the tests that start processes of their own
-# (browser, job scheduler and workers, Ray cluster) run one at a time on one of them
-# (tests/conftest.py groups them). `pytest` alone runs the suite in one process.
-XDIST := -n 2 --dist loadgroup
+# Two pytest-xdist workers on this 2-core machine, a test module at a time each (its
+# module-scoped fixtures, e.g. the simulated Ray cluster, start once, on one worker).
+# `pytest` alone runs the suite in one process.
+XDIST := -n 2 --dist loadfile
 
 test: install
 	$(PY) -m ruff check .

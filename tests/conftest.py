@@ -55,14 +55,8 @@ TRAINING_FIXTURES = {"mnist_lenet", "lenet_run", "trained", "job_id", "jobs_home
 TRAINING_CALLS = ("train(", "finished_job(", "submit(", "submit_task(", "make_bundle(",
                   "export_onnx(", '"train"', "subprocess")
 BROWSER_RERUNS = 1
-# Tests that start processes of their own in the background (a browser, job schedulers and
-# workers, a Ray cluster) and wait on them with deadlines: under pytest-xdist (`make test`)
-# they all run on one worker, one at a time, so at most one in-process test runs beside them.
-PROCESS_CALLS = ("Popen", "submit(", "submit_task(", "_in_worker(", "ensure_scheduler",
-                 "wait_until(", "jobs.wait(")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     import inspect
 
@@ -82,9 +76,6 @@ def pytest_collection_modifyitems(config, items):
         fixtures = set(getattr(item, "fixturenames", ()))
         if (TRAINING_FIXTURES & fixtures or any(call in source for call in TRAINING_CALLS)):
             item.add_marker(pytest.mark.slow)
-        if (item.get_closest_marker("browser") or item.get_closest_marker("ray")
-                or any(call in source for call in PROCESS_CALLS)):
-            item.add_marker(pytest.mark.xdist_group("processes"))
 
 
 @pytest.fixture(scope="session")
