@@ -19,3 +19,20 @@ def processes_of(home: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def schedulers_of(home: Path) -> list[int]:
+    """The job scheduler processes (`python -m engine.jobs`) of this workspace. A child the
+    scheduler has forked to start a worker shows the scheduler's command line until it execs
+    the worker (a window a loaded machine stretches): one whose parent is a scheduler too is
+    not counted."""
+    parents = {}
+    for pid in processes_of(home):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if b"engine.jobs" in args:
+            parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])  # "pid (comm) state ppid"
+    return [pid for pid, ppid in parents.items() if ppid not in parents]

@@ -26,8 +26,9 @@ from engine.jobs.health import scheduler_health, start_scheduler_if_needed
 from engine.jobs.ownership import uploads_dir
 from engine.jobs.process import pid_alive
 from testkit import waiting
+from testkit.processes import schedulers_of
 
-from conftest import processes_of, write_idx
+from conftest import write_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "epochs": 2,
@@ -153,8 +154,7 @@ def test_parallel_submits_when_nothing_runs_never_fail(jobs_home, monkeypatch, p
         assert p.returncode == 0 and "Traceback" not in err, err
         ids.append(json.loads(out)["id"])
     assert len(set(ids)) == parallel == len(jobs.list_jobs())
-    schedulers = [pid for pid in processes_of(jobs_home)
-                  if b"engine.jobs" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    schedulers = schedulers_of(jobs_home)
     assert len(schedulers) == 1
     assert jobs.scheduler_health()["alive"]
     for job_id in ids:  # no need to train them all

@@ -22,8 +22,7 @@ from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings
 from engine.training import ConfigError
 from testkit import waiting
-
-from conftest import processes_of
+from testkit.processes import schedulers_of
 
 ROOT = Path(__file__).resolve().parent.parent
 # Several epochs, so that a cancel or a kill after the first lands mid-run.
@@ -306,8 +305,7 @@ def test_eight_concurrent_submissions_all_run(jobs_home, monkeypatch):
         assert p.returncode == 0, err
         ids.append(json.loads(out)["id"])
     assert len(set(ids)) == 8 and len(jobs.list_jobs()) == 8
-    schedulers = [pid for pid in processes_of(jobs_home)
-                  if b"engine.jobs" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    schedulers = schedulers_of(jobs_home)
     assert len(schedulers) == 1, "one scheduler per workspace"
     for job_id in ids:
         j = jobs.wait(job_id, timeout=180)
