@@ -67,14 +67,14 @@ def pytest_collection_modifyitems(config, items):
             # browser beside training jobs on two cores. A test failing twice still fails, and
             # a retried one is listed (RERUN) in the summary (pytest-rerunfailures).
             item.add_marker(pytest.mark.flaky(reruns=BROWSER_RERUNS, reruns_delay=2))
-        if not hasattr(item, "function"):
+        if item.get_closest_marker("slow") or not hasattr(item, "function"):
             continue
         try:
             source = inspect.getsource(item.function)
         except (OSError, TypeError):
             source = ""
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if (TRAINING_FIXTURES & fixtures or any(call in source for call in TRAINING_CALLS)):
+        if (TRAINING_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or any(call in source for call in TRAINING_CALLS)):
             item.add_marker(pytest.mark.slow)
 
 
