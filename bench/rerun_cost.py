@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.jobs.process import stat_fields
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,7 @@ st.fragment(answer, run_every=RUN_EVERY)()
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)  # user and system time, in clock ticks
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

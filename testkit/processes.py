@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.jobs.process import stat_fields
+
 
 def processes_of(home: Path) -> list[int]:
     """Processes (not zombies) whose environment points at this workspace: ours alone."""
@@ -30,9 +32,9 @@ def schedulers_of(home: Path) -> list[int]:
     for pid in processes_of(home):
         try:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            ppid = int(stat_fields(pid)[1])
         except OSError:
             continue
         if b"engine.jobs" in args:
-            parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])  # "pid (comm) state ppid"
+            parents[pid] = ppid
     return [pid for pid, ppid in parents.items() if ppid not in parents]

@@ -23,14 +23,19 @@ def pid_alive(pid: int | None, needle: str | None = None) -> bool:
     if not proc.exists():
         return True  # no procfs (macOS): the signal check is all we have
     try:
-        stat = (proc / "stat").read_text()
-        if stat[stat.rindex(")") + 2] in "ZX":
+        if stat_fields(pid)[0] in "ZX":
             return False
         if needle is not None:
             return needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except (OSError, ValueError, IndexError):
         return False
     return True
+
+
+def stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ..., utime at [11],
+    stime at [12]; see proc(5)); the name is cut at its last ')' as it may hold spaces."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def describe_exit(code: int | None) -> str:
