@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def dashboard(home: Path) -> Iterator[str]:
 
 @contextmanager
 def streamlit_server(script: Path, cwd: Path, log_path: Path, env: dict[str, str] | None = None,
-                     args: list[str] = (), script_args: list[str] = ()
+                     args: Sequence[str] = (), script_args: Sequence[str] = ()
                      ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`streamlit run script` (headless, a free local port, its output in log_path) once it
     answers its health check; yields (URL, process) and stops it after."""
