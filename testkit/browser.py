@@ -1,8 +1,10 @@
-"""A real dashboard for headless Chromium: `streamlit run` on a free port of a workspace, and
-the browser's path and flags. Shared by the browser tests and bench/page_latency.py."""
+"""A real dashboard for headless Chromium: `streamlit run` on a free port of a workspace, the
+browser's path and flags (shared by the browser tests and bench/page_latency.py), and the
+browser tests' page helpers: a Playwright page, sign-in, screenshots."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -13,6 +15,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -68,3 +72,84 @@ def streamlit_server(script: Path, cwd: Path, log_path: Path, env: dict[str, str
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("headless browser tests need Chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="browser tests need playwright")
+
+
+@contextmanager
+def browser_page(width: int = 1400, height: int = 1000):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # A context of its own, so a test can open a second tab (page.context.new_page())
+            # that shares the cookies, as a user's browser does.
+            context = browser.new_context(viewport={"width": width, "height": height})
+            context.set_default_timeout(60_000)
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            try:
+                yield page
+            except BaseException:
+                shoot_all(browser, "failure")
+                raise
+        finally:
+            browser.close()
+
+
+def shoot_all(browser, prefix: str) -> None:
+    """What every open page showed when a test failed, in test-artifacts/ (CI keeps none of
+    a flaky failure otherwise)."""
+    for c, context in enumerate(browser.contexts):
+        for n, page in enumerate(context.pages):
+            try:
+                screenshot(page, f"{prefix}-{c}-{n}")
+            except Exception:  # noqa: BLE001 - a page that cannot be drawn: keep the failure
+                pass
+
+
+def sign_in(page, user: str = "alice"):
+    """Sign in from the sidebar (one click) and wait for it; returns the sidebar locator."""
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_label("Username").fill(user)
+    sidebar.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").wait_for()
+    return sidebar
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+DOC_SHOT_LIMIT = 300_000
+
+
+def publish(shot: Path, name: str, limit: int = DOC_SHOT_LIMIT) -> Path | None:
+    """With STUDIO_UPDATE_DOCS=1, copy a screenshot to docs/<name>.png for the README, shrunk
+    until it is commit-sized; otherwise leave docs/ alone (a test run never dirties the repo).
+    """
+    if os.environ.get("STUDIO_UPDATE_DOCS") != "1":
+        return None
+    from PIL import Image
+
+    dst = ROOT / "docs" / f"{name}.png"
+    dst.parent.mkdir(exist_ok=True)
+    im = Image.open(shot).convert("RGB")
+    while True:
+        buf = io.BytesIO()
+        im.quantize(colors=128).save(buf, format="PNG", optimize=True)
+        if buf.tell() < limit:
+            dst.write_bytes(buf.getvalue())
+            return dst
+        im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.Resampling.LANCZOS)

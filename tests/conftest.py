@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# Shared with the benchmarks (testkit is installed with the project); re-exported for tests.
-from testkit.mnist import (  # noqa: F401
-    MNIST_DIR,
-    MNIST_IMAGES,
-    MNIST_LABELS,
-    make_mnist_sample,
-    read_idx_gz,
-    write_idx,
-)
-from testkit.processes import processes_of  # noqa: F401
+# Shared with the benchmarks (testkit is installed with the project).
+from testkit.mnist import MNIST_DIR, MNIST_IMAGES, MNIST_LABELS, make_mnist_sample
+from testkit.processes import processes_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +54,7 @@ def pytest_collection_modifyitems(config, items):
     import inspect
 
     for item in items:
-        if item.path.name.startswith("test_browser_"):  # drives Chromium, marked or not
+        if item.path.parent.name == "browser":  # tests/browser/ drives Chromium, marked or not
             item.add_marker(pytest.mark.browser)
             # One retry, as Playwright's own test runner gives browser tests on CI: a real
             # browser beside training jobs on two cores. A test failing twice still fails, and

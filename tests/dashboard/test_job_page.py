@@ -1,0 +1,77 @@
+"""The job page (issue 13 items 2, 7, 12, 13; issue 16 item 8), with AppTest: the picked job
+goes into the URL, one epoch definition, the queue position, the loss curve before the first
+epoch ends, a reason on owner-only buttons, and "scheduler not running" with a start button."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+
+from engine import jobs, store
+from engine.jobs import scheduler_alive
+from testkit.apptest import app, errors, open_page
+
+
+def _fake_running(job_id, home, **progress):
+    with closing(store.connect(home)) as conn, store.transaction(conn):
+        store.update_job(conn, job_id, status="running", assigned_device="cpu",
+                         heartbeat=time.time(), started=time.time(),
+                         progress={"epochs": 3, "time": time.time(), **progress})
+
+
+def test_queued_job_says_where_it_is_and_scheduler_can_be_started(jobs_home):
+    first = jobs.submit({"dataset": "digits", "epochs": 1}, owner="alice", name="first",
+                        start_scheduler=False)
+    second = jobs.submit({"dataset": "digits", "epochs": 1}, owner="alice", name="second",
+                         start_scheduler=False)
+    at = open_page(app(), "job", id=second)
+    assert not at.exception and not errors(at)
+    infos = " ".join(i.value for i in at.info)
+    assert "number 2 of 2 in the queue" in infos and "scheduler" in infos
+    assert any("Scheduler not running" in w.value for w in at.warning)
+    at.button(key="start_scheduler").click().run()
+    assert scheduler_alive()
+    assert jobs.wait(first, timeout=300)["status"] == "done"
+
+
+def test_running_job_shows_step_losses_and_one_epoch_count(jobs_home):
+    job_id = jobs.submit({"dataset": "digits", "epochs": 3}, owner="alice", name="live",
+                         start_scheduler=False)
+    _fake_running(job_id, jobs_home, epoch=0, step=12, steps=24, loss=1.9, eta_s=None,
+                  curve=[[0.1, 2.3], [0.25, 2.2], [0.5, 1.9]])
+    at = open_page(app(), "job", id=job_id)
+    assert not at.exception and not errors(at)
+    assert [m.value for m in at.metric][:2] == ["running", "0 / 3"]
+    assert any("Epoch 1 at step 12 / 24" in c.value for c in at.caption)
+    assert any(m.value == "measuring…" for m in at.metric)  # no ETA before warm-up ends
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1 and "every few steps" in charts[0].proto.spec
+    # Cancelled mid-epoch: the same numbers, said as stopped.
+    with closing(store.connect(jobs_home)) as conn, store.transaction(conn):
+        store.update_job(conn, job_id, status="cancelled", finished=time.time())
+    at = open_page(app(), "job", id=job_id)
+    assert [m.value for m in at.metric][:2] == ["cancelled", "0 / 3"]
+    assert any("Epoch 1 at step 12 / 24 when it stopped" in c.value for c in at.caption)
+
+
+def test_signed_out_visitor_is_told_why_buttons_are_off(jobs_home):
+    job_id = jobs.submit({"dataset": "digits", "epochs": 1}, owner="alice",
+                         start_scheduler=False)
+    at = open_page(app(user=None), "job", id=job_id)
+    assert any("sign in as **alice**" in c.value for c in at.caption)
+    cancel = next(b for b in at.button if b.label == "Cancel")
+    assert cancel.disabled and "Sign in as alice" in cancel.help
+
+
+def test_picking_a_job_puts_it_in_the_url(jobs_home):
+    a = jobs.submit({"dataset": "digits", "epochs": 1}, owner="alice", name="a",
+                    start_scheduler=False)
+    b = jobs.submit({"dataset": "digits", "epochs": 1}, owner="alice", name="b",
+                    start_scheduler=False)
+    at = open_page(app(), "job")
+    assert at.query_params["id"] in ([a], [b], a, b)
+    at.selectbox(key="job_pick").set_value(a).run()
+    assert at.query_params["id"] in ([a], a)
+    assert at.title[0].value == "a"
+    # Names, not ids: the caption names the dataset.
+    assert any("dataset digits" in c.value for c in at.caption)
