@@ -39,7 +39,7 @@ from engine import jobs  # noqa: E402
 from engine.inference import backends  # noqa: E402
 from engine.jobs.process import pid_alive  # noqa: E402
 from engine.jobs.scheduler import ensure_scheduler, scheduler_status  # noqa: E402
-from engine.jobs.threads import usable_cores  # noqa: E402
+from engine.threads import usable_cores  # noqa: E402
 
 CONFIG = {"dataset": "mnist-sample", "network": "lenet", "batch_size": 64, "lr": 0.01,
           "device": "cpu", "seed": 0}
@@ -91,7 +91,7 @@ class Canvas:
 
     def __init__(self, checkpoint: Path, per_s: float = 10.0) -> None:
         from engine.inference import classify as cl
-        from engine.jobs.threads import set_interactive_threads
+        from engine.threads import set_interactive_threads
 
         set_interactive_threads(1)  # as dashboard/app.py does
         self.cl = cl

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# As the scheduler starts a worker (engine/jobs/threads.py thread_env): OpenMP threads sleep
+# As the scheduler starts a worker (engine/threads.py thread_env): OpenMP threads sleep
 # rather than spin while they wait. Spinning pools on shared cores stall a 2-thread training
 # to ~100 images/s, which would make any 1-thread-per-rank run look fast. Set before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -81,7 +81,7 @@ def main() -> int:
                     help="the MNIST 8k sample instead of the offline digits (minutes here)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "ddp_scaling.json"))
     a = ap.parse_args()
-    from engine.jobs.threads import usable_cores
+    from engine.threads import usable_cores
 
     cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:

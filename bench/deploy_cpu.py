@@ -22,8 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from engine.state.workspace import atomic_write_json  # noqa: E402
 from engine.training import TrainConfig, train  # noqa: E402
-from engine.workspace import atomic_write_json  # noqa: E402
 from testkit.mnist import MNIST_IMAGES, make_mnist_sample  # noqa: E402
 from trt.bench import format_table, run_bench  # noqa: E402
 from trt.builder import EngineBuildError, build_engine  # noqa: E402

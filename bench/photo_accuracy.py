@@ -35,7 +35,7 @@ from photo_digits import HELD_OUT, held_out_photos  # noqa: E402
 
 from engine.datasets.sources.idx import read_pair  # noqa: E402
 from engine.images.framing import EmptyDrawing, normalize_digit, to_gray  # noqa: E402
-from engine.workspace import atomic_write_json  # noqa: E402
+from engine.state.workspace import atomic_write_json  # noqa: E402
 from testkit.mnist import MNIST_IMAGES, MNIST_LABELS, make_mnist_sample  # noqa: E402
 
 TARGET_POINTS = 15.0

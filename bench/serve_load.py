@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from engine.workspace import atomic_write_json  # noqa: E402
+from engine.state.workspace import atomic_write_json  # noqa: E402
 
 LEVELS = (1, 8, 32, 128)
 TARGET_RATIO, TARGET_P99 = 3.0, 2.0

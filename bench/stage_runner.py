@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.workspace import atomic_write_json
+from engine.state.workspace import atomic_write_json
 
 
 class StageTimeout(Exception):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import nav, session, sign_in, warmup  # the project is installed: no path edits
-from engine import accounts, roles
-from engine.jobs.threads import set_interactive_threads
+from engine.hosting import accounts, roles
+from engine.threads import set_interactive_threads
 
 set_interactive_threads(1)  # the dashboard's own inference: one thread; the cores are the jobs'
 

@@ -1,7 +1,7 @@
 """Who is using the dashboard, and the access gate for hosted dashboards.
 
 Both survive a reload, a second tab and a shared link: signing in (or giving the access
-password) stores a signed, expiring token (engine/sessions.py) in a cookie, which every new
+password) stores a signed, expiring token (engine/hosting/sessions.py) in a cookie, which every new
 Streamlit session reads back through st.context.cookies. With accounts (engine/accounts), the
 token is checked against the user's account on every run, so a revocation (sign out
 everywhere, a password change or reset) ends open sessions too; single sign-on users come
@@ -17,7 +17,7 @@ import time
 
 import streamlit as st
 
-from engine import accounts, sessions
+from engine.hosting import accounts, sessions
 
 USER_KEY = "user"
 ISSUED_KEY = "user_issued"  # when this session's sign-in was issued (revocation compares it)

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import session
-from engine import accounts, roles
+from engine.hosting import accounts, roles
 
 LAPTOP_NOTE = ("Username-only sign-in: this workspace has no accounts (a single-user "
                "laptop), so nothing is checked. For a class, create accounts (Accounts page "

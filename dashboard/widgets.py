@@ -60,13 +60,11 @@ def job_label(job: dict[str, Any]) -> str:
 def scheduler_banner() -> None:
     """Says when jobs wait (or look running) with no scheduler to run them, and offers to
     start one; it recovers jobs whose worker died (they resume from their checkpoint)."""
-    from engine.jobs.liveness import queue_health
-
     try:
-        health = queue_health()
+        health = jobs.scheduler_health()
     except Exception:  # noqa: BLE001 - the banner never breaks a page
         return
-    if not health["needs_scheduler"]:
+    if not health["needs_start"]:
         return
     parts = []
     if health["queued"]:

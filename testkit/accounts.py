@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from engine import accounts, store
-from engine.jobs.paths import new_job_id
+from engine.hosting import accounts
+from engine.state import store
+from engine.state.runs import new_job_id
 
 PASSWORDS = {"teacher": "Teach-Secret-4711", "alice": "Alice-Secret-0815",
              "bob": "Bob-Secret-31337"}

@@ -15,9 +15,10 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from engine import jobs, store
+from engine import jobs
 from engine.evaluation.evaluate import evaluate_job
-from engine.jobs.paths import new_job_id
+from engine.state import store
+from engine.state.runs import new_job_id
 from engine.training import TrainConfig, train
 
 _TEMPLATES: dict[tuple, tuple[Path, str]] = {}

@@ -143,8 +143,8 @@ def class_tree(n_classes: int = 2, per: int = 3) -> dict[str, bytes]:
 # --- fixtures that must survive -----------------------------------------------------------------
 
 def make_keepers(home: Path) -> dict:
-    from engine import store
     from engine.datasets import create_dataset
+    from engine.state import store
 
     ds = create_dataset("keep", "digits-sample", owner="alice", home=home)
     job_id = "20260101-000000-keep00"
@@ -159,7 +159,7 @@ def make_keepers(home: Path) -> dict:
 
 
 def fingerprint(home: Path, keep: dict) -> dict:
-    from engine import store
+    from engine.state import store
 
     files = {}
     for folder in (home / "datasets" / keep["dataset"], home / "jobs" / keep["job"]):

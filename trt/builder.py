@@ -17,7 +17,7 @@ from typing import Any
 
 import onnx
 
-from engine.workspace import atomic_write_bytes, atomic_write_json, sha256_file
+from engine.state.workspace import atomic_write_bytes, atomic_write_json, sha256_file
 from trt.layout import sidecar
 from trt.library import (
     captured_messages,

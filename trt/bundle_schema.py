@@ -14,8 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from engine import limits
 from engine.images.loading import RESIZE_MODES
+from engine.state import limits
 
 REQUIRED = ("model.onnx", "labels.json", "preprocess.json")
 META = ("labels.json", "preprocess.json", "metadata.json")

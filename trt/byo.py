@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from engine.images.contract import Contract
-from engine.workspace import atomic_write_json, sha256_file
+from engine.state.workspace import atomic_write_json, sha256_file
 from trt import layout
 from trt.layout import sidecar
 
@@ -298,7 +298,7 @@ def import_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike, label
 
 def imports_dir(home: str | os.PathLike | None = None) -> Path:
     """Where the dashboard keeps imported models: $STUDIO_HOME/imports/<name>/."""
-    from engine.workspace import studio_home
+    from engine.state.workspace import studio_home
 
     return studio_home(home) / "imports"
 

@@ -68,7 +68,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
     r = run_bench(a.run, batches=batches, seconds=a.seconds,
                   progress=None if a.json else (lambda m: print(m, file=sys.stderr)))
     if a.out:
-        from engine.workspace import atomic_write_json
+        from engine.state.workspace import atomic_write_json
 
         atomic_write_json(a.out, r)
     _print(r, a.json, format_table(r))
@@ -170,7 +170,7 @@ WRITES = {"export": "export", "variants": "export variants of", "build": "build 
 def _check_owner(args: argparse.Namespace) -> None:
     """The CLI acts as --user / $STUDIO_USER with the dashboard's rule: a job in the
     workspace is written to by its owner only."""
-    from engine.jobs.ownership import acting_user, check_run_write
+    from engine.hosting.ownership import acting_user, check_run_write
 
     if args.command not in WRITES:
         return

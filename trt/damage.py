@@ -202,7 +202,7 @@ def damage_report(run: str | os.PathLike, precisions: Sequence[str] = ("fp32", "
                   home: str | os.PathLike | None = None) -> dict[str, Any]:
     """For a run (or an imported model): the variants (made where missing), their per-class
     damage against fp32, and the accuracy/latency table; saved as exports/damage.json."""
-    from engine.workspace import atomic_write_json
+    from engine.state.workspace import atomic_write_json
     from trt.byo import evaluation_dataset
     from trt.layout import built_engines, damage_path, onnx_path, variant_path
     from trt.variants import make_variants

@@ -91,7 +91,7 @@ def sidecar(path: str | os.PathLike) -> Path:
 
 def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
     """The run's training config; a one-line error where the folder is not a run."""
-    from engine.jobs.paths import read_run_config as read
+    from engine.state.runs import read_run_config as read
 
     return read(run_dir_of(run))
 

@@ -19,7 +19,7 @@ import onnx
 import torch
 
 from engine.inference.predictor import Predictor
-from engine.workspace import atomic_write_bytes, atomic_write_json, sha256_file
+from engine.state.workspace import atomic_write_bytes, atomic_write_json, sha256_file
 from trt.layout import sidecar
 
 INPUT_NAME = "input"

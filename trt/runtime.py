@@ -26,7 +26,7 @@ def ort_session_options(threads: int | None = None):
     sequential executor, and as many intra-op threads as there are cores."""
     import onnxruntime as ort
 
-    from engine.jobs.threads import process_threads  # the dashboard's 1, a worker's share
+    from engine.threads import process_threads  # the dashboard's 1, a worker's share
 
     so = ort.SessionOptions()
     # EXTENDED, not ALL: ALL adds NCHWc layout reorders that made LeNet 20-25% slower at every

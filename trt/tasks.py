@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.jobs.paths import job_dir
-from engine.workspace import atomic_write_json, studio_home
+from engine.state.runs import job_dir
+from engine.state.workspace import atomic_write_json, studio_home
 from trt import layout
 
 Progress = Callable[[float, str], None]

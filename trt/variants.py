@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from engine.workspace import atomic_write_json, sha256_file
+from engine.state.workspace import atomic_write_json, sha256_file
 from trt.layout import PRECISIONS, variant_path, variants_report_path
 
 CALIBRATION_IMAGES = 512

@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import session
-from engine import access, accounts, roles
 from engine.datasets import list_datasets
+from engine.hosting import access, accounts, roles
 
 SIGNUP_WORDS = {"open": "open: anyone who reaches this page can create a student account",
                 "invite": "by invitation code: students need the code (STUDIO_INVITE_CODE)",

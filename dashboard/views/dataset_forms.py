@@ -21,7 +21,7 @@ from engine.datasets.class_zip import class_folders_zip
 from engine.datasets.errors import DownloadUnavailable
 from engine.datasets.options import MAX_SIDE
 from engine.images.loading import RESIZE_MODES
-from engine.workspace import studio_home
+from engine.state.workspace import studio_home
 
 DOWNLOADS = [name for name in SOURCES if name not in ("digits-sample", "idx", "folder")]
 RESIZE_HELP = {

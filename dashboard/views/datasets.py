@@ -11,7 +11,6 @@ import streamlit as st
 from dashboard import charts, session
 from dashboard.views import dataset_forms
 from dashboard.widgets import THUMB_PX
-from engine import roles
 from engine.datasets import (
     PAGE_SIZES,
     Dataset,
@@ -22,6 +21,7 @@ from engine.datasets import (
     list_datasets,
     open_dataset,
 )
+from engine.hosting import roles
 from engine.images import pictures
 
 PICK = "ds_pick"

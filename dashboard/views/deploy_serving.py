@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import task_progress
-from engine.jobs.paths import job_dir
+from engine.state.runs import job_dir
 from trt import layout
 from trt.layout import PRECISIONS
 

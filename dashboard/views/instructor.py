@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import nav, session
-from engine import classroom, quotas, roles
+from engine.hosting import classroom, quotas, roles
 
 LEADERBOARD = "instructor_leaderboard"  # the last scored leaderboard rows
 _DEFAULT_LABEL = "Class default (everyone)"

@@ -12,10 +12,11 @@ import streamlit as st
 
 from dashboard import charts, nav, session, widgets
 from dashboard.views import evaluation, gpu_panel
-from engine import jobs, roles
+from engine import jobs
 from engine.datasets import DatasetError, open_dataset
+from engine.devices import device_units
+from engine.hosting import roles
 from engine.jobs.progress import epoch_position, queue_position, queue_words
-from engine.jobs.status import device_units
 from engine.text import format_duration
 
 ACTIVE_POLL_S = 1.0
@@ -177,7 +178,7 @@ def _do(action, rerun: bool = True) -> bool:
 def _entry(job: dict[str, Any]) -> None:
     """A student's leaderboard entry (issue 19): shown once the class has a hidden board, on
     the student's own finished training jobs. The board itself is never shown here."""
-    from engine import classroom
+    from engine.hosting import classroom
 
     user = session.current_user()
     if not user or job.get("owner") != user or job["status"] != "done" \

@@ -1,7 +1,7 @@
 """Lab: the DLI lab "Image Classification with DIGITS" as a guided path. Four experiments, each
 one click away with its settings pre-filled (and editable), marked done when its job ends; a
 lab probe board of the user's own images; the comparison table and a chart of the board score
-per experiment, filled in as the jobs finish. The logic lives in engine/lab.py."""
+per experiment, filled in as the jobs finish. The logic lives in engine/lab/guide.py."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import streamlit as st
 from dashboard import nav, session
 from dashboard.views.probe_upload import bulk_add
 from dashboard.views.probes import draw_comparison
-from engine import lab
 from engine.datasets import DatasetError
 from engine.evaluation import probes
 from engine.jobs import ACTIVE, JobError
+from engine.lab import guide as lab
 from engine.networks import zoo_names
 from engine.training import ConfigError
 
@@ -185,7 +185,7 @@ def _comparison(user: str, comparison: lab.Comparison) -> None:
 def _entry(user: str) -> None:
     """The class leaderboard (issue 19): once the class has a hidden board, a student picks
     one of their finished experiments as their entry. The board itself never shows here."""
-    from engine import classroom
+    from engine.hosting import classroom
 
     if not classroom.hidden_board_exists():
         return

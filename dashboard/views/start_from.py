@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import session
 from engine import jobs
-from engine.jobs.paths import has_checkpoint
+from engine.state.runs import has_checkpoint
 from engine.training.config import ConfigError
 
 CHOICES = ("Random weights", "An earlier job", "A weights file", "torchvision's weights")

@@ -88,14 +88,14 @@ def _read_passwords(a: argparse.Namespace, prompts: list[str]) -> list[str]:
 
 
 def _me() -> str | None:
-    from engine.identity import cli_user
+    from engine.hosting.identity import cli_user
 
     return cli_user()
 
 
 def cmd_login(a: argparse.Namespace) -> str:
-    from engine import accounts
-    from engine.identity import save_token
+    from engine.hosting import accounts
+    from engine.hosting.identity import save_token
 
     if not accounts.accounts_exist():
         raise CliError("this workspace has no accounts (laptop mode): the CLI acts as --user or "
@@ -107,13 +107,13 @@ def cmd_login(a: argparse.Namespace) -> str:
 
 
 def cmd_logout(a: argparse.Namespace) -> str:
-    from engine.identity import forget_token
+    from engine.hosting.identity import forget_token
 
     return "signed out" if forget_token() else "not signed in here"
 
 
 def cmd_whoami(a: argparse.Namespace) -> str:
-    from engine import accounts, roles
+    from engine.hosting import accounts, roles
 
     if not accounts.accounts_exist():
         me = _me()
@@ -123,7 +123,7 @@ def cmd_whoami(a: argparse.Namespace) -> str:
 
 
 def cmd_list(a: argparse.Namespace) -> Any:
-    from engine import accounts
+    from engine.hosting import accounts
 
     me = _me()
     accounts.require_instructor(me, "list accounts")
@@ -137,7 +137,7 @@ def cmd_list(a: argparse.Namespace) -> Any:
 
 
 def cmd_add(a: argparse.Namespace) -> str:
-    from engine import accounts
+    from engine.hosting import accounts
 
     password = _read_passwords(a, [f"password for {a.name}"])[0] if a.set_password else None
     made = accounts.create_account(a.name, a.role, password, email=a.email, by=_me())
@@ -149,7 +149,7 @@ def cmd_add(a: argparse.Namespace) -> str:
 def cmd_import(a: argparse.Namespace) -> str:
     import os
 
-    from engine import accounts
+    from engine.hosting import accounts
 
     try:
         text = Path(a.csv).read_text(encoding="utf-8-sig")
@@ -168,8 +168,8 @@ def cmd_import(a: argparse.Namespace) -> str:
 
 
 def cmd_passwd(a: argparse.Namespace) -> str:
-    from engine import accounts
-    from engine.identity import save_token
+    from engine.hosting import accounts
+    from engine.hosting.identity import save_token
 
     me = _me()
     if me is None:
@@ -180,39 +180,39 @@ def cmd_passwd(a: argparse.Namespace) -> str:
 
 
 def cmd_reset(a: argparse.Namespace) -> str:
-    from engine import accounts
+    from engine.hosting import accounts
 
     password = accounts.reset_password(a.name, by=_me())
     return f"{a.name}'s new password (shown once, to change at first sign-in): {password}"
 
 
 def cmd_role(a: argparse.Namespace) -> str:
-    from engine import accounts
+    from engine.hosting import accounts
 
     accounts.set_role(a.name, a.role, by=_me())
     return f"{a.name} is now {'an' if a.role == 'instructor' else 'a'} {a.role}"
 
 
 def cmd_revoke(a: argparse.Namespace) -> str:
-    from engine import accounts
+    from engine.hosting import accounts
 
     accounts.revoke_sessions(a.name, by=_me())
     return f"{a.name} is signed out everywhere"
 
 
 def cmd_signup(a: argparse.Namespace) -> dict:
-    from engine import accounts
+    from engine.hosting import accounts
 
     return accounts.describe()
 
 
 def cmd_backup(a: argparse.Namespace) -> dict:
-    from engine.backup import backup
+    from engine.state.backup import backup
 
     return backup(a.out, overwrite=a.overwrite)
 
 
 def cmd_restore(a: argparse.Namespace) -> dict:
-    from engine.backup import restore
+    from engine.state.backup import restore
 
     return restore(a.backup, force=a.force)

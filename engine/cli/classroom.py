@@ -1,5 +1,5 @@
-"""`python -m engine class ...`: the instructor's view of a hosted class (engine/classroom.py)
-and a student's leaderboard entry.
+"""`python -m engine class ...`: the instructor's view of a hosted class
+(engine/hosting/classroom.py) and a student's leaderboard entry.
 
     python -m engine class usage --user teacher          # every user's jobs and usage
     python -m engine class jobs --user teacher           # running and queued, in order
@@ -15,9 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import classroom
 from engine.cli.common import user_errors
-from engine.jobs.ownership import acting_user
+from engine.hosting import classroom
+from engine.hosting.ownership import acting_user
 
 _USER_HELP = "who asks (default: $STUDIO_USER; must be an instructor)"
 

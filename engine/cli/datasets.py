@@ -7,7 +7,7 @@ import sys
 
 from tqdm import tqdm
 
-from engine.jobs.ownership import acting_user
+from engine.hosting.ownership import acting_user
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -132,7 +132,7 @@ def cmd_datasets_delete(a: argparse.Namespace) -> dict:
 
 
 def cmd_datasets_flag(a: argparse.Namespace) -> dict:
-    from engine.access import set_dataset_flags
+    from engine.hosting.access import set_dataset_flags
 
     row = set_dataset_flags(a.name, user=acting_user(a.user), **{a.flag: a.value})
     return {"name": row["name"], "shared": bool(row["shared"]), "locked": bool(row["locked"])}

@@ -10,7 +10,7 @@ from typing import Any
 from tqdm import tqdm
 
 from engine.cli.common import CliError
-from engine.jobs.ownership import acting_user, check_may_write
+from engine.hosting.ownership import acting_user, check_may_write
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 from engine.cli.common import CliError, numbers, user_errors
 from engine.cli.train import add_train_options, config_from_args
+from engine.hosting.ownership import acting_user
 from engine.jobs import api
-from engine.jobs.ownership import acting_user
 from engine.jobs.scheduler import scheduler_status, serve
 from engine.jobs.settings import add_scheduler_options, given_settings
 from engine.jobs.status import ENDED

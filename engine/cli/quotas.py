@@ -1,4 +1,4 @@
-"""`python -m engine quotas ...`: per-user limits for a hosted class (engine/quotas.py).
+"""`python -m engine quotas ...`: per-user limits for a hosted class (engine/hosting/quotas.py).
 
     python -m engine quotas set alice running_jobs 2 --user teacher
     python -m engine quotas set '*' queued_jobs 3          # the class default
@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine import quotas, store
 from engine.cli.common import user_errors
-from engine.jobs.ownership import acting_user
+from engine.hosting import quotas
+from engine.hosting.ownership import acting_user
+from engine.state import store
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from engine.cli.common import CliError
 from engine.cli.networks import load_network_arg
+from engine.state.workspace import studio_home
 from engine.training.sink import MetricsSink
-from engine.workspace import studio_home
 
 # Help texts of the options whose names do not say enough.
 HELP = {
@@ -139,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
-    from engine.jobs.paths import new_job_id, read_run_config
+    from engine.state.runs import new_job_id, read_run_config
     from engine.training import TrainConfig
     from engine.training.distributed import run_training
 

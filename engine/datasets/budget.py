@@ -7,9 +7,9 @@ budget, rather than let a 4096 x 4096 colour request on 1,797 images ask for 84 
 
 from __future__ import annotations
 
-from engine import limits
 from engine.datasets.errors import DatasetError
 from engine.datasets.options import DatasetOptions
+from engine.state import limits
 
 
 def check_class_count(classes: list[str]) -> None:

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from engine import store
 from engine.datasets import layout, names
 from engine.datasets.budget import check_budget, check_class_count
 from engine.datasets.catalog import Dataset, open_dataset
@@ -44,7 +43,8 @@ from engine.datasets.splits import (
 )
 from engine.datasets.stats import looks_white_on_black, training_stats
 from engine.images.contract import Contract
-from engine.workspace import (
+from engine.state import store
+from engine.state.workspace import (
     atomic_save_npy,
     atomic_write_bytes,
     atomic_write_json,

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from engine import store
 from engine.datasets import layout
 from engine.datasets.build import (
     _publish,
@@ -32,7 +31,8 @@ from engine.datasets.build import (
 from engine.datasets.catalog import Dataset, open_dataset
 from engine.datasets.errors import DatasetError
 from engine.images.loading import ImageError
-from engine.workspace import atomic_save_npy, atomic_write_json, sha256_file, studio_home
+from engine.state import store
+from engine.state.workspace import atomic_save_npy, atomic_write_json, sha256_file, studio_home
 
 SOURCES = ("upload", "camera", "probe", "correction")
 

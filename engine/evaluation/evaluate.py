@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.datasets import DatasetError, open_dataset
 from engine.inference.predictor import Predictor, resolve_checkpoint
-from engine.workspace import atomic_write_json
+from engine.state.workspace import atomic_write_json
 
 EVAL_DIR = "evaluations"
 DENSE_CONFUSION_MAX = 100  # classes: above this the summary keeps the top confusions only
@@ -237,8 +237,8 @@ def evaluate_job(job_id: str, checkpoint: str | None = None, split: str | None =
     page and `python -m engine evaluate` find it."""
     from contextlib import closing
 
-    from engine import store
-    from engine.jobs.paths import job_dir
+    from engine.state import store
+    from engine.state.runs import job_dir
 
     summary = evaluate_checkpoint(job_dir(job_id, home), checkpoint, split, home=home,
                                   device=device, progress=progress)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from engine import store
+from engine.state import store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,9 +38,9 @@ def _board_row(row: sqlite3.Row) -> dict[str, Any]:
 
 def _visible(board: dict[str, Any], user: str | None,
              conn: sqlite3.Connection | None = None) -> bool:
-    """Shared boards (not a class's hidden board, engine/classroom.py), the user's own, and
+    """Shared boards (not a class's hidden board, engine/hosting/classroom.py), the user's own, and
     (with a connection to ask) every board for an instructor (engine/access)."""
-    from engine import access
+    from engine.hosting import access
 
     if (board["shared"] and not board["hidden"]) or board["owner"] == user:
         return True
@@ -67,7 +67,7 @@ def create_board(name: str, owner: str, shared: bool = True, home: Home = None) 
 
 def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
     """The user's own boards, then the boards others share, newest first, with probe counts."""
-    from engine import access
+    from engine.hosting import access
 
     with store.opened(home) as conn:
         every = access.is_instructor_in(conn, user)  # instructors see every board

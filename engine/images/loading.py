@@ -28,7 +28,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine import limits
+from engine.state import limits
 
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "fill", "half_crop")
 CHANNELS: tuple[int, ...] = (1, 3)

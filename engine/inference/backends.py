@@ -19,7 +19,7 @@ import torch
 
 from engine.images.contract import Contract
 from engine.inference.predictor import Predictor, resolve_checkpoint
-from engine.jobs.threads import apply_interactive_threads
+from engine.threads import apply_interactive_threads
 
 
 @runtime_checkable
@@ -81,7 +81,7 @@ def get_backend(kind: str, checkpoint: str | os.PathLike, **kw: Any) -> Backend:
 
 @lru_cache(maxsize=8)
 def _cached_backend(kind: str, path: str, mtime_ns: int, kw: tuple) -> Backend:
-    apply_interactive_threads()  # the dashboard's inference: one thread (engine.jobs.threads)
+    apply_interactive_threads()  # the dashboard's inference: one thread (engine.threads)
     return _REGISTRY[kind].factory(path, **dict(kw))
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import limits
 from engine.evaluation.evaluate import summarize
 from engine.images.framing import EmptyDrawing
 from engine.images.loading import ImageError, load_image
 from engine.inference.predictor import Predictor
+from engine.state import limits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm"}

@@ -25,10 +25,10 @@ from engine.jobs.api import (
     wait,
 )
 from engine.jobs.health import scheduler_health, start_scheduler_if_needed, worker_state
-from engine.jobs.paths import job_dir
 from engine.jobs.scheduler import ensure_scheduler, scheduler_alive, scheduler_status, serve
 from engine.jobs.settings import SchedulerSettings, load_settings
 from engine.jobs.status import ACTIVE, ENDED, STATUSES, STOPPED_EARLY
+from engine.state.runs import job_dir
 
 __all__ = [
     "ACTIVE", "ENDED", "STATUSES", "STOPPED_EARLY", "JobError", "QuotaExceeded",

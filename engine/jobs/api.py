@@ -20,17 +20,18 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine import access, store
-from engine.jobs.paths import (
+from engine.hosting import access
+from engine.jobs.scheduler import ensure_scheduler
+from engine.jobs.status import ENDED, STATUSES, resumable
+from engine.jobs.task_queue import queue_task
+from engine.state import store
+from engine.state.runs import (
     corrupt_checkpoint,
     has_checkpoint,
     job_dir,
     new_job_id,
     pin_dataset,
 )
-from engine.jobs.scheduler import ensure_scheduler
-from engine.jobs.status import ENDED, STATUSES, resumable
-from engine.jobs.task_queue import queue_task
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
     from engine.training.config import TrainConfig
@@ -55,11 +56,11 @@ class SchedulerNotStarted(JobError):
 
 class QuotaExceeded(JobError):
     """A training job refused at submission: it would go over one of its owner's quotas
-    (engine/quotas.py); the message names the limit."""
+    (engine/hosting/quotas.py); the message names the limit."""
 
 
 def _check_quota(conn: sqlite3.Connection, owner: str | None, config: dict[str, Any]) -> None:
-    from engine import quotas
+    from engine.hosting import quotas
     from engine.jobs.settings import load_settings
 
     home = _home_of(conn)
@@ -122,9 +123,9 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
 
 def _check_devices(cfg: TrainConfig, home: Home) -> None:
     """A job asking for more devices than this machine has is refused at once, with why."""
+    from engine.devices import parse_devices
     from engine.jobs.placement import refusal
     from engine.jobs.settings import load_settings
-    from engine.jobs.status import parse_devices
     from engine.training import ConfigError
 
     req = parse_devices(cfg.device, cfg.devices)  # validated: it parses
@@ -211,7 +212,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
     """Queue a task job (evaluation, classify-many, export, engine build...; see engine/tasks)
     that works on the trained job `parent`; returns its id. Like training, it runs in a
     worker process, so the dashboard never blocks on it."""
-    from engine.jobs.ownership import WRITES_PARENT, check_may_write
+    from engine.hosting.ownership import WRITES_PARENT, check_may_write
     from engine.jobs.task_registry import resolve
 
     resolve(task)  # an unknown task fails here, not in a worker

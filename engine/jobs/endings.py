@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import store
+from engine.state import store
 
 
 def train_outcome(result, cancelled: bool, signalled: str | None
@@ -33,7 +33,7 @@ def check_pinned_dataset(job_id: str, dataset: str, home) -> None:
     """DatasetError when the dataset the job was submitted for is gone or changed (a new one
     may carry its name): a job never trains or is evaluated on other data than it was given."""
     from engine.datasets import DatasetError, open_dataset
-    from engine.jobs.paths import pinned_dataset
+    from engine.state.runs import pinned_dataset
 
     pin = pinned_dataset(job_id, home)
     if pin is None:
@@ -103,8 +103,8 @@ def record_end(conn, job_id: str, status: str, reason: str | None, message: str 
 def evaluate_best(job: dict, home) -> None:
     """When training ends, queue the evaluation of its best checkpoint (the issue's "run
     automatically"); the scheduler that started this worker picks it up."""
-    from engine.jobs.paths import job_dir
     from engine.jobs.task_queue import queue_task
+    from engine.state.runs import job_dir
 
     try:
         with store.opened(home) as conn, store.transaction(conn):

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from engine.workspace import atomic_write_json, read_json, studio_home
+from engine.state.workspace import atomic_write_json, read_json, studio_home
 
 SAMPLES_FILE = "gpus.json"
 SAMPLE_S = 2.0  # the scheduler's sampling interval

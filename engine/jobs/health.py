@@ -14,9 +14,9 @@ import time
 from contextlib import closing
 from typing import Any
 
-from engine import store
 from engine.jobs.process import pid_alive
 from engine.jobs.scheduler import ensure_scheduler, scheduler_status
+from engine.state import store
 
 STALE_AFTER_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "60"))
 
@@ -40,20 +40,22 @@ def worker_state(job: dict[str, Any], now: float | None = None) -> str | None:
     return None
 
 
-def scheduler_health(home: str | os.PathLike | None = None) -> dict[str, Any]:
-    """{"alive", "pid", "reason", "queued", "stale": [{"id", "name", "why"}], "needs_start"}.
+def scheduler_health(home: str | os.PathLike | None = None, now: float | None = None
+                     ) -> dict[str, Any]:
+    """{"alive", "pid", "reason", "queued", "stale": [{"id", "name", "why", "silent_s"}],
+    "needs_start"}: the one answer to "is anyone running the queue?" (pages, banner, CLI).
 
     reason is None when a scheduler runs; otherwise a sentence for the page ("the job
     scheduler is not running: ..."). needs_start is True when jobs wait on a scheduler that
     is not there: queued jobs, or running ones whose worker is gone."""
     status = scheduler_status(home)
     alive = bool(status["alive"]) and pid_alive(status.get("pid"), "engine")
-    now = time.time()
+    now = time.time() if now is None else now
     with closing(store.connect(home)) as conn:
         queued = store.count_jobs(conn, ("queued",))
         running = store.list_jobs(conn, statuses=("running",))
-    stale = [{"id": j["id"], "name": j["name"], "why": why} for j in running
-             if (why := worker_state(j, now))]
+    stale = [{"id": j["id"], "name": j["name"], "why": why, "silent_s": heartbeat_age(j, now)}
+             for j in running if (why := worker_state(j, now))]
     reason = None
     if not alive:
         if status.get("pid") is None:

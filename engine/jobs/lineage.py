@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine import store
+from engine.state import store
 from engine.training.start import is_path, source_job
 
 MAX_DEPTH = 50  # a chain longer than this is cut (it cannot loop: a start predates its job)

@@ -2,7 +2,7 @@
 or it waits; a request this machine can never meet is refused with the reason.
 
 A job on N GPUs takes N free GPUs (the ones it names, or any); a job of N CPU processes takes
-N CPU training slots of the thread budget (engine/jobs/threads.py), each rank at least one
+N CPU training slots of the thread budget (engine/threads.py), each rank at least one
 thread, so N may not exceed the budget's threads (nor cpu_slots).
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+from engine.devices import DeviceRequest, assigned_name, parse_devices
 from engine.jobs.settings import SchedulerSettings
-from engine.jobs.status import DeviceRequest, assigned_name, parse_devices
-from engine.jobs.threads import admits
+from engine.threads import admits
 
 
 def job_request(job: dict[str, Any]) -> DeviceRequest:

@@ -15,11 +15,11 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from engine import store
+from engine.devices import device_units, parse_devices
 from engine.jobs.fair_share import FAIR, queue_now
 from engine.jobs.scheduler import scheduler_status
 from engine.jobs.settings import load_settings
-from engine.jobs.status import device_units, parse_devices
+from engine.state import store
 
 
 @dataclass(frozen=True)

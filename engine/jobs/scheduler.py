@@ -23,11 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine import store
+from engine.devices import device_units, parse_device
 from engine.jobs.backends import ClusterBackend, open_cluster
 from engine.jobs.fair_share import queue_now
 from engine.jobs.gpu_stats import GpuSampler
-from engine.jobs.paths import job_dir
 from engine.jobs.placement import job_request, pick_many
 from engine.jobs.process import describe_exit, pid_alive
 from engine.jobs.settings import (
@@ -39,9 +38,10 @@ from engine.jobs.settings import (
     python,
     settings_args,
 )
-from engine.jobs.status import device_units, parse_device
-from engine.jobs.threads import admits, shares, thread_env, write_share
-from engine.workspace import atomic_write_json, read_json, studio_home
+from engine.state import store
+from engine.state.runs import job_dir
+from engine.state.workspace import atomic_write_json, read_json, studio_home
+from engine.threads import admits, shares, thread_env, write_share
 
 LOCK_FILE = "scheduler.lock"
 INFO_FILE = "scheduler.json"

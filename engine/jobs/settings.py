@@ -4,7 +4,7 @@ Defaults < `<home>/settings.json` {"scheduler": {...}} < environment (STUDIO_CPU
 STUDIO_CPU_THREADS, STUDIO_THREADS_PER_JOB, STUDIO_TASK_THREADS, STUDIO_SCHEDULER_POLL,
 STUDIO_SCHEDULER_IDLE_EXIT, STUDIO_GPUS, STUDIO_CLUSTER, STUDIO_CLUSTER_CPUS) < explicit
 arguments, so a host sets them once and tests can shorten them without touching code. The
-CPU thread budget's rules are in engine/jobs/threads.py.
+CPU thread budget's rules are in engine/threads.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.workspace import read_json, studio_home
+from engine.state.workspace import read_json, studio_home
 
 _ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POLL", float),
         "idle_exit_s": ("STUDIO_SCHEDULER_IDLE_EXIT", float), "gpus": ("STUDIO_GPUS", int),
@@ -65,7 +65,7 @@ class SchedulerSettings:
     @property
     def thread_budget(self) -> int:
         """cpu_threads, or the cores this process may use when unset."""
-        from engine.jobs.threads import usable_cores
+        from engine.threads import usable_cores
 
         return self.cpu_threads or usable_cores()
 

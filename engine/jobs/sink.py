@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from engine import store
+from engine.state import store
 from engine.training.sink import MetricsSink
 
 CANCEL_POLL_S = 0.25

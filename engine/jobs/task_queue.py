@@ -7,8 +7,8 @@ import sqlite3
 import time
 from typing import Any
 
-from engine import store
-from engine.jobs.paths import new_job_id
+from engine.state import store
+from engine.state.runs import new_job_id
 
 
 def queue_task(conn: sqlite3.Connection, task: str, params: dict[str, Any], owner: str | None,

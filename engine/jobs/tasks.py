@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.inference.classify_many import IMAGE_SUFFIXES
-from engine.jobs.paths import job_dir, new_job_id
+from engine.state.runs import job_dir, new_job_id
 
 Progress = Callable[[float, str], None]
 
@@ -55,7 +55,7 @@ def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes 
     """Writes uploaded files under the trained job's uploads/ (deleted with the job), or the
     user's own area when the job is someone else's; returns the input paths, the saved labels
     CSV (if any) and how many images they hold."""
-    from engine.jobs.ownership import uploads_dir
+    from engine.hosting.ownership import uploads_dir
 
     folder = uploads_dir(job_id, user) / new_job_id()
     folder.mkdir(parents=True)

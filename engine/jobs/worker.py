@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine import store
+from engine.devices import device_units
 from engine.jobs.endings import (
     check_pinned_dataset,
     evaluate_best,
@@ -24,9 +24,9 @@ from engine.jobs.endings import (
     record_end,
     train_outcome,
 )
-from engine.jobs.paths import job_dir
 from engine.jobs.sink import CancelWatcher, JobSink
-from engine.jobs.status import device_units
+from engine.state import store
+from engine.state.runs import job_dir
 
 
 def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
@@ -69,7 +69,7 @@ def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
     """Run a task job: its function reports progress, which lands in the job row (at most
     a few times a second) and is where a cancel takes effect."""
     from engine.jobs.task_registry import resolve
-    from engine.jobs.threads import env_threads, use_threads
+    from engine.threads import env_threads, use_threads
 
     if env_threads() and job["assigned_device"] == "cpu":
         use_threads(env_threads())  # its share of the scheduler's CPU thread budget
@@ -108,7 +108,7 @@ def _summary(task: str, result: dict[str, Any]) -> str:
 
 def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
            ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
-    from engine.jobs.threads import ShareWatcher, env_threads, use_threads
+    from engine.threads import ShareWatcher, env_threads, use_threads
     from engine.training import TrainConfig, train
 
     cfg = TrainConfig.from_dict(job["config"])
@@ -174,7 +174,7 @@ class JobRanks:
         self.job_id, self.home, self.cpu = job_id, home, cpu
 
     def __call__(self, rank: int):
-        from engine.jobs.threads import ShareWatcher, env_threads, use_threads
+        from engine.threads import ShareWatcher, env_threads, use_threads
 
         share = None
         if env_threads() and self.cpu:

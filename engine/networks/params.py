@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from engine import limits
 from engine.networks.errors import SpecError, short
+from engine.state import limits
 
 REQUIRED = object()
 

@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from torch import nn
 
-from engine import limits
 from engine.networks.errors import SpecError, short
 from engine.networks.layers import ALIASES, KINDS, REFUSED, Layer, fmt_shape
 from engine.networks.params import check_args, suggest
+from engine.state import limits
 
 TOP_KEYS = ("name", "description", "input", "layers")
 INPUT_KEYS = ("channels", "height", "width")

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from engine.integrity import intact_checkpoints, record, verify
-from engine.workspace import atomic_write_bytes
+from engine.state.integrity import intact_checkpoints, record, verify
+from engine.state.workspace import atomic_write_bytes
 
 REQUIRED_KEYS = ("model", "spec", "classes", "input_shape", "preprocess")
 

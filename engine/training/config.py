@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.jobs.status import parse_devices
+from engine.devices import parse_devices
 from engine.training.start import start_settings_problem
 
 SOLVERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta")

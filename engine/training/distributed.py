@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from engine.jobs.status import DeviceRequest, parse_devices
+from engine.devices import DeviceRequest, parse_devices
 from engine.training.config import ConfigError, TrainConfig
 from engine.training.ranks import Ranks, dist_backend
 from engine.training.sink import MetricsSink

@@ -58,7 +58,7 @@ class InitPlan:
 
 
 def _find_job_dir(job: str, home: str | os.PathLike | None) -> Path:
-    from engine.jobs.paths import job_dir
+    from engine.state.runs import job_dir
 
     jobs = job_dir("x", home).parent
     exact = jobs / job
@@ -339,7 +339,7 @@ def start_weights(cfg: Any, model: nn.Module, spec: dict, classes: list[str],
               (", ...)" if len(plan.frozen) > 6 else ")")
         plan.notes.append(msg)
         log(msg)
-    from engine.workspace import atomic_write_json
+    from engine.state.workspace import atomic_write_json
 
     atomic_write_json(init_file, asdict(plan))
     return parameter_groups(model, plan, cfg.pretrained_lr_factor)

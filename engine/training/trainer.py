@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from engine.datasets import open_dataset
+from engine.devices import parse_device, parse_devices
 from engine.images.contract import TorchNormalizer
-from engine.jobs.paths import CONFIG_FILE
-from engine.jobs.status import parse_device, parse_devices
 from engine.networks import build_network, count_parameters, parse_spec, zoo_spec
+from engine.state.runs import CONFIG_FILE
+from engine.state.workspace import atomic_write_json
 from engine.training.augment import augment_batch
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.config import ConfigError, TrainConfig
@@ -32,7 +33,6 @@ from engine.training.init import start_weights
 from engine.training.ranks import Ranks, dist_backend
 from engine.training.schedules import lr_factor
 from engine.training.sink import MetricsSink
-from engine.workspace import atomic_write_json
 
 PROGRESS_INTERVAL_S = 0.5  # bounded rate of on_progress calls
 WARMUP_STEPS = 3  # steps left out of the speed (and so the ETA): first-batch costs, caches

@@ -9,8 +9,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from engine.state.workspace import atomic_write_bytes, studio_home
 from engine.training.init import InitError, read_weights
-from engine.workspace import atomic_write_bytes, studio_home
 
 MAX_BYTES = 2 * 1024**3
 

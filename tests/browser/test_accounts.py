@@ -9,8 +9,8 @@ import csv
 
 import pytest
 
-from engine import accounts, classroom
 from engine.evaluation import probes
+from engine.hosting import accounts, classroom
 from engine.jobs import api
 from testkit.browser import browser_page, dashboard, need_chromium, publish, screenshot
 from testkit.digit_images import digit_photo

@@ -76,8 +76,8 @@ def test_top_confusions_table_picks_a_pair(jobs_home):
     matrix (here a 10-class evaluation stored in that form): clicking a row's selector shows
     that pair's images."""
     need_chromium()
-    from engine import store
     from engine.evaluation.evaluate import load_evaluation, top_confusions
+    from engine.state import store
 
     job_id = finished_job(jobs_home)
     [stored] = jobs.job_evaluations(job_id)

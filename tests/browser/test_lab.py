@@ -11,7 +11,8 @@ import shutil
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from engine import jobs, lab
+from engine import jobs
+from engine.lab import guide as lab
 from testkit.browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
 from testkit.digit_images import digit_photo
 

@@ -17,9 +17,10 @@ from contextlib import closing
 
 import pytest
 
-from engine import jobs, store
+from engine import jobs
 from engine.datasets import DatasetOptions, create_dataset, list_datasets
 from engine.evaluation import probes
+from engine.state import store
 from testkit.browser import browser_page, dashboard, need_chromium, screenshot, sign_in
 from testkit.finished_jobs import finished_job
 from tests.dashboard.test_names import wide_spec

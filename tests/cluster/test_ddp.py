@@ -12,11 +12,12 @@ import types
 import pytest
 import torch
 
-from engine import store
-from engine.jobs import placement, threads
+from engine import threads
+from engine.devices import DeviceRequest, assigned_name, device_units, parse_devices
+from engine.jobs import placement
 from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings
-from engine.jobs.status import DeviceRequest, assigned_name, device_units, parse_devices
+from engine.state import store
 from engine.training import AugmentConfig, ConfigError, TrainConfig, load_checkpoint, train
 from engine.training.distributed import Ranks, run_training
 

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import jobs, store
-from engine.integrity import verify
+from engine import jobs
 from engine.jobs.backends import check_cluster_address
-from engine.jobs.paths import job_dir
 from engine.jobs.settings import load_settings
+from engine.state import store
+from engine.state.integrity import verify
+from engine.state.runs import job_dir
 from testkit import waiting
 from testkit.processes import processes_of
 

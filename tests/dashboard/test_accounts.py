@@ -9,7 +9,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import accounts
+from engine.hosting import accounts
 from engine.jobs import api
 from testkit.accounts import PASSWORDS, job_row, make_class
 from testkit.apptest import APP, open_page

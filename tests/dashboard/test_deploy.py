@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from dashboard.views import classify as classify_view
-from engine import jobs, store
+from engine import jobs
 from engine.datasets import open_dataset
 from engine.inference import backends as inference_backends
 from engine.inference import classify as cl
+from engine.state import store
 from testkit.apptest import app, open_page
 from testkit.finished_jobs import trained_job
 from trt import backends, layout, tasks

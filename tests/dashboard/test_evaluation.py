@@ -90,8 +90,8 @@ def test_evaluation_tab_without_a_matrix_shows_the_top_confusions(jobs_home):
     from types import SimpleNamespace
 
     from dashboard.views import evaluation as view
-    from engine import store
     from engine.evaluation.evaluate import top_confusions
+    from engine.state import store
 
     job_id = finished_job(jobs_home)
     [stored] = jobs.job_evaluations(job_id)

@@ -10,8 +10,9 @@ from contextlib import closing
 
 from streamlit.testing.v1 import AppTest
 
-from engine import jobs, store
+from engine import jobs
 from engine.datasets import create_dataset
+from engine.state import store
 from testkit.apptest import app
 
 

@@ -17,8 +17,9 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from dashboard.nav import INSTRUCTOR_PAGES, PAGES
 from dashboard.views.probe_upload import thumbnail_uri
-from engine import classroom, quotas, roles, store
 from engine.evaluation import probes
+from engine.hosting import classroom, quotas, roles
+from engine.state import store
 from testkit.apptest import app, errors, open_page
 from testkit.digit_images import digit_photo
 from testkit.finished_jobs import finished_job

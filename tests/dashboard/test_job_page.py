@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from contextlib import closing
 
-from engine import jobs, store
+from engine import jobs
 from engine.jobs import scheduler_alive
+from engine.state import store
 from testkit.apptest import app, errors, open_page
 
 

@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
-from engine import jobs, lab
+from engine import jobs
 from engine.evaluation import probes
+from engine.lab import guide as lab
 from testkit.apptest import app, errors, open_page
 from testkit.digit_images import digit_photo, zip_of
 from testkit.finished_jobs import finish_queued
@@ -22,7 +23,7 @@ def no_scheduler(monkeypatch):
     from engine.datasets import create_dataset
 
     monkeypatch.setattr("engine.jobs.api.ensure_scheduler", lambda home=None, **kw: 0)
-    monkeypatch.setattr("engine.lab.build_dataset_in_worker", create_dataset)
+    monkeypatch.setattr("engine.lab.guide.build_dataset_in_worker", create_dataset)
 
 
 def test_lab_signed_out():

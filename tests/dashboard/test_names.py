@@ -6,10 +6,11 @@ from __future__ import annotations
 import copy
 from contextlib import closing
 
-from engine import jobs, store
+from engine import jobs
 from engine.datasets import create_dataset
 from engine.networks import zoo_spec
 from engine.networks.diff import network_diff
+from engine.state import store
 from testkit.apptest import app, errors, open_page
 
 

@@ -58,7 +58,7 @@ def test_cookies_are_written_on_every_run_until_they_change(home, monkeypatch):
     is drawn again on every run (unchanged, the browser does not run it twice)."""
     monkeypatch.setenv("STUDIO_PASSWORD", "right")
     from dashboard import session
-    from engine import sessions
+    from engine.hosting import sessions
 
     session.attempt_limiter.clear()
     at = _guess(AppTest.from_file(APP, default_timeout=60).run(), "right")

@@ -8,9 +8,10 @@ import io
 
 import pytest
 
-from engine import access, accounts, store
 from engine.cli.main import main as cli
+from engine.hosting import access, accounts
 from engine.jobs import api
+from engine.state import store
 from testkit.accounts import PASSWORDS, job_row, make_class
 
 

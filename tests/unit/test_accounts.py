@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import accounts, roles, sessions, store
-from engine.accounts import AccountError, TooManyAttempts
+from engine.hosting import accounts, roles, sessions
+from engine.hosting.accounts import AccountError, TooManyAttempts
+from engine.state import store
 from testkit.accounts import PASSWORDS, make_class
 
 

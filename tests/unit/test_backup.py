@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from engine import store
-from engine.backup import BackupError, check_backup, restore
 from engine.cli.main import main as cli
 from engine.jobs.scheduler import LOCK_FILE
+from engine.state import store
+from engine.state.backup import BackupError, check_backup, restore
 from testkit.accounts import job_row
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = """
 import sys, time
-from engine import store
+from engine.state import store
 job, n = sys.argv[1], int(sys.argv[2])
 with store.opened() as conn:
     for epoch in range(n):

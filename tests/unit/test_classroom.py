@@ -11,9 +11,11 @@ from contextlib import closing
 
 import pytest
 
-from engine import classroom, jobs, roles, store
+from engine import jobs
 from engine.cli.main import main as cli
 from engine.evaluation import probes
+from engine.hosting import classroom, roles
+from engine.state import store
 from testkit.digit_images import digit_photo
 from testkit.finished_jobs import finished_job
 
@@ -119,7 +121,7 @@ def test_entries_are_the_students_own_finished_jobs(class_home):
 
 
 def test_usage_and_lab_progress(class_home):
-    from engine import lab
+    from engine.lab import guide as lab
 
     job = _student_job(class_home, "bob", 0.9)
     now = time.time()

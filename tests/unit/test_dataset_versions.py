@@ -18,7 +18,7 @@ from engine.datasets.versions import (
     from_probes,
     version_info,
 )
-from engine.workspace import sha256_file
+from engine.state.workspace import sha256_file
 
 
 def _png(value: int = 0, size: int = 40) -> bytes:

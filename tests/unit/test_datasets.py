@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import store
 from engine.datasets import (
     SOURCES,
     DatasetError,
@@ -27,6 +26,7 @@ from engine.datasets import (
 )
 from engine.datasets.sources import downloads
 from engine.images.loading import fit_image, load_image
+from engine.state import store
 
 DATASET_FILES = {"manifest.json", "images.npy", "labels.npy", "train.npy", "val.npy",
                  "test.npy", "mean.npy", "mean.png"}

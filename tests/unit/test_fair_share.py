@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import quotas, store
+from engine.hosting import quotas
 from engine.jobs.fair_share import FIFO, order_queue, queue_now
 from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings, load_settings
+from engine.state import store
 
 
 def _queue(*owners: str, start: float = 100.0) -> list[dict]:

@@ -9,11 +9,12 @@ import types
 
 import pytest
 
-from engine import jobs, store
+from engine import jobs
 from engine.datasets import create_dataset
 from engine.jobs import gpu_stats
 from engine.jobs.scheduler import Scheduler, _lock
 from engine.jobs.settings import SchedulerSettings
+from engine.state import store
 from testkit.apptest import app, open_page
 
 GIB = 1024**3

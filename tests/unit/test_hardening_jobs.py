@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import jobs, store
+from engine import jobs
 from engine.datasets import DatasetError, DatasetInUse, create_dataset, list_datasets
+from engine.hosting.ownership import uploads_dir
 from engine.jobs.health import scheduler_health, start_scheduler_if_needed
-from engine.jobs.ownership import uploads_dir
 from engine.jobs.process import pid_alive
+from engine.state import store
 from testkit import waiting
 from testkit.mnist import write_idx
 from testkit.processes import schedulers_of

@@ -1,4 +1,4 @@
-"""Checkpoint hashes in sidecars (engine/integrity.py): what verify() says while a checkpoint
+"""Checkpoint hashes in sidecars (engine/state/integrity.py): what verify() says while a checkpoint
 and its sidecar are replaced one after the other, as a copy to another machine does."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from engine.integrity import record, verify
+from engine.state.integrity import record, verify
 
 
 def test_a_verdict_taken_before_the_sidecar_landed_is_not_kept(tmp_path):

@@ -9,10 +9,11 @@ from contextlib import closing
 
 import pytest
 
-from engine import jobs, store
-from engine.jobs.liveness import queue_health
+from engine import jobs
+from engine.jobs.health import scheduler_health
 from engine.jobs.progress import epoch_position, queue_position
 from engine.jobs.sink import add_curve_point
+from engine.state import store
 from engine.training import RecordingSink, TrainConfig, train
 from engine.training import trainer as trainer_module
 
@@ -40,8 +41,8 @@ def test_queue_position_and_what_it_waits_for(jobs_home):
     assert place["position"] == 2 and place["queued"] == 2
     assert "scheduler" in place["waits_for"] and "not running" in place["waits_for"]
     assert queue_position(first)["position"] == 1
-    health = queue_health()
-    assert health["needs_scheduler"] and health["queued"] == 2 and not health["stale"]
+    health = scheduler_health()
+    assert health["needs_start"] and health["queued"] == 2 and not health["stale"]
     jobs.cancel(first)
     assert queue_position(first) is None
     assert queue_position(second)["position"] == 1
@@ -53,12 +54,12 @@ def test_stale_heartbeat_without_scheduler_is_noticed(jobs_home):
     with closing(store.connect(jobs_home)) as conn, store.transaction(conn):
         store.update_job(conn, job_id, status="running", heartbeat=time.time() - 120,
                          assigned_device="cpu", pid=None)
-    health = queue_health()
-    assert not health["scheduler_alive"] and health["needs_scheduler"]
+    health = scheduler_health()
+    assert not health["alive"] and health["needs_start"]
     assert [j["id"] for j in health["stale"]] == [job_id]
     assert health["stale"][0]["silent_s"] >= 119
-    fresh = queue_health(now=time.time() - 110)  # seen 10 s after its last beat: not stale
-    assert not fresh["stale"] and not fresh["needs_scheduler"]
+    fresh = scheduler_health(now=time.time() - 110)  # seen 10 s after its last beat: not stale
+    assert not fresh["stale"] and not fresh["needs_start"]
 
 
 def test_curve_points_stay_ordered_and_bounded():

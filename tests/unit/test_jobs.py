@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import jobs, store
+from engine import jobs
 from engine.jobs.process import pid_alive
 from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings
+from engine.state import store
 from engine.training import ConfigError
 from testkit import waiting
 from testkit.processes import schedulers_of

@@ -1,13 +1,14 @@
-"""engine.lab: the DLI lab's four steps, their pre-filled settings, which job ran each step,
+"""engine.lab.guide: the DLI lab's four steps, their pre-filled settings, which job ran each step,
 the lab board and the comparison of the finished steps on it."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine import jobs, lab
+from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation import probe_import, probes
+from engine.lab import guide as lab
 from testkit.digit_images import digit_photo
 from testkit.finished_jobs import finish_queued
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine import jobs, store
+from engine import jobs
+from engine.state import store
 
 
 def test_metrics_of_matches_one_query_per_job(home):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import jobs, store
+from engine import jobs
 from engine.evaluation import probes
+from engine.state import store
 from testkit.drawings import draw_one
 
 

@@ -9,8 +9,10 @@ from contextlib import closing
 
 import pytest
 
-from engine import jobs, quotas, roles, store
+from engine import jobs
 from engine.cli.main import main as cli
+from engine.hosting import quotas, roles
+from engine.state import store
 from testkit.apptest import app, errors, open_page
 
 DIGITS = {"dataset": "digits", "epochs": 1}

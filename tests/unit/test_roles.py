@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import roles, store
+from engine.hosting import roles
+from engine.state import store
 
 
 def test_roles_default_set_and_from_env(home, monkeypatch):

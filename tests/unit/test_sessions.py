@@ -1,10 +1,10 @@
-"""Signed, expiring session tokens and the password-guess limiter (engine/sessions.py)."""
+"""Signed, expiring session tokens and the password-guess limiter (engine/hosting/sessions.py)."""
 
 from __future__ import annotations
 
 import stat
 
-from engine import sessions
+from engine.hosting import sessions
 
 
 def test_token_round_trip_and_key_file(home):

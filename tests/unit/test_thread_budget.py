@@ -1,4 +1,4 @@
-"""The CPU thread budget (engine/jobs/threads.py): settings parsing, the admission rule, the
+"""The CPU thread budget (engine/threads.py): settings parsing, the admission rule, the
 shares, the environment a worker gets, and a worker resizing its pool when told to."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from engine.jobs import threads
+from engine import threads
 from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings, load_settings
 
@@ -106,7 +106,7 @@ def test_a_worker_environment_sizes_its_pools():
 def test_scheduler_admits_by_budget_and_launches_with_the_share(tmp_path, monkeypatch,
                                                                  launched):
     """The real _pick and _launch, with Popen recorded instead of run."""
-    from engine import store
+    from engine.state import store
 
     s = Scheduler(tmp_path, SchedulerSettings(cpu_threads=2, gpus=0), on_demand=True)
     s.gpus, s.conn = 0, store.connect(tmp_path)
@@ -141,7 +141,7 @@ def test_worker_applies_its_share_and_follows_changes(tmp_path):
     code = """
 import sys, torch
 from pathlib import Path
-from engine.jobs import threads
+from engine import threads
 threads.use_threads(threads.env_threads())
 print(torch.get_num_threads(), torch.get_num_interop_threads())
 w = threads.ShareWatcher(Path(sys.argv[1]), threads.env_threads(), poll_s=0)

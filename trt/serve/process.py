@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from engine.workspace import atomic_write_json
+from engine.state.workspace import atomic_write_json
 from trt import layout
 from trt.serve.cli import TOKEN_ENV
 

@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from engine import limits
 from engine.datasets.errors import DatasetError
+from engine.state import limits
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _BIG_ENTRY = 1 << 20  # the ratio check applies to entries above 1 MiB (tiny files compress well)

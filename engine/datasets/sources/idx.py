@@ -16,9 +16,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from engine import limits
 from engine.datasets.errors import DatasetError
 from engine.datasets.sources.base import ArrayPart, SourceData
+from engine.state import limits
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

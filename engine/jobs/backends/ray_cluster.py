@@ -37,9 +37,9 @@ import ray
 import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from engine import store
 from engine.jobs.backends.ray_channel import NAMESPACE, JobChannel
 from engine.jobs.backends.ray_node import read_files, run_on_node_task, write_files
+from engine.state import store
 
 HEARTBEAT_S = 2.0
 CONNECT_TRIES = 3  # ray.init tries when the Ray Client server fails to start a session
@@ -155,8 +155,8 @@ class RayCluster:
 
     def start(self, job: dict) -> bool:
         from engine.datasets import DatasetError
-        from engine.jobs.paths import job_dir
         from engine.jobs.sink import JobSink
+        from engine.state.runs import job_dir
 
         try:
             resources = self._resources(job)
@@ -204,7 +204,7 @@ class RayCluster:
         nested in a list so a node fetches them only when its cache lacks them)."""
         from engine.datasets import DatasetError, layout
         from engine.jobs.endings import check_pinned_dataset
-        from engine.jobs.paths import pinned_dataset
+        from engine.state.runs import pinned_dataset
 
         check_pinned_dataset(job["id"], job["config"]["dataset"], self.home)
         pin = pinned_dataset(job["id"], self.home)
@@ -242,7 +242,7 @@ class RayCluster:
         self._heartbeat()
 
     def _apply(self, messages: list[tuple[str, int, str, Any]]) -> None:
-        from engine.jobs.paths import job_dir
+        from engine.state.runs import job_dir
 
         for job_id, attempt, kind, payload in messages:
             run = self.jobs.get(job_id)

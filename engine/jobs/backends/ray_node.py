@@ -17,7 +17,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from engine import store
+from engine.state import store
 from engine.training.sink import MetricsSink
 
 CANCEL_POLL_S = 0.25
@@ -44,8 +44,8 @@ def _locked(path: Path) -> Iterator[None]:
 def write_files(root: Path, files: dict[str, bytes]) -> None:
     """Each file atomically; checksum sidecars before the checkpoints they describe (as the
     trainer writes them), so a reader never sees a new checkpoint beside its old hash."""
-    from engine.integrity import SIDECAR
-    from engine.workspace import atomic_write_bytes
+    from engine.state.integrity import SIDECAR
+    from engine.state.workspace import atomic_write_bytes
 
     for rel, data in sorted(files.items(), key=lambda kv: not kv[0].endswith(SIDECAR)):
         target = _inside(root, rel)
@@ -189,7 +189,7 @@ def run_on_node(job: dict[str, Any], attempt: int, files: dict[str, bytes],
     cancel = ChannelCancel(channel, job["id"])
     history: list[dict[str, Any]] = []
     try:
-        from engine.jobs.threads import use_threads
+        from engine.threads import use_threads
         from engine.training import TrainConfig, train
 
         _materialize_dataset(home, dataset)

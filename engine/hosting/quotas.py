@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import roles, store
-from engine.workspace import studio_home
+from engine.hosting import roles
+from engine.state import store
+from engine.state.workspace import studio_home
 
 Home = str | os.PathLike | None
 CLASS_DEFAULT = "*"
@@ -175,7 +176,7 @@ def disk_bytes(conn: sqlite3.Connection, user: str, home: Home = None) -> int:
     """The bytes of the user's part of the workspace: their jobs' folders, their datasets,
     their uploads and lab files."""
     from engine.datasets.layout import dataset_dir
-    from engine.jobs.paths import job_dir
+    from engine.state.runs import job_dir
 
     root = studio_home(home)
     folders = [job_dir(r[0], root) for r in conn.execute(

@@ -24,8 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import lab, quotas, roles, store
 from engine.evaluation import probes
+from engine.hosting import quotas, roles
+from engine.lab import guide as lab
+from engine.state import store
 
 Home = str | os.PathLike | None
 HIDDEN_BOARD_NAME = "Class board (hidden)"

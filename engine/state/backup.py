@@ -20,8 +20,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from engine import store
-from engine.workspace import studio_home
+from engine.state import store
+from engine.state.workspace import studio_home
 
 Home = str | os.PathLike | None
 

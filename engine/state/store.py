@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.workspace import studio_home
+from engine.state.workspace import studio_home
 
 MIGRATIONS: list[str] = [
     # 1: users and datasets

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import store
 from engine.datasets import DatasetError, DatasetOptions, create_dataset, open_dataset
 from engine.datasets.build_job import build_dataset_in_worker
 from engine.evaluation import probes
 from engine.jobs.status import ENDED
-from engine.workspace import studio_home
+from engine.state import store
+from engine.state.workspace import studio_home
 
 Home = str | os.PathLike | None
 BOARD_NAME = "Lab"

@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine import roles, sessions, store
+from engine.hosting import roles, sessions
+from engine.state import store
 
 Home = str | os.PathLike | None
 

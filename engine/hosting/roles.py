@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from engine import store
+from engine.state import store
 
 INSTRUCTOR, STUDENT = "instructor", "student"
 ROLES = (INSTRUCTOR, STUDENT)

@@ -19,8 +19,8 @@ import json
 import os
 from pathlib import Path
 
-from engine import accounts
-from engine.workspace import studio_home
+from engine.hosting import accounts
+from engine.state.workspace import studio_home
 
 Home = str | os.PathLike | None
 USER_ENV, TOKEN_ENV, TOKEN_FILE_ENV = "STUDIO_USER", "STUDIO_TOKEN", "STUDIO_TOKEN_FILE"

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.workspace import studio_home
+from engine.state.workspace import studio_home
 
 KEY_FILE = "session.key"
 DEFAULT_TTL_S = 7 * 24 * 3600  # a week: a class, a lab, a few days of coming back
