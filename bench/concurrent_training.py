@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from engine import jobs  # noqa: E402
 from engine.inference import backends  # noqa: E402
-from engine.jobs.process import pid_alive  # noqa: E402
 from engine.jobs.scheduler import ensure_scheduler, scheduler_status  # noqa: E402
+from engine.processes import pid_alive  # noqa: E402
 from engine.threads import usable_cores  # noqa: E402
 
 CONFIG = {"dataset": "mnist-sample", "network": "lenet", "batch_size": 64, "lr": 0.01,

@@ -226,8 +226,8 @@ def scheduler_job(ctx: Context) -> dict[str, Any]:
 def _stop(home: Path, job_id: str) -> None:
     """End the job's worker (if still running) and the scheduler this stage started."""
     from engine import jobs
-    from engine.jobs.process import terminate
     from engine.jobs.scheduler import scheduler_status
+    from engine.processes import terminate
 
     job = jobs.get_job(job_id, home, metrics=False, events=False)
     if job["status"] not in jobs.ENDED and job.get("pid"):

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.jobs.process import stat_fields
+from engine.processes import stat_fields
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent

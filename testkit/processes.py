@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.jobs.process import stat_fields
+from engine.processes import stat_fields
 
 
 def processes_of(home: Path) -> list[int]:

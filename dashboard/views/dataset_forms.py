@@ -16,11 +16,11 @@ import streamlit as st
 from dashboard import session
 from dashboard.widgets import camera_shots, clear_shots
 from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions
-from engine.datasets.build_job import build_dataset_in_worker  # decoding never runs here
 from engine.datasets.class_zip import class_folders_zip
 from engine.datasets.errors import DownloadUnavailable
 from engine.datasets.options import MAX_SIDE
 from engine.images.loading import RESIZE_MODES
+from engine.jobs.build_dataset import build_dataset_in_worker  # decoding never runs here
 from engine.state.workspace import studio_home
 
 DOWNLOADS = [name for name in SOURCES if name not in ("digits-sample", "idx", "folder")]

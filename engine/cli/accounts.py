@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from engine.cli.common import CliError
+from engine.hosting import accounts, roles
+from engine.hosting.identity import cli_user, forget_token, save_token
+from engine.state.backup import backup, restore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,15 +92,10 @@ def _read_passwords(a: argparse.Namespace, prompts: list[str]) -> list[str]:
 
 
 def _me() -> str | None:
-    from engine.hosting.identity import cli_user
-
     return cli_user()
 
 
 def cmd_login(a: argparse.Namespace) -> str:
-    from engine.hosting import accounts
-    from engine.hosting.identity import save_token
-
     if not accounts.accounts_exist():
         raise CliError("this workspace has no accounts (laptop mode): the CLI acts as --user or "
                        "$STUDIO_USER without signing in")
@@ -107,14 +106,10 @@ def cmd_login(a: argparse.Namespace) -> str:
 
 
 def cmd_logout(a: argparse.Namespace) -> str:
-    from engine.hosting.identity import forget_token
-
     return "signed out" if forget_token() else "not signed in here"
 
 
 def cmd_whoami(a: argparse.Namespace) -> str:
-    from engine.hosting import accounts, roles
-
     if not accounts.accounts_exist():
         me = _me()
         return f"{me or 'the local user'} (laptop mode: no accounts, nothing is checked)"
@@ -123,8 +118,6 @@ def cmd_whoami(a: argparse.Namespace) -> str:
 
 
 def cmd_list(a: argparse.Namespace) -> Any:
-    from engine.hosting import accounts
-
     me = _me()
     accounts.require_instructor(me, "list accounts")
     rows = [{"name": u.name, "role": u.role, "password": u.has_password, "email": u.email,
@@ -137,8 +130,6 @@ def cmd_list(a: argparse.Namespace) -> Any:
 
 
 def cmd_add(a: argparse.Namespace) -> str:
-    from engine.hosting import accounts
-
     password = _read_passwords(a, [f"password for {a.name}"])[0] if a.set_password else None
     made = accounts.create_account(a.name, a.role, password, email=a.email, by=_me())
     if a.set_password:
@@ -147,9 +138,7 @@ def cmd_add(a: argparse.Namespace) -> str:
 
 
 def cmd_import(a: argparse.Namespace) -> str:
-    import os
 
-    from engine.hosting import accounts
 
     try:
         text = Path(a.csv).read_text(encoding="utf-8-sig")
@@ -168,9 +157,6 @@ def cmd_import(a: argparse.Namespace) -> str:
 
 
 def cmd_passwd(a: argparse.Namespace) -> str:
-    from engine.hosting import accounts
-    from engine.hosting.identity import save_token
-
     me = _me()
     if me is None:
         raise CliError("this workspace has no accounts: there is no password to change")
@@ -180,39 +166,27 @@ def cmd_passwd(a: argparse.Namespace) -> str:
 
 
 def cmd_reset(a: argparse.Namespace) -> str:
-    from engine.hosting import accounts
-
     password = accounts.reset_password(a.name, by=_me())
     return f"{a.name}'s new password (shown once, to change at first sign-in): {password}"
 
 
 def cmd_role(a: argparse.Namespace) -> str:
-    from engine.hosting import accounts
-
     accounts.set_role(a.name, a.role, by=_me())
     return f"{a.name} is now {'an' if a.role == 'instructor' else 'a'} {a.role}"
 
 
 def cmd_revoke(a: argparse.Namespace) -> str:
-    from engine.hosting import accounts
-
     accounts.revoke_sessions(a.name, by=_me())
     return f"{a.name} is signed out everywhere"
 
 
 def cmd_signup(a: argparse.Namespace) -> dict:
-    from engine.hosting import accounts
-
     return accounts.describe()
 
 
 def cmd_backup(a: argparse.Namespace) -> dict:
-    from engine.state.backup import backup
-
     return backup(a.out, overwrite=a.overwrite)
 
 
 def cmd_restore(a: argparse.Namespace) -> dict:
-    from engine.state.backup import restore
-
     return restore(a.backup, force=a.force)

@@ -7,12 +7,13 @@ import sys
 
 from tqdm import tqdm
 
+from engine.hosting.access import set_dataset_flags
 from engine.hosting.ownership import acting_user
+from engine.images.loading import RESIZE_MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from engine.datasets import SOURCES
-    from engine.images.loading import RESIZE_MODES
 
     p = sub.add_parser("datasets", help="create, list, show and delete datasets")
     dsub = p.add_subparsers(dest="action", required=True)
@@ -132,7 +133,5 @@ def cmd_datasets_delete(a: argparse.Namespace) -> dict:
 
 
 def cmd_datasets_flag(a: argparse.Namespace) -> dict:
-    from engine.hosting.access import set_dataset_flags
-
     row = set_dataset_flags(a.name, user=acting_user(a.user), **{a.flag: a.value})
     return {"name": row["name"], "shared": bool(row["shared"]), "locked": bool(row["locked"])}

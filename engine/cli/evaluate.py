@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from engine import jobs
 from engine.cli.common import CliError
 from engine.hosting.ownership import acting_user, check_may_write
 
@@ -44,7 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _trained_job(job_id: str, checkpoint: str) -> tuple[dict, Path]:
     """The training job and its checkpoint's path; one-line errors for what is missing."""
-    from engine import jobs
 
     job = jobs.get_job(job_id, metrics=False, events=False)  # JobError: no such job
     if job.get("kind", "train") != "train":
@@ -122,9 +124,6 @@ def cmd_evaluate(a: argparse.Namespace) -> Any:
 
 
 def cmd_classify(a: argparse.Namespace) -> Any:
-    import csv
-    import io
-
     from engine.inference.classify_many import classify_many
 
     job, ckpt = _trained_job(a.job, a.checkpoint)

@@ -13,14 +13,19 @@ import sys
 import time
 from typing import Any
 
+from tqdm import tqdm
+
 from engine.cli.common import CliError, numbers, user_errors
 from engine.cli.train import add_train_options, config_from_args
 from engine.hosting.ownership import acting_user
 from engine.jobs import api
+from engine.jobs.lineage import lineage_line
+from engine.jobs.progress import queue_position, queue_words
 from engine.jobs.scheduler import scheduler_status, serve
 from engine.jobs.settings import add_scheduler_options, given_settings
 from engine.jobs.status import ENDED
 from engine.text import format_duration
+from engine.training import TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,8 +107,6 @@ def _common(p: argparse.ArgumentParser, follow: bool = False, start: bool = Fals
 
 @user_errors
 def cmd_submit(a: argparse.Namespace) -> Any:
-    from engine.training import TrainConfig
-
     defaults = TrainConfig(dataset="")
     lrs = numbers(a.lr or defaults.lr, float, "--lr")
     sizes = numbers(a.batch_size or defaults.batch_size, int, "--batch-size")
@@ -263,7 +266,6 @@ def _describe(job: dict) -> str:
              + (f", ETA {format_duration(s['eta_s'])}" if s["eta_s"] is not None else ""),
              f"created  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['created']))}"]
     if job["status"] == "queued":
-        from engine.jobs.progress import queue_position, queue_words
 
         place = queue_position(job["id"])
         if place:
@@ -273,7 +275,6 @@ def _describe(job: dict) -> str:
     if job["sweep"]:
         lines.append(f"sweep    {job['sweep']}")
     if job["config"].get("init_from"):
-        from engine.jobs.lineage import lineage_line
 
         lines.append(f"lineage  {lineage_line(job['id'])}")
     lines.append(f"dir      {job['dir']}")
@@ -286,7 +287,6 @@ def _describe(job: dict) -> str:
 def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, Any]:
     """Live progress on stderr (a bar, one line per epoch, the job's events) until the job
     ends; returns its summary."""
-    from tqdm import tqdm
 
     from engine.training.trainer import format_epoch
 

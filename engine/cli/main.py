@@ -12,6 +12,9 @@ import sys
 
 from engine.cli import accounts, classroom, datasets, evaluate, jobs, networks, quotas, train
 from engine.cli.common import CliError, print_result
+from engine.images.loading import ImageError
+from engine.networks.errors import SpecError
+from engine.training import ConfigError, TrainingDiverged
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,9 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from engine.datasets import DatasetError
     from engine.images.framing import EmptyDrawing
-    from engine.images.loading import ImageError
-    from engine.networks.errors import SpecError
-    from engine.training import ConfigError, TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:

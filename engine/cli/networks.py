@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.common import CliError
+from engine.networks import zoo_info
+from engine.networks.zoo import zoo_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_network_arg(value: str) -> str | dict:
     """A zoo name stays a name; a path to a .json/.yaml file becomes its parsed spec."""
-    from engine.networks import parse_spec, zoo_names
+    from engine.networks import parse_spec
 
     if value in zoo_names():
         return value
@@ -40,8 +42,6 @@ def load_network_arg(value: str) -> str | dict:
 
 
 def cmd_networks_list(a: argparse.Namespace) -> list:
-    from engine.networks import zoo_info
-
     return zoo_info()
 
 

@@ -18,7 +18,9 @@ from tqdm import tqdm
 
 from engine.cli.common import CliError
 from engine.cli.networks import load_network_arg
+from engine.state.runs import new_job_id, read_run_config
 from engine.state.workspace import studio_home
+from engine.training import LR_POLICIES, PRECISIONS, SOLVERS, AugmentConfig, TrainConfig
 from engine.training.sink import MetricsSink
 
 # Help texts of the options whose names do not say enough.
@@ -44,14 +46,11 @@ SWEEPABLE = ("lr", "batch_size")
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
-    from engine.training import LR_POLICIES, PRECISIONS, SOLVERS
-
     return {"solver": SOLVERS, "lr_policy": LR_POLICIES, "precision": PRECISIONS}
 
 
 def add_train_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
     """One option per TrainConfig field (default None); with sweep, SWEEPABLE ones take lists."""
-    from engine.training import AugmentConfig, TrainConfig
 
     choices = _choices()
     for f, prefix in [*((f, "") for f in dataclasses.fields(TrainConfig) if f.name != "augment"),
@@ -79,7 +78,6 @@ def add_train_options(parser: argparse.ArgumentParser, sweep: bool = False) -> N
 
 def given_options(a: argparse.Namespace) -> dict[str, Any]:
     """TrainConfig settings the user typed, as a (nested) dict of overrides."""
-    from engine.training import AugmentConfig, TrainConfig
 
     out: dict[str, Any] = {}
     for f in dataclasses.fields(TrainConfig):
@@ -103,7 +101,6 @@ def given_options(a: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
     """A validated TrainConfig: `base` (a saved config's dict, else the defaults) with the
     options the user gave on top."""
-    from engine.training import TrainConfig
 
     given = given_options(a)
     merged = dict(base or {})
@@ -139,8 +136,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
-    from engine.state.runs import new_job_id, read_run_config
-    from engine.training import TrainConfig
     from engine.training.distributed import run_training
 
     if a.resume:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from engine.datasets import layout, names
+from engine.datasets import names
 from engine.datasets.budget import check_budget, check_class_count
 from engine.datasets.catalog import Dataset, open_dataset
 from engine.datasets.errors import DatasetError
@@ -43,6 +43,8 @@ from engine.datasets.splits import (
 )
 from engine.datasets.stats import looks_white_on_black, training_stats
 from engine.images.contract import Contract
+from engine.processes import pid_alive
+from engine.state import dataset_files as layout
 from engine.state import store
 from engine.state.workspace import (
     atomic_save_npy,
@@ -151,7 +153,6 @@ def _remove_stale_builds(folder: Path) -> None:
 
 def _builder_gone(tmp: Path) -> bool:
     """True when the process that started this build folder no longer runs."""
-    from engine.jobs.process import pid_alive
 
     try:
         pid = int((tmp / OWNER_FILE).read_text().strip())

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.datasets import layout
 from engine.datasets.errors import DatasetError
+from engine.hosting import access
 from engine.images.contract import Contract
+from engine.state import dataset_files as layout
 from engine.state import store
+from engine.state.runs import pinned_dataset
 from engine.state.workspace import read_json, studio_home
 
 
@@ -109,7 +111,6 @@ def list_datasets(home: str | os.PathLike | None = None,
                   ) -> list[dict[str, Any]]:
     """Newest first: id, name, owner, source, created and a summary of each manifest; only
     those `viewer` may see (engine/access)."""
-    from engine.hosting import access
 
     conn = store.connect(studio_home(home))
     try:
@@ -164,7 +165,6 @@ def dataset_usage(id_or_name: str, home: str | os.PathLike | None = None
                   ) -> list[dict[str, Any]]:
     """Training jobs that use the dataset (id, name, status, owner): those it was pinned to at
     submit time, and older jobs that name it."""
-    from engine.state.runs import pinned_dataset
 
     root = studio_home(home)
     row = _find(root, id_or_name)
@@ -189,7 +189,6 @@ def delete_dataset(id_or_name: str, home: str | os.PathLike | None = None, *,
     """Remove the dataset's row, then its files (moved aside first so no half-deleted
     folder is ever visible under its id). A dataset that jobs use is deleted only with
     force=True (the user confirmed); otherwise DatasetInUse says which jobs."""
-    from engine.hosting import access
 
     root = studio_home(home)
     row = _find(root, id_or_name)

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.datasets import layout
 from engine.datasets.build import (
     _publish,
     _refuse_taken_name,
@@ -31,6 +30,7 @@ from engine.datasets.build import (
 from engine.datasets.catalog import Dataset, open_dataset
 from engine.datasets.errors import DatasetError
 from engine.images.loading import ImageError
+from engine.state import dataset_files as layout
 from engine.state import store
 from engine.state.workspace import atomic_save_npy, atomic_write_json, sha256_file, studio_home
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import numpy as np
 
 from engine.datasets import DatasetError, open_dataset
 from engine.inference.predictor import Predictor, resolve_checkpoint
+from engine.state import store
+from engine.state.runs import job_dir
 from engine.state.workspace import atomic_write_json
 
 EVAL_DIR = "evaluations"
@@ -235,10 +238,7 @@ def evaluate_job(job_id: str, checkpoint: str | None = None, split: str | None =
                  progress=None) -> dict[str, Any]:
     """Evaluate a training job's checkpoint and store the summary in SQLite, where the job
     page and `python -m engine evaluate` find it."""
-    from contextlib import closing
 
-    from engine.state import store
-    from engine.state.runs import job_dir
 
     summary = evaluate_checkpoint(job_dir(job_id, home), checkpoint, split, home=home,
                                   device=device, progress=progress)

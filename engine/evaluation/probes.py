@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from engine.hosting import access
 from engine.state import store
+from engine.state.runs import job_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +42,6 @@ def _visible(board: dict[str, Any], user: str | None,
              conn: sqlite3.Connection | None = None) -> bool:
     """Shared boards (not a class's hidden board, engine/hosting/classroom.py), the user's own, and
     (with a connection to ask) every board for an instructor (engine/access)."""
-    from engine.hosting import access
 
     if (board["shared"] and not board["hidden"]) or board["owner"] == user:
         return True
@@ -67,7 +68,6 @@ def create_board(name: str, owner: str, shared: bool = True, home: Home = None) 
 
 def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
     """The user's own boards, then the boards others share, newest first, with probe counts."""
-    from engine.hosting import access
 
     with store.opened(home) as conn:
         every = access.is_instructor_in(conn, user)  # instructors see every board
@@ -213,7 +213,6 @@ class BoardScore:
 def job_checkpoint(job_id: str, checkpoint: str = "best", home: Home = None) -> Path:
     """A job's checkpoint: "best" (else the last), "last", or a path within its run dir."""
     from engine.inference.predictor import resolve_checkpoint
-    from engine.jobs import job_dir
 
     run = job_dir(job_id, home)
     if checkpoint == "best":
@@ -225,9 +224,8 @@ def job_checkpoint(job_id: str, checkpoint: str = "best", home: Home = None) -> 
 
 
 def _column_names(job_ids: list[str], home: Home) -> list[str]:
-    from engine.jobs import get_job
-
-    names = [get_job(j, home, metrics=False, events=False)["name"] or j for j in job_ids]
+    with store.opened(home) as conn:
+        names = [(store.get_job(conn, j) or {}).get("name") or j for j in job_ids]
     return [f"{n} ({j})" if names.count(n) > 1 else n for n, j in zip(names, job_ids,
                                                                       strict=True)]
 

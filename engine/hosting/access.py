@@ -19,6 +19,7 @@ import sqlite3
 from typing import Any
 
 from engine.hosting import roles
+from engine.hosting.accounts import accounts_exist_in
 from engine.state import store
 
 Home = str | os.PathLike | None
@@ -36,7 +37,6 @@ def is_instructor_in(conn: sqlite3.Connection, user: str | None) -> bool:
 
 def restricted(conn: sqlite3.Connection, user: str | None) -> bool:
     """Whether `user` sees only their own work: a student in accounts mode."""
-    from engine.hosting.accounts import accounts_exist_in
 
     return user is not None and accounts_exist_in(conn) and not is_instructor_in(conn, user)
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from engine.evaluation import probes
 from engine.hosting import quotas, roles
+from engine.jobs.fair_share import queue_now
+from engine.jobs.settings import load_settings
 from engine.lab import guide as lab
 from engine.state import store
 
@@ -86,8 +88,6 @@ def usage_table(by: str | None, home: Home = None) -> list[dict[str, Any]]:
 def active_jobs(by: str | None, home: Home = None) -> list[dict[str, Any]]:
     """Every running and queued job of every user (tasks too), running first, then queued in
     the order they would start, with why a held one waits."""
-    from engine.jobs.fair_share import queue_now
-    from engine.jobs.settings import load_settings
 
     require_instructor(by, home)
     with store.opened(home) as conn:

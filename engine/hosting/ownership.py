@@ -11,7 +11,9 @@ import os
 from contextlib import closing
 from pathlib import Path
 
+from engine.hosting.identity import cli_user
 from engine.state import store
+from engine.state.runs import job_dir
 from engine.state.workspace import studio_home
 
 USER_ENV = "STUDIO_USER"
@@ -26,7 +28,6 @@ WRITES_PARENT = {"engine.evaluate": "evaluate", "trt.export": "export",
 def acting_user(explicit: str | None = None) -> str | None:
     """The user a command acts as: --user if given, else $STUDIO_USER, else None (local);
     in a workspace with accounts, the user signed in with `studio login` (engine/identity)."""
-    from engine.hosting.identity import cli_user
 
     return cli_user(explicit)
 
@@ -72,7 +73,6 @@ def check_run_write(path: str | os.PathLike, user: str | None, action: str,
 def uploads_dir(job_id: str, user: str | None, home: str | os.PathLike | None = None) -> Path:
     """Where a user's uploads for job `job_id` go: the job's own uploads/ when they may write
     into it, else their own area of the workspace (never another user's job folder)."""
-    from engine.state.runs import job_dir
 
     with closing(store.connect(home)) as conn:
         job = store.get_job(conn, job_id)

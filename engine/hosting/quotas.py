@@ -25,6 +25,8 @@ from typing import Any
 
 from engine.hosting import roles
 from engine.state import store
+from engine.state.dataset_files import dataset_dir
+from engine.state.runs import job_dir
 from engine.state.workspace import studio_home
 
 Home = str | os.PathLike | None
@@ -175,8 +177,6 @@ def _tree_bytes(path: Path) -> int:
 def disk_bytes(conn: sqlite3.Connection, user: str, home: Home = None) -> int:
     """The bytes of the user's part of the workspace: their jobs' folders, their datasets,
     their uploads and lab files."""
-    from engine.datasets.layout import dataset_dir
-    from engine.state.runs import job_dir
 
     root = studio_home(home)
     folders = [job_dir(r[0], root) for r in conn.execute(

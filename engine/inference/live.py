@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from engine.inference import backends
 from engine.inference.uploads import UploadResult, box_overlay, classify_pictures
@@ -96,8 +96,6 @@ def annotate(rgb: np.ndarray, item: UploadResult | None) -> np.ndarray:
     draw = ImageDraw.Draw(out)
     size = max(14, out.height // 12)
     try:
-        from PIL import ImageFont
-
         font = ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: one size only
         font = None

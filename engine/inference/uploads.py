@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from engine.images.framing import EmptyDrawing, Framed, frame_digit
 from engine.images.loading import ImageError, load_image
@@ -73,7 +73,6 @@ def _named(message: str, name: str) -> str:
 def box_overlay(image: Image.Image, box: tuple[int, int, int, int], colour=(230, 40, 40)
                 ) -> np.ndarray:
     """The image in RGB with the crop box drawn on it (a line about 1/150 of its size)."""
-    from PIL import ImageDraw
 
     rgb = image.convert("RGB")
     top, left, bottom, right = box

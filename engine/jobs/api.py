@@ -20,10 +20,16 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.hosting import access
+from engine.devices import parse_devices
+from engine.hosting import access, quotas
+from engine.hosting.ownership import WRITES_PARENT, check_may_write
+from engine.jobs.health import worker_state
+from engine.jobs.placement import refusal
 from engine.jobs.scheduler import ensure_scheduler
+from engine.jobs.settings import load_settings
 from engine.jobs.status import ENDED, STATUSES, resumable
 from engine.jobs.task_queue import queue_task
+from engine.jobs.task_registry import resolve
 from engine.state import store
 from engine.state.runs import (
     corrupt_checkpoint,
@@ -32,6 +38,7 @@ from engine.state.runs import (
     new_job_id,
     pin_dataset,
 )
+from engine.training import ConfigError, TrainConfig
 
 if TYPE_CHECKING:  # torch loads only when a config is built: the scheduler starts fast
     from engine.training.config import TrainConfig
@@ -60,9 +67,6 @@ class QuotaExceeded(JobError):
 
 
 def _check_quota(conn: sqlite3.Connection, owner: str | None, config: dict[str, Any]) -> None:
-    from engine.hosting import quotas
-    from engine.jobs.settings import load_settings
-
     home = _home_of(conn)
     why = quotas.refusal(conn, owner, config, home, gpus=load_settings(home).gpus)
     if why:
@@ -101,7 +105,7 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
     """A validated copy of the config whose dataset exists and whose network fits it: errors
     show at submit time, not minutes later in a worker."""
     from engine.networks import validate_spec
-    from engine.training import ConfigError, TrainConfig, network_spec
+    from engine.training import network_spec
 
     raw = config.to_dict() if isinstance(config, TrainConfig) else copy.deepcopy(dict(config))
     cfg = TrainConfig.from_dict(raw).validate()
@@ -123,10 +127,6 @@ def validate_config(config: TrainConfig | dict[str, Any], home: Home = None) -> 
 
 def _check_devices(cfg: TrainConfig, home: Home) -> None:
     """A job asking for more devices than this machine has is refused at once, with why."""
-    from engine.devices import parse_devices
-    from engine.jobs.placement import refusal
-    from engine.jobs.settings import load_settings
-    from engine.training import ConfigError
 
     req = parse_devices(cfg.device, cfg.devices)  # validated: it parses
     if req.count == 1:
@@ -187,7 +187,6 @@ def submit_sweep(base_config: TrainConfig | dict[str, Any],
                  start_scheduler: bool = True, priority: int = 0) -> list[str]:
     """One job per (learning rate, batch size) combination, as DIGITS did; returns their ids
     in submission (and so run) order. The jobs share a sweep id."""
-    from engine.training import TrainConfig
 
     base = validate_config(base_config, home)
     lrs = list(lrs) if lrs else [base.lr]
@@ -212,8 +211,6 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
     """Queue a task job (evaluation, classify-many, export, engine build...; see engine/tasks)
     that works on the trained job `parent`; returns its id. Like training, it runs in a
     worker process, so the dashboard never blocks on it."""
-    from engine.hosting.ownership import WRITES_PARENT, check_may_write
-    from engine.jobs.task_registry import resolve
 
     resolve(task)  # an unknown task fails here, not in a worker
     with store.opened(home) as conn, store.transaction(conn):
@@ -260,7 +257,6 @@ def _live(job: dict[str, Any]) -> dict[str, Any]:
     eta = None
     if job["status"] == "running" and p.get("eta_s") is not None:
         eta = max(0.0, p["eta_s"] - (time.time() - p.get("time", time.time())))
-    from engine.jobs.health import worker_state
 
     return {**job, "fraction": fraction, "eta_s": eta, "worker_problem": worker_state(job)}
 
@@ -407,7 +403,6 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
 
 def _moved(job: dict, device: str | None, devices: int | None, home: Home) -> dict[str, Any]:
     """The job row's device and config for other devices, checked as a submit is."""
-    from engine.training import TrainConfig
 
     config = dict(job["config"])
     config["device"] = device if device is not None else config["device"].split(":")[0]

@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.jobs.task_queue import queue_task
+from engine.networks.errors import SpecError
 from engine.state import store
+from engine.state.runs import job_dir, pinned_dataset
+from engine.training import ConfigError, TrainingDiverged
 
 
 def train_outcome(result, cancelled: bool, signalled: str | None
@@ -33,7 +37,6 @@ def check_pinned_dataset(job_id: str, dataset: str, home) -> None:
     """DatasetError when the dataset the job was submitted for is gone or changed (a new one
     may carry its name): a job never trains or is evaluated on other data than it was given."""
     from engine.datasets import DatasetError, open_dataset
-    from engine.state.runs import pinned_dataset
 
     pin = pinned_dataset(job_id, home)
     if pin is None:
@@ -63,8 +66,6 @@ def _exists(name: str, home) -> bool:
 def failure_of(e: BaseException) -> tuple[str, str]:
     """(reason, message) for an exception that ended a run."""
     from engine.datasets.errors import DatasetError
-    from engine.networks.errors import SpecError
-    from engine.training import ConfigError, TrainingDiverged
 
     oom = [MemoryError]
     if "torch" in sys.modules:
@@ -103,8 +104,6 @@ def record_end(conn, job_id: str, status: str, reason: str | None, message: str 
 def evaluate_best(job: dict, home) -> None:
     """When training ends, queue the evaluation of its best checkpoint (the issue's "run
     automatically"); the scheduler that started this worker picks it up."""
-    from engine.jobs.task_queue import queue_task
-    from engine.state.runs import job_dir
 
     try:
         with store.opened(home) as conn, store.transaction(conn):

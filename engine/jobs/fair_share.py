@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.hosting import quotas
+from engine.state import store
+
 FAIR, FIFO = "fair", "fifo"
 QUEUE_ORDERS = (FAIR, FIFO)
 
@@ -133,8 +136,6 @@ def queue_now(conn: sqlite3.Connection, order: str = FAIR) -> list[Placement]:
     """The store's queue in the order jobs would start now, with the running jobs, when each
     user was last served and the running-jobs quotas: what the scheduler follows and the Job
     page shows."""
-    from engine.hosting import quotas
-    from engine.state import store
 
     queued = store.list_jobs(conn, statuses=("queued",), order="queue")
     if not queued:

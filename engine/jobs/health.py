@@ -14,8 +14,8 @@ import time
 from contextlib import closing
 from typing import Any
 
-from engine.jobs.process import pid_alive
 from engine.jobs.scheduler import ensure_scheduler, scheduler_status
+from engine.processes import pid_alive
 from engine.state import store
 
 STALE_AFTER_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "60"))

@@ -28,7 +28,6 @@ from engine.jobs.backends import ClusterBackend, open_cluster
 from engine.jobs.fair_share import queue_now
 from engine.jobs.gpu_stats import GpuSampler
 from engine.jobs.placement import job_request, pick_many
-from engine.jobs.process import describe_exit, pid_alive
 from engine.jobs.settings import (
     SchedulerSettings,
     add_scheduler_options,
@@ -38,45 +37,16 @@ from engine.jobs.settings import (
     python,
     settings_args,
 )
+from engine.processes import describe_exit, pid_alive
 from engine.state import store
 from engine.state.runs import job_dir
+from engine.state.scheduler_lock import scheduler_alive, take_lock
 from engine.state.workspace import atomic_write_json, read_json, studio_home
 from engine.threads import admits, shares, thread_env, write_share
 
-LOCK_FILE = "scheduler.lock"
 INFO_FILE = "scheduler.json"
 LOG_FILE = "scheduler.log"
 START_LOCK_FILE = "scheduler.start.lock"
-
-
-def _lock(home: Path, wait_s: float = 1.0) -> int | None:
-    """The scheduler lock's fd, or None if another process holds it. Retries briefly, since
-    `scheduler_alive` probes take the lock for a moment."""
-    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return None
-            time.sleep(0.05)
-
-
-def scheduler_alive(home: str | os.PathLike | None = None) -> bool:
-    """True while some process holds the workspace's scheduler lock."""
-    fd = os.open(studio_home(home) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def scheduler_status(home: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -176,7 +146,7 @@ class Scheduler:
 
     def run(self) -> int:
         """Serve until stopped (or idle, on demand). 0, or 1 if another scheduler runs."""
-        self.lock_fd = _lock(self.home)
+        self.lock_fd = take_lock(self.home)
         if self.lock_fd is None:
             self.log("another scheduler holds the lock; exiting")
             return 1
@@ -233,7 +203,7 @@ class Scheduler:
         os.close(self.lock_fd)
         self.lock_fd = None
         if store.count_jobs(self.conn, ("queued",)):
-            self.lock_fd = _lock(self.home)
+            self.lock_fd = take_lock(self.home)
         return self.lock_fd is not None
 
     def _on_signal(self, signum, frame) -> None:

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.jobs.backends import check_cluster_address
 from engine.state.workspace import read_json, studio_home
+from engine.threads import usable_cores
 
 _ENV = {"cpu_slots": ("STUDIO_CPU_SLOTS", int), "poll_s": ("STUDIO_SCHEDULER_POLL", float),
         "idle_exit_s": ("STUDIO_SCHEDULER_IDLE_EXIT", float), "gpus": ("STUDIO_GPUS", int),
@@ -65,7 +67,6 @@ class SchedulerSettings:
     @property
     def thread_budget(self) -> int:
         """cpu_threads, or the cores this process may use when unset."""
-        from engine.threads import usable_cores
 
         return self.cpu_threads or usable_cores()
 
@@ -130,7 +131,6 @@ def load_settings(home: str | os.PathLike | None = None, **overrides: Any) -> Sc
     if s.queue_order not in ("fair", "fifo"):
         raise ValueError(f"queue_order must be fair or fifo, not {s.queue_order!r}")
     if s.cluster is not None and s.cluster.strip():
-        from engine.jobs.backends import check_cluster_address
 
         s.cluster = check_cluster_address(s.cluster)
     else:

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.hosting.ownership import uploads_dir
 from engine.inference.classify_many import IMAGE_SUFFIXES
+from engine.jobs.api import submit_task
 from engine.state.runs import job_dir, new_job_id
 
 Progress = Callable[[float, str], None]
@@ -55,7 +57,6 @@ def save_uploads(job_id: str, files: list[tuple[str, bytes]], labels_csv: bytes 
     """Writes uploaded files under the trained job's uploads/ (deleted with the job), or the
     user's own area when the job is someone else's; returns the input paths, the saved labels
     CSV (if any) and how many images they hold."""
-    from engine.hosting.ownership import uploads_dir
 
     folder = uploads_dir(job_id, user) / new_job_id()
     folder.mkdir(parents=True)
@@ -83,7 +84,6 @@ def submit_classify(job_id: str, files: list[tuple[str, bytes]], labels: str = "
                     polarity: str = "auto", owner: str | None = None) -> str:
     """Saves the uploads and queues an engine.classify task job for them; returns its id.
     labels: "none", "folders" (each image's folder is its class) or "csv" (labels_csv)."""
-    from engine.jobs.api import submit_task
 
     paths, csv_path, expected = save_uploads(job_id, files, labels_csv, owner)
     label_arg = {"none": None, "folders": "folders", "csv": csv_path}[labels]
@@ -94,9 +94,9 @@ def submit_classify(job_id: str, files: list[tuple[str, bytes]], labels: str = "
 
 
 def create_dataset(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
-    """Build a dataset (engine.datasets.build_job): decoding happens here, not in the
+    """Build a dataset (engine.jobs.build_dataset): decoding happens here, not in the
     dashboard."""
-    from engine.datasets.build_job import run_build_task
+    from engine.jobs.build_dataset import run_build_task
 
     return run_build_task(params, progress, home=home)
 

@@ -25,8 +25,11 @@ from engine.jobs.endings import (
     train_outcome,
 )
 from engine.jobs.sink import CancelWatcher, JobSink
+from engine.jobs.task_registry import resolve
 from engine.state import store
 from engine.state.runs import job_dir
+from engine.threads import ShareWatcher, env_threads, use_threads
+from engine.training.config import TrainConfig
 
 
 def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
@@ -68,8 +71,6 @@ def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
           ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     """Run a task job: its function reports progress, which lands in the job row (at most
     a few times a second) and is where a cancel takes effect."""
-    from engine.jobs.task_registry import resolve
-    from engine.threads import env_threads, use_threads
 
     if env_threads() and job["assigned_device"] == "cpu":
         use_threads(env_threads())  # its share of the scheduler's CPU thread budget
@@ -108,8 +109,7 @@ def _summary(task: str, result: dict[str, Any]) -> str:
 
 def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
            ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
-    from engine.threads import ShareWatcher, env_threads, use_threads
-    from engine.training import TrainConfig, train
+    from engine.training import train
 
     cfg = TrainConfig.from_dict(job["config"])
     if job["assigned_device"]:  # what the scheduler reserved: one device, or one per rank
@@ -174,8 +174,6 @@ class JobRanks:
         self.job_id, self.home, self.cpu = job_id, home, cpu
 
     def __call__(self, rank: int):
-        from engine.threads import ShareWatcher, env_threads, use_threads
-
         share = None
         if env_threads() and self.cpu:
             use_threads(env_threads())

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import jobs
 from engine.datasets import DatasetError, DatasetOptions, create_dataset, open_dataset
-from engine.datasets.build_job import build_dataset_in_worker
 from engine.evaluation import probes
+from engine.jobs.build_dataset import build_dataset_in_worker
 from engine.jobs.status import ENDED
 from engine.state import store
 from engine.state.workspace import studio_home
+from engine.training import TrainConfig
 
 Home = str | os.PathLike | None
 BOARD_NAME = "Lab"
@@ -186,8 +188,6 @@ def run_step(key: str, user: str, source: LabSource, form: StepForm | None = Non
              home: Home = None, *, start_scheduler: bool = True) -> str:
     """Run a lab step: make (or reuse) its dataset, queue its training job, and record that
     the job is this user's run of the step. Returns the job id."""
-    from engine import jobs
-    from engine.training import TrainConfig
 
     if not user:
         raise PermissionError("sign in to run the lab")

@@ -21,6 +21,7 @@ from contextlib import closing
 from pathlib import Path
 
 from engine.state import store
+from engine.state.scheduler_lock import scheduler_alive
 from engine.state.workspace import studio_home
 
 Home = str | os.PathLike | None
@@ -86,7 +87,6 @@ def check_backup(path: str | os.PathLike) -> dict:
 
 def restore(path: str | os.PathLike, home: Home = None, *, force: bool = False) -> dict:
     """Replace the workspace's database by the backup at `path` (see the module's words)."""
-    from engine.jobs.scheduler import scheduler_alive
 
     summary = check_backup(path)
     root = studio_home(home)

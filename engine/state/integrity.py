@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.state.workspace import sha256_file
+from engine.state.workspace import atomic_write_json, sha256_file
 
 SIDECAR = ".sha256"
 # (path, size, mtime_ns, sidecar size, sidecar mtime_ns) -> intact: a checkpoint read while its
@@ -68,7 +68,6 @@ def intact_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
 
 def record(path: str | os.PathLike, data: bytes) -> None:
     """Write the sidecar for `data`, about to replace the checkpoint at `path`."""
-    from engine.state.workspace import atomic_write_json
 
     path = Path(path)
     previous = _recorded(path).get("sha256") if path.exists() else None

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.state.workspace import studio_home
+from engine.state.integrity import intact_checkpoints, verify
+from engine.state.workspace import atomic_write_json, studio_home
 
 
 def job_dir(job_id: str, home: str | os.PathLike | None = None) -> Path:
@@ -20,7 +21,6 @@ def job_dir(job_id: str, home: str | os.PathLike | None = None) -> Path:
 
 def has_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> bool:
     """True when the job has a last.pt to resume from that is not corrupt."""
-    from engine.state.integrity import verify
 
     last = job_dir(job_id, home) / "last.pt"
     return last.exists() and verify(last) is not False
@@ -28,7 +28,6 @@ def has_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> bool:
 
 def corrupt_checkpoint(job_id: str, home: str | os.PathLike | None = None) -> str | None:
     """A one-line reason when the job's last.pt exists but fails its sha256, else None."""
-    from engine.state.integrity import intact_checkpoints, verify
 
     run = job_dir(job_id, home)
     last = run / "last.pt"
@@ -47,7 +46,6 @@ DATASET_PIN = "dataset.json"  # in a job's folder: the dataset (id, name, sha256
 def pin_dataset(job_id: str, dataset: dict, home: str | os.PathLike | None = None) -> None:
     """Record which dataset a job was submitted for, so a dataset deleted and re-created under
     the same name is never silently used in its place."""
-    from engine.state.workspace import atomic_write_json
 
     manifest = dataset.get("manifest") or {}
     atomic_write_json(job_dir(job_id, home) / DATASET_PIN, {

@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.state.runs import job_dir
+from engine.state.workspace import atomic_write_json
 from engine.training.config import ConfigError
 from engine.training.start import FREEZE_ALL_BUT_HEAD, is_path, is_torchvision, split_job_ref
 
@@ -58,8 +60,6 @@ class InitPlan:
 
 
 def _find_job_dir(job: str, home: str | os.PathLike | None) -> Path:
-    from engine.state.runs import job_dir
-
     jobs = job_dir("x", home).parent
     exact = jobs / job
     if job and "/" not in job and not job.startswith(".") and exact.is_dir():
@@ -339,7 +339,6 @@ def start_weights(cfg: Any, model: nn.Module, spec: dict, classes: list[str],
               (", ...)" if len(plan.frozen) > 6 else ")")
         plan.notes.append(msg)
         log(msg)
-    from engine.state.workspace import atomic_write_json
 
     atomic_write_json(init_file, asdict(plan))
     return parameter_groups(model, plan, cfg.pretrained_lr_factor)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from engine.cli.main import main as cli
-from engine.jobs.scheduler import LOCK_FILE
 from engine.state import store
 from engine.state.backup import BackupError, check_backup, restore
+from engine.state.scheduler_lock import LOCK_FILE
 from testkit.accounts import job_row
 
 ROOT = Path(__file__).resolve().parents[2]

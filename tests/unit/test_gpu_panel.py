@@ -12,9 +12,10 @@ import pytest
 from engine import jobs
 from engine.datasets import create_dataset
 from engine.jobs import gpu_stats
-from engine.jobs.scheduler import Scheduler, _lock
+from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings
 from engine.state import store
+from engine.state.scheduler_lock import take_lock
 from testkit.apptest import app, open_page
 
 GIB = 1024**3
@@ -99,7 +100,7 @@ def scheduler_lock(home):
     """The workspace looks as if a scheduler ran (its lock is held)."""
     import os
 
-    fd = _lock(home)
+    fd = take_lock(home)
     yield fd
     os.close(fd)
 

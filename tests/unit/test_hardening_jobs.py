@@ -24,7 +24,7 @@ from engine import jobs
 from engine.datasets import DatasetError, DatasetInUse, create_dataset, list_datasets
 from engine.hosting.ownership import uploads_dir
 from engine.jobs.health import scheduler_health, start_scheduler_if_needed
-from engine.jobs.process import pid_alive
+from engine.processes import pid_alive
 from engine.state import store
 from testkit import waiting
 from testkit.mnist import write_idx
@@ -280,7 +280,7 @@ def test_only_the_owner_writes_into_a_job(jobs_home):
 
 
 def test_datasets_are_built_in_a_worker_process(jobs_home, tmp_path):
-    from engine.datasets.build_job import build_dataset_in_worker
+    from engine.jobs.build_dataset import build_dataset_in_worker
 
     seen = []
     ds = build_dataset_in_worker("small", "digits-sample", None, {"max_per_class": 20},

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from engine import jobs
-from engine.jobs.process import pid_alive
 from engine.jobs.scheduler import Scheduler
 from engine.jobs.settings import SchedulerSettings
+from engine.processes import pid_alive
 from engine.state import store
 from engine.training import ConfigError
 from testkit import waiting

@@ -121,3 +121,136 @@ def test_no_import_path_edits():
              if ("sys.path." in line or '"PYTHONPATH"' in line) and "edits = " not in line
              and "in line" not in line]
     assert not edits, f"path edits: {edits}"
+
+
+# --- inside engine: layers that hold, and imports in functions only to keep PyTorch lazy ------
+
+# Lowest first; a module may import its own layer and those below, never one above. The
+# longest matching prefix places a module (engine.hosting.classroom sits above the queue it
+# reports on; the rest of engine.hosting, the rules, sits on the state).
+ENGINE_LAYERS: tuple[tuple[str, ...], ...] = (
+    ("engine.lazy", "engine.text", "engine.devices", "engine.threads", "engine.processes",
+     "engine.state"),
+    ("engine.hosting",),
+    ("engine.images", "engine.networks"),
+    ("engine.datasets",),
+    ("engine.training",),
+    ("engine.inference", "engine.evaluation"),
+    ("engine.jobs",),
+    ("engine.hosting.classroom", "engine.lab"),
+    ("engine.service",),
+    ("engine.cli", "engine.__main__", "engine"),
+)
+# What an import inside a function may be there for: loading these only when needed.
+HEAVY = {"torch", "torchvision", "onnx", "onnxruntime", "tensorrt", "tensorrt_rtx", "ray",
+         "sklearn", "pandas", "scipy", "pynvml", "optuna", "umap", "streamlit"}
+
+
+def layer_of(module: str) -> int:
+    best = max(((len(p), i) for i, group in enumerate(ENGINE_LAYERS) for p in group
+                if module == p or module.startswith(p + ".")), default=None)
+    assert best is not None, f"{module} is in no layer of ENGINE_LAYERS"
+    return best[1]
+
+
+def _lazy_names(path: Path) -> dict[str, str]:
+    """A package's lazy_exports map (engine/lazy.py), read from its literal: name -> submodule."""
+    out: dict[str, str] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_exports"
+                and len(node.args) == 2 and isinstance(node.args[1], ast.Dict)):
+            for key, value in zip(node.args[1].keys, node.args[1].values, strict=True):
+                for name in ast.literal_eval(value):
+                    out[name] = ast.literal_eval(key)
+    return out
+
+
+def _engine_imports() -> dict[str, tuple[set[str], list[tuple[str, int]]]]:
+    """Every engine module: (what it imports at module level, [(what it imports inside a
+    function, line)]), each target the module that defines the name (lazy exports followed)."""
+    modules = {m: p for m, p in _modules().items() if m.split(".")[0] == "engine"}
+    lazy = {m: _lazy_names(p) for m, p in modules.items() if p.name == "__init__.py"}
+
+    def targets(node: ast.Import | ast.ImportFrom, package: str) -> list[str]:
+        if isinstance(node, ast.Import):
+            return [a.name for a in node.names]
+        base = node.module or ""
+        if node.level:
+            parts = package.split(".")
+            base = ".".join([*parts[:len(parts) - node.level + 1], *filter(None, [base])])
+        out = []
+        for alias in node.names:
+            sub = f"{base}.{alias.name}"
+            if sub in modules:
+                out.append(sub)
+            elif alias.name in lazy.get(base, {}):
+                out.append(f"{base}.{lazy[base][alias.name]}")
+            else:
+                out.append(base)
+        return out
+
+    def walk(node: ast.AST, package: str, in_function: bool, top: set[str],
+             inner: list[tuple[str, int]]) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                for t in targets(child, package):
+                    if in_function:
+                        inner.append((t, child.lineno))
+                    else:
+                        top.add(t)
+            walk(child, package, in_function or isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda), top, inner)
+
+    found = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        top: set[str] = set()
+        inner: list[tuple[str, int]] = []
+        walk(ast.parse(path.read_text()), package, False, top, inner)
+        found[name] = (top, inner)
+    return found
+
+
+def _loads_heavy(module: str, graph: dict, seen: set[str]) -> bool:
+    """True when importing `module` (its package's __init__ included) loads a HEAVY library."""
+    if module.split(".")[0] in HEAVY:
+        return True
+    if module not in graph or module in seen:
+        return False
+    seen.add(module)
+    parent = module.rpartition(".")[0]
+    return (any(_loads_heavy(t, graph, seen) for t in graph[module][0])
+            or (parent in graph and _loads_heavy(parent, graph, seen)))
+
+
+def test_engine_layers_never_import_upward():
+    """The queue, hosting's views and the CLI sit on the library, never under it: training,
+    datasets, inference and evaluation never import engine.jobs, the state nothing above it."""
+    wrong = [f"{m} (layer {layer_of(m)}) -> {t} (layer {layer_of(t)})"
+             for m, (top, inner) in _engine_imports().items()
+             for t in top | {t for t, _ in inner}
+             if t.split(".")[0] == "engine" and layer_of(t) > layer_of(m)]
+    assert not wrong, "imports that run back up:\n" + "\n".join(sorted(wrong))
+
+
+def test_imports_inside_functions_only_keep_pytorch_lazy():
+    """An import inside a function is there to load PyTorch (or another heavy library) only
+    when needed; one that loads nothing heavy belongs at the top, where a reader sees it."""
+    graph = _engine_imports()
+    wrong = [f"{_modules()[m].relative_to(ROOT)}:{line} imports {t}"
+             for m, (_, inner) in graph.items() for t, line in inner
+             if not _loads_heavy(t, graph, set())]
+    assert not wrong, "imports inside functions that keep nothing lazy:\n" + "\n".join(wrong)
+
+
+def test_the_engine_checks_read_the_code():
+    """The two tests above would pass vacuously on an empty or misread graph."""
+    graph = _engine_imports()
+    assert "engine.state.store" in graph["engine.jobs.api"][0]
+    assert layer_of("engine.hosting.classroom") > layer_of("engine.jobs") > layer_of(
+        "engine.training") > layer_of("engine.hosting.access")
+    # `from engine.training import train` inside a function is followed to the trainer,
+    # which loads PyTorch: a legitimate lazy import.
+    assert "engine.training.trainer" in {t for t, _ in graph["engine.jobs.worker"][1]}
+    assert _loads_heavy("engine.training.trainer", graph, set())
+    assert not _loads_heavy("engine.training.config", graph, set())

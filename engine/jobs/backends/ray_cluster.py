@@ -39,7 +39,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from engine.jobs.backends.ray_channel import NAMESPACE, JobChannel
 from engine.jobs.backends.ray_node import read_files, run_on_node_task, write_files
+from engine.jobs.endings import check_pinned_dataset, evaluate_best, record_end
+from engine.jobs.sink import JobSink
 from engine.state import store
+from engine.state.runs import job_dir, pinned_dataset
+from engine.training.start import is_path, source_job
 
 HEARTBEAT_S = 2.0
 CONNECT_TRIES = 3  # ray.init tries when the Ray Client server fails to start a session
@@ -106,8 +110,6 @@ class RayCluster:
     # -- what runs where ------------------------------------------------------------------
 
     def takes(self, job: dict) -> bool:
-        from engine.training.start import is_path, source_job
-
         if job.get("kind") == "task" or job["device"] == "host":
             return False
         # One Ray task is one process on one device: data-parallel jobs over several devices
@@ -155,8 +157,6 @@ class RayCluster:
 
     def start(self, job: dict) -> bool:
         from engine.datasets import DatasetError
-        from engine.jobs.sink import JobSink
-        from engine.state.runs import job_dir
 
         try:
             resources = self._resources(job)
@@ -203,8 +203,6 @@ class RayCluster:
         """The job's dataset row and its files in the object store (put once per scheduler,
         nested in a list so a node fetches them only when its cache lacks them)."""
         from engine.datasets import DatasetError, layout
-        from engine.jobs.endings import check_pinned_dataset
-        from engine.state.runs import pinned_dataset
 
         check_pinned_dataset(job["id"], job["config"]["dataset"], self.home)
         pin = pinned_dataset(job["id"], self.home)
@@ -242,8 +240,6 @@ class RayCluster:
         self._heartbeat()
 
     def _apply(self, messages: list[tuple[str, int, str, Any]]) -> None:
-        from engine.state.runs import job_dir
-
         for job_id, attempt, kind, payload in messages:
             run = self.jobs.get(job_id)
             if run is None or run.attempt != attempt:
@@ -265,8 +261,6 @@ class RayCluster:
                 self.log(f"job {job_id}: a {kind} report was not recorded: {e}")
 
     def _ended(self, job_id: str, ref) -> None:
-        from engine.jobs.endings import evaluate_best, record_end
-
         run = self.jobs.pop(job_id)
         if all(r.dataset != run.dataset for r in self.jobs.values()):
             self.datasets.pop(run.dataset, None)  # nodes keep their copies; the store frees it

@@ -17,7 +17,13 @@ from typing import Any
 import ray
 import ray.exceptions
 
+from engine.jobs.endings import check_pinned_dataset, failure_of, log_line, train_outcome
+from engine.state import dataset_files as layout
 from engine.state import store
+from engine.state.integrity import SIDECAR
+from engine.state.workspace import atomic_write_bytes
+from engine.threads import use_threads
+from engine.training.config import TrainConfig
 from engine.training.sink import MetricsSink
 
 CANCEL_POLL_S = 0.25
@@ -44,8 +50,6 @@ def _locked(path: Path) -> Iterator[None]:
 def write_files(root: Path, files: dict[str, bytes]) -> None:
     """Each file atomically; checksum sidecars before the checkpoints they describe (as the
     trainer writes them), so a reader never sees a new checkpoint beside its old hash."""
-    from engine.state.integrity import SIDECAR
-    from engine.state.workspace import atomic_write_bytes
 
     for rel, data in sorted(files.items(), key=lambda kv: not kv[0].endswith(SIDECAR)):
         target = _inside(root, rel)
@@ -70,7 +74,6 @@ def read_files(root: Path, recursive: bool) -> dict[str, bytes]:
 def _materialize_dataset(home: Path, dataset: dict[str, Any]) -> None:
     """The job's dataset in this node's cache: fetched from the object store the first time,
     and listed in the node's own catalog (replacing a stale one of the same name)."""
-    from engine.datasets import layout
 
     row = dataset["row"]
     with _locked(home / "cache.lock"):
@@ -175,7 +178,6 @@ def run_on_node(job: dict[str, Any], attempt: int, files: dict[str, bytes],
     """One training job on this node (a Ray task): trains in the node's cache workspace,
     reports through the channel, and returns how it ended (never raises for a job's own
     failure, so the head tells those from a lost node)."""
-    from engine.jobs.endings import check_pinned_dataset, failure_of, log_line, train_outcome
 
     ctx = ray.get_runtime_context()
     node = {"id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(),
@@ -189,8 +191,7 @@ def run_on_node(job: dict[str, Any], attempt: int, files: dict[str, bytes],
     cancel = ChannelCancel(channel, job["id"])
     history: list[dict[str, Any]] = []
     try:
-        from engine.threads import use_threads
-        from engine.training import TrainConfig, train
+        from engine.training import train
 
         _materialize_dataset(home, dataset)
         cfg = TrainConfig.from_dict(job["config"])

@@ -1,4 +1,5 @@
-"""Where a dataset's files live in the workspace, and what they are called."""
+"""Where a dataset's files live in the workspace, and what they are called (the datasets' side
+of the workspace layout; engine/state/runs.py is the jobs')."""
 
 from __future__ import annotations
 

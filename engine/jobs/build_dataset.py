@@ -19,6 +19,7 @@ from engine.datasets.catalog import Dataset, open_dataset
 from engine.datasets.errors import DatasetError, DownloadUnavailable
 from engine.datasets.options import DatasetOptions
 from engine.datasets.sources import check_args
+from engine.jobs.api import get_job, submit_task
 from engine.jobs.status import ENDED
 
 TASK = "engine.dataset"
@@ -33,7 +34,6 @@ def submit_dataset_build(name: str, source: str, source_args: dict[str, Any] | N
                          ) -> str:
     """Queue the build of a dataset as a task job; returns the job id. Bad names, options or
     source arguments are refused here, in one line, before anything is queued."""
-    from engine.jobs.api import submit_task
 
     opts = DatasetOptions.coerce(options)
     name = check_name(name)
@@ -52,7 +52,6 @@ def build_dataset_in_worker(name: str, source: str,
                             timeout_s: float | None = None) -> Dataset:
     """create_dataset(), but in a worker process: same arguments, same result, same
     DatasetError messages; this process only waits and relays progress."""
-    from engine.jobs.api import get_job
 
     job_id = submit_dataset_build(name, source, source_args, options, owner=owner, home=home)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
