@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.common import CliError
-from engine.hosting import accounts, roles
+from engine.hosting import access, accounts, roles
 from engine.hosting.identity import cli_user, forget_token, save_token
 from engine.state.backup import backup, restore
 
@@ -119,7 +119,7 @@ def cmd_whoami(a: argparse.Namespace) -> str:
 
 def cmd_list(a: argparse.Namespace) -> Any:
     me = _me()
-    accounts.require_instructor(me, "list accounts")
+    access.require_instructor(me, "only an instructor may list accounts")
     rows = [{"name": u.name, "role": u.role, "password": u.has_password, "email": u.email,
              "must_change": u.must_change} for u in accounts.list_accounts()]
     if a.json:

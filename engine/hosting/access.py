@@ -19,15 +19,13 @@ import sqlite3
 from typing import Any
 
 from engine.hosting import roles
-from engine.hosting.accounts import accounts_exist_in
 from engine.state import store
 
 Home = str | os.PathLike | None
 
 
 def instructors(conn: sqlite3.Connection) -> set[str]:
-    return roles.from_env() | {r[0] for r in conn.execute(
-        "SELECT name FROM users WHERE role = ?", (roles.INSTRUCTOR,))}
+    return roles.from_env() | store.users_with_role(conn, roles.INSTRUCTOR)
 
 
 def is_instructor_in(conn: sqlite3.Connection, user: str | None) -> bool:
@@ -35,10 +33,29 @@ def is_instructor_in(conn: sqlite3.Connection, user: str | None) -> bool:
                            or store.user_role(conn, user) == roles.INSTRUCTOR)
 
 
+def acts_as_instructor(conn: sqlite3.Connection, user: str | None) -> bool:
+    """The one rule for instructor-only actions: an instructor (a role in the store, or named
+    in $STUDIO_INSTRUCTORS); or, on a workspace with no accounts and no instructor yet, the
+    host's own shell (user None): a single-user laptop, or a class's first set-up."""
+    if user is None:
+        return not store.accounts_exist(conn) and not instructors(conn)
+    return is_instructor_in(conn, user)
+
+
+def require_instructor(user: str | None, refusal: str, home: Home = None) -> None:
+    """PermissionError (`refusal`, then why) unless `user` acts as an instructor."""
+    with store.opened(home) as conn:
+        if acts_as_instructor(conn, user):
+            return
+    why = (": sign in as one (`studio login NAME`)" if user is None
+           else f" ({user} is a student)")
+    raise PermissionError(refusal + why)
+
+
 def restricted(conn: sqlite3.Connection, user: str | None) -> bool:
     """Whether `user` sees only their own work: a student in accounts mode."""
 
-    return user is not None and accounts_exist_in(conn) and not is_instructor_in(conn, user)
+    return user is not None and store.accounts_exist(conn) and not is_instructor_in(conn, user)
 
 
 # --- jobs ---------------------------------------------------------------------------------------
@@ -111,7 +128,7 @@ def check_dataset_delete(conn: sqlite3.Connection, row: dict[str, Any], user: st
         raise PermissionError(f"dataset {row['name']!r} is locked read-only by an instructor; "
                               "an instructor must unlock it first")
     owner = row.get("owner")
-    if user is None or owner == user or is_instructor_in(conn, user):
+    if user is None or owner == user or acts_as_instructor(conn, user):
         return
     if owner is None and not restricted(conn, user):
         return
@@ -127,7 +144,7 @@ def set_dataset_flags(id_or_name: str, *, user: str | None, shared: bool | None 
         row = store.get_dataset(conn, id_or_name)
         if row is None:
             raise ValueError(f"no dataset {id_or_name!r}")
-        teacher = user is None or is_instructor_in(conn, user)
+        teacher = acts_as_instructor(conn, user)
         if locked is not None and not teacher:
             raise PermissionError("only an instructor may lock or unlock a dataset")
         if shared is not None and not (teacher or row["owner"] == user):

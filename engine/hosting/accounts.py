@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine.hosting import roles, sessions
+from engine.hosting import access, roles, sessions
 from engine.state import store
 
 Home = str | os.PathLike | None
@@ -167,15 +167,10 @@ def signup_mode() -> str:
 # --- the store ----------------------------------------------------------------------------------
 
 
-def accounts_exist_in(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM users WHERE password_hash IS NOT NULL OR email IS NOT "
-                        "NULL LIMIT 1").fetchone() is not None
-
-
 def accounts_exist(home: Home = None) -> bool:
     """Whether the workspace is in accounts mode (else laptop mode: usernames only)."""
     with store.opened(home) as conn:
-        return accounts_exist_in(conn)
+        return store.accounts_exist(conn)
 
 
 def _row(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
@@ -211,21 +206,6 @@ def get_account(name: str, home: Home = None) -> Account | None:
     return _account(row) if row else None
 
 
-def require_instructor(by: str | None, action: str, home: Home = None) -> None:
-    """PermissionError unless `by` is an instructor. On a workspace without accounts and
-    without instructors, the local caller (None: the host's own shell) may set things up."""
-    if by is None:
-        with store.opened(home) as conn:
-            bootstrap = not accounts_exist_in(conn) and not conn.execute(
-                "SELECT 1 FROM users WHERE role = ?", (roles.INSTRUCTOR,)).fetchone()
-        if bootstrap:
-            return
-        raise PermissionError(f"only an instructor may {action}: sign in as one "
-                              "(`studio login NAME`)")
-    if not roles.is_instructor(by, home):
-        raise PermissionError(f"only an instructor may {action} (you are {by}, a student)")
-
-
 def _set_password(conn: sqlite3.Connection, name: str, password: str, *, must_change: bool,
                   revoke: bool) -> None:
     check_password_rules(password, name)
@@ -244,7 +224,7 @@ def create_account(name: str, role: str = roles.STUDENT, password: str | None = 
     name = _check_name(name)
     if role not in roles.ROLES:
         raise AccountError(f"unknown role {role!r}: use one of {', '.join(roles.ROLES)}")
-    require_instructor(by, "create accounts", home)
+    access.require_instructor(by, "only an instructor may create accounts", home)
     generated = password is None
     password = generate_password() if generated else password
     with store.opened(home) as conn, store.transaction(conn):
@@ -262,7 +242,7 @@ def _check_own_password_first(conn: sqlite3.Connection, by: str | None,
                               name: str | None = None) -> None:
     """The first accounts made by a laptop-mode instructor would lock them out: once accounts
     exist, everyone signs in with a password."""
-    if by is not None and by != name and not accounts_exist_in(conn):
+    if by is not None and by != name and not store.accounts_exist(conn):
         raise AccountError(f"set your own password first ({by}): once accounts exist, "
                            "everyone signs in with one")
 
@@ -286,7 +266,7 @@ def import_csv(text: str, *, by: str | None = None, home: Home = None) -> Import
     """Accounts from a CSV of names: one per row, `name[,role[,email]]`, an optional header
     row (name,role,email). All or nothing: any bad row creates none and lists every problem
     with its line number. Returns each new account's generated password, to hand out once."""
-    require_instructor(by, "create accounts", home)
+    access.require_instructor(by, "only an instructor may create accounts", home)
     if len(text) > 1_000_000:
         raise AccountError("the CSV is over 1 MB; a class list is a few KB")
     rows = list(csv.reader(io.StringIO(text)))
@@ -414,7 +394,7 @@ def restore(token: str | None, *, home: Home = None) -> sessions.Claims | None:
 def session_valid(name: str, issued: float, *, home: Home = None) -> bool:
     """Whether a session of `name` issued at `issued` still holds (always, in laptop mode)."""
     with store.opened(home) as conn:
-        if not accounts_exist_in(conn):
+        if not store.accounts_exist(conn):
             return True
         row = _row(conn, name)
     if row is None or (row["password_hash"] is None and row["email"] is None):
@@ -426,7 +406,7 @@ def revoke_sessions(name: str, *, by: str | None = None, home: Home = None) -> N
     """Sign `name` out everywhere: every token issued until now stops working. A user may do
     it to themselves; an instructor to anyone."""
     if by != name:
-        require_instructor(by, "sign other users out", home)
+        access.require_instructor(by, "only an instructor may sign other users out", home)
     with store.opened(home) as conn:
         if _row(conn, name) is None:
             raise AccountError(f"no user named {name!r}")
@@ -451,7 +431,7 @@ def change_password(name: str, old: str, new: str, *, home: Home = None) -> str:
 def reset_password(name: str, *, by: str | None, home: Home = None) -> str:
     """An instructor's reset: a generated password (returned, to hand over once), which the
     user must change; every session of the user is revoked."""
-    require_instructor(by, "reset passwords", home)
+    access.require_instructor(by, "only an instructor may reset passwords", home)
     with store.opened(home) as conn:
         if _row(conn, name) is None:
             raise AccountError(f"no user named {name!r}")
@@ -464,7 +444,7 @@ def reset_password(name: str, *, by: str | None, home: Home = None) -> str:
 def set_role(name: str, role: str, *, by: str | None, home: Home = None) -> None:
     """An instructor makes a user an instructor or a student (not themselves a student, so
     a class never loses its last instructor by a slip)."""
-    require_instructor(by, "set roles", home)
+    access.require_instructor(by, "only an instructor may set roles", home)
     if role not in roles.ROLES:
         raise AccountError(f"unknown role {role!r}: use one of {', '.join(roles.ROLES)}")
     if by == name and role != roles.INSTRUCTOR:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.evaluation import probes
-from engine.hosting import quotas, roles
+from engine.hosting import access, quotas, roles
 from engine.jobs.fair_share import queue_now
 from engine.jobs.settings import load_settings
 from engine.lab import guide as lab
@@ -33,17 +33,9 @@ from engine.state import store
 
 Home = str | os.PathLike | None
 HIDDEN_BOARD_NAME = "Class board (hidden)"
+SEE_CLASS = "only the class's instructors see this"
 MAX_JOBS_SCORED = 10  # per student without a chosen entry: their newest finished jobs
 _SCORES: dict[tuple, tuple[int, int]] = {}  # (board, probes, job, checkpoint file) -> score
-
-
-def require_instructor(user: str | None, home: Home = None) -> None:
-    if not roles.is_instructor(user, home):
-        who = f"{user} is a student" if user else "nobody is signed in"
-        raise PermissionError(f"only the class's instructors see this ({who})")
-
-
-# --- users, jobs and usage ------------------------------------------------------------------
 
 
 def class_users(home: Home = None) -> list[str]:
@@ -58,7 +50,7 @@ def class_users(home: Home = None) -> list[str]:
 def usage_table(by: str | None, home: Home = None) -> list[dict[str, Any]]:
     """One row per user: role, training jobs by status, GPU and CPU minutes in the last 24
     hours, workspace disk (MiB), lab steps done and their leaderboard entry."""
-    require_instructor(by, home)
+    access.require_instructor(by, SEE_CLASS, home)
     rows = []
     users = class_users(home)
     with store.opened(home) as conn:
@@ -89,7 +81,7 @@ def active_jobs(by: str | None, home: Home = None) -> list[dict[str, Any]]:
     """Every running and queued job of every user (tasks too), running first, then queued in
     the order they would start, with why a held one waits."""
 
-    require_instructor(by, home)
+    access.require_instructor(by, SEE_CLASS, home)
     with store.opened(home) as conn:
         running = store.list_jobs(conn, statuses=("running",), order="queue")
         queue = queue_now(conn, load_settings(home).queue_order)
@@ -108,7 +100,7 @@ def active_jobs(by: str | None, home: Home = None) -> list[dict[str, Any]]:
 def lab_progress(by: str | None, home: Home = None) -> list[dict[str, Any]]:
     """One row per user who has started the lab: each step's status ("to do", or its job's
     status) and how many steps are done."""
-    require_instructor(by, home)
+    access.require_instructor(by, SEE_CLASS, home)
     with store.opened(home) as conn:
         users = [r[0] for r in conn.execute("SELECT DISTINCT owner FROM lab_runs ORDER BY "
                                             "owner")]
@@ -153,7 +145,7 @@ def hidden_board_exists(home: Home = None) -> bool:
 def hidden_board(by: str | None, home: Home = None, create: bool = True) -> dict[str, Any] | None:
     """The class's hidden board (made by this instructor when there is none and `create`),
     with its owner and image count."""
-    require_instructor(by, home)
+    access.require_instructor(by, SEE_CLASS, home)
     board_id = hidden_board_id(home)
     if board_id is None:
         if not create:
@@ -257,7 +249,7 @@ def leaderboard(by: str | None, home: Home = None, checkpoint: str = "best"
     """Every student with a finished job, ranked by their entry's score on the hidden board
     (the best over their newest finished jobs when they chose none), ties by held-out
     accuracy; equal on both, equal rank. Instructors are not ranked."""
-    require_instructor(by, home)
+    access.require_instructor(by, SEE_CLASS, home)
     board = hidden_board(by, home, create=False)
     with store.opened(home) as conn:
         done = store.list_jobs(conn, statuses=("done",), kind="train")

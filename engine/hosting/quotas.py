@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.hosting import roles
+from engine.hosting import access
 from engine.state import store
 from engine.state.dataset_files import dataset_dir
 from engine.state.runs import job_dir
@@ -79,8 +79,7 @@ def set_limit(user: str, name: str, value: float | str | None, by: str | None,
               home: Home = None) -> None:
     """Set (value None: remove) `user`'s limit `name`; user "*" is the class default. `by`
     must be an instructor, or None for the local caller at the machine."""
-    if by is not None and not roles.is_instructor(by, home):
-        raise PermissionError(f"only an instructor sets quotas ({by} is a student)")
+    access.require_instructor(by, "only an instructor sets quotas", home)
     if not user or not str(user).strip():
         raise ValueError("say whose quota to set: a username, or * for the class default")
     value = parse_value(name, value)

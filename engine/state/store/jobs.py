@@ -1,0 +1,153 @@
+"""Jobs, their per-epoch metrics, events and the evaluations of their checkpoints."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+_JOB_JSON = ("config", "progress", "result")
+_JOB_COLUMNS = frozenset((
+    "id", "name", "owner", "status", "device", "assigned_device", "config", "created", "queued",
+    "started", "finished", "heartbeat", "pid", "progress", "cancel_requested", "resume",
+    "attempts", "reason", "message", "result", "parent", "sweep", "kind", "priority"))
+_METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "val_top5", "lr", "images_per_s",
+                   "epoch_time")
+
+
+def _encode_job(fields: dict[str, Any]) -> dict[str, Any]:
+    bad = set(fields) - _JOB_COLUMNS
+    if bad:
+        raise KeyError(f"unknown job columns: {', '.join(sorted(bad))}")
+    return {k: json.dumps(v) if k in _JOB_JSON and v is not None else v
+            for k, v in fields.items()}
+
+
+def _job_row(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    for k in _JOB_JSON:
+        if d.get(k) is not None:
+            d[k] = json.loads(d[k])
+    d["cancel_requested"] = bool(d["cancel_requested"])
+    d["resume"] = bool(d["resume"])
+    return d
+
+
+def insert_job(conn: sqlite3.Connection, job: dict[str, Any]) -> None:
+    enc = _encode_job(job)
+    cols = ", ".join(enc)
+    conn.execute(f"INSERT INTO jobs ({cols}) VALUES ({', '.join('?' * len(enc))})",
+                 tuple(enc.values()))
+
+
+def get_job(conn: sqlite3.Connection, id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (id,)).fetchone()
+    return _job_row(row) if row else None
+
+
+def list_jobs(conn: sqlite3.Connection, owner: str | None = None,
+              statuses: tuple[str, ...] | list[str] | None = None, sweep: str | None = None,
+              order: str = "created DESC", limit: int | None = None,
+              kind: str | None = None, parent: str | None = None) -> list[dict[str, Any]]:
+    """Jobs filtered by owner, statuses, sweep, kind ("train" or "task") and parent job;
+    order is one of a few fixed orderings."""
+    orders = {"created DESC": "created DESC, rowid DESC", "queue": "queued, rowid"}
+    where, args = [], []
+    for column, value in (("kind", kind), ("parent", parent)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if owner is not None:
+        where.append("owner = ?")
+        args.append(owner)
+    if statuses:
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        args.extend(statuses)
+    if sweep is not None:
+        where.append("sweep = ?")
+        args.append(sweep)
+    sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += f" ORDER BY {orders[order]}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [_job_row(r) for r in conn.execute(sql, args)]
+
+
+def update_job(conn: sqlite3.Connection, id: str, only_if_status: tuple[str, ...] | None = None,
+               **fields: Any) -> bool:
+    """Set columns of a job; with only_if_status, only while the job is in one of them (a
+    compare-and-set, so the scheduler, workers and users never overwrite each other's moves)."""
+    enc = _encode_job(fields)
+    sql = f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in enc)} WHERE id = ?"
+    args = [*enc.values(), id]
+    if only_if_status:
+        sql += f" AND status IN ({', '.join('?' * len(only_if_status))})"
+        args.extend(only_if_status)
+    return conn.execute(sql, args).rowcount > 0
+
+
+def delete_job(conn: sqlite3.Connection, id: str) -> bool:
+    return conn.execute("DELETE FROM jobs WHERE id = ?", (id,)).rowcount > 0
+
+
+def count_jobs(conn: sqlite3.Connection, statuses: tuple[str, ...]) -> int:
+    return conn.execute(f"SELECT COUNT(*) FROM jobs WHERE status IN "
+                        f"({', '.join('?' * len(statuses))})", statuses).fetchone()[0]
+
+
+# --- metrics and events -----------------------------------------------------------------------
+
+
+def put_metrics(conn: sqlite3.Connection, job: str, metrics: dict[str, Any]) -> None:
+    """One row per epoch; a resumed run that repeats an epoch replaces its row."""
+    conn.execute(
+        f"INSERT OR REPLACE INTO metrics (job, epoch, time, {', '.join(_METRIC_COLUMNS)}, data) "
+        f"VALUES (?, ?, ?, {', '.join('?' * len(_METRIC_COLUMNS))}, ?)",
+        (job, int(metrics["epoch"]), time.time(), *(metrics.get(k) for k in _METRIC_COLUMNS),
+         json.dumps(metrics)))
+
+
+def get_metrics(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT data FROM metrics WHERE job = ? ORDER BY epoch", (job,))
+    return [json.loads(r[0]) for r in rows]
+
+
+def get_metrics_of(conn: sqlite3.Connection, jobs: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Metrics rows of several jobs in one query: job id -> rows by epoch (every id a key)."""
+    out: dict[str, list[dict[str, Any]]] = {j: [] for j in jobs}
+    for start in range(0, len(jobs), 500):  # SQLite's bound-parameter limit
+        part = jobs[start:start + 500]
+        rows = conn.execute(f"SELECT job, data FROM metrics WHERE job IN "
+                            f"({', '.join('?' * len(part))}) ORDER BY job, epoch", part)
+        for job, data in rows:
+            out[job].append(json.loads(data))
+    return out
+
+
+def put_evaluation(conn: sqlite3.Connection, job: str, summary: dict[str, Any]) -> None:
+    """A checkpoint's evaluation on a split; evaluating it again replaces the row."""
+    conn.execute(
+        "INSERT OR REPLACE INTO evaluations (job, checkpoint, split, created, epoch, images,"
+        " accuracy, top5, loss, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (job, summary["checkpoint"], summary["split"], time.time(), summary.get("epoch"),
+         summary["images"], summary["accuracy"], summary.get("top5"), summary.get("loss"),
+         json.dumps(summary)))
+
+
+def get_evaluations(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
+    """A job's evaluations, newest first, each the full summary plus when it was made."""
+    rows = conn.execute("SELECT created, data FROM evaluations WHERE job = ? ORDER BY created"
+                        " DESC", (job,))
+    return [{**json.loads(r["data"]), "created": r["created"]} for r in rows]
+
+
+def add_event(conn: sqlite3.Connection, job: str | None, kind: str, message: str = "") -> None:
+    conn.execute("INSERT INTO events (job, time, kind, message) VALUES (?, ?, ?, ?)",
+                 (job, time.time(), kind, message))
+
+
+def get_events(conn: sqlite3.Connection, job: str, after_id: int = 0) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM events WHERE job = ? AND id > ? ORDER BY id",
+                        (job, after_id))
+    return [dict(r) for r in rows]

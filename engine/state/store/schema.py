@@ -1,0 +1,239 @@
+"""The SQLite store's schema and connections: the one source of truth for lists and states.
+
+This module owns the schema. Each entry of MIGRATIONS upgrades the database by one version;
+`PRAGMA user_version` records how far a database has come, so old workspaces upgrade in place.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from engine.state.workspace import studio_home
+
+MIGRATIONS: list[str] = [
+    # 1: users and datasets
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        created REAL NOT NULL
+    );
+    CREATE TABLE datasets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        owner TEXT,
+        source TEXT NOT NULL,
+        created REAL NOT NULL,
+        manifest TEXT NOT NULL
+    );
+    """,
+    # 2: training jobs, their per-epoch metrics and their events (engine/jobs)
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        owner TEXT,
+        status TEXT NOT NULL DEFAULT 'queued',
+        device TEXT NOT NULL DEFAULT 'auto',
+        assigned_device TEXT,
+        config TEXT NOT NULL,
+        created REAL NOT NULL,
+        queued REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        heartbeat REAL,
+        pid INTEGER,
+        progress TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        resume INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        message TEXT,
+        result TEXT,
+        parent TEXT REFERENCES jobs(id) ON DELETE SET NULL,
+        sweep TEXT
+    );
+    CREATE INDEX jobs_status ON jobs(status, queued);
+    CREATE INDEX jobs_owner ON jobs(owner, created);
+    CREATE INDEX jobs_sweep ON jobs(sweep);
+    CREATE TABLE metrics (
+        job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL,
+        time REAL NOT NULL,
+        train_loss REAL,
+        val_loss REAL,
+        val_accuracy REAL,
+        val_top5 REAL,
+        lr REAL,
+        images_per_s REAL,
+        epoch_time REAL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (job, epoch)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT REFERENCES jobs(id) ON DELETE CASCADE,
+        time REAL NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_job ON events(job, id);
+    """,
+    # 3: probe boards: a user's own test images, scored by every experiment (engine/probes)
+    """
+    CREATE TABLE probe_boards (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        shared INTEGER NOT NULL DEFAULT 1,
+        created REAL NOT NULL,
+        UNIQUE (owner, name)
+    );
+    CREATE TABLE probes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        board TEXT NOT NULL REFERENCES probe_boards(id) ON DELETE CASCADE,
+        image BLOB NOT NULL,
+        label TEXT NOT NULL,
+        polarity TEXT NOT NULL DEFAULT 'auto',
+        digit INTEGER NOT NULL DEFAULT 1,
+        source TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL
+    );
+    CREATE INDEX probes_board ON probes(board, id);
+    """,
+    # 4: task jobs (evaluation, classify-many, deployment) beside training jobs, and the
+    # stored evaluations of checkpoints (engine/tasks, engine/evaluation)
+    """
+    ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'train';
+    CREATE INDEX jobs_kind_parent ON jobs(kind, parent);
+    CREATE TABLE evaluations (
+        job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        checkpoint TEXT NOT NULL,
+        split TEXT NOT NULL,
+        created REAL NOT NULL,
+        epoch INTEGER,
+        images INTEGER NOT NULL,
+        accuracy REAL NOT NULL,
+        top5 REAL,
+        loss REAL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (job, checkpoint, split)
+    );
+    """,
+    # 5: the guided lab: which job ran which of a user's lab steps (engine/lab)
+    """
+    CREATE TABLE lab_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        step TEXT NOT NULL,
+        job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        created REAL NOT NULL
+    );
+    CREATE INDEX lab_runs_owner ON lab_runs(owner, step, id);
+    """,
+    # 6: roles for a hosted class (engine/roles): instructor or student
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'student';
+    """,
+    # 7: fair share and quotas (engine/jobs/fair_share, engine/quotas): a job's priority
+    # among its owner's jobs, per-user limits ('*' = the class default); the class's hidden
+    # probe board and each student's leaderboard entry (engine/classroom)
+    """
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE quotas (
+        user TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (user, name)
+    );
+    ALTER TABLE probe_boards ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE class_entries (
+        owner TEXT PRIMARY KEY,
+        job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        chosen REAL NOT NULL
+    );
+    """,
+    # 8: accounts (engine/accounts): a scrypt password hash (never the password), a single
+    # sign-on email, sessions issued before sessions_after are revoked; datasets shared with
+    # the class or locked read-only by an instructor (engine/access)
+    """
+    ALTER TABLE users ADD COLUMN password_hash TEXT;
+    ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN sessions_after REAL NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX users_email ON users(email) WHERE email IS NOT NULL;
+    ALTER TABLE datasets ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE datasets ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+    """,
+]
+
+
+def db_path(home: str | os.PathLike | None = None) -> Path:
+    return studio_home(home) / "studio.db"
+
+
+def connect(home: str | os.PathLike | None = None) -> sqlite3.Connection:
+    """Open the workspace database (WAL mode), upgrading its schema if needed."""
+    conn = sqlite3.connect(db_path(home), timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    _migrate(conn)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return
+    # BEGIN IMMEDIATE serialises concurrent first openers; re-read the version inside the lock.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for i in range(version, len(MIGRATIONS)):
+            for statement in statements(MIGRATIONS[i]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={i + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script, as SQLite itself delimits them (a ';' inside a
+    string or a trigger body does not end one). executescript() would commit the migration's
+    transaction; this keeps each migration atomic."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
+
+
+@contextmanager
+def opened(home: str | os.PathLike | None = None) -> Iterator[sqlite3.Connection]:
+    """A connection to the workspace database for the length of a `with` block."""
+    conn = connect(home)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
