@@ -150,10 +150,7 @@ def set_dataset_flags(id_or_name: str, *, user: str | None, shared: bool | None 
         if shared is not None and not (teacher or row["owner"] == user):
             raise PermissionError(f"only the owner of {row['name']!r} or an instructor may "
                                   "share it")
-        if shared is not None:
-            conn.execute("UPDATE datasets SET shared = ? WHERE id = ?", (int(shared), row["id"]))
-        if locked is not None:
-            conn.execute("UPDATE datasets SET locked = ? WHERE id = ?", (int(locked), row["id"]))
+        store.set_dataset_flags(conn, row["id"], shared=shared, locked=locked)
         return store.get_dataset(conn, row["id"])
 
 

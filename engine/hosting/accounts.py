@@ -174,7 +174,7 @@ def accounts_exist(home: Home = None) -> bool:
 
 
 def _row(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    return store.get_user(conn, name)
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _account(row: sqlite3.Row) -> Account:
 def list_accounts(home: Home = None) -> list[Account]:
     """Every user the store knows, with or without a password, by name."""
     with store.opened(home) as conn:
-        return [_account(r) for r in conn.execute("SELECT * FROM users ORDER BY name")]
+        return [_account(r) for r in store.all_users(conn)]
 
 
 def get_account(name: str, home: Home = None) -> Account | None:
@@ -211,10 +211,9 @@ def _set_password(conn: sqlite3.Connection, name: str, password: str, *, must_ch
     check_password_rules(password, name)
     digest = hash_password(password)
     store.ensure_user(conn, name)
-    conn.execute("UPDATE users SET password_hash = ?, must_change = ? WHERE name = ?",
-                 (digest, int(must_change), name))
+    store.set_password_hash(conn, name, digest, must_change=must_change)
     if revoke:
-        conn.execute("UPDATE users SET sessions_after = ? WHERE name = ?", (time.time(), name))
+        store.revoke_user_sessions(conn, name)
 
 
 def create_account(name: str, role: str = roles.STUDENT, password: str | None = None, *,
@@ -233,8 +232,7 @@ def create_account(name: str, role: str = roles.STUDENT, password: str | None = 
             raise AccountError(f"an account named {name!r} already exists")
         _check_own_password_first(conn, by, name)
         _set_password(conn, name, password, must_change=generated, revoke=True)
-        conn.execute("UPDATE users SET role = ?, email = ? WHERE name = ?",
-                     (role, _clean_email(email), name))
+        store.set_user_email(conn, name, _clean_email(email), role=role)
     return password
 
 
@@ -276,9 +274,8 @@ def import_csv(text: str, *, by: str | None = None, home: Home = None) -> Import
         first = 1
     errors, wanted, seen = [], [], set()
     with store.opened(home) as conn:
-        existing = {r[0].casefold(): r[0] for r in conn.execute(
-            "SELECT name FROM users WHERE password_hash IS NOT NULL")}
-        emails = {r[0] for r in conn.execute("SELECT email FROM users WHERE email IS NOT NULL")}
+        existing = {n.casefold(): n for n in store.account_names(conn)}
+        emails = store.user_emails(conn)
     for line, row in enumerate(rows, first):
         cells = [c.strip() for c in row]
         if not any(cells):
@@ -320,8 +317,7 @@ def import_csv(text: str, *, by: str | None = None, home: Home = None) -> Import
         for name, role, email in wanted:
             password = generate_password()
             _set_password(conn, name, password, must_change=True, revoke=True)
-            conn.execute("UPDATE users SET role = ?, email = ? WHERE name = ?",
-                         (role, email, name))
+            store.set_user_email(conn, name, email, role=role)
             created.append((name, role, password))
     return ImportResult(created, [])
 
@@ -377,8 +373,7 @@ def authenticate(name: str, password: str, *, client: str = "local",
         limiter.succeeded(key)
     if _needs_rehash(stored):
         with store.opened(home) as conn:
-            conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
-                         (hash_password(password), name))
+            store.set_password_hash(conn, name, hash_password(password))
     return sessions.issue(name, "user", home=home)
 
 
@@ -410,7 +405,7 @@ def revoke_sessions(name: str, *, by: str | None = None, home: Home = None) -> N
     with store.opened(home) as conn:
         if _row(conn, name) is None:
             raise AccountError(f"no user named {name!r}")
-        conn.execute("UPDATE users SET sessions_after = ? WHERE name = ?", (time.time(), name))
+        store.revoke_user_sessions(conn, name)
 
 
 def change_password(name: str, old: str, new: str, *, home: Home = None) -> str:
@@ -469,19 +464,19 @@ def user_for_identity(email: str | None, display_name: str | None = None, *,
         raise AccountError("the identity provider gave no email address; ask the host to "
                            "request the 'email' scope")
     with store.opened(home) as conn:
-        row = conn.execute("SELECT name FROM users WHERE email = ?", (email,)).fetchone()
-    if row is not None:
-        return row[0]
+        known = store.user_with_email(conn, email)
+    if known is not None:
+        return known
     if signup_mode() != "open":
         raise AccountError(f"no account here has the email {email}; ask your instructor to "
                            "add it")
     stem = re.sub(r"[^A-Za-z0-9_.-]", "", email.split("@")[0])[:28].lstrip("._-") or "user"
     with store.opened(home) as conn, store.transaction(conn):
-        taken = {r[0] for r in conn.execute("SELECT name FROM users")}
+        taken = set(store.list_users(conn))
         name = stem if stem not in taken else next(
             f"{stem}{i}" for i in range(2, 10 ** 4) if f"{stem}{i}" not in taken)
         store.ensure_user(conn, name)
-        conn.execute("UPDATE users SET email = ? WHERE name = ?", (email, name))
+        store.set_user_email(conn, name, email)
     return name
 
 

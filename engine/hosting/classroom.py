@@ -42,8 +42,7 @@ def class_users(home: Home = None) -> list[str]:
     """Everyone known to the workspace: users and job owners, by name."""
     with store.opened(home) as conn:
         names = set(store.list_users(conn))
-        names |= {r[0] for r in conn.execute("SELECT DISTINCT owner FROM jobs WHERE owner "
-                                             "IS NOT NULL")}
+        names |= store.job_owners(conn)
     return sorted(names)
 
 
@@ -55,13 +54,10 @@ def usage_table(by: str | None, home: Home = None) -> list[dict[str, Any]]:
     users = class_users(home)
     with store.opened(home) as conn:
         for user in users:
-            counts = Counter(dict(conn.execute(
-                "SELECT status, COUNT(*) FROM jobs WHERE owner = ? AND kind = 'train' "
-                "GROUP BY status", (user,)).fetchall()))
+            counts = store.training_status_counts(conn, user)
             gpu_s, cpu_s = quotas.device_time(conn, user)
             disk = quotas.disk_bytes(conn, user, home)
-            entry = conn.execute("SELECT job FROM class_entries WHERE owner = ?",
-                                 (user,)).fetchone()
+            entry = store.entry_job(conn, user)
             rows.append({"user": user, "role": roles.role_of(user, home),
                          "running": counts["running"], "queued": counts["queued"],
                          "done": counts["done"],
@@ -70,7 +66,7 @@ def usage_table(by: str | None, home: Home = None) -> list[dict[str, Any]]:
                          "GPU min (24 h)": round(gpu_s / 60, 1),
                          "CPU min (24 h)": round(cpu_s / 60, 1),
                          "disk MiB": round(disk / quotas.MIB, 1),
-                         "entry": entry[0] if entry else None})
+                         "entry": entry})
     progress = {p["user"]: p["steps done"] for p in lab_progress(by, home)}
     for row in rows:
         row["lab steps done"] = progress.get(row["user"], 0)
@@ -102,8 +98,7 @@ def lab_progress(by: str | None, home: Home = None) -> list[dict[str, Any]]:
     status) and how many steps are done."""
     access.require_instructor(by, SEE_CLASS, home)
     with store.opened(home) as conn:
-        users = [r[0] for r in conn.execute("SELECT DISTINCT owner FROM lab_runs ORDER BY "
-                                            "owner")]
+        users = store.lab_users(conn)
     rows = []
     for user in users:
         states = lab.lab_state(user, home)
@@ -132,9 +127,7 @@ def lab_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def hidden_board_id(home: Home = None) -> str | None:
     with store.opened(home) as conn:
-        row = conn.execute("SELECT id FROM probe_boards WHERE hidden = 1 ORDER BY created, "
-                           "rowid LIMIT 1").fetchone()
-    return row[0] if row else None
+        return store.hidden_board_id(conn)
 
 
 def hidden_board_exists(home: Home = None) -> bool:
@@ -152,13 +145,10 @@ def hidden_board(by: str | None, home: Home = None, create: bool = True) -> dict
             return None
         board_id = probes.create_board(HIDDEN_BOARD_NAME, by, shared=False, home=home)
         with store.opened(home) as conn:
-            conn.execute("UPDATE probe_boards SET hidden = 1, shared = 0 WHERE id = ?",
-                         (board_id,))
+            store.hide_board(conn, board_id)
     with store.opened(home) as conn:
-        row = conn.execute("SELECT b.*, (SELECT COUNT(*) FROM probes p WHERE p.board = b.id) "
-                           "AS probes FROM probe_boards b WHERE b.id = ?", (board_id,)
-                           ).fetchone()
-    return {**dict(row), "shared": False, "hidden": True}
+        row = store.board_with_count(conn, board_id)
+    return {**row, "shared": False, "hidden": True}
 
 
 # --- entries --------------------------------------------------------------------------------
@@ -183,18 +173,17 @@ def choose_entry(user: str | None, job_id: str, home: Home = None) -> None:
         if _finished_training(conn, job_id) is None:
             raise ValueError(f"job {job_id} is a {job['kind']} job that is {job['status']}; "
                              "only a finished training job can be your entry")
-        conn.execute("INSERT OR REPLACE INTO class_entries (owner, job, chosen) VALUES "
-                     "(?, ?, ?)", (user, job_id, time.time()))
+        store.set_entry(conn, user, job_id)
 
 
 def entry_of(user: str, home: Home = None) -> str | None:
     """The job `user` chose as their entry, while it is still a finished job of theirs."""
     with store.opened(home) as conn:
-        row = conn.execute("SELECT job FROM class_entries WHERE owner = ?", (user,)).fetchone()
-        if row is None:
+        chosen = store.entry_job(conn, user)
+        if chosen is None:
             return None
-        job = _finished_training(conn, row[0])
-    return row[0] if job and job["owner"] == user else None
+        job = _finished_training(conn, chosen)
+    return chosen if job and job["owner"] == user else None
 
 
 def held_out_accuracy(job: dict[str, Any], conn=None) -> float | None:
@@ -234,8 +223,7 @@ def _score(board: dict[str, Any], job_id: str, checkpoint: str, home: Home
     """(right, images) of one job on the board; cached per board content and checkpoint."""
     path = probes.job_checkpoint(job_id, checkpoint, home)
     with store.opened(home) as conn:
-        last = conn.execute("SELECT COUNT(*), MAX(id) FROM probes WHERE board = ?",
-                            (board["id"],)).fetchone()
+        last = store.board_version(conn, board["id"])
     key = (str(Path(path).resolve()), Path(path).stat().st_mtime_ns, board["id"], *last)
     if key not in _SCORES:
         score = probes.score_board(board["id"], [job_id], checkpoint, user=board["owner"],
@@ -253,7 +241,7 @@ def leaderboard(by: str | None, home: Home = None, checkpoint: str = "best"
     board = hidden_board(by, home, create=False)
     with store.opened(home) as conn:
         done = store.list_jobs(conn, statuses=("done",), kind="train")
-        chosen = dict(conn.execute("SELECT owner, job FROM class_entries").fetchall())
+        chosen = store.entries(conn)
         held = {j["id"]: held_out_accuracy(j, conn) for j in done}
     owners = {j["owner"] for j in done if j["owner"]}
     instructors = {u for u in owners if roles.is_instructor(u, home)}

@@ -84,21 +84,15 @@ def set_limit(user: str, name: str, value: float | str | None, by: str | None,
         raise ValueError("say whose quota to set: a username, or * for the class default")
     value = parse_value(name, value)
     with store.opened(home) as conn, store.transaction(conn):
-        if value is None:
-            conn.execute("DELETE FROM quotas WHERE user = ? AND name = ?", (user, name))
-        else:
-            conn.execute("INSERT OR REPLACE INTO quotas (user, name, value) VALUES (?, ?, ?)",
-                         (user, name, value))
+        store.set_quota(conn, user, name, value)
 
 
 def limits_of(conn: sqlite3.Connection, user: str | None) -> dict[str, float | None]:
     """Every limit of `user`: their own, else the class default, else None (unlimited). The
     local, user-less caller (None) has only the class defaults."""
     out: dict[str, float | None] = dict.fromkeys(LIMITS)
-    rows = conn.execute("SELECT user, name, value FROM quotas WHERE user IN (?, ?) "
-                        "ORDER BY user = ?", (CLASS_DEFAULT, user or CLASS_DEFAULT,
-                                              user or CLASS_DEFAULT)).fetchall()
-    for row in rows:  # the class default first, then the user's own over it
+    # the class default first, then the user's own over it
+    for row in store.quotas_of(conn, CLASS_DEFAULT, user or CLASS_DEFAULT):
         if row["name"] in out:
             out[row["name"]] = row["value"]
     return out
@@ -108,7 +102,7 @@ def all_limits(home: Home = None) -> dict[str, dict[str, float]]:
     """Every limit set: user ("*" the class default) -> {name: value}."""
     out: dict[str, dict[str, float]] = {}
     with store.opened(home) as conn:
-        for row in conn.execute("SELECT user, name, value FROM quotas ORDER BY user, name"):
+        for row in store.all_quotas(conn):
             out.setdefault(row["user"], {})[row["name"]] = row["value"]
     return out
 
@@ -147,11 +141,7 @@ def device_time(conn: sqlite3.Connection, user: str | None, now: float | None = 
     now = time.time() if now is None else now
     since = now - DAY_S
     gpu = cpu = 0.0
-    rows = conn.execute(
-        "SELECT assigned_device, started, finished, status FROM jobs WHERE owner IS ? AND "
-        "kind = 'train' AND started IS NOT NULL AND (finished IS NULL OR finished > ?)",
-        (user, since))
-    for row in rows:
+    for row in store.training_runs_since(conn, user, since):
         end = now if row["status"] == "running" or row["finished"] is None else row["finished"]
         seconds = max(0.0, min(end, now) - max(row["started"], since))
         device = row["assigned_device"] or ""
@@ -178,10 +168,8 @@ def disk_bytes(conn: sqlite3.Connection, user: str, home: Home = None) -> int:
     their uploads and lab files."""
 
     root = studio_home(home)
-    folders = [job_dir(r[0], root) for r in conn.execute(
-        "SELECT id FROM jobs WHERE owner = ?", (user,))]
-    folders += [dataset_dir(root, r[0]) for r in conn.execute(
-        "SELECT id FROM datasets WHERE owner = ?", (user,))]
+    job_ids, dataset_ids = store.owned_ids(conn, user)
+    folders = [job_dir(j, root) for j in job_ids] + [dataset_dir(root, d) for d in dataset_ids]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)[:64] or "user"
     folders += [root / "uploads" / "users" / safe, root / "lab" / user]
     return sum(_tree_bytes(f) for f in folders if f.is_dir())
@@ -189,9 +177,7 @@ def disk_bytes(conn: sqlite3.Connection, user: str, home: Home = None) -> int:
 
 def usage_of(conn: sqlite3.Connection, user: str | None, home: Home = None,
              disk: bool = True, now: float | None = None) -> Usage:
-    counts = dict(conn.execute(
-        "SELECT status, COUNT(*) FROM jobs WHERE owner IS ? AND kind = 'train' AND status IN "
-        "('queued', 'running') GROUP BY status", (user,)).fetchall())
+    counts = store.active_training_counts(conn, user)
     gpu, cpu = device_time(conn, user, now)
     return Usage(counts.get("queued", 0), counts.get("running", 0), gpu, cpu,
                  disk_bytes(conn, user, home) if disk and user else None)

@@ -47,3 +47,12 @@ def list_datasets(conn: sqlite3.Connection, owner: str | None = None) -> list[di
 
 def delete_dataset(conn: sqlite3.Connection, id: str) -> bool:
     return conn.execute("DELETE FROM datasets WHERE id = ?", (id,)).rowcount > 0
+
+
+def set_dataset_flags(conn: sqlite3.Connection, id: str, *, shared: bool | None = None,
+                      locked: bool | None = None) -> None:
+    """Share a dataset with the class and/or lock it read-only; None leaves a flag as it is."""
+    if shared is not None:
+        conn.execute("UPDATE datasets SET shared = ? WHERE id = ?", (int(shared), id))
+    if locked is not None:
+        conn.execute("UPDATE datasets SET locked = ? WHERE id = ?", (int(locked), id))
