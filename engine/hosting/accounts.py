@@ -59,7 +59,8 @@ class TooManyAttempts(AccountError):
 # --- hashing ------------------------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
+def _std_b64(data: bytes) -> str:
+    """Standard base64 with padding: the stored hash's format (sessions' tokens use URL-safe)."""
     return base64.b64encode(data).decode()
 
 
@@ -83,7 +84,7 @@ def hash_password(password: str) -> str:
     """`scrypt$N$r$p$salt$hash` (base64) for a password that meets the rules."""
     check_password_rules(password)
     n, salt = _scrypt_n(), secrets.token_bytes(16)
-    return f"scrypt${n}${R}${P}${_b64(salt)}${_b64(_scrypt(password, salt, n, R, P))}"
+    return f"scrypt${n}${R}${P}${_std_b64(salt)}${_std_b64(_scrypt(password, salt, n, R, P))}"
 
 
 def verify_password(password: str, stored: str | None) -> bool:
@@ -114,8 +115,8 @@ def _dummy_hash() -> str:
     if not _DUMMY:
         salt = secrets.token_bytes(16)
         n = _scrypt_n()
-        _DUMMY.append(f"scrypt${n}${R}${P}${_b64(salt)}$"
-                      f"{_b64(_scrypt(secrets.token_hex(8), salt, n, R, P))}")
+        _DUMMY.append(f"scrypt${n}${R}${P}${_std_b64(salt)}$"
+                      f"{_std_b64(_scrypt(secrets.token_hex(8), salt, n, R, P))}")
     return _DUMMY[0]
 
 

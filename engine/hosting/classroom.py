@@ -30,6 +30,7 @@ from engine.jobs.fair_share import queue_now
 from engine.jobs.settings import load_settings
 from engine.lab import guide as lab
 from engine.state import store
+from engine.state.limits import MiB
 
 Home = str | os.PathLike | None
 HIDDEN_BOARD_NAME = "Class board (hidden)"
@@ -65,7 +66,7 @@ def usage_table(by: str | None, home: Home = None) -> list[dict[str, Any]]:
                          + counts["interrupted"],
                          "GPU min (24 h)": round(gpu_s / 60, 1),
                          "CPU min (24 h)": round(cpu_s / 60, 1),
-                         "disk MiB": round(disk / quotas.MIB, 1),
+                         "disk MiB": round(disk / MiB, 1),
                          "entry": entry})
     progress = {p["user"]: p["steps done"] for p in lab_progress(by, home)}
     for row in rows:

@@ -26,33 +26,36 @@ from typing import Any
 from engine.hosting import access
 from engine.state import store
 from engine.state.dataset_files import dataset_dir
+from engine.state.limits import MiB
 from engine.state.runs import job_dir
 from engine.state.workspace import studio_home
 
 Home = str | os.PathLike | None
 CLASS_DEFAULT = "*"
 DAY_S = 24 * 3600.0
-MIB = 1 << 20
 
 
 @dataclass(frozen=True)
-class Limit:
+class Quota:
+    """A per-user quota an instructor sets (engine/state/limits.py's Limit is the host's bound
+    on untrusted input, set by environment variable)."""
+
     name: str
     what: str  # for messages: "queued jobs"
     unit: str  # what the number counts
 
 
-LIMITS: dict[str, Limit] = {limit.name: limit for limit in (
-    Limit("queued_jobs", "queued jobs", "jobs"),
-    Limit("running_jobs", "running jobs", "jobs"),
-    Limit("gpu_minutes_per_day", "GPU time in the last 24 hours", "minutes"),
-    Limit("cpu_minutes_per_day", "CPU time in the last 24 hours", "minutes"),
-    Limit("epochs_per_job", "epochs per job", "epochs"),
-    Limit("disk_mib", "workspace disk", "MiB"),
+LIMITS: dict[str, Quota] = {quota.name: quota for quota in (
+    Quota("queued_jobs", "queued jobs", "jobs"),
+    Quota("running_jobs", "running jobs", "jobs"),
+    Quota("gpu_minutes_per_day", "GPU time in the last 24 hours", "minutes"),
+    Quota("cpu_minutes_per_day", "CPU time in the last 24 hours", "minutes"),
+    Quota("epochs_per_job", "epochs per job", "epochs"),
+    Quota("disk_mib", "workspace disk", "MiB"),
 )}
 
 
-def _check_name(name: str) -> Limit:
+def _check_name(name: str) -> Quota:
     if name not in LIMITS:
         raise ValueError(f"unknown quota {name!r}; the quotas are {', '.join(LIMITS)}")
     return LIMITS[name]
@@ -130,7 +133,7 @@ class Usage:
         """The usage a limit compares with, in the limit's unit."""
         return {"queued_jobs": self.queued, "running_jobs": self.running,
                 "gpu_minutes_per_day": self.gpu_s / 60, "cpu_minutes_per_day": self.cpu_s / 60,
-                "disk_mib": None if self.disk_bytes is None else self.disk_bytes / MIB,
+                "disk_mib": None if self.disk_bytes is None else self.disk_bytes / MiB,
                 }.get(name)
 
 
@@ -212,8 +215,8 @@ def refusal(conn: sqlite3.Connection, owner: str | None, config: dict[str, Any],
         return (f"{who} already has {usage.queued} queued job{'s' * (usage.queued != 1)} "
                 f"(limit {_fmt(cap)}, quota queued_jobs)")
     cap = limits["disk_mib"]
-    if cap is not None and usage.disk_bytes is not None and usage.disk_bytes / MIB >= cap:
-        return (f"{who} uses {usage.disk_bytes / MIB:,.1f} MiB of workspace disk (limit "
+    if cap is not None and usage.disk_bytes is not None and usage.disk_bytes / MiB >= cap:
+        return (f"{who} uses {usage.disk_bytes / MiB:,.1f} MiB of workspace disk (limit "
                 f"{_fmt(cap)} MiB, quota disk_mib); delete old jobs or datasets first")
     kinds = _time_kinds(str(config.get("device") or "auto"), gpus)
     spent = [(k, used, cap) for k in kinds

@@ -38,11 +38,12 @@ class Claims:
     issued: float = 0.0  # when it was signed (0: a token from before revocation existed)
 
 
-def _b64(data: bytes) -> str:
+def _urlsafe_b64(data: bytes) -> str:
+    """URL-safe base64 without padding, for tokens in cookies and URLs."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
+def _urlsafe_unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -64,7 +65,7 @@ def session_key(home: str | os.PathLike | None = None) -> bytes:
 
 
 def _sign(key: bytes, payload: str) -> str:
-    return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    return _urlsafe_b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
 
 def issue(subject: str, kind: str = "user", ttl_s: float = DEFAULT_TTL_S, *,
@@ -74,8 +75,8 @@ def issue(subject: str, kind: str = "user", ttl_s: float = DEFAULT_TTL_S, *,
         raise ValueError(f"unknown session kind {kind!r}; use one of {', '.join(KINDS)}")
     issued = time.time() if now is None else now
     expires = issued + ttl_s
-    payload = _b64(json.dumps({"sub": subject, "kind": kind, "exp": int(expires), "iat": issued},
-                              separators=(",", ":")).encode())
+    claims = {"sub": subject, "kind": kind, "exp": int(expires), "iat": issued}
+    payload = _urlsafe_b64(json.dumps(claims, separators=(",", ":")).encode())
     return f"{payload}.{_sign(session_key(home), payload)}"
 
 
@@ -88,7 +89,7 @@ def verify(token: str | None, kind: str = "user", *, home: str | os.PathLike | N
     if not hmac.compare_digest(_sign(session_key(home), payload), signature):
         return None
     try:
-        data = json.loads(_unb64(payload))
+        data = json.loads(_urlsafe_unb64(payload))
         claims = Claims(str(data["sub"]), str(data["kind"]), float(data["exp"]),
                         float(data.get("iat", 0.0)))
     except (ValueError, KeyError, TypeError):
