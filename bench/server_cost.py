@@ -1,0 +1,208 @@
+"""What one page view costs the dashboard's server (issue 28, item 1), measured on the server
+alone: its process's CPU time (user + system, all threads, from /proc) over the views.
+
+1. One browser (headless Chromium), page by page: Home, Job (a finished job, its Evaluation
+   drawn below it), Classify with a "1" drawn on the canvas, Compare (two jobs) and Lab. Each
+   page is opened --views times after one warm-up view; CPU ms per view = the server's CPU
+   time over those views / their count.
+2. No browser: N sessions at once (N = 1, 20, 50) speaking Streamlit's own websocket protocol
+   (testkit/streamlit_protocol.py), each opening Home, Job, Compare and Lab in turn; a view's
+   latency runs from connecting to the script's end. It prints server CPU ms per view, views/s
+   per core (views / server CPU seconds) and latency p50 / p95. A training job runs all the
+   while: its images/s in the 10 s before each pass is the baseline of the ratio beside it.
+
+Targets (the issue's): server CPU per view <= 60 ms for Home, Job, Compare and Lab, <= 150 ms
+for Classify with a drawing; N=20 p95 < 2 s while the training keeps >= 0.75x of its speed.
+Needs the real MNIST files (../shared/data) and Chromium. Writes bench/results/server_cost.json.
+
+    .venv/bin/python bench/server_cost.py [--views 5] [--sessions 1,20,50] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine import jobs
+from engine.hosting import sessions
+from engine.processes import stat_fields
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
+from testkit.mnist import make_mnist_sample
+from testkit.page_timing import draw_one, images_done, percentile, settled, train_rate
+from testkit.processes import processes_of
+from testkit.streamlit_protocol import view
+
+TARGET_MS = {"home": 60, "job": 60, "compare": 60, "lab": 60, "classify": 150}
+USER = "alice"
+
+
+def cpu_s(pid: int) -> float:
+    fields = stat_fields(pid)  # utime and stime, clock ticks, every thread of the process
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def browser_costs(url: str, pid: int, pages: dict[str, tuple[str, str]], views: int,
+                        token: str) -> dict[str, dict]:
+    """Server CPU ms per view of each page, opened `views` times in one Chromium tab."""
+    from playwright.async_api import async_playwright
+
+    host = url.split("//")[1].split(":")[0]
+    out = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+        await context.add_cookies([{"name": "studio_session", "value": token, "domain": host,
+                                    "path": "/"}])
+        page = await context.new_page()
+        page.set_default_timeout(180_000)
+
+        async def one(path: str, marker: str, draw: bool) -> float:
+            t0 = time.perf_counter()
+            await page.goto(url + path)
+            await page.get_by_text(marker).first.wait_for()
+            if draw:
+                await draw_one(page)
+            await settled(page)
+            return time.perf_counter() - t0
+
+        for name, (path, marker) in pages.items():
+            await one(path, marker, name == "classify")  # warm: caches, first imports
+            c0, seconds = cpu_s(pid), []
+            for _ in range(views):
+                seconds.append(await one(path, marker, name == "classify"))
+            ms = (cpu_s(pid) - c0) * 1000 / views
+            out[name] = {"cpu_ms": ms, "settled_s_p50": statistics.median(seconds)}
+            print(f"  browser {name:9} {ms:7.1f} ms CPU/view  (settled p50 "
+                  f"{statistics.median(seconds):.2f} s)", flush=True)
+        await browser.close()
+    return out
+
+
+async def protocol_pass(url: str, pid: int, paths: list[tuple[str, str]], n: int, rounds: int,
+                        token: str) -> dict:
+    """N concurrent protocol sessions, each opening every path `rounds` times."""
+    cookies = {"studio_session": token}
+
+    async def client(offset: int) -> list:
+        out = []
+        for i in range(rounds * len(paths)):
+            path, query = paths[(offset + i) % len(paths)]
+            out.append(await view(url, path, query, cookies=cookies, timeout=300))
+        return out
+
+    c0, t0 = cpu_s(pid), time.perf_counter()
+    results = [v for vs in await asyncio.gather(*(client(k) for k in range(n))) for v in vs]
+    wall, cpu = time.perf_counter() - t0, cpu_s(pid) - c0
+    done = [v.seconds for v in results if v.finished != "timeout"]
+    problems = sorted({v.exception for v in results if v.exception})
+    return {"sessions": n, "views": len(results), "timed_out": len(results) - len(done),
+            "cpu_ms_per_view": cpu * 1000 / len(results), "views_per_core_s": len(results) / cpu,
+            "views_per_s": len(results) / wall, "p50_s": statistics.median(done),
+            "p95_s": percentile(done, 0.95), "exceptions": problems}
+
+
+def prepare(home: Path) -> tuple[list[str], str]:
+    """Two finished LeNet jobs (with their evaluations) and a long one left running."""
+    base = {"dataset": "mnist-sample", "network": "lenet", "device": "cpu"}
+    done = [jobs.submit({**base, "epochs": 1, "lr": lr}, name=f"lenet lr={lr}", owner=USER,
+                        home=home, start_scheduler=False) for lr in (0.01, 0.05)]
+    for job_id in done:
+        assert jobs.wait(job_id, timeout=900, home=home)["status"] == "done"
+    while jobs.list_jobs(status=jobs.ACTIVE, kind=None, home=home):  # their evaluations
+        time.sleep(0.5)
+    running = jobs.submit({**base, "epochs": 500}, name="running", owner=USER, home=home,
+                          start_scheduler=False)
+    while jobs.get_job(running, home, metrics=False, events=False)["progress"] is None \
+            or images_done(running, home)[0] == 0:
+        time.sleep(0.5)
+    return done, running
+
+
+@contextlib.contextmanager
+def scheduler(home: Path):
+    env = {**os.environ, "STUDIO_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "scheduler"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for pid in processes_of(home):  # this run's workers alone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--views", type=int, default=5, help="browser views per page")
+    ap.add_argument("--sessions", default="1,20,50", help="comma-separated N")
+    ap.add_argument("--rounds", type=int, default=3, help="protocol views per page per session")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "server_cost.json"))
+    a = ap.parse_args()
+    ns = [int(v) for v in a.sessions.split(",") if v.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        home = make_mnist_sample(Path(tmp)).resolve()
+        os.environ["STUDIO_HOME"] = str(home)
+        with scheduler(home):
+            done, running = prepare(home)
+            token = sessions.issue(USER, "user", home=home)
+            pages = {"home": ("/", "Jobs"), "job": (f"/job?id={done[0]}", "lenet lr=0.01"),
+                     "classify": ("/classify", "Draw something"),
+                     "compare": (f"/compare?ids={done[0]}&ids={done[1]}", "Final metrics"),
+                     "lab": ("/lab", "Lab")}
+            paths = [("", ""), ("job", f"id={done[0]}"),
+                     ("compare", f"ids={done[0]}&ids={done[1]}"), ("lab", "")]
+            with streamlit_server(Path("dashboard/app.py"), ROOT, home / "streamlit.log",
+                                  env={"STUDIO_HOME": str(home)}) as (url, proc):
+                print("one browser, server CPU per view:", flush=True)
+                browser = asyncio.run(browser_costs(url, proc.pid, pages, a.views, token))
+                passes = []
+                for n in ns:
+                    baseline = train_rate(running, home, seconds=10)
+                    box: dict = {}
+                    during = train_rate(running, home, until=lambda n=n, box=box: box.update(
+                        r=asyncio.run(protocol_pass(url, proc.pid, paths, n, a.rounds, token))))
+                    row = {**box["r"], "train_baseline": baseline, "train_during": during,
+                           "train_ratio": during / baseline if baseline else None}
+                    passes.append(row)
+                    print(json.dumps(row), flush=True)
+            jobs.cancel(running, home=home)
+
+    print("\nserver CPU per page view, one browser (target; ratio measured/target)")
+    for name, row in browser.items():
+        print(f"  {name:9} {row['cpu_ms']:7.1f} ms  (target {TARGET_MS[name]} ms; "
+              f"{row['cpu_ms'] / TARGET_MS[name]:.2f}x)")
+    print("\nprotocol clients (Home, Job, Compare, Lab in turn), a training job beside them")
+    print(f"{'N':>4} {'views':>6} {'CPU ms/view':>12} {'views/s/core':>13} {'p50 s':>7} "
+          f"{'p95 s':>7} {'train img/s':>12} {'alone':>7} {'ratio':>6}")
+    for r in passes:
+        print(f"{r['sessions']:4d} {r['views']:6d} {r['cpu_ms_per_view']:12.1f} "
+              f"{r['views_per_core_s']:13.1f} {r['p50_s']:7.2f} {r['p95_s']:7.2f} "
+              f"{r['train_during']:12.0f} {r['train_baseline']:7.0f} {r['train_ratio']:6.2f}")
+    print("targets: <= 60 ms (Classify drawn <= 150 ms); N=20 p95 < 2 s with training >= 0.75x")
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                               "command": "python bench/server_cost.py " + " ".join(sys.argv[1:]),
+                               "browser": browser, "protocol": passes}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
