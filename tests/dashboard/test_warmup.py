@@ -51,3 +51,15 @@ def test_the_server_does_not_collect_garbage_after_every_rerun():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_server_watches_no_source_files():
+    """Streamlit's file watcher walked every loaded module through realpath after each script
+    run: 3/4 of the server's CPU per page view (bench/server_cost.py). The dashboard's config
+    turns it off, as Streamlit reads it."""
+    code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
+            "print(config.get_option('server.fileWatcherType'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "none"
