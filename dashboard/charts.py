@@ -1,13 +1,29 @@
-"""Altair charts used across pages."""
+"""Altair charts used across pages, and `draw`, which draws one from a cache of its spec."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import altair as alt
 import pandas as pd
+import streamlit as st
 
 EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")  # whole epochs, not 1.1, 1.2...
+
+
+@st.cache_data(max_entries=1000, show_spinner=False)
+def _spec(name: str, args: tuple, _build: Callable[..., alt.Chart]) -> dict[str, Any]:
+    return _build(*args).to_dict()
+
+
+def draw(where: Any, build: Callable[..., alt.Chart], *args: Any, **options: Any) -> Any:
+    """Draw `build(*args)` with `where.vega_lite_chart(spec, **options)` (width "stretch" unless
+    given). The spec is cached on the builder and its arguments (what the chart shows), so a
+    rerun that draws the same chart again skips Altair's construction, validation and
+    conversion: most of a finished job's page's server CPU (bench/server_cost.py)."""
+    spec = _spec(f"{build.__module__}.{build.__qualname__}", args, build)
+    return where.vega_lite_chart(spec, **{"width": "stretch", **options})
 
 
 def metric_curves(metrics: list[dict[str, Any]], fields: dict[str, str], title: str,

@@ -144,9 +144,8 @@ def render() -> None:
     selected = [jobs.get_job(i, events=False, viewer=session.current_user()) for i in chosen]
     curves = {_label(j, selected): j["metrics"] for j in selected}
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.overlaid(curves, "val_accuracy", "Validation accuracy"),
-                    width="stretch")
-    c2.altair_chart(charts.overlaid(curves, "val_loss", "Validation loss"), width="stretch")
+    charts.draw(c1, charts.overlaid, curves, "val_accuracy", "Validation accuracy")
+    charts.draw(c2, charts.overlaid, curves, "val_loss", "Validation loss")
 
     st.subheader("Final metrics")
     st.dataframe(final_metrics(selected), width="stretch", column_config=METRIC_COLUMNS)

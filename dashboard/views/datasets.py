@@ -98,7 +98,7 @@ def summary(ds: Dataset, row: dict[str, Any]) -> None:
 def counts_and_mean(ds: Dataset) -> None:
     left, right = st.columns([3, 1])
     with left:
-        st.altair_chart(charts.class_counts(ds.manifest["counts"]), width="stretch")
+        charts.draw(st, charts.class_counts, ds.manifest["counts"])
     with right:
         st.image(pictures.enlarge(ds.mean, MEAN_PX), caption="Mean training image")
 

@@ -176,8 +176,8 @@ def _bench(job_id: str, state: dict[str, Any]) -> None:
         return
     st.dataframe(bench_table(bench), hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.bench_latency(bench.get("rows", [])), width="stretch")
-    c2.altair_chart(charts.bench_throughput(bench.get("rows", [])), width="stretch")
+    charts.draw(c1, charts.bench_latency, bench.get("rows", []))
+    charts.draw(c2, charts.bench_throughput, bench.get("rows", []))
     for sentence in summary(bench.get("rows", [])):
         st.markdown(f"- {sentence}")
     noisy = noise_warnings(bench.get("rows", []))

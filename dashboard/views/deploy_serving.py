@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import task_progress
+from dashboard import charts, task_progress
 from engine.state.runs import job_dir
 from trt import layout
 from trt.layout import PRECISIONS
@@ -137,10 +137,8 @@ def render_damage(job_id: str) -> None:
         v = report["variants"][chosen]
         c1, c2 = st.columns(2)
         c1.dataframe(damage_frame(v["damage"]), hide_index=True, width="stretch")
-        c2.altair_chart(delta_heatmap(v["confusion_delta"], report["classes"]),
-                        width="stretch")
-    st.altair_chart(accuracy_latency_chart(report["accuracy_latency"],
-                                           report["within_points"]), width="stretch")
+        charts.draw(c2, delta_heatmap, v["confusion_delta"], report["classes"])
+    charts.draw(st, accuracy_latency_chart, report["accuracy_latency"], report["within_points"])
 
 
 # --- bring your own model --------------------------------------------------------------------

@@ -97,23 +97,22 @@ def _charts(metrics: list[dict[str, Any]], dataset: str, steps: list[list[float]
         st.caption("The loss curve appears after the first steps.")
         return
     if not metrics:
-        st.altair_chart(charts.loss_curves(metrics, steps), width="stretch")
+        charts.draw(st, charts.loss_curves, metrics, steps)
         st.caption("Accuracy and the other charts appear after the first epoch.")
         return
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.loss_curves(metrics, steps), width="stretch")
+    charts.draw(c1, charts.loss_curves, metrics, steps)
     acc = {"val_accuracy": "top-1"}
     if any(m.get("val_top5") is not None for m in metrics):
         acc["val_top5"] = "top-5"
-    c2.altair_chart(charts.metric_curves(metrics, acc, "Validation accuracy", "accuracy"),
-                    width="stretch")
+    charts.draw(c2, charts.metric_curves, metrics, acc, "Validation accuracy", "accuracy")
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.metric_curves(metrics, {"lr": "learning rate"}, "Learning rate",
-                                         "rate"), width="stretch")
-    c2.altair_chart(charts.metric_curves(metrics, {"images_per_s": "images/s"}, "Throughput",
-                                         "images/s"), width="stretch")
+    charts.draw(c1, charts.metric_curves, metrics, {"lr": "learning rate"}, "Learning rate",
+                "rate")
+    charts.draw(c2, charts.metric_curves, metrics, {"images_per_s": "images/s"}, "Throughput",
+                "images/s")
     if any(m.get("val_per_class_accuracy") for m in metrics):
-        st.altair_chart(charts.per_class_accuracy(metrics, _classes(dataset)), width="stretch")
+        charts.draw(st, charts.per_class_accuracy, metrics, _classes(dataset))
 
 
 def _classes(dataset: str) -> list[str]:

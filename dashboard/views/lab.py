@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import nav, session
+from dashboard import charts, nav, session
 from dashboard.views.probe_upload import bulk_add
 from dashboard.views.probes import draw_comparison
 from engine.datasets import DatasetError
@@ -179,7 +179,7 @@ def _comparison(user: str, comparison: lab.Comparison) -> None:
     draw_comparison(comparison.score, images, "lab-comparison.csv", "lab_csv")
     if pending:
         st.caption("Still to come: " + ", ".join(lab.step_column(s.step) for s in pending))
-    st.altair_chart(score_chart(comparison.chart_rows()), width="stretch")
+    charts.draw(st, score_chart, comparison.chart_rows())
 
 
 def _entry(user: str) -> None:
