@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run demo test test-fast test-gpu bench docs lint clean
+.PHONY: install run replicas demo test test-fast test-gpu bench docs lint clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,12 @@ run: install
 	$(PY) -m engine scheduler & sched=$$!; \
 	trap 'kill $$sched 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+
+# More cores for a class: the scheduler, REPLICAS dashboards and Caddy in front of them on PORT
+# with session affinity (docker/Caddyfile; apt-get install caddy).
+REPLICAS ?= 2
+replicas: install
+	REPLICAS=$(REPLICAS) PORT=$(PORT) PYTHON=$(PY) sh docker/replicas.sh
 
 # The main job from the CLI alone: offline sample dataset, LeNet, held-out accuracy.
 demo: install

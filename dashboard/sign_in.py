@@ -6,6 +6,7 @@ state after the run that checks it. The checks themselves live in engine/account
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import streamlit as st
@@ -34,6 +35,8 @@ def box(state: dict[str, Any]) -> None:
             _username_form()
             st.caption(LAPTOP_NOTE)
             _single_sign_on()
+        if os.environ.get("STUDIO_REPLICA"):  # several dashboards behind a proxy (make replicas)
+            st.caption(f"Served by replica {os.environ['STUDIO_REPLICA']}")
 
 
 def landing(state: dict[str, Any]) -> None:
