@@ -1,8 +1,14 @@
-"""The training loop: one function a reader can hold in their head.
+"""The training loop, in the shape of torchvision's reference script.
 
 train() runs a TrainConfig to the end, or until should_stop() says so (then it saves a
 checkpoint at that step boundary and returns "stopped"); resume=True continues from the last
 checkpoint with optimizer, scheduler and RNG state, so 2 + 2 epochs equal 4 on the CPU.
+
+_train is the loop a reader holds in their head: _setup builds a Run (model, optimizer,
+data: fixed for the run), _start the TrainState (where the run is: what a checkpoint holds),
+then each epoch is train_one_epoch, the validation pass (evaluate) and the checkpoints
+(save_epoch, save). Data parallelism is the Ranks object's business (engine/training/
+ranks.py): one process is rank 0 of 1, so the loop has no DDP branches.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,7 @@ from engine.training.config import ConfigError, TrainConfig
 from engine.training.data import Split
 from engine.training.errors import TrainingDiverged
 from engine.training.init import start_weights
-from engine.training.ranks import Ranks, dist_backend
+from engine.training.ranks import Ranks
 from engine.training.schedules import lr_factor
 from engine.training.sink import MetricsSink
 
@@ -112,18 +118,117 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, sink: MetricsSink | None
 
 
 def _train(cfg, run_dir, sink, should_stop, resume, home, log, ranks=None) -> TrainResult:
-    device = ranks.device if ranks is not None else resolve_device(cfg.device)
-    ddp = ranks is not None and ranks.world > 1
-    main = ranks is None or ranks.main
+    """The torchvision shape: set up, then per epoch train_one_epoch, the validation pass
+    (evaluate) and the checkpoints (save); then the held-out split."""
+    ranks = ranks or Ranks.single(resolve_device(cfg.device))
+    run = _setup(cfg, run_dir, home, log, resume, ranks)
+    state = _start(run, sink, log, resume)
+    status = "done"
+    while state.epoch < cfg.epochs:
+        epoch = state.epoch
+        stopped = train_one_epoch(run, state, sink, should_stop)
+        if stopped and state.batch < run.steps_per_epoch:
+            save(run, state, run_dir / "last.pt")
+            status = "stopped"
+            log(f"stopped in epoch {epoch + 1} at step {state.batch} / {run.steps_per_epoch} "
+                f"({epoch} of {cfg.epochs} epochs complete); checkpoint saved")
+            break
+
+        metrics = _end_epoch(run, state)
+        state.history.append(metrics)
+        state.next_epoch()
+        save_epoch(run, state, improved=_update_best(state, metrics))
+        sink.on_epoch(metrics)
+        log(format_epoch(metrics))
+        if stopped:
+            status = "stopped"
+            log(f"stopped after epoch {epoch + 1}; checkpoint saved")
+            break
+        if cfg.early_stopping and state.bad_passes >= cfg.early_stopping:
+            status = "early_stopped"
+            log(f"early stop: no validation improvement in {cfg.early_stopping} passes")
+            break
+
+    held_out = None
+    if status != "stopped":
+        held_out = _held_out(run)
+        if held_out:
+            log(f"held-out ({held_out['split']}) accuracy {held_out['accuracy']:.4f}")
+    result = TrainResult(status, state.epoch, state.history, state.best, held_out,
+                         str(run_dir))
+    sink.on_end(result.to_dict())
+    return result
+
+
+@dataclass
+class TrainState:
+    """Where a run is: what a checkpoint holds beside the weights (under these names) and
+    resume restores. The learning-rate schedule is a pure function of (epoch, batch)."""
+
+    epoch: int = 0  # epochs complete
+    batch: int = 0  # steps done in this epoch
+    perm: torch.Tensor | None = None  # this epoch's order of the training images
+    loss_sum: float = 0.0  # the summed per-image training loss of this epoch so far
+    seen: int = 0  # training images of this epoch so far
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch
+    best: dict[str, Any] | None = None  # the best epoch's row
+    best_loss: float | None = None  # the lowest validation loss (early stopping)
+    bad_passes: int = 0  # validation passes since it went down
+    train_time: float = 0.0  # seconds of training steps in this epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        # Shallow, unlike dataclasses.asdict: `best` stays the very row of `history`.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def next_epoch(self) -> None:
+        self.epoch += 1
+        self.batch, self.perm, self.loss_sum, self.seen, self.train_time = 0, None, 0.0, 0, 0.0
+
+
+@dataclass
+class Run:
+    """What a run trains with, set up once: the model (and the module the steps run, DDP-
+    wrapped and compiled), its optimizer, the data and the run's random generator."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    ranks: Ranks
+    ds: Any  # the opened dataset
+    model: torch.nn.Module
+    step_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    gen: torch.Generator  # augmentation and epoch permutations
+    amp_dtype: torch.dtype | None
+    memory_format: torch.memory_format
+    norm: TorchNormalizer
+    train_split: Split
+    val_split: Split
+    meta: dict[str, Any]  # what every checkpoint carries beside the weights and the state
+
+    @property
+    def device(self) -> torch.device:
+        return self.ranks.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.ds.num_classes
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_split) / self.cfg.batch_size)
+
+
+def _setup(cfg, run_dir, home, log, resume, ranks: Ranks) -> Run:
+    device = ranks.device
     if cfg.precision != "fp32" and device.type != "cuda":
         raise ConfigError("mixed precision (bf16/fp16) needs a CUDA device; use fp32 on the CPU")
     ds = open_dataset(cfg.dataset, home=home)
     spec = network_spec(cfg.network)
     input_shape = tuple(ds.shape)
-    num_classes = ds.num_classes
 
     torch.manual_seed(cfg.seed)
-    model = build_network(spec, input_shape, num_classes).to(device)
+    model = build_network(spec, input_shape, ds.num_classes).to(device)
     # Convolutions run faster on NHWC memory (about 1.5x for LeNet on the CPU); the values
     # and the checkpoint's weights are the same either way.
     memory_format = torch.channels_last if any(
@@ -134,168 +239,133 @@ def _train(cfg, run_dir, sink, should_stop, resume, home, log, ranks=None) -> Tr
     gen = torch.Generator().manual_seed(cfg.seed)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-    step_model = model
-    if ddp:  # gradients all-reduced in backward; checkpoints keep the unwrapped model
-        from torch.nn.parallel import DistributedDataParallel
-
-        step_model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = ranks.wrap(model)
     step_model = torch.compile(step_model) if cfg.compile else step_model
 
     train_split = Split(ds.images, ds.labels, ds.split("train"), device)
     val_split = Split(ds.images, ds.labels, ds.split("val"), device)
     if len(train_split) == 0:
         raise ConfigError(f"dataset {ds.name!r} has no training images")
-    norm = ds.contract.torch_normalizer(device)
-    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
-
     meta = {"config": cfg.to_dict(), "spec": spec, "classes": list(ds.classes),
             "preprocess": ds.contract.to_dict(), "input_shape": list(input_shape),
             "dataset": {"id": ds.id, "name": ds.name,
                         "sha256": ds.manifest.get("sha256")}}
-    # The learning-rate schedule is a pure function of (epoch, step), which the state holds.
-    state = {"epoch": 0, "batch": 0, "perm": None, "loss_sum": 0.0, "seen": 0,
-             "history": [], "best": None, "best_loss": None, "bad_passes": 0,
-             "train_time": 0.0}
+    return Run(cfg, Path(run_dir), ranks, ds, model, step_model, optimizer, scaler, gen,
+               amp_dtype, memory_format, ds.contract.torch_normalizer(device), train_split,
+               val_split, meta)
+
+
+def _start(run: Run, sink: MetricsSink, log, resume: bool) -> TrainState:
+    """The state to start from (the last checkpoint's on resume), announced."""
+    cfg, ranks = run.cfg, run.ranks
+    state = TrainState()
     if resume:
-        state = _restore(run_dir, model, optimizer, scaler, gen, device, state)
-        log(f"resumed at epoch {state['epoch']} step {state['batch']}")
-    elif main:
-        atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
-    where = str(device)
-    if ddp:
-        where = f"{ranks.world} {device.type} ranks (DDP, {dist_backend(device)})"
-        if ranks.rank:  # dropout masks of its own; rank 0 keeps the run's random stream
-            torch.manual_seed(hash((cfg.seed, ranks.rank, state["epoch"], state["batch"]))
-                              % 2**63)
-    sink.on_start({"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
-                   "train_images": len(train_split), "val_images": len(val_split),
-                   "device": where, "parameters": count_parameters(model),
-                   "start_epoch": state["epoch"], "classes": list(ds.classes)})
-    log(f"training {len(train_split)} images on {where}, {cfg.epochs} epochs, "
-        f"{steps_per_epoch} steps each")
+        state = _restore(run)
+        log(f"resumed at epoch {state.epoch} step {state.batch}")
+    elif ranks.main:
+        atomic_write_json(run.run_dir / CONFIG_FILE, cfg.to_dict())
+    ranks.seed_own_stream(cfg.seed, state.epoch, state.batch)
+    where = ranks.describe()
+    sink.on_start({"epochs": cfg.epochs, "steps_per_epoch": run.steps_per_epoch,
+                   "train_images": len(run.train_split), "val_images": len(run.val_split),
+                   "device": where, "parameters": count_parameters(run.model),
+                   "start_epoch": state.epoch, "classes": list(run.ds.classes)})
+    log(f"training {len(run.train_split)} images on {where}, {cfg.epochs} epochs, "
+        f"{run.steps_per_epoch} steps each")
+    return state
 
-    def save(path: Path) -> None:
-        if not main:  # rank 0 alone writes checkpoints
-            return
-        save_checkpoint(path, {**meta, **_snapshot(model, optimizer, scaler, gen),
-                               **state})
 
-    status = "done"
-    while state["epoch"] < cfg.epochs:
-        epoch = state["epoch"]
-        if state["perm"] is None:
-            state["perm"] = torch.randperm(len(train_split), generator=gen)
-        model.train()
-        t0, last_report = time.perf_counter(), time.perf_counter()
-        seen0, batch0 = state["seen"], state["batch"]
-        warm: tuple[float, int] | None = None  # (time, images seen) once warmed up
-        last_sum, last_seen = state["loss_sum"], state["seen"]  # for the loss per report
-        # Summed in float64 on the device, read only at reports: no per-step sync.
-        # (Across ranks, each sums its own part; rank 0 carries the total so far.)
-        loss_acc = torch.tensor(state["loss_sum"] if main else 0.0, dtype=torch.float64,
-                                device=device)
-        stopped = False
-        batch_iter = train_split.batches(state["perm"], cfg.batch_size, start=state["batch"])
-        for xb, yb in batch_iter:
-            step = state["batch"]
-            for group in optimizer.param_groups:
-                group["lr"] = (cfg.lr * group.get("lr_scale", 1.0)
-                               * lr_factor(cfg, epoch + step / steps_per_epoch))
-            n = len(yb)
-            if ddp:
-                # This rank's part of the global batch (augmented whole, so the random stream
-                # is the single process's); the loss is scaled so that DDP's mean of the
-                # ranks' gradients is the gradient of the global batch's mean loss.
-                part = ranks.shard(n)
-                x = (augment_batch(norm.to_unit(xb), cfg.augment, gen)[part]
-                     if cfg.augment.active else norm.to_unit(xb[part]))
-                yb = yb[part]
-            else:
-                x = augment_batch(norm.to_unit(xb), cfg.augment, gen)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = step_model(norm.standardize(x).contiguous(memory_format=memory_format))
-                if ddp:
-                    loss_sum = F.cross_entropy(logits, yb, reduction="sum")
-                    loss = loss_sum * (ranks.world / n)
-                else:
-                    loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if ddp:
-                loss_acc += loss_sum.detach().double()
-            else:
-                loss_acc += loss.detach().double() * len(yb)
-            state["batch"] += 1
-            state["seen"] += n
+def train_one_epoch(run: Run, state: TrainState, sink: MetricsSink,
+                    should_stop: Callable[[], bool]) -> bool:
+    """The steps of epoch state.epoch from step state.batch on, reporting progress at a bounded
+    rate; True when should_stop ended it early (at a step boundary)."""
+    cfg, ranks, steps = run.cfg, run.ranks, run.steps_per_epoch
+    epoch = state.epoch
+    if state.perm is None:
+        state.perm = torch.randperm(len(run.train_split), generator=run.gen)
+    run.model.train()
+    t0, last_report = time.perf_counter(), time.perf_counter()
+    seen0, batch0 = state.seen, state.batch
+    warm: tuple[float, int] | None = None  # (time, images seen) once warmed up
+    last_sum, last_seen = state.loss_sum, state.seen  # for the loss per report
+    # Summed in float64 on the device, read only at reports: no per-step sync.
+    # (Across ranks, each sums its own part; rank 0 carries the total so far.)
+    loss_acc = torch.tensor(state.loss_sum if ranks.main else 0.0, dtype=torch.float64,
+                            device=run.device)
+    stopped = False
+    for xb, yb in run.train_split.batches(state.perm, cfg.batch_size, start=state.batch):
+        step = state.batch
+        loss, loss_sum = _step(run, xb, yb, epoch + step / steps)
+        loss_acc += loss_sum
+        state.batch += 1
+        state.seen += len(yb)
+        now = time.perf_counter()
+        if warm is None and state.batch - batch0 >= WARMUP_STEPS:
+            _ = loss.item()  # wait for the device: the warm-up steps are really done
             now = time.perf_counter()
-            if warm is None and state["batch"] - batch0 >= WARMUP_STEPS:
-                _ = loss.item()  # wait for the device: the warm-up steps are really done
-                now = time.perf_counter()
-                warm = (now, state["seen"])
-            due = now - last_report >= PROGRESS_INTERVAL_S or state["batch"] == steps_per_epoch
-            if ddp:  # the ranks agree, at every step, on rank 0's clock and any stop request
-                due, stop_now = ranks.any_flags([due and main, should_stop()])
-                due = due or state["batch"] == steps_per_epoch
-            if due:
-                total = _check_finite(ranks.all_sum(loss_acc) if ddp else loss_acc, epoch,
-                                      step, cfg)
-                last_report = now
-                rate = _speed(warm, now, state["seen"], state["history"])
-                sink.on_progress({
-                    "epoch": epoch, "step": state["batch"], "steps": steps_per_epoch,
-                    # the mean loss of the steps since the last report: a curve inside epochs
-                    "loss": (total - last_sum) / max(state["seen"] - last_seen, 1),
-                    "images_per_s": rate or (state["seen"] - seen0) / max(now - t0, 1e-9),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "eta_s": None if rate is None
-                    else _eta(cfg, state, steps_per_epoch, len(train_split), rate)})
-                last_sum, last_seen = total, state["seen"]
-            if stop_now if ddp else should_stop():
-                stopped = True
-                break
-        state["loss_sum"] = _check_finite(ranks.all_sum(loss_acc) if ddp else loss_acc, epoch,
-                                          state["batch"], cfg)
-        state["train_time"] += time.perf_counter() - t0
-        if stopped and state["batch"] < steps_per_epoch:
-            save(run_dir / "last.pt")
-            status = "stopped"
-            log(f"stopped in epoch {epoch + 1} at step {state['batch']} / {steps_per_epoch} "
-                f"({epoch} of {cfg.epochs} epochs complete); checkpoint saved")
+            warm = (now, state.seen)
+        due, stop = ranks.agree(now - last_report >= PROGRESS_INTERVAL_S
+                                or state.batch == steps, should_stop)
+        if due or state.batch == steps:
+            total = _check_finite(ranks.all_sum(loss_acc), epoch, step, cfg)
+            last_report = now
+            rate = _speed(warm, now, state.seen, state.history)
+            sink.on_progress({
+                "epoch": epoch, "step": state.batch, "steps": steps,
+                # the mean loss of the steps since the last report: a curve inside epochs
+                "loss": (total - last_sum) / max(state.seen - last_seen, 1),
+                "images_per_s": rate or (state.seen - seen0) / max(now - t0, 1e-9),
+                "lr": run.optimizer.param_groups[0]["lr"],
+                "eta_s": None if rate is None
+                else _eta(cfg, state, steps, len(run.train_split), rate)})
+            last_sum, last_seen = total, state.seen
+        if stop():
+            stopped = True
             break
+    state.loss_sum = _check_finite(ranks.all_sum(loss_acc), epoch, state.batch, cfg)
+    state.train_time += time.perf_counter() - t0
+    return stopped
 
-        metrics = _end_epoch(cfg, state, epoch, optimizer, model, val_split, norm, amp_dtype,
-                             device, num_classes, ranks)
-        state["history"].append(metrics)
-        state.update(epoch=epoch + 1, batch=0, perm=None, loss_sum=0.0, seen=0, train_time=0.0)
-        improved = _update_best(state, metrics)
-        save(run_dir / "last.pt")
-        if improved:
-            save(run_dir / "best.pt")
-        if (epoch + 1) % cfg.checkpoint_interval == 0 or epoch + 1 == cfg.epochs:
-            save(run_dir / "checkpoints" / f"epoch-{epoch + 1:04d}.pt")
-        sink.on_epoch(metrics)
-        log(format_epoch(metrics))
-        if stopped:
-            status = "stopped"
-            log(f"stopped after epoch {epoch + 1}; checkpoint saved")
-            break
-        if cfg.early_stopping and state["bad_passes"] >= cfg.early_stopping:
-            status = "early_stopped"
-            log(f"early stop: no validation improvement in {cfg.early_stopping} passes")
-            break
 
-    held_out = None
-    if status != "stopped":
-        held_out = _held_out(ds, run_dir, model, norm, amp_dtype, device, num_classes, ranks)
-        if held_out:
-            log(f"held-out ({held_out['split']}) accuracy {held_out['accuracy']:.4f}")
-    result = TrainResult(status, state["epoch"], state["history"], state["best"], held_out,
-                         str(run_dir))
-    sink.on_end(result.to_dict())
-    return result
+def _step(run: Run, xb: torch.Tensor, yb: torch.Tensor, at_epoch: float
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a global batch (this rank's part of it), at a fractional epoch
+    for the learning rate: (the loss, the float64 sum of this rank's per-image losses)."""
+    cfg, ranks, norm = run.cfg, run.ranks, run.norm
+    for group in run.optimizer.param_groups:
+        group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(cfg, at_epoch)
+    n = len(yb)
+    if cfg.augment.active:  # augmented whole, so the random stream is the single process's
+        x = ranks.part(augment_batch(norm.to_unit(xb), cfg.augment, run.gen))
+    else:
+        x = norm.to_unit(ranks.part(xb))
+    yb = ranks.part(yb)
+    with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+        logits = run.step_model(norm.standardize(x).contiguous(memory_format=run.memory_format))
+        loss, loss_sum = ranks.batch_loss(logits, yb, n)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return loss, loss_sum
+
+
+def save(run: Run, state: TrainState, path: Path) -> None:
+    """One checkpoint: the run's meta, the weights, optimizer, scaler and random states, and
+    the TrainState. Rank 0 alone writes checkpoints."""
+    if run.ranks.main:
+        save_checkpoint(path, {**run.meta, **_snapshot(run), **state.to_dict()})
+
+
+def save_epoch(run: Run, state: TrainState, improved: bool) -> None:
+    """The checkpoints at the end of an epoch: last.pt, best.pt when it improved, and
+    checkpoints/epoch-NNNN.pt every checkpoint_interval epochs and at the last."""
+    done, cfg = state.epoch, run.cfg
+    save(run, state, run.run_dir / "last.pt")
+    if improved:
+        save(run, state, run.run_dir / "best.pt")
+    if done % cfg.checkpoint_interval == 0 or done == cfg.epochs:
+        save(run, state, run.run_dir / "checkpoints" / f"epoch-{done:04d}.pt")
 
 
 def _make_optimizer(cfg: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
@@ -323,24 +393,25 @@ def _speed(warm: tuple[float, int] | None, now: float, seen: int,
     return None
 
 
-def _eta(cfg, state, steps_per_epoch, n_train, rate) -> float:
-    remaining = (cfg.epochs - state["epoch"]) * n_train - state["seen"]
+def _eta(cfg, state: TrainState, steps_per_epoch, n_train, rate) -> float:
+    remaining = (cfg.epochs - state.epoch) * n_train - state.seen
     return max(0.0, remaining / max(rate, 1e-9))
 
 
-def _end_epoch(cfg, state, epoch, optimizer, model, val_split, norm, amp_dtype, device,
-               num_classes, ranks=None) -> dict[str, Any]:
-    train_time = state["train_time"]
+def _end_epoch(run: Run, state: TrainState) -> dict[str, Any]:
+    """The epoch's metrics row; with a validation pass every val_interval epochs and at the
+    last."""
+    cfg, done = run.cfg, state.epoch + 1
     metrics: dict[str, Any] = {
-        "epoch": epoch + 1,
-        "train_loss": state["loss_sum"] / max(state["seen"], 1),
-        "lr": optimizer.param_groups[0]["lr"],
-        "images_per_s": state["seen"] / max(train_time, 1e-9),
-        "epoch_time": train_time,
+        "epoch": done,
+        "train_loss": state.loss_sum / max(state.seen, 1),
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "images_per_s": state.seen / max(state.train_time, 1e-9),
+        "epoch_time": state.train_time,
     }
-    if len(val_split) and ((epoch + 1) % cfg.val_interval == 0 or epoch + 1 == cfg.epochs):
-        metrics.update(evaluate(model, val_split, norm, amp_dtype, device, num_classes,
-                                prefix="val_", ranks=ranks))
+    if len(run.val_split) and (done % cfg.val_interval == 0 or done == cfg.epochs):
+        metrics.update(evaluate(run.model, run.val_split, run.norm, run.amp_dtype, run.device,
+                                run.num_classes, prefix="val_", ranks=run.ranks))
     return metrics
 
 
@@ -349,16 +420,13 @@ def evaluate(model: torch.nn.Module, split: Split, norm: TorchNormalizer, amp_dt
              num_classes: int, prefix: str = "", ranks: Ranks | None = None) -> dict[str, Any]:
     """Loss, top-1, top-5 (more than 5 classes) and per-class accuracy on a split; with
     several ranks each evaluates its part and the sums are reduced across them."""
+    ranks = ranks or Ranks.single(device)
     was_training = model.training
     model.eval()
     loss_sum, correct, correct5 = 0.0, 0, 0
     per_class_correct = torch.zeros(num_classes, dtype=torch.long, device=device)
     per_class_total = torch.zeros(num_classes, dtype=torch.long, device=device)
-    order = torch.arange(len(split))
-    shared = ranks is not None and ranks.world > 1
-    if shared:
-        order = order[ranks.shard(len(split))]
-    for xb, yb in split.batches(order, EVAL_BATCH):
+    for xb, yb in split.batches(ranks.part(torch.arange(len(split))), EVAL_BATCH):
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(norm(xb)).float()
         loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
@@ -369,13 +437,8 @@ def evaluate(model: torch.nn.Module, split: Split, norm: TorchNormalizer, amp_dt
         per_class_total += torch.bincount(yb, minlength=num_classes)
         per_class_correct += torch.bincount(yb[hit], minlength=num_classes)
     model.train(was_training)
-    if shared:
-        c = num_classes
-        packed = ranks.all_sum(torch.cat([
-            torch.tensor([loss_sum, correct, correct5], dtype=torch.float64, device=device),
-            per_class_correct.double(), per_class_total.double()]))
-        loss_sum, correct, correct5 = float(packed[0]), int(packed[1]), int(packed[2])
-        per_class_correct, per_class_total = packed[3:3 + c].long(), packed[3 + c:].long()
+    loss_sum, correct, correct5, per_class_correct, per_class_total = ranks.sum_all(
+        loss_sum, correct, correct5, per_class_correct, per_class_total)
     n = max(len(split), 1)
     out = {f"{prefix}loss": loss_sum / n, f"{prefix}accuracy": correct / n,
            f"{prefix}per_class_accuracy": (per_class_correct.float()
@@ -385,48 +448,49 @@ def evaluate(model: torch.nn.Module, split: Split, norm: TorchNormalizer, amp_dt
     return out
 
 
-def _update_best(state: dict, metrics: dict) -> bool:
+def _update_best(state: TrainState, metrics: dict) -> bool:
     """Best by validation accuracy (then loss); with no validation pass, the latest epoch."""
     if "val_accuracy" not in metrics:
-        if state["best"] is None or "val_accuracy" not in state["best"]:
-            state["best"] = metrics
+        if state.best is None or "val_accuracy" not in state.best:
+            state.best = metrics
             return True
         return False
-    best = state["best"]
+    best = state.best
     key = (metrics["val_accuracy"], -metrics["val_loss"])
     if best is None or "val_accuracy" not in best or key > (best["val_accuracy"],
                                                             -best["val_loss"]):
-        state["best"] = metrics
+        state.best = metrics
     # Early stopping watches validation loss, as Keras does by default.
-    if state.get("best_loss") is None or metrics["val_loss"] < state["best_loss"]:
-        state["best_loss"] = metrics["val_loss"]
-        state["bad_passes"] = 0
+    if state.best_loss is None or metrics["val_loss"] < state.best_loss:
+        state.best_loss = metrics["val_loss"]
+        state.bad_passes = 0
     else:
-        state["bad_passes"] += 1
-    return state["best"] is metrics
+        state.bad_passes += 1
+    return state.best is metrics
 
 
-def _held_out(ds, run_dir, model, norm, amp_dtype, device, num_classes, ranks=None
-              ) -> dict | None:
+def _held_out(run: Run) -> dict | None:
+    """The best weights' metrics on the test split (the validation split when it has none)."""
+    ds, device = run.ds, run.device
     split_name = "test" if len(ds.split("test")) else "val"
     split = Split(ds.images, ds.labels, ds.split(split_name), device)
     if not len(split):
         return None
-    if ranks is not None and ranks.world > 1:
-        ranks.barrier()  # rank 0 has written best.pt
-    best = run_dir / "best.pt"
+    run.ranks.barrier()  # rank 0 has written best.pt
+    best = run.run_dir / "best.pt"
     if best.exists():
-        model.load_state_dict(load_checkpoint(best, device)["model"])
-    out = evaluate(model, split, norm, amp_dtype, device, num_classes, ranks=ranks)
+        run.model.load_state_dict(load_checkpoint(best, device)["model"])
+    out = evaluate(run.model, split, run.norm, run.amp_dtype, device, run.num_classes,
+                   ranks=run.ranks)
     return {"split": split_name, **out}
 
 
-def _snapshot(model, optimizer, scaler, gen) -> dict[str, Any]:
-    rng = {"torch": torch.get_rng_state(), "generator": gen.get_state()}
+def _snapshot(run: Run) -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state(), "generator": run.gen.get_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "rng": rng}
+    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict(), "rng": rng}
 
 
 def restore_cuda_rng(states: list[torch.Tensor]) -> None:
@@ -437,19 +501,20 @@ def restore_cuda_rng(states: list[torch.Tensor]) -> None:
         torch.cuda.set_rng_state(state.cpu(), index)
 
 
-def _restore(run_dir, model, optimizer, scaler, gen, device, state) -> dict:
-    ckpt = load_checkpoint(Path(run_dir) / "last.pt", device)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scaler.load_state_dict(ckpt["scaler"])
+def _restore(run: Run) -> TrainState:
+    """The weights, optimizer, scaler and random states of last.pt, and its TrainState."""
+    ckpt = load_checkpoint(run.run_dir / "last.pt", run.device)
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-    gen.set_state(ckpt["rng"]["generator"].cpu())
+    run.gen.set_state(ckpt["rng"]["generator"].cpu())
     if "cuda" in ckpt["rng"] and torch.cuda.is_available():
         restore_cuda_rng(ckpt["rng"]["cuda"])
-    restored = {k: ckpt[k] for k in state if k in ckpt}
-    if restored.get("perm") is not None:
-        restored["perm"] = restored["perm"].cpu()
-    return {**state, **restored}
+    state = TrainState(**{f.name: ckpt[f.name] for f in fields(TrainState) if f.name in ckpt})
+    if state.perm is not None:
+        state.perm = state.perm.cpu()
+    return state
 
 
 def format_epoch(m: dict[str, Any]) -> str:
@@ -460,5 +525,5 @@ def format_epoch(m: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-__all__ = ["TrainResult", "TrainingDiverged", "evaluate", "format_epoch", "network_spec",
-           "resolve_device", "train"]
+__all__ = ["Run", "TrainResult", "TrainState", "TrainingDiverged", "evaluate", "format_epoch",
+           "network_spec", "resolve_device", "save", "save_epoch", "train", "train_one_epoch"]
