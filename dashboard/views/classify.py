@@ -3,25 +3,20 @@ inside the model, and keep drawings on a probe board to compare experiments late
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from dashboard import charts, nav, session
 from dashboard.widgets import choose_trained_job, usable_jobs
 from engine import jobs
 from engine.evaluation import probes
 from engine.images import pictures
-from engine.images.framing import EmptyDrawing
 from engine.inference import backends, inside, live
-from engine.inference import classify as cl
-from engine.inference import uploads as up
-from engine.inference.predictor import image_bytes_png
 from engine.inference.results import Prediction
+from engine.service import classify as service
 from engine.training.checkpoint import checkpoint_label, list_checkpoints
 from trt import backends as trt_backends
 from trt.runtime import NeedsGPU
@@ -75,15 +70,8 @@ def _choose_model() -> tuple[str, Any] | None:
 def backend_choices(checkpoint: str) -> tuple[dict[str, str], dict[str, str]]:
     """The backends usable for this checkpoint here (name -> label), and the registered ones
     that are not, with why (label -> reason)."""
-    names = backends.available_backends()
-    usable, why = {}, {}
-    for kind, label in names.items():
-        reason = trt_backends.unavailable_reason(kind, checkpoint)
-        if reason:
-            why[label] = reason
-        else:
-            usable[kind] = label
-    return usable, why
+    choices = service.backend_choices(checkpoint, trt_backends)
+    return choices.usable, choices.unavailable
 
 
 def _choose_backend(checkpoint: str, column: Any) -> backends.Backend | None:
@@ -95,7 +83,7 @@ def _choose_backend(checkpoint: str, column: Any) -> backends.Backend | None:
         st.page_link(nav.page("deploy"), label="Open the Deploy page",
                      query_params={"id": st.session_state.get("cl_job", "")})
     try:
-        return backends.get_backend(kind, checkpoint, **trt_backends.cache_key(kind, checkpoint))
+        return service.open_backend(kind, checkpoint, trt_backends)
     except NeedsGPU as e:  # raced with the check above, or CUDA went away: say so plainly
         st.warning(str(e))
         return None
@@ -119,10 +107,8 @@ def canvas_prediction(backend: backends.Backend, image: np.ndarray | None, style
     """What the page shows for a canvas: a result, or None for an empty drawing."""
     if image is None:
         return None
-    try:
-        return cl.classify(backend, image, top_k=top_k, digit=True, polarity=STYLES[style][2])
-    except EmptyDrawing:
-        return None
+    return service.classify_drawing(backend, image, STYLES[style][2], top_k=top_k,
+                                    look_inside=False).prediction
 
 
 def _canvas(style: str, stroke: int) -> np.ndarray | None:
@@ -149,14 +135,14 @@ def _draw(backend: backends.Backend, checkpoint: str) -> None:
         image = _canvas(style, stroke)
         st.caption("Draw with the mouse; undo, redo and clear are in the toolbar that appears "
                    "above the canvas when the mouse is over it.")
-    result = canvas_prediction(backend, image, style)
-    if result is None:
+    shown = None if image is None else service.classify_drawing(
+        backend, image, STYLES[style][2], checkpoint=checkpoint)
+    if shown is None or shown.prediction is None:
         mid.info("Draw something: the prediction appears when a stroke ends.")
         return
-    _show(result, mid, right)
-    png = image_bytes_png(image)
-    _inside(backend, result, checkpoint, "draw")
-    _add_to_board(png, STYLES[style][2], True, backend.classes, result.label, "canvas", "draw")
+    _show(shown.prediction, mid, right)
+    _inside(shown.inside, "draw")
+    _add_to_board(shown, backend.classes, "canvas", "draw")
 
 
 def _show(result: Prediction, mid: Any, right: Any) -> None:
@@ -195,12 +181,13 @@ def _upload(backend: backends.Backend, checkpoint: str) -> None:
     if not files:
         st.caption("Upload one image for the full view, or many for a table.")
         return
-    results = up.classify_uploads(backend, [(f.name, f.getvalue()) for f in files], digit,
-                                  polarity)
-    if len(results) == 1:
-        _show_upload(backend, checkpoint, results[0], files[0].getvalue(), digit, polarity,
-                     "upload")
+    if len(files) == 1:
+        _show_upload(backend, service.classify_upload(
+            backend, files[0].name, files[0].getvalue(), digit, polarity,
+            checkpoint=checkpoint), "upload")
         return
+    results = service.classify_uploads(backend, [(f.name, f.getvalue()) for f in files], digit,
+                                       polarity)
     st.dataframe(uploads_table(results), hide_index=True, width="stretch")
 
 
@@ -223,9 +210,9 @@ def _camera(backend: backends.Backend, checkpoint: str) -> None:
     digit, polarity = _framing_options(backend, "cl_cam")
     if picture is None:
         return
-    data = picture.getvalue()
-    [item] = up.classify_uploads(backend, [("camera.jpg", data)], digit, polarity)
-    _show_upload(backend, checkpoint, item, data, digit, polarity, "camera")
+    _show_upload(backend, service.classify_upload(backend, "camera.jpg", picture.getvalue(),
+                                                  digit, polarity, checkpoint=checkpoint),
+                 "camera")
 
 
 def _live(backend: backends.Backend, checkpoint: str) -> None:
@@ -264,8 +251,8 @@ def _live(backend: backends.Backend, checkpoint: str) -> None:
     if kept is not None and kept[0] is classifier[1] and kept[1].result is not None:
         kept = kept[1]  # kept from this model and these settings (others are not shown)
         st.markdown("**The frame kept**")
-        _show_upload(backend, checkpoint, kept, image_bytes_png(np.asarray(kept.image)), digit,
-                     polarity, "live")
+        _show_upload(backend, service.classify_frame(backend, kept, digit, polarity,
+                                                     checkpoint), "live")
 
 
 def _frame_callback(classifier: live.LiveClassifier):
@@ -296,81 +283,66 @@ def _live_result(classifier: live.LiveClassifier) -> None:
         st.rerun(scope="app")
 
 
-def _show_upload(backend: backends.Backend, checkpoint: str, item: up.UploadResult, data: bytes,
-                 digit: bool, polarity: str, key: str) -> None:
-    if item.image is None:
-        st.error(item.error)
+def _show_upload(backend: backends.Backend, shown: service.Classified, key: str) -> None:
+    if shown.error:
+        st.error(shown.error)
         return
-    if item.result is None:
-        st.info(f"{item.name}: {item.error}.")
+    if shown.prediction is None:
+        st.info(f"{shown.name}: {shown.warning}.")
         return
-    if item.framed is not None:
+    if shown.crop is not None:
         original, cleaned, mid, right = st.columns(4)
-        _show_framing(item, original, cleaned)
+        _show_framing(shown.crop, original, cleaned)
     else:
         mid, right = st.columns(2)
-    _show(item.result, mid, right)
-    _inside(backend, item.result, checkpoint, key)
-    _add_to_board(_png(data), polarity, digit, backend.classes, item.result.label, item.name,
-                  key)
+    _show(shown.prediction, mid, right)
+    _inside(shown.inside, key)
+    _add_to_board(shown, backend.classes, shown.name, key)
 
 
-def _show_framing(item: up.UploadResult, original: Any, cleaned: Any) -> None:
+def _show_framing(crop: service.Crop, original: Any, cleaned: Any) -> None:
     """The crop box on the original, the cleaned page, and the polarity decision."""
-    framed = item.framed
-    top, left, bottom, right = framed.box
+    top, left, bottom, right = crop.box
     with original:
         st.markdown("**Original and crop box**")
-        st.image(up.box_overlay(item.image, framed.box), width=240,
-                 caption=f"{item.image.width}x{item.image.height}; the digit: rows "
+        st.image(crop.overlay, width=240,
+                 caption=f"{crop.original.width}x{crop.original.height}; the digit: rows "
                          f"{top}-{bottom}, columns {left}-{right}")
     with cleaned:
         st.markdown("**Cleaned page**")
-        st.image(framed.cleaned, width=240,
+        st.image(crop.cleaned, width=240,
                  caption="Light evened out, paper -> black, ink -> white, specks dropped")
-    st.caption(f"Polarity {framed.reason}.")
+    st.caption(f"Polarity {crop.polarity}.")
 
 
-def uploads_table(results: list[up.UploadResult]) -> pd.DataFrame:
+def uploads_table(results: list[service.Classified]) -> pd.DataFrame:
     """One row per file: top-1, confidence and top-5, or why there is none."""
     rows = []
     for u in results:
-        r = u.result
+        r = u.prediction
         rows.append({"file": u.name, "top-1": r.label if r else "—",
                      "confidence": f"{r.confidence:.1%}" if r else "",
                      "top-5": ", ".join(f"{c} ({p:.0%})" for c, p in r.top) if r
-                     else (u.error or "")})
+                     else (u.reason or "")})
     return pd.DataFrame(rows, columns=["file", "top-1", "confidence", "top-5"])
-
-
-def _png(data: bytes) -> bytes:
-    buf = io.BytesIO()
-    Image.open(io.BytesIO(data)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 # --- inside the model -----------------------------------------------------------------------
 
 
-def _inside(backend: backends.Backend, result: Prediction, checkpoint: str, key: str) -> None:
+def _inside(view: service.InsideViews | None, key: str) -> None:
     """key: the input the views are of (draw, upload, camera), so two tabs can show them."""
+    if view is None:
+        return
     with st.expander("Inside the model: visualizations and statistics"):
-        torch_backend = backend
-        if not isinstance(backend, backends.TorchBackend):
-            # ONNX Runtime and TensorRT run a graph without PyTorch modules to look into: show
-            # the same checkpoint in PyTorch, said plainly.
-            try:
-                torch_backend = backends.get_backend("pytorch-cpu", checkpoint)
-            except Exception as e:  # a checkpoint PyTorch cannot rebuild: say so
-                st.warning(f"No inside views: PyTorch could not load {checkpoint}: {e}")
-                return
-            st.info(f"The prediction above came from {backend.name}; these views come from "
-                    "PyTorch running the same checkpoint (ONNX Runtime and TensorRT do not "
-                    "expose the layers).")
-        view = inside.look_inside(torch_backend, result.input)
+        if view.problem:  # a checkpoint PyTorch cannot rebuild: said plainly
+            st.warning(view.problem)
+            return
+        if view.note:  # ONNX Runtime or TensorRT answered: the views are PyTorch's
+            st.info(view.note)
         c1, c2 = st.columns(2)
         c1.markdown("**Saliency** (where the answer is most sensitive to the input)")
-        c1.image(inside.saliency_overlay(result.input, view.saliency), width=196)
+        c1.image(view.saliency, width=196)
         if view.filters is not None:
             with c2:
                 _tiles(f"First-layer filters ({len(view.filters)})", view.filters,
@@ -407,8 +379,7 @@ def stats_table(stats: list[inside.LayerStats]) -> pd.DataFrame:
 # --- probe boards ---------------------------------------------------------------------------
 
 
-def _add_to_board(png: bytes, polarity: str, digit: bool, classes: list[str], guess: str,
-                  source: str, key: str) -> None:
+def _add_to_board(shown: service.Classified, classes: list[str], source: str, key: str) -> None:
     user = session.current_user()
     st.markdown("**Add to probe board**")
     if not user:
@@ -428,10 +399,11 @@ def _add_to_board(png: bytes, polarity: str, digit: bool, classes: list[str], gu
         board = c1.selectbox("Board", options, format_func=names.get, key=f"cl_board_{key}")
         new_name = c2.text_input("New board name", value="My probes",
                                  key=f"cl_board_name_{key}")
-        label = c3.selectbox("True label", classes, index=classes.index(guess),
+        label = c3.selectbox("True label", classes, index=classes.index(shown.label),
                              key=f"cl_label_{key}")
         if st.form_submit_button("Add to probe board"):
-            _save_probe(user, board, new_name, png, label, polarity, digit, source)
+            _save_probe(user, board, new_name, shown.png, label, shown.polarity, shown.digit,
+                        source)
 
 
 def _save_probe(user: str, board: str, new_name: str, png: bytes, label: str, polarity: str,

@@ -10,7 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import accounts, classroom, datasets, evaluate, jobs, networks, quotas, train
+from engine.cli import (
+    accounts,
+    classroom,
+    datasets,
+    evaluate,
+    jobs,
+    networks,
+    predict,
+    quotas,
+    train,
+)
 from engine.cli.common import CliError, print_result
 from engine.images.loading import ImageError
 from engine.networks.errors import SpecError
@@ -21,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine",
                                      description="Datasets, networks, training and jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (datasets, networks, train, evaluate, jobs, quotas, classroom, accounts):
+    for group in (datasets, networks, train, predict, evaluate, jobs, quotas, classroom,
+                  accounts):
         group.register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""`python -m engine train` and `predict`; the training options, generated from TrainConfig.
+"""`python -m engine train`; the training options, generated from TrainConfig.
 
 Every field of TrainConfig (and of its AugmentConfig, as --aug-NAME) is an option with default
 None, so only what the user typed overrides the defaults, or a saved config on --resume; a new
@@ -122,18 +122,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="classify images with a trained checkpoint")
-    p.add_argument("checkpoint", help="a checkpoint .pt file or a run directory")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--digit", action=argparse.BooleanOptionalAction, default=None,
-                   help="frame the ink like MNIST first (drawings, photos of digits); "
-                        "default: as the model's contract says")
-    p.add_argument("--polarity", default="auto", choices=["auto", "invert", "as-is"])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_predict)
-
 
 def cmd_train(a: argparse.Namespace) -> dict:
     from engine.training.distributed import run_training
@@ -162,20 +150,6 @@ def cmd_train(a: argparse.Namespace) -> dict:
 def console_setup(rank: int) -> tuple[MetricsSink | None, None]:
     """The hooks of a foreground training's rank: rank 0 prints progress."""
     return (ConsoleSink() if rank == 0 else None), None
-
-
-def cmd_predict(a: argparse.Namespace) -> Any:
-    from engine.inference.predictor import Predictor
-
-    predictor = Predictor(a.checkpoint, device=a.device)
-    results = []
-    for path in a.images:
-        pred = predictor.predict(path, top_k=a.top_k, digit=a.digit, polarity=a.polarity)[0]
-        results.append({"image": path, **pred.to_dict()})
-    if a.json:
-        return results
-    return "\n".join(f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.1%}"
-                                                   for t in r["top"]) for r in results)
 
 
 class ConsoleSink(MetricsSink):

@@ -6,6 +6,7 @@ failure gets exactly one message (a truncated PNG is "cannot read", never also "
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +30,11 @@ class UploadResult:
     error: str | None = None  # why there is no result: one message
 
 
-def classify_uploads(backend: backends.Backend, files: list[tuple[str, bytes]], digit: bool,
+def classify_uploads(backend: backends.Backend,
+                     files: list[tuple[str, bytes | str | os.PathLike]], digit: bool,
                      polarity: str, top_k: int = 5) -> list[UploadResult]:
-    """One UploadResult per (name, bytes), in order; the readable ones classified in a batch."""
+    """One UploadResult per (name, bytes or path), in order; the readable ones classified in
+    a batch."""
     items: list[UploadResult] = []
     for name, data in files:
         try:
