@@ -11,6 +11,7 @@ import torch
 
 from dashboard import charts, nav, session, widgets
 from dashboard.views import start_from
+from dashboard.views.train_forms import choice, number, slider
 from engine import jobs
 from engine.datasets import list_datasets, open_dataset
 from engine.devices import describe, list_devices
@@ -23,15 +24,7 @@ from engine.networks import (
     zoo_info,
     zoo_spec,
 )
-from engine.training import (
-    LR_POLICIES,
-    PRECISIONS,
-    SOLVERS,
-    AugmentConfig,
-    ConfigError,
-    TrainConfig,
-    lr_schedule,
-)
+from engine.training import AugmentConfig, ConfigError, TrainConfig, lr_schedule
 from engine.training.augment import augment_batch
 from engine.training.presets import PRESETS, get_preset
 
@@ -138,31 +131,32 @@ def _network_section(base: dict, shape: tuple[int, int, int], classes: int,
 
 
 def _solver_section(base: dict) -> dict[str, Any]:
+    """Solver and schedule; every input's bounds and choices are the option's (train_forms)."""
     c1, c2, c3 = st.columns(3)
-    solver = c1.selectbox("Solver", SOLVERS, index=_index(list(SOLVERS), base["solver"]),
-                          key="nm_solver")
-    lr = c2.number_input("Base learning rate", min_value=1e-7, max_value=10.0, format="%.5f",
-                         value=float(base.get("lr") or DEFAULT_LR[solver]), key="nm_lr")
-    momentum = c3.number_input("Momentum", 0.0, 0.999, float(base["momentum"]), key="nm_mom")
+    solver = choice(c1, "Solver", "solver", base["solver"], key="nm_solver")
+    lr = number(c2, "Base learning rate", "lr", base.get("lr") or DEFAULT_LR[solver],
+                format="%.5f", key="nm_lr")
+    momentum = number(c3, "Momentum", "momentum", base["momentum"], key="nm_mom")
     c1, c2, c3 = st.columns(3)
-    weight_decay = c1.number_input("Weight decay", 0.0, 1.0, float(base["weight_decay"]),
-                                   format="%.5f", key="nm_wd")
-    policy = c2.selectbox("Learning-rate policy", LR_POLICIES,
-                          index=_index(list(LR_POLICIES), base["lr_policy"]), key="nm_policy")
-    warmup = c3.number_input("Warm-up epochs", 0.0, 100.0, float(base["warmup_epochs"]),
-                             key="nm_warmup")
+    weight_decay = number(c1, "Weight decay", "weight_decay", base["weight_decay"],
+                          format="%.5f", key="nm_wd")
+    policy = choice(c2, "Learning-rate policy", "lr_policy", base["lr_policy"],
+                    key="nm_policy")
+    warmup = number(c3, "Warm-up epochs", "warmup_epochs", base["warmup_epochs"],
+                    key="nm_warmup")
     out = {"solver": solver, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
            "lr_policy": policy, "warmup_epochs": warmup, "step_size": base["step_size"],
            "gamma": base["gamma"], "power": base["power"], "milestones": base["milestones"]}
     c1, c2, c3 = st.columns(3)
     if policy in ("step", "sigmoid"):
-        out["step_size"] = c1.number_input("Step size (epochs)", 0.1, 1000.0,
-                                           float(base["step_size"]), key="nm_step")
+        out["step_size"] = number(c1, "Step size (epochs)", "step_size", base["step_size"],
+                                  key="nm_step")
     if policy in ("step", "multistep", "exp", "inv", "sigmoid"):
-        out["gamma"] = c2.number_input("Gamma", -100.0, 100.0, float(base["gamma"]),
-                                       format="%.4f", key="nm_gamma")
+        # The range the policy picks: sigmoid takes a negative gamma, the others do not.
+        out["gamma"] = number(c2, "Gamma", "gamma", base["gamma"], by_value=policy,
+                              format="%.4f", key="nm_gamma")
     if policy in ("inv", "poly"):
-        out["power"] = c3.number_input("Power", 0.0, 10.0, float(base["power"]), key="nm_power")
+        out["power"] = number(c3, "Power", "power", base["power"], key="nm_power")
     if policy == "multistep":
         text = c3.text_input("Milestones (epochs, comma-separated)",
                              ",".join(f"{m:g}" for m in base["milestones"]) or "5,8",
@@ -180,22 +174,22 @@ def _augment_section(base: dict, dataset) -> dict[str, Any]:
                      expanded=AugmentConfig(**a).active if a else False):
         c1, c2, c3, c4 = st.columns(4)
         aug = {
-            "rotation": c1.slider("Rotation (±degrees)", 0.0, 180.0, float(a.get("rotation", 0)),
-                                  key="nm_rot"),
-            "shift": c2.slider("Shift (±fraction)", 0.0, 0.5, float(a.get("shift", 0)),
-                               key="nm_shift"),
-            "shear": c3.slider("Shear (±degrees)", 0.0, 45.0, float(a.get("shear", 0)),
-                               key="nm_shear"),
-            "zoom": c4.slider("Zoom (±fraction)", 0.0, 0.5, float(a.get("zoom", 0)),
-                              key="nm_zoom"),
+            "rotation": slider(c1, "Rotation (±degrees)", "augment.rotation",
+                               a.get("rotation", 0), key="nm_rot"),
+            "shift": slider(c2, "Shift (±fraction)", "augment.shift", a.get("shift", 0),
+                            key="nm_shift"),
+            "shear": slider(c3, "Shear (±degrees)", "augment.shear", a.get("shear", 0),
+                            key="nm_shear"),
+            "zoom": slider(c4, "Zoom (±fraction)", "augment.zoom", a.get("zoom", 0),
+                           key="nm_zoom"),
         }
         c1, c2, c3, c4 = st.columns(4)
         aug["hflip"] = c1.checkbox("Horizontal flips", bool(a.get("hflip")), key="nm_hflip")
         aug["vflip"] = c2.checkbox("Vertical flips", bool(a.get("vflip")), key="nm_vflip")
-        aug["invert"] = c3.slider("Invert (probability)", 0.0, 1.0, float(a.get("invert", 0)),
-                                  key="nm_invert")
-        aug["noise"] = c4.slider("Noise (std)", 0.0, 0.5, float(a.get("noise", 0)),
-                                 key="nm_noise")
+        aug["invert"] = slider(c3, "Invert (probability)", "augment.invert",
+                               a.get("invert", 0), key="nm_invert")
+        aug["noise"] = slider(c4, "Noise (std)", "augment.noise", a.get("noise", 0),
+                              key="nm_noise")
         cfg = AugmentConfig(**aug)
         if cfg.active and dataset is not None:
             st.caption("Preview: the same 8 training images, augmented")
@@ -241,11 +235,11 @@ def render() -> None:
     st.subheader("Solver")
     solver = _solver_section(base)
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 1000, int(base["epochs"]), key="nm_epochs")
-    batch = c2.number_input("Batch size", 1, 8192, int(base["batch_size"]), key="nm_batch")
-    seed = c3.number_input("Seed", 0, 2**31 - 1, int(base["seed"]), key="nm_seed")
-    early = c4.number_input("Early-stopping patience (0 = off)", 0, 100,
-                            int(base["early_stopping"]), key="nm_early")
+    epochs = number(c1, "Epochs", "epochs", base["epochs"], key="nm_epochs")
+    batch = number(c2, "Batch size", "batch_size", base["batch_size"], key="nm_batch")
+    seed = number(c3, "Seed", "seed", base["seed"], key="nm_seed")
+    early = number(c4, "Early-stopping patience (0 = off)", "early_stopping",
+                   base["early_stopping"], key="nm_early")
     preview = TrainConfig(dataset=ds_name, epochs=int(epochs), **solver)
     try:
         st.altair_chart(charts.schedule(lr_schedule(preview, points_per_epoch=8)), width="stretch")
@@ -265,22 +259,21 @@ def render() -> None:
     gpus = sum(d["id"].startswith("cuda") for d in machine)
     count = 1
     if gpus > 1 and device != "cpu":  # data parallel: one job over several GPUs
-        count = int(c1.number_input(
-            "GPUs for this job", 1, gpus, min(max(int(base.get("devices") or 1), 1), gpus),
+        count = int(number(  # no more than the machine has
+            c1, "GPUs for this job", "devices", base.get("devices") or 1, most=gpus,
             key="nm_devices", help="Data parallel (DDP): each GPU trains on its share of "
                                    "every batch; the batch size is the total over them."))
         if count > 1:
             device = "cuda"  # any free ones; the scheduler reserves them all at once
             c1.caption(f"{count} GPUs, {int(batch) // count}+ images each per step")
-    precision = c2.selectbox("Precision", PRECISIONS,
-                             index=_index(list(PRECISIONS), base["precision"]), key="nm_prec",
-                             help="bf16/fp16 mixed precision needs a CUDA device")
+    precision = choice(c2, "Precision", "precision", base["precision"], key="nm_prec",
+                       help="bf16/fp16 mixed precision needs a CUDA device")
     compile_ = c3.checkbox("torch.compile", bool(base["compile"]), key="nm_compile")
     c1, c2, c3 = st.columns(3)
-    val_interval = c1.number_input("Validation interval (epochs)", 1, 100,
-                                   int(base["val_interval"]), key="nm_val_int")
-    ckpt_interval = c2.number_input("Checkpoint interval (epochs)", 1, 100,
-                                    int(base["checkpoint_interval"]), key="nm_ckpt_int")
+    val_interval = number(c1, "Validation interval (epochs)", "val_interval",
+                          base["val_interval"], key="nm_val_int")
+    ckpt_interval = number(c2, "Checkpoint interval (epochs)", "checkpoint_interval",
+                           base["checkpoint_interval"], key="nm_ckpt_int")
     name = c3.text_input("Job name", (base.get("name") or "") + (" (clone)" if clone_id else ""),
                          key="nm_name")
     with st.expander("Sweep: one job per combination"):

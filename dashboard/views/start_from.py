@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import session
+from dashboard.views.train_forms import number
 from engine import jobs
 from engine.state.runs import has_checkpoint
 from engine.training.config import ConfigError
@@ -105,8 +106,8 @@ def section(base: dict[str, Any]) -> dict[str, Any]:
                           index=freeze_options.index(freeze_now)
                           if freeze_now in freeze_options else 0,
                           key="nm_freeze", help="a number: the first N layers with weights")
-    factor = c2.number_input("Learning rate of pretrained layers (fraction of the rate)",
-                             0.001, 1.0, float(base.get("pretrained_lr_factor") or 1.0),
-                             format="%.3f", key="nm_pre_lr")
+    factor = number(c2, "Learning rate of pretrained layers (fraction of the rate)",
+                    "pretrained_lr_factor", base.get("pretrained_lr_factor") or 1.0,
+                    format="%.3f", key="nm_pre_lr")
     return {"init_from": init_from, "freeze": "" if freeze == "none" else freeze,
             "pretrained_lr_factor": float(factor)}

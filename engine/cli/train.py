@@ -20,48 +20,38 @@ from engine.cli.common import CliError
 from engine.cli.networks import load_network_arg
 from engine.state.runs import new_job_id, read_run_config
 from engine.state.workspace import studio_home
-from engine.training import LR_POLICIES, PRECISIONS, SOLVERS, AugmentConfig, TrainConfig
+from engine.training import AugmentConfig, TrainConfig
+from engine.training.config import Option, option
 from engine.training.sink import MetricsSink
 
-# Help texts of the options whose names do not say enough.
-HELP = {
-    "dataset": "dataset name or id",
-    "network": "zoo name or a JSON/YAML spec file",
-    "step_size": "epochs (step, sigmoid)",
-    "milestones": "comma-separated epochs (multistep)",
-    "power": "inv, poly",
-    "early_stopping": "patience in validation passes (0 = off)",
-    "device": "auto, cpu, cuda, cuda:N; several: cuda:0,1 or cpu:N (N CPU processes)",
-    "devices": "devices one job trains on in parallel (DDP ranks, one process each)",
-    "compile": "torch.compile the model",
-    "rotation": "degrees", "shift": "fraction", "shear": "degrees", "zoom": "fraction",
-    "invert": "probability", "noise": "std on 0..1 pixels",
-    "init_from": "start from JOB[:best|last|EPOCH], a weights file (.pt/.pth state dict or "
-                 "checkpoint) or torchvision[:WEIGHTS] (downloads)",
-    "freeze": "with --init-from: freeze the first N layers with weights, or all-but-head",
-    "pretrained_lr_factor": "learning rate of the pretrained layers, as a fraction of --lr",
-}
 # Options that take a comma-separated list in `jobs submit` (a sweep: one job per combination).
 SWEEPABLE = ("lr", "batch_size")
 
 
-def _choices() -> dict[str, tuple[str, ...]]:
-    return {"solver": SOLVERS, "lr_policy": LR_POLICIES, "precision": PRECISIONS}
+def option_help(opt: Option, prefix: str = "") -> str:
+    """An option's --help line, from its metadata: what it is, what it takes, its default
+    (argparse lists the choices itself)."""
+    taken = ""
+    if opt.range is not None:
+        taken = ("each " if opt.each else "") + ("" if opt.whole else "in ") \
+            + opt.range.text(opt.whole)
+        taken += "".join(f"; with --{opt.by.replace('_', '-')} {value}: {r.text(opt.whole)}"
+                         for value, r in opt.ranges.items())
+    default = f"(default {opt.default})" if opt.default not in (None, "") else ""
+    return " ".join(filter(None, ["augmentation:" if prefix else "",
+                                  "; ".join(filter(None, [opt.help, taken])), default]))
 
 
 def add_train_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
-    """One option per TrainConfig field (default None); with sweep, SWEEPABLE ones take lists."""
+    """One option per TrainConfig field (default None), its help and choices from the field's
+    metadata; with sweep, SWEEPABLE ones take lists."""
 
-    choices = _choices()
     for f, prefix in [*((f, "") for f in dataclasses.fields(TrainConfig) if f.name != "augment"),
                       *((f, "aug_") for f in dataclasses.fields(AugmentConfig))]:
+        opt = option(("augment." if prefix else "") + f.name)
         dest = prefix + f.name
         flag = "--" + dest.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        helptext = " ".join(filter(None, ["augmentation:" if prefix else "",
-                                          HELP.get(f.name, ""),
-                                          f"(default {default})" if default not in (None, "")
-                                          else ""]))
+        helptext = option_help(opt, prefix)
         kind = typing.get_type_hints(AugmentConfig if prefix else TrainConfig)[f.name]
         if kind is bool:
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
@@ -71,7 +61,7 @@ def add_train_options(parser: argparse.ArgumentParser, sweep: bool = False) -> N
                                 help=f"{helptext}; comma-separated for a sweep")
         elif kind in (int, float, str):
             parser.add_argument(flag, dest=dest, type=kind, default=None, help=helptext,
-                                choices=choices.get(f.name))
+                                choices=opt.choices or None)
         else:  # network (name or spec file), milestones (a list): parsed by config_from_args
             parser.add_argument(flag, dest=dest, default=None, help=helptext)
 

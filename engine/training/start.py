@@ -42,16 +42,14 @@ def source_job(init_from: str) -> str | None:
     return init_from.split(":")[0]
 
 
-def start_settings_problem(init_from: str, freeze: str, lr_factor: float) -> str | None:
-    """What is wrong with the start settings (TrainConfig.validate raises it), or None."""
+def start_settings_problem(init_from: str, freeze: str) -> str | None:
+    """What is wrong with the start settings (TrainConfig.validate raises it), or None; the
+    pretrained learning-rate factor's range is TrainConfig's field metadata."""
     if freeze and freeze != FREEZE_ALL_BUT_HEAD and not freeze.isdigit():
         return f"freeze takes a number of layers or '{FREEZE_ALL_BUT_HEAD}', not {freeze!r}"
     if freeze and not init_from:
         return ("freezing keeps layers as they start: it needs a start (init_from), or the "
                 "frozen layers would stay random")
-    if not 0 < lr_factor <= 1:
-        return (f"the pretrained learning-rate factor must be in (0, 1], not {lr_factor} "
-                "(to stop layers learning, freeze them)")
     if init_from and not is_path(init_from) and not is_torchvision(init_from):
         try:
             split_job_ref(init_from)
