@@ -12,7 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from engine import jobs
-from engine.cli.common import CliError
+from engine.cli.common import CliError, print_result
 from engine.hosting.ownership import acting_user, check_may_write
 
 
@@ -151,7 +151,7 @@ def cmd_classify(a: argparse.Namespace) -> Any:
             out["rows"] = list(csv.DictReader(io.StringIO(text)))
         if labelled:
             out["labelled"] = labelled
-        return out
+        return _unless_none_classified(out, result, True)
     lines = []
     if not a.csv:
         for row in csv.DictReader(io.StringIO(text)):
@@ -161,13 +161,27 @@ def cmd_classify(a: argparse.Namespace) -> Any:
                          + mark))
         lines.append("")
     lines.append(f"{result['images']} images classified with job {job['id']} {ckpt.name}"
-                 + (f", {result['errors']} unreadable" if result["errors"] else "")
+                 + (f", {result['errors']} could not be" if result["errors"] else "")
                  + (f", {result['unlabelled']} without a label" if result["unlabelled"] else "")
                  + (f", {result['unknown_label']} with a label the model does not know"
                     if result["unknown_label"] else ""))
-    if a.csv:
+    if a.csv:  # the rows are in the CSV: the failures are named here all the same
+        lines += [f"{f['file']}: error: {f['error']}" for f in result.get("failures", [])]
+        if result.get("failures_not_listed"):
+            lines.append(f"... and {result['failures_not_listed']} more (the CSV's error "
+                         "column)")
         lines.append(f"results: {text}")
     if labelled:
         lines += ["", format_evaluation(labelled, f"on the {labelled['images']} labelled "
                                                   "images:")]
-    return "\n".join(lines)
+    return _unless_none_classified("\n".join(lines), result, False)
+
+
+def _unless_none_classified(output: Any, result: dict[str, Any], as_json: bool) -> Any:
+    """The output; but when no image could be classified, printed before a one-line error (a
+    batch fails only then: one bad image among many is a row with its reason)."""
+    if result["errors"] and not result["images"]:
+        print_result(output, as_json)
+        raise CliError(f"none of the {result['errors']} images could be classified"
+                       + ("" if as_json else " (each one's reason is above)"))
+    return output

@@ -1,6 +1,8 @@
 """Classify many images — a zip, folders or files — streamed in batches so thousands of images
 neither block the caller nor fill memory; labels (folder per class, or a CSV) give accuracy and
-a confusion matrix."""
+a confusion matrix. A file that cannot be classified (unreadable, too big, blank) gets its row
+with the one-line reason in the error column and is listed in the result's failures; the
+others are classified all the same."""
 
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ from engine.evaluation.evaluate import summarize
 from engine.images.framing import EmptyDrawing
 from engine.images.loading import ImageError, load_image
 from engine.inference.predictor import Predictor
+from engine.inference.uploads import reason
 from engine.state import limits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm"}
+# The result lists this many failures (file and reason); the CSV has every one.
+FAILURES_LISTED = 200
 
 
 @dataclass
@@ -108,7 +113,10 @@ def classify_many(checkpoint: str | os.PathLike, inputs: list[str | os.PathLike]
                   progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
     """Classify every image of `inputs`, writing one CSV row per file as batches complete.
 
-    labels: None, "folders" (each image's folder is its class) or a CSV of file,label."""
+    labels: None, "folders" (each image's folder is its class) or a CSV of file,label.
+    The result counts the images classified and the errors (files that could not be), and
+    lists the first FAILURES_LISTED failures as {"file", "error"} (failures_not_listed: the
+    rest)."""
     predictor = Predictor(checkpoint, device=device)
     label_map = read_label_csv(labels) if labels not in (None, "folders") else labels
     class_index = {c: i for i, c in enumerate(predictor.classes)}
@@ -120,6 +128,7 @@ def classify_many(checkpoint: str | os.PathLike, inputs: list[str | os.PathLike]
     y_true: list[int] = []
     probs_kept: list[np.ndarray] = []  # only for labelled images: N x C floats, small
     counts = {"images": 0, "errors": 0, "unlabelled": 0, "unknown_label": 0}
+    failures: list[dict[str, str]] = []
     pending: list[tuple[Item, np.ndarray, str | None]] = []
 
     def flush() -> None:
@@ -154,7 +163,10 @@ def classify_many(checkpoint: str | os.PathLike, inputs: list[str | os.PathLike]
                                           polarity=polarity)
             except (ImageError, EmptyDrawing, ValueError) as e:
                 counts["errors"] += 1
-                writer.writerow([item.name, label or "", "", "", ""] + [""] * k + [str(e)])
+                why = reason(e, item.name)
+                writer.writerow([item.name, label or "", "", "", ""] + [""] * k + [why])
+                if len(failures) < FAILURES_LISTED:
+                    failures.append({"file": item.name, "error": why})
                 continue
             pending.append((item, image, label))
             if len(pending) >= batch_size:
@@ -163,7 +175,10 @@ def classify_many(checkpoint: str | os.PathLike, inputs: list[str | os.PathLike]
     finally:
         if out_csv:
             out.close()
-    result: dict[str, Any] = {**counts, "csv": str(out_csv) if out_csv else out.getvalue()}
+    result: dict[str, Any] = {**counts, "failures": failures,
+                              "csv": str(out_csv) if out_csv else out.getvalue()}
+    if counts["errors"] > len(failures):
+        result["failures_not_listed"] = counts["errors"] - len(failures)
     if y_true:
         result["labelled"] = summarize(np.stack(probs_kept), np.asarray(y_true),
                                        predictor.classes)

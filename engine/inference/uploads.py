@@ -68,6 +68,15 @@ def classify_pictures(backend: backends.Backend, items: list[UploadResult], digi
     return items
 
 
+def reason(error: Exception, name: str) -> str:
+    """The one line that says why the image `name` could not be classified: the same words
+    for an upload, a file given to `predict` and a member of a classify-many zip."""
+    if isinstance(error, EmptyDrawing):
+        return NO_INK
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return _named(first, name)
+
+
 def _named(message: str, name: str) -> str:
     # load_image names bytes by their length; the file's own name says more.
     return message.replace("cannot read image (", f"cannot read {name!r} (", 1)
