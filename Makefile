@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run replicas demo test test-fast test-gpu bench docs lint clean
+.PHONY: install run replicas demo test test-fast test-gpu bench docs screenshots lint clean
 
 install: $(VENV)/.installed
 
@@ -61,8 +61,12 @@ bench: install
 	$(PY) bench/deploy_cpu.py
 	$(PY) bench/serve_load.py
 
-# Refresh the README's screenshots (docs/*.png) from the browser tests.
+# The docs site (mkdocs.yml, docs/*.md) into site/; strict: a broken link or anchor fails.
 docs: install
+	$(PY) -m mkdocs build --strict --site-dir site
+
+# Refresh the screenshots (docs/*.png) from the browser tests.
+screenshots: install
 	STUDIO_UPDATE_DOCS=1 $(PY) -m pytest -q -m browser
 
 lint: install
