@@ -105,7 +105,7 @@ def _refuse_taken_name(conn: sqlite3.Connection, name: str) -> None:
     row = store.get_dataset(conn, name)
     if row is not None and row["name"] == name:
         raise DatasetError(f"a dataset named {name!r} already exists")
-    taken = [r[0] for r in conn.execute("SELECT name FROM datasets")]
+    taken = store.dataset_names(conn)
     found = names.clash(name, taken)
     if found:
         other, how = found

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +28,6 @@ if TYPE_CHECKING:
 
 Home = str | os.PathLike | None
 POLARITIES = ("auto", "invert", "as-is")
-
-
-def _board_row(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    d["shared"] = bool(d["shared"])
-    d["hidden"] = bool(d.get("hidden"))
-    return d
 
 
 def _visible(board: dict[str, Any], user: str | None,
@@ -58,9 +50,7 @@ def create_board(name: str, owner: str, shared: bool = True, home: Home = None) 
     board_id = uuid.uuid4().hex[:12]
     with store.opened(home) as conn:
         try:
-            conn.execute("INSERT INTO probe_boards (id, name, owner, shared, created) "
-                         "VALUES (?, ?, ?, ?, ?)", (board_id, name, owner, int(shared),
-                                                    time.time()))
+            store.add_board(conn, board_id, name, owner, shared)
         except sqlite3.IntegrityError as e:
             raise ValueError(f"you already have a board named {name!r}") from e
     return board_id
@@ -71,11 +61,7 @@ def list_boards(user: str | None, home: Home = None) -> list[dict[str, Any]]:
 
     with store.opened(home) as conn:
         every = access.is_instructor_in(conn, user)  # instructors see every board
-        rows = conn.execute(
-            "SELECT b.*, (SELECT COUNT(*) FROM probes p WHERE p.board = b.id) AS probes "
-            "FROM probe_boards b WHERE b.owner = ? OR (b.shared AND NOT b.hidden) OR ? "
-            "ORDER BY b.owner = ? DESC, b.created DESC, b.rowid DESC", (user, int(every), user))
-        return [_board_row(r) for r in rows]
+        return store.boards_for(conn, user, every)
 
 
 def get_board(board_id: str, user: str | None = None, home: Home = None) -> dict[str, Any]:
@@ -85,10 +71,9 @@ def get_board(board_id: str, user: str | None = None, home: Home = None) -> dict
 
 
 def _get_board(conn: sqlite3.Connection, board_id: str, user: str | None) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM probe_boards WHERE id = ?", (board_id,)).fetchone()
-    if row is None:
+    board = store.get_board(conn, board_id)
+    if board is None:
         raise KeyError(f"no probe board {board_id!r}")
-    board = _board_row(row)
     if not _visible(board, user, conn):
         raise PermissionError("this probe board is private to its owner")
     return board
@@ -106,14 +91,14 @@ def set_shared(board_id: str, shared: bool, user: str | None, home: Home = None)
         if shared and _get_board(conn, board_id, user)["hidden"]:
             raise PermissionError("this is the class's hidden board: it stays private, so "
                                   "students never see its images")
-        conn.execute("UPDATE probe_boards SET shared = ? WHERE id = ?", (int(shared), board_id))
+        store.set_board_shared(conn, board_id, shared)
 
 
 def delete_board(board_id: str, user: str | None, home: Home = None) -> None:
     """Delete a board and its probes (owner only -> PermissionError)."""
     with store.opened(home) as conn:
         _owned(conn, board_id, user, "delete it")
-        conn.execute("DELETE FROM probe_boards WHERE id = ?", (board_id,))
+        store.delete_board(conn, board_id)
 
 
 def add_probe(board_id: str, image_png: bytes, label: str, polarity: str = "auto",
@@ -138,12 +123,8 @@ def add_probes(board_id: str, items: list[tuple[bytes, str, str]], polarity: str
         _owned(conn, board_id, user, "add images to it")
         ids = []
         for image_png, label, source in items:
-            cur = conn.execute(
-                "INSERT INTO probes (board, image, label, polarity, digit, source, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (board_id, image_png, str(label).strip(), polarity, int(digit), source,
-                 time.time()))
-            ids.append(int(cur.lastrowid))
+            ids.append(store.add_probe(conn, board_id, image_png, str(label).strip(), polarity,
+                                       digit, source))
         return ids
 
 
@@ -152,17 +133,16 @@ def list_probes(board_id: str, user: str | None = None, home: Home = None
     """The board's probes, oldest first, with their PNG bytes under "image"."""
     with store.opened(home) as conn:
         _get_board(conn, board_id, user)
-        rows = conn.execute("SELECT * FROM probes WHERE board = ? ORDER BY id", (board_id,))
-        return [{**dict(r), "digit": bool(r["digit"])} for r in rows]
+        return store.board_probes(conn, board_id)
 
 
 def delete_probe(probe_id: int, user: str | None, home: Home = None) -> None:
     with store.opened(home) as conn:
-        row = conn.execute("SELECT board FROM probes WHERE id = ?", (probe_id,)).fetchone()
-        if row is None:
+        board_id = store.probe_board_of(conn, probe_id)
+        if board_id is None:
             raise KeyError(f"no probe {probe_id}")
-        _owned(conn, row["board"], user, "delete its images")
-        conn.execute("DELETE FROM probes WHERE id = ?", (probe_id,))
+        _owned(conn, board_id, user, "delete its images")
+        store.delete_probe(conn, probe_id)
 
 
 # --- scoring --------------------------------------------------------------------------------

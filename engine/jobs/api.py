@@ -87,10 +87,9 @@ def _find(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
     job = store.get_job(conn, job_id)
     if job is not None:
         return job
-    rows = conn.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
-                        (job_id.replace("%", r"\%").replace("_", r"\_") + "%",)).fetchall()
+    rows = store.job_ids_starting(conn, job_id)
     if len(rows) == 1:
-        return store.get_job(conn, rows[0][0])
+        return store.get_job(conn, rows[0])
     raise JobError(f"no job {job_id!r}" if not rows else f"{job_id!r} matches several jobs")
 
 
@@ -141,7 +140,7 @@ def _check_devices(cfg: TrainConfig, home: Home) -> None:
 
 def _home_of(conn: sqlite3.Connection) -> str:
     """The workspace of an open store connection (its database file's folder)."""
-    return os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2])
+    return store.home_of(conn)
 
 
 def _insert(conn: sqlite3.Connection, cfg: TrainConfig, owner: str | None, name: str,

@@ -141,7 +141,6 @@ def queue_now(conn: sqlite3.Connection, order: str = FAIR) -> list[Placement]:
     if not queued:
         return []
     running = store.list_jobs(conn, statuses=("running",))
-    last = {row[0] or "": row[1] for row in conn.execute(
-        "SELECT owner, MAX(started) FROM jobs WHERE started IS NOT NULL GROUP BY owner")}
+    last = store.last_started_by_owner(conn)
     return order_queue(queued, running, order=order, last_served=last,
                        max_running=quotas.running_limit(conn))

@@ -99,10 +99,9 @@ class CancelWatcher:
     def refresh(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         try:
-            row = self.conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?",
-                                    (self.job_id,)).fetchone()
+            asked = store.cancel_requested(self.conn, [self.job_id])
             # A deleted row means nobody wants this run any more.
-            self.cancelled = self.cancelled or row is None or bool(row[0])
+            self.cancelled = self.cancelled or asked.get(self.job_id, True)
             if now - self._beat >= HEARTBEAT_S:
                 self._beat = now
                 store.update_job(self.conn, self.job_id, heartbeat=time.time())

@@ -35,7 +35,7 @@ from engine.training.config import TrainConfig
 def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
     """Train job `job_id` to its end here; returns the status recorded."""
     conn = store.connect(home)
-    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe against crashes, fewer fsyncs
+    store.fewer_syncs(conn)
     job = store.get_job(conn, job_id)
     if job is None or job["status"] != "running":
         print(f"job {job_id} is not waiting for a worker; nothing to do", file=sys.stderr)
@@ -185,7 +185,7 @@ class JobRanks:
                 return False
             return None, follow_share
         conn = store.connect(self.home)
-        conn.execute("PRAGMA synchronous=NORMAL")
+        store.fewer_syncs(conn)
         watcher = CancelWatcher(conn, self.job_id)
 
         def should_stop() -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,8 +200,7 @@ def run_step(key: str, user: str, source: LabSource, form: StepForm | None = Non
     job_id = jobs.submit({**settings, "dataset": dataset_id, "name": name}, owner=user,
                          name=name, home=home, start_scheduler=start_scheduler)
     with closing(store.connect(home)) as conn:
-        conn.execute("INSERT INTO lab_runs (owner, step, job, created) VALUES (?, ?, ?, ?)",
-                     (user, step.key, job_id, time.time()))
+        store.add_lab_run(conn, user, step.key, job_id)
     return job_id
 
 
@@ -229,8 +227,7 @@ def lab_state(user: str | None, home: Home = None) -> list[StepState]:
     latest: dict[str, dict[str, Any]] = {}
     if user:
         with store.opened(home) as conn:
-            rows = conn.execute("SELECT step, job FROM lab_runs WHERE owner = ? ORDER BY id",
-                                (user,)).fetchall()
+            rows = store.lab_runs(conn, user)
             for row in rows:
                 job = store.get_job(conn, row["job"])
                 if job is not None:

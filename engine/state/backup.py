@@ -47,20 +47,10 @@ def backup(out: str | os.PathLike, home: Home = None, *, overwrite: bool = False
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)
     start = time.monotonic()
-    with closing(store.connect(home)) as src, closing(sqlite3.connect(tmp)) as dst:
-        src.backup(dst, pages=256, sleep=0.005)  # in steps: writers get the lock in between
-        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    store.copy_database(home, tmp)
     os.replace(tmp, out)
-    return {"backup": str(out), "bytes": out.stat().st_size, **_summary(out),
+    return {"backup": str(out), "bytes": out.stat().st_size, **store.database_summary(out),
             "seconds": round(time.monotonic() - start, 3)}
-
-
-def _summary(path: Path) -> dict:
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        return {"schema": conn.execute("PRAGMA user_version").fetchone()[0],
-                "jobs": conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0],
-                "users": conn.execute("SELECT COUNT(*) FROM users").fetchone()[0],
-                "metrics": conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]}
 
 
 def check_backup(path: str | os.PathLike) -> dict:
@@ -72,15 +62,13 @@ def check_backup(path: str | os.PathLike) -> dict:
         if f.read(16) != b"SQLite format 3\x00":
             raise BackupError(f"{path} is not an SQLite database")
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        ok, version = store.database_health(path)
         if ok != "ok":
             raise BackupError(f"{path} is damaged: {ok}")
         if version < 1 or version > len(store.MIGRATIONS):
             raise BackupError(f"{path} has schema version {version}; this studio knows "
                               f"1-{len(store.MIGRATIONS)}")
-        return _summary(path)
+        return store.database_summary(path)
     except sqlite3.DatabaseError as e:
         raise BackupError(f"{path} is not a usable studio database: {e}") from None
 

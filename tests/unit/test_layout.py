@@ -254,3 +254,15 @@ def test_the_engine_checks_read_the_code():
     assert "engine.training.trainer" in {t for t, _ in graph["engine.jobs.worker"][1]}
     assert _loads_heavy("engine.training.trainer", graph, set())
     assert not _loads_heavy("engine.training.config", graph, set())
+
+
+def test_sql_runs_only_in_the_store():
+    """engine/state/store/ owns the schema and every query: no SQL text runs anywhere else."""
+    store = ROOT / "engine" / "state" / "store"
+    calls = [f"{path.relative_to(ROOT)}:{n}"
+             for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+             if store not in path.parents
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if any(f".{verb}(" in line for verb in ("execute", "executemany", "executescript"))]
+    assert not calls, f"SQL outside engine/state/store: {calls}"
+    assert any(".execute(" in p.read_text() for p in store.glob("*.py"))  # the check sees SQL

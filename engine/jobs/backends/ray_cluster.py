@@ -308,9 +308,7 @@ class RayCluster:
 
     def _pass_cancels(self) -> None:
         ids = list(self.jobs)
-        marks = ",".join("?" * len(ids))
-        rows = dict(self.conn.execute(
-            f"SELECT id, cancel_requested FROM jobs WHERE id IN ({marks})", ids).fetchall())
+        rows = store.cancel_requested(self.conn, ids)
         # A deleted row means nobody wants the run any more.
         cancel = {i for i in ids if i not in rows or rows[i]}
         if cancel != self._cancel_sent:

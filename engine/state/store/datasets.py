@@ -56,3 +56,7 @@ def set_dataset_flags(conn: sqlite3.Connection, id: str, *, shared: bool | None 
         conn.execute("UPDATE datasets SET shared = ? WHERE id = ?", (int(shared), id))
     if locked is not None:
         conn.execute("UPDATE datasets SET locked = ? WHERE id = ?", (int(locked), id))
+
+
+def dataset_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM datasets")]

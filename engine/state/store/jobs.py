@@ -151,3 +151,27 @@ def get_events(conn: sqlite3.Connection, job: str, after_id: int = 0) -> list[di
     rows = conn.execute("SELECT * FROM events WHERE job = ? AND id > ? ORDER BY id",
                         (job, after_id))
     return [dict(r) for r in rows]
+
+
+def cancel_requested(conn: sqlite3.Connection, ids: list[str]) -> dict[str, bool]:
+    """job id -> whether a cancel was asked for, for the jobs that still exist."""
+    out: dict[str, bool] = {}
+    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+        part = ids[start:start + 500]
+        out.update((i, bool(c)) for i, c in conn.execute(
+            f"SELECT id, cancel_requested FROM jobs WHERE id IN ({', '.join('?' * len(part))})",
+            part))
+    return out
+
+
+def job_ids_starting(conn: sqlite3.Connection, prefix: str, limit: int = 2) -> list[str]:
+    """Ids of jobs whose id starts with `prefix` (taken literally), at most `limit`."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+    return [r[0] for r in conn.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT ?",
+                                       (pattern, limit))]
+
+
+def last_started_by_owner(conn: sqlite3.Connection) -> dict[str, float]:
+    """owner ("" for none) -> when their latest job started (the queue's fair share)."""
+    return {row[0] or "": row[1] for row in conn.execute(
+        "SELECT owner, MAX(started) FROM jobs WHERE started IS NOT NULL GROUP BY owner")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from engine.state.workspace import studio_home
@@ -237,3 +237,38 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def fewer_syncs(conn: sqlite3.Connection) -> None:
+    """WAL with synchronous=NORMAL: safe against crashes, fewer fsyncs (a worker's writes)."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def home_of(conn: sqlite3.Connection) -> str:
+    """The workspace of an open store connection (its database file's folder)."""
+    return os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+def copy_database(home: str | os.PathLike | None, dest: Path) -> None:
+    """Copy the workspace database into `dest` while writers go on (SQLite's backup API, in
+    steps so writers get the lock in between), as one self-contained file (no WAL)."""
+    with closing(connect(home)) as src, closing(sqlite3.connect(dest)) as dst:
+        src.backup(dst, pages=256, sleep=0.005)
+        dst.execute("PRAGMA journal_mode=DELETE")
+
+
+def database_summary(path: Path) -> dict[str, int]:
+    """Schema version and row counts of a database file, opened read-only."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return {"schema": conn.execute("PRAGMA user_version").fetchone()[0],
+                "jobs": conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0],
+                "users": conn.execute("SELECT COUNT(*) FROM users").fetchone()[0],
+                "metrics": conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]}
+
+
+def database_health(path: Path) -> tuple[str, int]:
+    """(SQLite's integrity_check answer, "ok" when sound; schema version) of a database file,
+    opened read-only; sqlite3.DatabaseError when it cannot be read."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return (conn.execute("PRAGMA integrity_check").fetchone()[0],
+                conn.execute("PRAGMA user_version").fetchone()[0])
