@@ -41,10 +41,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from engine import store  # noqa: E402
 from engine.jobs.fair_share import FAIR, FIFO, order_queue  # noqa: E402
 from engine.jobs.scheduler import Scheduler  # noqa: E402
 from engine.jobs.settings import SchedulerSettings  # noqa: E402
+from engine.state import store  # noqa: E402
 
 
 @dataclass(frozen=True)

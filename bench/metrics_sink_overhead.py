@@ -25,10 +25,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from engine import store  # noqa: E402
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
 from engine.jobs import submit  # noqa: E402
 from engine.jobs.sink import CancelWatcher, JobSink  # noqa: E402
+from engine.state import store  # noqa: E402
 from engine.training import MetricsSink, TrainConfig, train  # noqa: E402
 from testkit.mnist import MNIST_DIR as MNIST  # noqa: E402  (honours $STUDIO_MNIST_DIR)
 

@@ -30,8 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from engine import jobs, store  # noqa: E402
+from engine import jobs  # noqa: E402
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
+from engine.state import store  # noqa: E402
 from testkit import waiting  # noqa: E402
 
 JOB = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "epochs": 1,

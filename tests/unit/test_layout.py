@@ -266,3 +266,65 @@ def test_sql_runs_only_in_the_store():
              if any(f".{verb}(" in line for verb in ("execute", "executemany", "executescript"))]
     assert not calls, f"SQL outside engine/state/store: {calls}"
     assert any(".execute(" in p.read_text() for p in store.glob("*.py"))  # the check sees SQL
+
+
+def _names_bound_at_top(path: Path) -> set[str]:
+    """The names a module defines at its top level (also inside top-level if/try blocks)."""
+    names: set[str] = set()
+    body = list(ast.parse(path.read_text()).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, (ast.If, ast.Try)):
+            body.extend([*node.body, *node.orelse, *getattr(node, "finalbody", []),
+                         *(s for h in getattr(node, "handlers", []) for s in h.body)])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def _unresolved(path: Path, modules: dict[str, Path], root: Path = ROOT) -> list[str]:
+    """Each `from ours import name` in `path` (lazy ones too) whose module or name is gone."""
+    wrong = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+            continue
+        if node.module.split(".")[0] not in PACKAGES:
+            continue
+        where = f"{path.relative_to(root)}:{node.lineno}"
+        if node.module not in modules:
+            wrong.append(f"{where} imports {node.module}, which does not exist")
+            continue
+        bound = _names_bound_at_top(modules[node.module]) | set(_lazy_names(modules[node.module]))
+        wrong += [f"{where} imports {a.name} from {node.module}, which has no such name"
+                  for a in node.names
+                  if a.name not in bound and f"{node.module}.{a.name}" not in modules]
+    return wrong
+
+
+def test_every_import_of_ours_resolves():
+    """A moved module or name breaks its lazy importers only when they run (a Ray node's
+    task, the scheduler's cluster start): read every file's imports, not just the loaded
+    ones."""
+    modules = _modules()
+    files = [p for d in ("engine", "trt", "dashboard", "bench", "testkit", "tests")
+             for p in (ROOT / d).rglob("*.py")]
+    wrong = [w for p in files for w in _unresolved(p, modules)]
+    assert not wrong, "\n".join(wrong)
+
+
+
+def test_the_import_check_sees_a_missing_name(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from engine.datasets import layout\n"
+                   "from engine.state import nothing_here\nfrom engine.nowhere import x\n")
+    found = sorted(_unresolved(bad, _modules(), tmp_path))
+    assert len(found) == 3, found
+    assert "bad.py:2 imports layout from engine.datasets" in found[0]
+    assert "bad.py:3 imports nothing_here from engine.state" in found[1]
+    assert "bad.py:4 imports engine.nowhere, which does not exist" in found[2]

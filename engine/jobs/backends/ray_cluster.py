@@ -42,6 +42,7 @@ from engine.jobs.backends.ray_node import read_files, run_on_node_task, write_fi
 from engine.jobs.endings import check_pinned_dataset, evaluate_best, record_end
 from engine.jobs.sink import JobSink
 from engine.state import store
+from engine.state.dataset_files import dataset_dir
 from engine.state.runs import job_dir, pinned_dataset
 from engine.training.start import is_path, source_job
 
@@ -202,7 +203,7 @@ class RayCluster:
     def _dataset(self, job: dict) -> dict[str, Any]:
         """The job's dataset row and its files in the object store (put once per scheduler,
         nested in a list so a node fetches them only when its cache lacks them)."""
-        from engine.datasets import DatasetError, layout
+        from engine.datasets import DatasetError
 
         check_pinned_dataset(job["id"], job["config"]["dataset"], self.home)
         pin = pinned_dataset(job["id"], self.home)
@@ -211,7 +212,7 @@ class RayCluster:
             raise DatasetError(f"no dataset named {job['config']['dataset']!r}")
         key = (row["id"], str(row["manifest"].get("sha256")))
         if key not in self.datasets:
-            files = read_files(layout.dataset_dir(self.home, row["id"]), recursive=True)
+            files = read_files(dataset_dir(self.home, row["id"]), recursive=True)
             self.datasets[key] = ray.put(files)
         return {"row": row, "files": [self.datasets[key]], "key": key}
 
