@@ -56,6 +56,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.parent.name == "browser":  # tests/browser/ drives Chromium, marked or not
             item.add_marker(pytest.mark.browser)
+        if item.get_closest_marker("browser"):  # also those elsewhere (the replicas' proxy)
             # One retry, as Playwright's own test runner gives browser tests on CI: a real
             # browser beside training jobs on two cores. A test failing twice still fails, and
             # a retried one is listed (RERUN) in the summary (pytest-rerunfailures).

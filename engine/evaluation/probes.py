@@ -215,14 +215,14 @@ def score_board(board_id: str, job_ids: list[str], checkpoint: str = "best",
                 home: Home = None) -> BoardScore:
     """Classify every probe with every job's checkpoint: the lab's comparison table."""
     from engine.inference.backends import get_backend
-    from engine.inference.classify import classify_many
+    from engine.inference.classify import classify_batch
 
     probes = list_probes(board_id, user, home)
     images = [np.asarray(Image.open(io.BytesIO(p["image"]))) for p in probes]
     per_job: list[list[Cell]] = []
     for job_id in job_ids:
         model = get_backend(backend, job_checkpoint(job_id, checkpoint, home))
-        results = [classify_many(model, [im], top_k=1, digit=p["digit"],
+        results = [classify_batch(model, [im], top_k=1, digit=p["digit"],
                                  polarity=p["polarity"])[0] for im, p in zip(images, probes,
                                                                              strict=True)]
         per_job.append([Cell(None, 0.0, False) if r is None else

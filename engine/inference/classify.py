@@ -24,7 +24,7 @@ def classify(backend: Backend, image: ImageLike, top_k: int = 5, digit: bool = T
     return predictions(backend.probabilities(seen), backend.classes, seen, top_k)[0]
 
 
-def classify_many(backend: Backend, images: list[ImageLike], top_k: int = 5,
+def classify_batch(backend: Backend, images: list[ImageLike], top_k: int = 5,
                   digit: bool = True, polarity: str = "auto") -> list[Prediction | None]:
     """One result per image, None where an image holds nothing to classify; one batch."""
     seen: list[np.ndarray | None] = []

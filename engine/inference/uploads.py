@@ -59,7 +59,7 @@ def classify_pictures(backend: backends.Backend, items: list[UploadResult], digi
     # A framed digit is already what the network sees (ink framed, polarity applied): it is
     # classified as it is rather than framed a second time.
     images = [u.framed.image if digit else u.image for u in todo]
-    results = cl.classify_many(backend, images, top_k=top_k, digit=False,
+    results = cl.classify_batch(backend, images, top_k=top_k, digit=False,
                                polarity="as-is" if digit else polarity) if todo else []
     for u, r in zip(todo, results, strict=True):
         if r is None:

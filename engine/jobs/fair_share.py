@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.hosting import quotas
 from engine.state import store
+from engine.state.store import Job
 
 FAIR, FIFO = "fair", "fifo"
 QUEUE_ORDERS = (FAIR, FIFO)
@@ -32,7 +33,7 @@ QUEUE_ORDERS = (FAIR, FIFO)
 
 @dataclass(frozen=True)
 class Placement:
-    job: dict[str, Any]
+    job: Job | Mapping[str, Any]  # a store row (a plain mapping in tests and benchmarks)
     waits: str | None = None  # why it may not start now (a quota), None when it may
 
     @property
@@ -111,9 +112,9 @@ def order_queue(queued: Iterable[Mapping[str, Any]], running: Iterable[Mapping[s
             count[user] += counts(item[1])
             served[user] = (1, float(next(turn)))
         held.sort(key=_own_key)
-    out = [Placement(dict(job)) for _, job in starts]
+    out = [Placement(job) for _, job in starts]
     for _, job in held:
-        out.append(Placement(dict(job), _why_held(user_of(job), before.get(user_of(job), 0),
+        out.append(Placement(job, _why_held(user_of(job), before.get(user_of(job), 0),
                                                   limit(user_of(job)))))
     return out
 

@@ -41,6 +41,7 @@ from engine.processes import describe_exit, pid_alive
 from engine.state import store
 from engine.state.runs import job_dir
 from engine.state.scheduler_lock import scheduler_alive, take_lock
+from engine.state.store import Job
 from engine.state.workspace import atomic_write_json, read_json, studio_home
 from engine.threads import admits, shares, thread_env, write_share
 
@@ -238,47 +239,47 @@ class Scheduler:
         """Give each running CPU training its share of the thread budget now (tasks keep
         theirs): written to its job directory, which its worker reads between steps."""
         running = [j for j in store.list_jobs(self.conn, statuses=("running",), order="queue")
-                   if device_units(j["assigned_device"])[:1] == ["cpu"]]
-        running.sort(key=lambda j: j["started"] or 0)
+                   if device_units(j.assigned_device)[:1] == ["cpu"]]
+        running.sort(key=lambda j: j.started or 0)
         # A job of N CPU processes holds N places; each of its ranks gets the least of them.
-        sizes = [len(device_units(j["assigned_device"])) for j in running]
+        sizes = [len(device_units(j.assigned_device)) for j in running]
         given = shares([_kind(j) for j, n in zip(running, sizes, strict=True)
                         for _ in range(n)], **self._thread_rules())
         given = [min(given[sum(sizes[:i]):sum(sizes[:i + 1])]) for i in range(len(sizes))]
         for job, threads in zip(running, given, strict=True):
-            if self.shares.get(job["id"]) == threads or _kind(job) == "task":
-                self.shares.setdefault(job["id"], threads)
+            if self.shares.get(job.id) == threads or _kind(job) == "task":
+                self.shares.setdefault(job.id, threads)
                 continue
             try:
-                write_share(job_dir(job["id"], self.home), threads)
+                write_share(job_dir(job.id, self.home), threads)
             except OSError as e:
-                self.log(f"could not give job {job['id']} its thread share: {e}")
+                self.log(f"could not give job {job.id} its thread share: {e}")
                 continue
-            self.shares[job["id"]] = threads
-        alive = {j["id"] for j in running}
+            self.shares[job.id] = threads
+        alive = {j.id for j in running}
         self.shares = {k: v for k, v in self.shares.items() if k in alive}
 
     def recover(self) -> None:
         """Jobs left running by a previous scheduler: adopt live workers; re-queue the others
         to resume from their last checkpoint."""
         for job in store.list_jobs(self.conn, statuses=("running",)):
-            pid = job["pid"]
-            if pid_alive(pid, _worker_needle(job["id"])):
-                self.adopted[job["id"]] = pid
-                store.add_event(self.conn, job["id"], "adopted",
+            pid = job.pid
+            if pid_alive(pid, _worker_needle(job.id)):
+                self.adopted[job.id] = pid
+                store.add_event(self.conn, job.id, "adopted",
                                 f"a restarted scheduler watches worker {pid}")
-                self.log(f"adopted job {job['id']} (worker {pid})")
+                self.log(f"adopted job {job.id} (worker {pid})")
                 continue
             with store.transaction(self.conn):
-                if store.update_job(self.conn, job["id"], only_if_status=("running",),
+                if store.update_job(self.conn, job.id, only_if_status=("running",),
                                     status="interrupted", finished=time.time(),
                                     reason="worker_died", message=describe_exit(None)):
-                    store.add_event(self.conn, job["id"], "interrupted", describe_exit(None))
-                    store.update_job(self.conn, job["id"], status="queued", resume=True,
+                    store.add_event(self.conn, job.id, "interrupted", describe_exit(None))
+                    store.update_job(self.conn, job.id, status="queued", resume=True,
                                      queued=time.time(), finished=None)
-                    store.add_event(self.conn, job["id"], "recovered",
+                    store.add_event(self.conn, job.id, "recovered",
                                     "re-queued to resume from its last checkpoint")
-            self.log(f"recovered job {job['id']}: re-queued to resume")
+            self.log(f"recovered job {job.id}: re-queued to resume")
 
     def reap(self) -> None:
         for job_id, proc in list(self.children.items()):
@@ -295,8 +296,8 @@ class Scheduler:
         """A worker is gone. If it recorded no end, its job was interrupted; its checkpoints
         stay, so resume continues from the last one."""
         job = store.get_job(self.conn, job_id)
-        if job is None or job["status"] != "running":
-            self.log(f"job {job_id} ended: {job['status'] if job else 'deleted'}")
+        if job is None or job.status != "running":
+            self.log(f"job {job_id} ended: {job.status if job else 'deleted'}")
             return
         message = describe_exit(code)
         tail = _tail(job_dir(job_id, self.home) / "worker.log", 3) if code and code > 0 else ""
@@ -319,9 +320,9 @@ class Scheduler:
             return
         usage: collections.Counter = collections.Counter()
         for j in store.list_jobs(self.conn, statuses=("running",)):
-            for unit in device_units(j["assigned_device"]):  # every device of a DDP job
+            for unit in device_units(j.assigned_device):  # every device of a DDP job
                 usage[unit] += 1
-            if j["assigned_device"] == "cpu" and _kind(j) == "task":
+            if j.assigned_device == "cpu" and _kind(j) == "task":
                 usage["cpu:task"] += 1
         for job in queued:
             if self.cluster is not None and self.cluster.takes(job):
@@ -331,10 +332,10 @@ class Scheduler:
                 device = self._pick(job, usage)
             except ValueError as e:
                 with store.transaction(self.conn):
-                    if store.update_job(self.conn, job["id"], only_if_status=("queued",),
+                    if store.update_job(self.conn, job.id, only_if_status=("queued",),
                                         status="failed", finished=time.time(),
                                         reason="device", message=str(e)):
-                        store.add_event(self.conn, job["id"], "failed", str(e))
+                        store.add_event(self.conn, job.id, "failed", str(e))
                 continue
             if device is not None and self._launch(job, device, usage):
                 for unit in device_units(device):
@@ -342,15 +343,15 @@ class Scheduler:
                 if device == "cpu" and _kind(job) == "task":
                     usage["cpu:task"] += 1
 
-    def _pick(self, job: dict, usage: collections.Counter) -> str | None:
+    def _pick(self, job: Job, usage: collections.Counter) -> str | None:
         """A free device for the job, None to wait, ValueError if it can never run here."""
-        requested = job["device"]
+        requested = job.device
         if requested == "host":  # light host work (a dataset build): no training slot
             return "host"
         request = job_request(job)
         if request.count > 1:  # data parallel: all of its devices at once, or wait
             return pick_many(request, self.gpus, usage, _cpu_kinds(usage), self.settings,
-                             job["config"].get("precision", "fp32"))
+                             job.config.get("precision", "fp32"))
         gpus = [f"cuda:{i}" for i in range(self.gpus)]
         cpu_free = admits(_cpu_kinds(usage), _kind(job), cpu_slots=self.settings.cpu_slots,
                           **self._thread_rules())
@@ -358,7 +359,7 @@ class Scheduler:
             free = [g for g in gpus if not usage[g]]
             if free:
                 return free[0]
-            if job["config"].get("precision", "fp32") != "fp32":
+            if job.config.get("precision", "fp32") != "fp32":
                 if not gpus:
                     raise ValueError("mixed precision (bf16/fp16) needs a GPU; this machine "
                                      "has none")
@@ -376,17 +377,17 @@ class Scheduler:
                              f"{self.gpus} GPU(s)")
         return None if usage[name] else name
 
-    def _launch(self, job: dict, device: str, usage: collections.Counter | None = None
+    def _launch(self, job: Job, device: str, usage: collections.Counter | None = None
                 ) -> bool:
         now = time.time()
         with store.transaction(self.conn):
             claimed = store.update_job(
-                self.conn, job["id"], only_if_status=("queued",), status="running",
+                self.conn, job.id, only_if_status=("queued",), status="running",
                 assigned_device=device, started=now, finished=None, heartbeat=now, pid=None,
-                attempts=job["attempts"] + 1, reason=None, message=None)
+                attempts=job.attempts + 1, reason=None, message=None)
         if not claimed:  # cancelled or deleted meanwhile
             return False
-        run_dir = job_dir(job["id"], self.home)
+        run_dir = job_dir(job.id, self.home)
         run_dir.mkdir(parents=True, exist_ok=True)
         extra = {}
         units = device_units(device)
@@ -396,35 +397,35 @@ class Scheduler:
             kinds = [*_cpu_kinds(usage or collections.Counter()), *[_kind(job)] * len(units)]
             threads = min(shares(kinds, **self._thread_rules())[-len(units):])
             extra = thread_env(threads)
-            self.shares[job["id"]] = threads
+            self.shares[job.id] = threads
             if _kind(job) != "task":
                 write_share(run_dir, threads)
         try:
             with open(run_dir / "worker.log", "ab") as log:
                 proc = subprocess.Popen(
-                    [python(), "-m", "engine.jobs.worker", job["id"]], cwd=self.home,
+                    [python(), "-m", "engine.jobs.worker", job.id], cwd=self.home,
                     env=process_env(self.home, **extra), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as e:
             message = f"could not start a worker process: {e}"
             with store.transaction(self.conn):
-                store.update_job(self.conn, job["id"], status="failed", finished=time.time(),
+                store.update_job(self.conn, job.id, status="failed", finished=time.time(),
                                  reason="error", message=message)
-                store.add_event(self.conn, job["id"], "failed", message)
+                store.add_event(self.conn, job.id, "failed", message)
             return False
-        self.children[job["id"]] = proc
+        self.children[job.id] = proc
         with store.transaction(self.conn):
-            store.update_job(self.conn, job["id"], only_if_status=("running",), pid=proc.pid)
-            verb = "resumed" if job["resume"] else "started"
-            store.add_event(self.conn, job["id"], "started",
+            store.update_job(self.conn, job.id, only_if_status=("running",), pid=proc.pid)
+            verb = "resumed" if job.resume else "started"
+            store.add_event(self.conn, job.id, "started",
                             f"{verb} on {device} (worker pid {proc.pid})")
-        self.log(f"job {job['id']} {'resumed' if job['resume'] else 'started'} on {device}, "
+        self.log(f"job {job.id} {'resumed' if job.resume else 'started'} on {device}, "
                  f"pid {proc.pid}")
         return True
 
 
-def _kind(job: dict) -> str:
-    return "task" if job.get("kind") == "task" else "train"
+def _kind(job: Job) -> str:
+    return "task" if job.kind == "task" else "train"
 
 
 def _cpu_kinds(usage: collections.Counter) -> list[str]:

@@ -28,6 +28,7 @@ from engine.jobs.sink import CancelWatcher, JobSink
 from engine.jobs.task_registry import resolve
 from engine.state import store
 from engine.state.runs import job_dir
+from engine.state.store import Job
 from engine.threads import ShareWatcher, env_threads, use_threads
 from engine.training.config import TrainConfig
 
@@ -37,16 +38,16 @@ def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
     conn = store.connect(home)
     store.fewer_syncs(conn)
     job = store.get_job(conn, job_id)
-    if job is None or job["status"] != "running":
+    if job is None or job.status != "running":
         print(f"job {job_id} is not waiting for a worker; nothing to do", file=sys.stderr)
-        return job["status"] if job else "missing"
+        return job.status if job else "missing"
     store.update_job(conn, job_id, pid=os.getpid(), heartbeat=time.time())
     watcher = CancelWatcher(conn, job_id)
     _stop_on_signals(watcher)
     run_dir = job_dir(job_id, home)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        run = _task if job["kind"] == "task" else _train
+        run = _task if job.kind == "task" else _train
         status, reason, message, result = run(job, run_dir, conn, watcher, home)
     except BaseException as e:  # noqa: BLE001 - every ending is recorded, then re-raised if fatal
         status, reason, message, result = "failed", *failure_of(e), None
@@ -58,7 +59,7 @@ def run_job(job_id: str, home: str | os.PathLike | None = None) -> str:
             record_end(conn, job_id, status, reason, message, result)
             raise
     record_end(conn, job_id, status, reason, message, result)
-    if status == "done" and job["kind"] == "train":
+    if status == "done" and job.kind == "train":
         evaluate_best(job, home)
     return status
 
@@ -67,14 +68,14 @@ class TaskCancelled(Exception):
     """Raised from a task's progress callback when its job is cancelled or signalled."""
 
 
-def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
+def _task(job: Job, run_dir: Path, conn, watcher: CancelWatcher, home
           ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     """Run a task job: its function reports progress, which lands in the job row (at most
     a few times a second) and is where a cancel takes effect."""
 
-    if env_threads() and job["assigned_device"] == "cpu":
+    if env_threads() and job.assigned_device == "cpu":
         use_threads(env_threads())  # its share of the scheduler's CPU thread budget
-    task, params = job["config"]["task"], dict(job["config"]["params"])
+    task, params = job.config["task"], dict(job.config["params"])
     fn = resolve(task)
     last = {"t": 0.0}
 
@@ -84,13 +85,13 @@ def _task(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
         now = time.time()
         if now - last["t"] >= 0.25 or fraction >= 1.0:
             last["t"] = now
-            store.update_job(conn, job["id"], only_if_status=("running",), heartbeat=now,
+            store.update_job(conn, job.id, only_if_status=("running",), heartbeat=now,
                              progress={"fraction": max(0.0, min(1.0, float(fraction))),
                                        "message": message, "time": now})
 
     log_line(run_dir, f"{task} started with {params}")
     try:
-        result = fn({**params, "task_job": job["id"]}, progress, home=home)
+        result = fn({**params, "task_job": job.id}, progress, home=home)
     except TaskCancelled:
         if watcher.cancelled:
             return "cancelled", "cancelled", f"{task} cancelled", None
@@ -107,15 +108,15 @@ def _summary(task: str, result: dict[str, Any]) -> str:
     return f"{task} done"
 
 
-def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
+def _train(job: Job, run_dir: Path, conn, watcher: CancelWatcher, home
            ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     from engine.training import train
 
-    cfg = TrainConfig.from_dict(job["config"])
-    if job["assigned_device"]:  # what the scheduler reserved: one device, or one per rank
-        cfg.device = job["assigned_device"]
+    cfg = TrainConfig.from_dict(job.config)
+    if job.assigned_device:  # what the scheduler reserved: one device, or one per rank
+        cfg.device = job.assigned_device
         cfg.devices = len(device_units(cfg.device))
-    check_pinned_dataset(job["id"], cfg.dataset, home)
+    check_pinned_dataset(job.id, cfg.dataset, home)
     if cfg.devices > 1:
         return _train_ranks(job, cfg, run_dir, conn, watcher, home)
     should_stop = watcher
@@ -127,23 +128,23 @@ def _train(job: dict, run_dir: Path, conn, watcher: CancelWatcher, home
         def should_stop() -> bool:
             share()
             return watcher()
-    resume = job["resume"] and (run_dir / "last.pt").exists()
-    result = train(cfg, run_dir, sink=JobSink(conn, job["id"]), should_stop=should_stop,
+    resume = job.resume and (run_dir / "last.pt").exists()
+    result = train(cfg, run_dir, sink=JobSink(conn, job.id), should_stop=should_stop,
                    resume=resume, home=home)
     return _train_outcome(job, result, conn, watcher)
 
 
-def _train_outcome(job: dict, result, conn, watcher: CancelWatcher
+def _train_outcome(job: Job, result, conn, watcher: CancelWatcher
                    ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     # An epoch finished just before a kill is in last.pt but maybe not yet in SQLite: backfill.
-    have = {m["epoch"] for m in store.get_metrics(conn, job["id"])}
+    have = {m["epoch"] for m in store.get_metrics(conn, job.id)}
     for m in result.history:
         if m["epoch"] not in have:
-            store.put_metrics(conn, job["id"], m)
+            store.put_metrics(conn, job.id, m)
     return train_outcome(result, watcher.cancelled, watcher.signalled)
 
 
-def _train_ranks(job: dict, cfg, run_dir: Path, conn, watcher: CancelWatcher, home
+def _train_ranks(job: Job, cfg, run_dir: Path, conn, watcher: CancelWatcher, home
                  ) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     """A data-parallel job: one rank per reserved device (engine/training/distributed.py);
     rank 0 writes metrics and reads the cancel flag, as a one-device worker does."""
@@ -151,8 +152,8 @@ def _train_ranks(job: dict, cfg, run_dir: Path, conn, watcher: CancelWatcher, ho
 
     from engine.training.distributed import run_training
 
-    resume = job["resume"] and (run_dir / "last.pt").exists()
-    setup = JobRanks(job["id"], None if home is None else str(home), cfg.device.startswith("cpu"))
+    resume = job.resume and (run_dir / "last.pt").exists()
+    setup = JobRanks(job.id, None if home is None else str(home), cfg.device.startswith("cpu"))
     try:
         result = run_training(cfg, run_dir, setup=setup, resume=resume, home=home)
     except SignalException as e:  # the launcher stopped the ranks (they saved a checkpoint)

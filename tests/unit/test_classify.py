@@ -62,7 +62,7 @@ def test_empty_canvas(lenet_run):
     blank[..., 3] = 255
     with pytest.raises(EmptyDrawing, match="draw something"):
         cl.classify(backend, blank)
-    results = cl.classify_many(backend, [blank, draw_one()])
+    results = cl.classify_batch(backend, [blank, draw_one()])
     assert results[0] is None and results[1].label == "1"
 
 

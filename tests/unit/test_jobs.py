@@ -140,25 +140,31 @@ def test_only_the_owner_may_cancel_or_delete(jobs_home, capsys):
     assert job(clone_id)["parent"] is None  # parent gone, clone stays
 
 
+def _row(device: str, config: dict) -> store.Job:
+    """A queued job's row as the scheduler reads it from the store."""
+    return store.Job(id="20261204-000000-abcdef", config=config, created=0.0, queued=0.0,
+                     device=device)
+
+
 def test_scheduler_picks_devices_first_in_first_out():
     s = Scheduler.__new__(Scheduler)
     s.settings, s.gpus = SchedulerSettings(cpu_slots=1), 2
     use = collections.Counter()
-    auto = {"device": "auto", "config": {}}
+    auto = _row("auto", {})
     assert s._pick(auto, use) == "cuda:0"
     use["cuda:0"] += 1
     assert s._pick(auto, use) == "cuda:1"
     use["cuda:1"] += 1
     assert s._pick(auto, use) == "cpu"  # no GPU free: the CPU
-    assert s._pick({"device": "cuda:1", "config": {}}, use) is None  # waits for its GPU
-    assert s._pick({"device": "auto", "config": {"precision": "bf16"}}, use) is None
+    assert s._pick(_row("cuda:1", {}), use) is None  # waits for its GPU
+    assert s._pick(_row("auto", {"precision": "bf16"}), use) is None
     use["cpu"] += 1
-    assert s._pick({"device": "cpu", "config": {}}, use) is None
+    assert s._pick(_row("cpu", {}), use) is None
     with pytest.raises(ValueError, match="does not exist"):
-        s._pick({"device": "cuda:2", "config": {}}, use)
+        s._pick(_row("cuda:2", {}), use)
     s.gpus = 0
     with pytest.raises(ValueError, match="needs a GPU"):
-        s._pick({"device": "auto", "config": {"precision": "fp16"}}, collections.Counter())
+        s._pick(_row("auto", {"precision": "fp16"}), collections.Counter())
 
 
 # --- real scheduler and workers ------------------------------------------------------------------

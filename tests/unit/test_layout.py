@@ -328,3 +328,17 @@ def test_the_import_check_sees_a_missing_name(tmp_path):
     assert "bad.py:2 imports layout from engine.datasets" in found[0]
     assert "bad.py:3 imports nothing_here from engine.state" in found[1]
     assert "bad.py:4 imports engine.nowhere, which does not exist" in found[2]
+
+
+def test_the_job_row_has_every_column_of_the_jobs_table(tmp_path):
+    """store.Job is the jobs table typed: a column added by a migration needs its field."""
+    import dataclasses
+
+    from engine.state import store
+
+    conn = store.connect(tmp_path)
+    try:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(jobs)")]
+    finally:
+        conn.close()
+    assert sorted(columns) == sorted(f.name for f in dataclasses.fields(store.Job))

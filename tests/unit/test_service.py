@@ -177,7 +177,7 @@ def test_a_live_frame_kept_is_a_full_answer_without_classifying_again(backend, m
     seven = np.asarray(Image.open(io.BytesIO(digit_photo(7, size=120))).convert("RGB"))
     [item] = up.classify_pictures(backend, [up.UploadResult("camera", Image.fromarray(seven))],
                                   True, "auto")
-    monkeypatch.setattr(cl, "classify_many", lambda *a, **k: pytest.fail("classified again"))
+    monkeypatch.setattr(cl, "classify_batch", lambda *a, **k: pytest.fail("classified again"))
     kept = service.classify_frame(backend, item, True, "auto")
     assert kept.prediction is item.result and kept.name == "camera"
     assert kept.crop.box == item.framed.box and kept.inside.stats

@@ -111,8 +111,8 @@ def test_scheduler_admits_by_budget_and_launches_with_the_share(tmp_path, monkey
     s = Scheduler(tmp_path, SchedulerSettings(cpu_threads=2, gpus=0), on_demand=True)
     s.gpus, s.conn = 0, store.connect(tmp_path)
     use = collections.Counter()
-    train = {"device": "cpu", "config": {}, "kind": "train"}
-    task = {"device": "cpu", "config": {}, "kind": "task"}
+    train = store.Job(id="j-a", config={}, created=0.0, queued=0.0, device="cpu", kind="train")
+    task = store.Job(id="j-b", config={}, created=0.0, queued=0.0, device="cpu", kind="task")
     assert s._pick(train, use) == "cpu"
     use["cpu"] += 1
     assert s._pick(task, use) == "cpu"  # 1 + 1 of 2

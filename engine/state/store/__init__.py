@@ -23,6 +23,7 @@ from engine.state.store.datasets import (
     set_dataset_flags,
 )
 from engine.state.store.jobs import (
+    Job,
     add_event,
     cancel_requested,
     count_jobs,
@@ -92,6 +93,7 @@ from engine.state.store.users import (
 
 __all__ = [
     "MIGRATIONS",
+    "Job",
     "account_names",
     "accounts_exist",
     "active_training_counts",

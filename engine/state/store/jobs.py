@@ -2,16 +2,78 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 _JOB_JSON = ("config", "progress", "result")
-_JOB_COLUMNS = frozenset((
-    "id", "name", "owner", "status", "device", "assigned_device", "config", "created", "queued",
-    "started", "finished", "heartbeat", "pid", "progress", "cancel_requested", "resume",
-    "attempts", "reason", "message", "result", "parent", "sweep", "kind", "priority"))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the jobs table, typed. A job's config, progress and result are JSON in the
+    database and dicts here; cancel_requested and resume are booleans.
+
+    It also reads like the mapping it replaced (`job["status"]`, `job.get("sweep")`,
+    `dict(job)`), so code written against rows keeps working while callers move to
+    attributes."""
+
+    id: str
+    config: dict[str, Any]
+    created: float
+    queued: float
+    name: str = ""
+    owner: str | None = None
+    status: str = "queued"
+    device: str = "auto"
+    assigned_device: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    heartbeat: float | None = None
+    pid: int | None = None
+    progress: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    resume: bool = False
+    attempts: int = 0
+    reason: str | None = None
+    message: str | None = None
+    result: dict[str, Any] | None = None
+    parent: str | None = None
+    sweep: str | None = None
+    kind: str = "train"
+    priority: int = 0
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _JOB_COLUMNS:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in _JOB_COLUMNS else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in _JOB_COLUMNS
+
+    def keys(self) -> tuple[str, ...]:
+        return _JOB_FIELDS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_JOB_FIELDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a plain dict (what the API adds its live fields to)."""
+        return {k: getattr(self, k) for k in _JOB_FIELDS}
+
+    def replace(self, **changes: Any) -> Job:
+        return dataclasses.replace(self, **changes)
+
+
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_JOB_COLUMNS = frozenset(_JOB_FIELDS)
 _METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "val_top5", "lr", "images_per_s",
                    "epoch_time")
 
@@ -24,24 +86,24 @@ def _encode_job(fields: dict[str, Any]) -> dict[str, Any]:
             for k, v in fields.items()}
 
 
-def _job_row(row: sqlite3.Row) -> dict[str, Any]:
+def _job_row(row: sqlite3.Row) -> Job:
     d = dict(row)
     for k in _JOB_JSON:
         if d.get(k) is not None:
             d[k] = json.loads(d[k])
     d["cancel_requested"] = bool(d["cancel_requested"])
     d["resume"] = bool(d["resume"])
-    return d
+    return Job(**d)
 
 
-def insert_job(conn: sqlite3.Connection, job: dict[str, Any]) -> None:
-    enc = _encode_job(job)
+def insert_job(conn: sqlite3.Connection, job: dict[str, Any] | Job) -> None:
+    enc = _encode_job(job.to_dict() if isinstance(job, Job) else job)
     cols = ", ".join(enc)
     conn.execute(f"INSERT INTO jobs ({cols}) VALUES ({', '.join('?' * len(enc))})",
                  tuple(enc.values()))
 
 
-def get_job(conn: sqlite3.Connection, id: str) -> dict[str, Any] | None:
+def get_job(conn: sqlite3.Connection, id: str) -> Job | None:
     row = conn.execute("SELECT * FROM jobs WHERE id = ?", (id,)).fetchone()
     return _job_row(row) if row else None
 
@@ -49,7 +111,7 @@ def get_job(conn: sqlite3.Connection, id: str) -> dict[str, Any] | None:
 def list_jobs(conn: sqlite3.Connection, owner: str | None = None,
               statuses: tuple[str, ...] | list[str] | None = None, sweep: str | None = None,
               order: str = "created DESC", limit: int | None = None,
-              kind: str | None = None, parent: str | None = None) -> list[dict[str, Any]]:
+              kind: str | None = None, parent: str | None = None) -> list[Job]:
     """Jobs filtered by owner, statuses, sweep, kind ("train" or "task") and parent job;
     order is one of a few fixed orderings."""
     orders = {"created DESC": "created DESC, rowid DESC", "queue": "queued, rowid"}
