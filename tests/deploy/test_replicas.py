@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard import session
 from engine.hosting import accounts
 from testkit.browser import browser_page, need_chromium
 
@@ -76,6 +77,16 @@ def replicas(home, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _wait_for_cookie(page, name: str, timeout_s: float = 30) -> dict[str, str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+        if name in cookies:
+            return cookies
+        assert time.monotonic() < deadline, f"the browser never got the {name} cookie"
+        page.wait_for_timeout(200)
+
+
 def _replica(page) -> str:
     text = page.get_by_text(re.compile(r"Served by replica \d")).first.inner_text()
     return text.rsplit(" ", 1)[1]
@@ -94,7 +105,9 @@ def test_a_signed_in_student_stays_on_one_replica(replicas, home):
         sidebar.get_by_role("button", name="Sign in").click()
         page.get_by_text("Signed in as").wait_for()
         assert _replica(page) == first
-        cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+        # The sign-in cookie is written by a script drawn after the sidebar: under load it lands
+        # a moment after "Signed in as" shows, and a reload before it would sign the user out.
+        cookies = _wait_for_cookie(page, session.COOKIES["user"])
         assert "studio_replica" in cookies  # the proxy's affinity cookie
         for _ in range(3):
             page.reload()
