@@ -190,3 +190,65 @@ def bench_throughput(rows: list[dict[str, Any]]) -> alt.Chart:
                     color=alt.Color("backend:N", title=None), xOffset="backend:N",
                     tooltip=["backend", "batch", alt.Tooltip("images_per_s:Q", format=",.0f")])
             .properties(height=260))
+
+
+def lr_finder(lrs: list[float], losses: list[float], raw: list[float],
+              marks: dict[str, float]) -> alt.Chart:
+    """The range test's loss against the learning rate (log x axis), smoothed over raw, with
+    a rule at each suggested rate (marks: label -> rate). The y axis stops at 1.5 x the first
+    smoothed loss, so the diverged last steps do not flatten the part that matters."""
+    rows = [{"lr": lr, "series": series, "loss": v}
+            for series, values in (("smoothed", losses), ("raw", raw))
+            for lr, v in zip(lrs, values, strict=True)]
+    df = pd.DataFrame(rows, columns=["lr", "series", "loss"])
+    top = 1.5 * max(losses[0], 1e-12) if losses else 1.0
+    low = min(losses) if losses else 0.0
+    y = alt.Y("loss:Q", title="loss",
+              scale=alt.Scale(domain=[max(0.0, low - 0.1 * (top - low)), top], clamp=True))
+    curve = (alt.Chart(df).mark_line()
+             .encode(x=alt.X("lr:Q", title="learning rate (log scale)",
+                             scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e")),
+                     y=y, color=alt.Color("series:N", title=None,
+                                          scale=alt.Scale(domain=["smoothed", "raw"],
+                                                          range=["#1f77b4", "#b7c9d8"]),
+                                          legend=alt.Legend(orient="bottom")),
+                     tooltip=["series", alt.Tooltip("lr:Q", format=".3g"),
+                              alt.Tooltip("loss:Q", format=".4f")]))
+    rules = pd.DataFrame([{"mark": f"{label}: {rate:.3g}", "lr": rate}
+                          for label, rate in marks.items()], columns=["mark", "lr"])
+    rule = (alt.Chart(rules).mark_rule(strokeDash=[4, 3], strokeWidth=2)
+            .encode(x="lr:Q", color=alt.Color("mark:N", title="suggested",
+                                              scale=alt.Scale(scheme="set1")),
+                    tooltip=["mark"]))
+    return (alt.layer(curve, rule).resolve_scale(color="independent")
+            .properties(title="Learning-rate range test", height=280))
+
+
+def parallel_coordinates(rows: tuple[tuple[Any, ...], ...], objective: str) -> alt.Chart:
+    """A study's trials as lines through an axis per parameter (positions 0..1 along each
+    range, log ranges on a log scale) and the objective last, coloured by the objective, as
+    Optuna's plot_parallel_coordinate draws them. rows: (trial, axis, order, position, label,
+    value, state) from engine.jobs.studies.parallel_coordinates."""
+    df = pd.DataFrame(list(rows), columns=["trial", "axis", "order", "position", "label",
+                                           "value", "state"])
+    return (alt.Chart(df, title="Parallel coordinates")
+            .mark_line(point=True, opacity=0.8)
+            .encode(x=alt.X("axis:N", title=None, sort=alt.SortField("order")),
+                    y=alt.Y("position:Q", title=None, axis=None),
+                    color=alt.Color("value:Q", title=objective,
+                                    scale=alt.Scale(scheme="viridis")),
+                    strokeDash=alt.StrokeDash("state:N", title="trial"),
+                    detail="trial:N",
+                    tooltip=["trial:N", "axis:N", "label:N", "state:N"])
+            .properties(height=300))
+
+
+def importances(items: tuple[tuple[str, float], ...]) -> alt.Chart:
+    """Hyperparameter importances (fANOVA, summing to 1) as horizontal bars, largest first."""
+    df = pd.DataFrame(list(items), columns=["parameter", "importance"])
+    return (alt.Chart(df, title="Hyperparameter importance")
+            .mark_bar()
+            .encode(x=alt.X("importance:Q", title="importance", scale=alt.Scale(domain=[0, 1])),
+                    y=alt.Y("parameter:N", title=None, sort="-x"),
+                    tooltip=["parameter", alt.Tooltip("importance:Q", format=".3f")])
+            .properties(height=max(80, 40 * len(df))))

@@ -16,6 +16,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "new_model": ("New model", "new-model"),
     "job": ("Job", "job"),
     "compare": ("Compare", "compare"),
+    "study": ("Studies", "studies"),
     "classify": ("Classify", "classify"),
     "probes": ("Probe boards", "probes"),
     "deploy": ("Deploy", "deploy"),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.images.contract import Contract
-from engine.inference.results import softmax
 from trt.layout import built_engines, exports_dir, onnx_path, sidecar, variant_path
 
 ONNX = "onnxruntime-cpu"
@@ -71,6 +71,15 @@ def cache_key(kind: str, checkpoint: str | os.PathLike) -> dict[str, Any]:
     return {"stamp": max((f.stat().st_mtime_ns for f in files if f.exists()), default=0)}
 
 
+def checkpoint_temperature(checkpoint: str | os.PathLike) -> float:
+    """The temperature in a checkpoint's contract (1.0 for one never calibrated)."""
+    from engine.inference.predictor import resolve_checkpoint
+    from engine.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(resolve_checkpoint(checkpoint))
+    return Contract.from_dict(state["preprocess"], state.get("input_shape")).temperature
+
+
 class _ExportedBackend:
     """Shared by both: the contract comes from the export report, not the checkpoint."""
 
@@ -85,10 +94,15 @@ class _ExportedBackend:
         if mismatch:
             raise ValueError(mismatch)
         self.classes: list[str] = list(report["classes"])
-        self.contract = Contract.from_dict(report["preprocess"], report["input"]["shape"][1:])
+        contract = Contract.from_dict(report["preprocess"], report["input"]["shape"][1:])
+        # The graph outputs logits; the temperature is the checkpoint's, which calibrating
+        # after the export changed (get_backend's cache follows the checkpoint's mtime).
+        self.contract = replace(contract, temperature=checkpoint_temperature(checkpoint))
 
-    def probabilities(self, batch_nhwc_uint8: np.ndarray) -> np.ndarray:
-        return softmax(self.runner.run(self.contract.normalize(batch_nhwc_uint8)))
+    def probabilities(self, batch_nhwc_uint8: np.ndarray, calibrated: bool = True
+                      ) -> np.ndarray:
+        logits = self.runner.run(self.contract.normalize(batch_nhwc_uint8))
+        return self.contract.probabilities(logits, calibrated)
 
 
 class OnnxBackend(_ExportedBackend):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.images.contract import Contract
-from engine.inference.results import predictions, softmax
+from engine.inference.results import predictions
 from trt import layout
 from trt.bundle_schema import BundleInfo, check_model_io, read_bundle_info
 from trt.layout import sidecar
@@ -52,7 +52,8 @@ x = (a / 255.0 - np.array(pp["mean"], np.float32)) / np.array(pp["std"], np.floa
 x = x.transpose(2, 0, 1)[None].astype(np.float32)  # 1 x C x H x W
 session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
 logits = session.run(None, {{"input": x.astype(np.float32)}})[0][0]
-p = np.exp(logits - logits.max()); p /= p.sum()
+z = logits / pp.get("temperature", 1.0)  # temperature scaling; 1.0 = uncalibrated
+p = np.exp(z - z.max()); p /= p.sum()
 print(labels[int(p.argmax())], float(p.max()))
 ```
 
@@ -198,6 +199,12 @@ class Bundle:
     def classify(self, images: Sequence[Any], top_k: int = 5, digit: bool | None = None,
                  polarity: str = "auto") -> list[dict[str, Any]]:
         batch = self.contract.prepare_batch(images, digit=digit, polarity=polarity)
+        return [p.to_dict() for p in predictions(self.probabilities(batch), self.classes,
+                                                 batch, top_k)]
+
+    def probabilities(self, batch: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities of prepared uint8 N x H x W x C images: softmax(logits / T)
+        with the bundle's temperature (preprocess.json), or the raw softmax."""
         try:
             logits = self.runner.run(self.contract.normalize(batch))
         except Exception as e:  # noqa: BLE001 - the runtimes' errors share no base class
@@ -207,4 +214,4 @@ class Bundle:
         if logits.ndim != 2 or logits.shape[1] != len(self.classes):
             raise ValueError(f"bundle {self.path.name}: the model returned {logits.shape[1:]} "
                              f"scores per image, but labels.json has {len(self.classes)} classes")
-        return [p.to_dict() for p in predictions(softmax(logits), self.classes, batch, top_k)]
+        return self.contract.probabilities(logits, calibrated)

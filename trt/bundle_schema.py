@@ -102,6 +102,9 @@ def check_preprocess(pp: Any, label: str) -> tuple[dict[str, Any], tuple[int, in
     if "scale" in pp and pp["scale"] is not None and not (_number(pp["scale"])
                                                           and pp["scale"] > 0):
         raise ValueError(f"{where}: scale must be a finite number > 0, not {_short(pp['scale'])}")
+    t = pp.get("temperature", 1.0)
+    if t is not None and not (_number(t) and t > 0):
+        raise ValueError(f"{where}: temperature must be a finite number > 0, not {_short(t)}")
     for key, positive in (("mean", False), ("std", True)):
         v = pp.get(key)
         if v is None:

@@ -151,9 +151,8 @@ def _show(result: Prediction, mid: Any, right: Any) -> None:
         st.image(pictures.enlarge(result.input, 196), width=196,
                  caption=f"{result.input.shape[1]}x{result.input.shape[0]} input")
     with right:
-        st.metric("Prediction", result.label, f"{result.confidence:.1%} confidence",
-                  delta_color="off")
-        st.altair_chart(charts.top_k(result.top), width="stretch")
+        st.metric("Prediction", result.label, confidence_text(result), delta_color="off")
+        charts.draw(st, charts.top_k, list(result.top))
 
 
 # --- uploads --------------------------------------------------------------------------------
@@ -315,13 +314,24 @@ def _show_framing(crop: service.Crop, original: Any, cleaned: Any) -> None:
     st.caption(f"Polarity {crop.polarity}.")
 
 
+def confidence_text(result: Prediction, short: bool = False) -> str:
+    """The confidence, calibrated, with the raw softmax beside it for a model with a fitted
+    temperature (Evaluation tab: Calibrate), so "99%" is seen for what it was worth."""
+    raw = result.raw_confidence
+    if raw is None:
+        return f"{result.confidence:.1%}" if short else f"{result.confidence:.1%} confidence"
+    if short:
+        return f"{result.confidence:.1%} (raw {raw:.1%})"
+    return f"{result.confidence:.1%} calibrated · {raw:.1%} raw"
+
+
 def uploads_table(results: list[service.Classified]) -> pd.DataFrame:
     """One row per file: top-1, confidence and top-5, or why there is none."""
     rows = []
     for u in results:
         r = u.prediction
         rows.append({"file": u.name, "top-1": r.label if r else "—",
-                     "confidence": f"{r.confidence:.1%}" if r else "",
+                     "confidence": confidence_text(r, short=True) if r else "",
                      "top-5": ", ".join(f"{c} ({p:.0%})" for c, p in r.top) if r
                      else (u.reason or "")})
     return pd.DataFrame(rows, columns=["file", "top-1", "confidence", "top-5"])

@@ -18,6 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, session, task_progress
+from dashboard.views import calibration
+from dashboard.views import curves as curves_view
+from dashboard.views import embedding as embedding_view
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation.evaluate import Evaluation, load_evaluation, most_confused, pair_count
@@ -112,11 +115,11 @@ def _confusions(where: Any, summary: dict[str, Any], key: str, selectable: bool,
     """The heatmap (up to 100 classes) or the top-confusions table; its selection event."""
     classes = summary["classes"]
     if summary.get("confusion") is not None:
-        chart = charts.confusion_heatmap(summary["confusion"], classes, title=title,
-                                         selectable=selectable)
+        args = (summary["confusion"], classes, title, selectable)
         if not selectable:
-            return where.altair_chart(chart, width="content")
-        return where.altair_chart(chart, on_select="rerun", key=key, width="content")
+            return charts.draw(where, charts.confusion_heatmap, *args, width="content")
+        return charts.draw(where, charts.confusion_heatmap, *args, on_select="rerun", key=key,
+                           width="content")
     where.markdown(f"**Most frequent confusions** ({len(classes)} classes: too many for a "
                    "matrix)" + (" · pick a row to see its images" if selectable else ""))
     table = confusions_table(summary)
@@ -244,6 +247,7 @@ def _evaluation(job: dict[str, Any]) -> None:
     right.dataframe(per_class_table(summary), width="stretch",
                     column_config={k: st.column_config.NumberColumn(format="%.3f")
                                    for k in ("precision", "recall", "f1")})
+    calibration.render(job, summary)  # reliability diagram, ECE, Calibrate
     ev = load_evaluation(jobs.job_dir(job_id), summary["checkpoint"], summary["split"])
     if ev is None:
         st.caption("The stored predictions of this evaluation are gone: no image galleries.")
@@ -259,6 +263,9 @@ def _evaluation(job: dict[str, Any]) -> None:
     st.subheader("Top images per class",
                  help="For each class, the images the model is most sure belong to it.")
     _top_per_class(ev, dataset, classes)
+    curves_view.render(ev, dataset, (job_id, summary["checkpoint"], summary["split"],
+                                     summary.get("created")))  # PR / ROC, threshold images
+    embedding_view.render(job, summary)  # penultimate features of held-out images and probes
 
 
 # --- classify many -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from dashboard import charts, nav, session, widgets
-from dashboard.views import start_from
+from dashboard.views import lr_finder_panel, start_from
 from dashboard.views.train_forms import choice, number, slider
 from engine import jobs
 from engine.datasets import list_datasets, open_dataset
@@ -242,7 +242,7 @@ def render() -> None:
                    base["early_stopping"], key="nm_early")
     preview = TrainConfig(dataset=ds_name, epochs=int(epochs), **solver)
     try:
-        st.altair_chart(charts.schedule(lr_schedule(preview, points_per_epoch=8)), width="stretch")
+        charts.draw(st, charts.schedule, lr_schedule(preview, points_per_epoch=8))
     except (ConfigError, ValueError, ZeroDivisionError) as e:
         st.error(f"Schedule: {e}")
 
@@ -280,6 +280,12 @@ def render() -> None:
         sweep_lrs = st.text_input("Learning rates (comma-separated, e.g. 0.1,0.01)",
                                   key="nm_sweep_lr")
         sweep_bs = st.text_input("Batch sizes (comma-separated, e.g. 32,64)", key="nm_sweep_bs")
+        st.page_link(nav.page("study"), icon="🔎",
+                     label="Or a search that learns where to look: a study (Optuna TPE, pruning)")
+
+    lr_finder_panel.section(dataset.id, network, {
+        **solver, "batch_size": int(batch), "seed": int(seed), "augment": aug,
+        "device": device, "devices": count, "precision": precision, **start})
 
     if not st.button("Submit", type="primary", key="nm_submit"):
         return

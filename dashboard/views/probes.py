@@ -51,6 +51,7 @@ def draw_comparison(score: probes.BoardScore, images: dict[int, bytes], csv_name
                     key: str) -> None:
     """The score row (always in view), then the table with thumbnails, and a CSV download."""
     st.dataframe(score_table(score), width="stretch")
+    st.caption(score.confidence_note())
     rows = len(score.probes)  # all shown, no inner scroll
     st.dataframe(styled(score, images), width="stretch", height=TABLE_ROW_PX * (rows + 1) + 3,
                  column_config={"thumbnail": st.column_config.ImageColumn("thumbnail",

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="cpu")
     e.add_argument("--user", help="who asks (default: $STUDIO_USER; only the job's owner may "
                    "store an evaluation in it)")
+    e.add_argument("--calibrate", action="store_true",
+                   help="first fit a temperature on the validation split (temperature "
+                   "scaling) and store it in the checkpoint; then evaluate")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
@@ -85,7 +88,13 @@ def format_evaluation(summary: dict[str, Any], title: str = "") -> str:
         lines.append(f"top-5 accuracy  {summary['top5']:.2%}")
     lines += [f"loss            {summary['loss']:.4f}",
               f"macro F1        {summary['macro_f1']:.3f}",
-              f"images          {summary['images']}", ""]
+              f"images          {summary['images']}"]
+    cal = summary.get("calibration")
+    if cal:
+        lines.append(f"ECE             {cal['ece']:.2%}" + (
+            f" (raw {cal['ece_raw']:.2%}, temperature {cal['temperature']:.3f})"
+            if cal["temperature"] != 1.0 else " (uncalibrated)"))
+    lines.append("")
     classes = [str(c) for c in summary["classes"]]
     w = max([5, *(len(c) for c in classes)])
     lines.append(f"{'class':<{w}}  precision  recall     f1  support")
@@ -107,10 +116,16 @@ def format_evaluation(summary: dict[str, Any], title: str = "") -> str:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> Any:
-    from engine.evaluation.evaluate import evaluate_job
+    from engine.evaluation.evaluate import calibrate_job, evaluate_job
 
     job, ckpt = _trained_job(a.job, a.checkpoint)
-    check_may_write(job, acting_user(a.user), "evaluate")
+    check_may_write(job, acting_user(a.user), "calibrate" if a.calibrate else "evaluate")
+    if a.calibrate:
+        bar = _Bar(f"calibrating {ckpt.name}", 100, a.json)
+        try:
+            calibrate_job(job["id"], ckpt.name, device=a.device, progress=bar)
+        finally:
+            bar.close()
     bar = _Bar(f"evaluating {ckpt.name}", 100, a.json)
     try:  # stored like a task's evaluation, so the dashboard shows it
         summary = evaluate_job(job["id"], ckpt.name, a.split, device=a.device, progress=bar)

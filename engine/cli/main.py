@@ -16,9 +16,11 @@ from engine.cli import (
     datasets,
     evaluate,
     jobs,
+    lr_find,
     networks,
     predict,
     quotas,
+    search,
     train,
 )
 from engine.cli.common import CliError, print_result
@@ -31,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine",
                                      description="Datasets, networks, training and jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (datasets, networks, train, predict, evaluate, jobs, quotas, classroom,
-                  accounts):
+    for group in (datasets, networks, train, lr_find, predict, evaluate, jobs, search, quotas,
+                  classroom, accounts):
         group.register(sub)
     return parser
 

@@ -17,6 +17,15 @@ from typing import Any
 import numpy as np
 
 from engine.datasets import DatasetError, open_dataset
+from engine.evaluation.calibration import (
+    BINS,
+    CalibrationError,
+    calibration_summary,
+    ece_of,
+    fit_temperature,
+    reliability,
+    set_temperature,
+)
 from engine.inference.predictor import Predictor, resolve_checkpoint
 from engine.state import store
 from engine.state.runs import job_dir
@@ -100,8 +109,11 @@ def most_confused(summary: dict[str, Any]) -> tuple[int, int]:
     return int(t), int(p)
 
 
-def summarize(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Top-1/top-5 accuracy, loss, per-class metrics and the confusion matrix of predictions."""
+def summarize(probs: np.ndarray, labels: np.ndarray, classes: list[str],
+              logits: np.ndarray | None = None, temperature: float = 1.0) -> dict[str, Any]:
+    """Top-1/top-5 accuracy, loss, per-class metrics, the confusion matrix of predictions and
+    their calibration (ECE and the reliability table; raw and with the model's temperature
+    when its logits are given, else of probs as they are)."""
     n, c = probs.shape
     pred = probs.argmax(1)
     p_true = probs[np.arange(n), labels].astype(np.float64)
@@ -119,6 +131,13 @@ def summarize(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict
         out["top5"] = float((top5 == labels[:, None]).any(1).mean()) if n else 0.0
     per = out["per_class"]
     out["macro_f1"] = float(np.mean([m["f1"] for m in per])) if per else 0.0
+    if logits is not None:
+        out["calibration"] = calibration_summary(logits, labels, temperature)
+    else:
+        table = reliability(probs, labels)
+        ece = ece_of(table)
+        out["calibration"] = {"bins": BINS, "temperature": 1.0, "ece": ece, "ece_raw": ece,
+                              "reliability": table, "reliability_raw": table}
     return out
 
 
@@ -199,6 +218,20 @@ def trained_dataset(predictor: Predictor, home: str | os.PathLike | None = None)
     return ds
 
 
+def split_logits(predictor: Predictor, ds, index: np.ndarray, batch_size: int = 512,
+                 progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """The raw logits (float32 N x C) and labels of a dataset's images at index, in index
+    order, read in sorted batches (sequential reads from the memory-mapped file)."""
+    logits = np.empty((len(index), len(predictor.classes)), np.float32)
+    order = np.argsort(index)
+    for start in range(0, len(index), batch_size):
+        sel = order[start:start + batch_size]
+        logits[sel] = predictor.logits(np.asarray(ds.images[index[sel]]))
+        if progress:
+            progress(min(1.0, (start + len(sel)) / len(index)), f"{start + len(sel)} images")
+    return logits, np.asarray(ds.labels)[index]
+
+
 def evaluate_checkpoint(run_dir: str | os.PathLike, checkpoint: str | None = None,
                         split: str | None = None, *, home: str | os.PathLike | None = None,
                         device: str = "cpu", batch_size: int = 512,
@@ -214,20 +247,15 @@ def evaluate_checkpoint(run_dir: str | os.PathLike, checkpoint: str | None = Non
     index = ds.split(split)
     if not len(index):
         raise ValueError(f"dataset {ds.name!r} has no {split} images to evaluate on")
-    probs = np.empty((len(index), len(predictor.classes)), np.float32)
-    order = np.argsort(index)  # sequential reads from the memory-mapped file
-    for start in range(0, len(index), batch_size):
-        sel = order[start:start + batch_size]
-        probs[sel] = predictor.probabilities(np.asarray(ds.images[index[sel]]))
-        if progress:
-            progress(min(1.0, (start + len(sel)) / len(index)), f"{start + len(sel)} images")
-    labels = np.asarray(ds.labels)[index]
-    summary = {**summarize(probs, labels, predictor.classes), "split": split,
+    logits, labels = split_logits(predictor, ds, index, batch_size, progress)
+    probs = predictor.contract.probabilities(logits)  # with the model's temperature, if any
+    summary = {**summarize(probs, labels, predictor.classes, logits,
+                           predictor.contract.temperature), "split": split,
                "checkpoint": ckpt.name, "epoch": predictor.epoch, "dataset": ds.id}
     json_path, npz_path = _paths(run_dir, ckpt, split)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = npz_path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, indexes=index, labels=labels, probs=probs)
+    np.savez_compressed(tmp, indexes=index, labels=labels, probs=probs, logits=logits)
     os.replace(tmp, npz_path)
     atomic_write_json(json_path, summary)
     return summary
@@ -245,6 +273,49 @@ def evaluate_job(job_id: str, checkpoint: str | None = None, split: str | None =
     with closing(store.connect(home)) as conn:
         store.put_evaluation(conn, job_id, summary)
     return summary
+
+
+def calibrate_checkpoint(run_dir: str | os.PathLike, checkpoint: str | None = None, *,
+                         home: str | os.PathLike | None = None, device: str = "cpu",
+                         batch_size: int = 512, progress=None) -> dict[str, Any]:
+    """Fit T on the checkpoint's validation split and store it in the checkpoint; returns T
+    and the validation ECE and NLL before (T = 1) and after."""
+    run_dir = Path(run_dir)
+    ckpt = resolve_checkpoint(run_dir / checkpoint if checkpoint else run_dir)
+    predictor = Predictor(ckpt, device=device)
+    ds = trained_dataset(predictor, home)
+    index = ds.split("val")
+    if len(index) < 2:
+        raise CalibrationError(f"dataset {ds.name!r} has {len(index)} validation images: "
+                               "temperature scaling needs a validation split")
+    logits, labels = split_logits(predictor, ds, index, batch_size, progress)
+    t = fit_temperature(logits, labels)
+    set_temperature(ckpt, t)
+    before = calibration_summary(logits, labels, 1.0)
+    after = calibration_summary(logits, labels, t)
+    return {"checkpoint": ckpt.name, "split": "val", "images": int(len(labels)),
+            "temperature": t, "ece_before": before["ece"], "ece_after": after["ece"],
+            "nll_before": before["nll"], "nll_after": after["nll"]}
+
+
+def calibrate_job(job_id: str, checkpoint: str | None = None, *,
+                  home: str | os.PathLike | None = None, device: str = "cpu",
+                  progress=None) -> dict[str, Any]:
+    """Fit the temperature of a job's checkpoint on its validation split, store it in the
+    checkpoint, and re-evaluate the splits (validation, and test where there is one) so the
+    job's stored evaluations show ECE before and after."""
+    run_dir = job_dir(job_id, home)
+    step = (lambda lo, hi: (lambda f, m: progress(lo + (hi - lo) * f, m))) if progress \
+        else (lambda lo, hi: None)
+    result = calibrate_checkpoint(run_dir, checkpoint, home=home, device=device,
+                                  progress=step(0.0, 0.4))
+    ds = trained_dataset(Predictor(run_dir / result["checkpoint"]), home)
+    splits = ["val"] + (["test"] if len(ds.split("test")) else [])
+    for i, split in enumerate(splits):
+        lo = 0.4 + 0.6 * i / len(splits)
+        evaluate_job(job_id, result["checkpoint"], split, home=home, device=device,
+                     progress=step(lo, lo + 0.6 / len(splits)))
+    return result | {"evaluated": splits}
 
 
 def load_evaluation(run_dir: str | os.PathLike, checkpoint: str = "best.pt",

@@ -12,7 +12,7 @@ import io
 import os
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +163,18 @@ class BoardScore:
     probes: list[dict[str, Any]]  # id, label (no image bytes)
     columns: list[str]  # one per job
     cells: list[list[Cell]]  # [probe][job]
+    temperatures: list[float] = field(default_factory=list)  # per job; 1.0 = uncalibrated
+
+    def confidence_note(self) -> str:
+        """Which confidence the table shows: the raw softmax, or temperature-scaled (the
+        Evaluation tab's Calibrate) for the experiments that were calibrated."""
+        scaled = [f"{c} (T = {t:.2f})" for c, t in zip(self.columns, self.temperatures,
+                                                      strict=False) if t != 1.0]
+        if not scaled:
+            return "Confidence: the raw softmax of each network (none is calibrated)."
+        rest = "the others show the raw softmax" if len(scaled) < len(self.columns) else ""
+        return ("Confidence: calibrated by temperature scaling for " + ", ".join(scaled)
+                + (f"; {rest}." if rest else "."))
 
     def score(self, j: int) -> tuple[int, int]:
         return sum(row[j].correct for row in self.cells), len(self.cells)
@@ -220,8 +232,10 @@ def score_board(board_id: str, job_ids: list[str], checkpoint: str = "best",
     probes = list_probes(board_id, user, home)
     images = [np.asarray(Image.open(io.BytesIO(p["image"]))) for p in probes]
     per_job: list[list[Cell]] = []
+    temperatures: list[float] = []
     for job_id in job_ids:
         model = get_backend(backend, job_checkpoint(job_id, checkpoint, home))
+        temperatures.append(float(getattr(model.contract, "temperature", 1.0)))
         results = [classify_batch(model, [im], top_k=1, digit=p["digit"],
                                  polarity=p["polarity"])[0] for im, p in zip(images, probes,
                                                                              strict=True)]
@@ -230,7 +244,7 @@ def score_board(board_id: str, job_ids: list[str], checkpoint: str = "best",
                         for r, p in zip(results, probes, strict=True)])
     cells = [[col[i] for col in per_job] for i in range(len(probes))]
     meta = [{k: v for k, v in p.items() if k != "image"} for p in probes]
-    return BoardScore(meta, _column_names(job_ids, home), cells)
+    return BoardScore(meta, _column_names(job_ids, home), cells, temperatures)
 
 
 def board_csv(board_id: str, job_ids: list[str], checkpoint: str = "best",

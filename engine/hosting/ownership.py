@@ -20,7 +20,8 @@ USER_ENV = "STUDIO_USER"
 
 # Tasks whose results land in the trained job's own folder or rows (as opposed to the task
 # job's own folder): only the trained job's owner may run them.
-WRITES_PARENT = {"engine.evaluate": "evaluate", "trt.export": "export",
+WRITES_PARENT = {"engine.evaluate": "evaluate", "engine.calibrate": "calibrate",
+                 "trt.export": "export",
                  "trt.build": "build engines for", "trt.bench": "benchmark",
                  "trt.bundle": "bundle"}
 

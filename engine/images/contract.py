@@ -51,6 +51,9 @@ class Contract:
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
     scale: float = 255.0
+    # Temperature scaling (Guo et al. 2017): probabilities are softmax(logits / temperature).
+    # 1.0 = uncalibrated; fitted on the validation split by engine.evaluation.calibration.
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.channels not in CHANNELS:
@@ -69,6 +72,14 @@ class Contract:
         object.__setattr__(self, "std", _per_channel(self.std, 1.0, self.channels, "std"))
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ContractError(f"contract scale must be a positive number, not {self.scale!r}")
+        try:
+            t = float(self.temperature)
+        except (TypeError, ValueError):
+            t = float("nan")
+        if isinstance(self.temperature, bool) or not (np.isfinite(t) and t > 0):
+            raise ContractError("contract temperature must be a positive number, not "
+                                f"{self.temperature!r}")
+        object.__setattr__(self, "temperature", t)
 
     # --- the stored form -------------------------------------------------------------------
 
@@ -88,7 +99,9 @@ class Contract:
                        framing=str(d.get("framing") or "none"),
                        mean=tuple(float(v) for v in d.get("mean") or ()),
                        std=tuple(float(v) for v in d.get("std") or ()),
-                       scale=float(d.get("scale") or 255.0))
+                       scale=float(d.get("scale") or 255.0),
+                       temperature=1.0 if d.get("temperature") is None
+                       else d["temperature"])  # checked, and made a float, by __post_init__
         except (TypeError, ValueError) as e:
             if isinstance(e, ContractError):
                 raise
@@ -98,6 +111,16 @@ class Contract:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
+
+    def probabilities(self, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities from N x classes logits: the one place every backend turns
+        scores into confidences; calibrated=False gives the raw softmax (temperature 1)."""
+        return softmax(logits, self.temperature if calibrated else 1.0)
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether a temperature was fitted (probabilities differ from the raw softmax)."""
+        return self.temperature != 1.0
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -185,6 +208,15 @@ class TorchNormalizer:
 
         x = torch.from_numpy(np.ascontiguousarray(batch_nhwc)).permute(0, 3, 1, 2)
         return self(x.to(self.mean.device))
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise float32 softmax of N x classes logits / temperature, computed in float64 so
+    numpy, ONNX Runtime and TensorRT outputs agree with PyTorch's to rounding."""
+    z = np.asarray(logits, np.float64) / float(temperature)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def as_pil(image: np.ndarray | Image.Image) -> Image.Image:

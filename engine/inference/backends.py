@@ -30,7 +30,8 @@ class Backend(Protocol):
     classes: list[str]
     contract: Contract
 
-    def probabilities(self, batch_nhwc_uint8: np.ndarray) -> np.ndarray: ...
+    def probabilities(self, batch_nhwc_uint8: np.ndarray, calibrated: bool = True
+                      ) -> np.ndarray: ...
 
 
 class TorchBackend:
@@ -42,8 +43,9 @@ class TorchBackend:
         self.classes = self.predictor.classes
         self.contract = self.predictor.contract
 
-    def probabilities(self, batch_nhwc_uint8: np.ndarray) -> np.ndarray:
-        return self.predictor.probabilities(batch_nhwc_uint8)
+    def probabilities(self, batch_nhwc_uint8: np.ndarray, calibrated: bool = True
+                      ) -> np.ndarray:
+        return self.predictor.probabilities(batch_nhwc_uint8, calibrated)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 from engine.images.contract import ImageLike
 from engine.images.framing import EmptyDrawing
 from engine.inference.backends import Backend
-from engine.inference.results import Prediction, predictions
+from engine.inference.results import Prediction, backend_predictions
 
 
 def prepare(backend: Backend, image: ImageLike, digit: bool = True, polarity: str = "auto"
@@ -21,7 +21,7 @@ def classify(backend: Backend, image: ImageLike, top_k: int = 5, digit: bool = T
              polarity: str = "auto") -> Prediction:
     """Prepare one image and classify it; raises EmptyDrawing for a blank canvas."""
     seen = prepare(backend, image, digit=digit, polarity=polarity)[None]
-    return predictions(backend.probabilities(seen), backend.classes, seen, top_k)[0]
+    return backend_predictions(backend, seen, top_k)[0]
 
 
 def classify_batch(backend: Backend, images: list[ImageLike], top_k: int = 5,
@@ -35,6 +35,5 @@ def classify_batch(backend: Backend, images: list[ImageLike], top_k: int = 5,
             seen.append(None)
     good = np.stack([s for s in seen if s is not None]) if any(
         s is not None for s in seen) else None
-    done = iter(predictions(backend.probabilities(good), backend.classes, good, top_k)
-                if good is not None else [])
+    done = iter(backend_predictions(backend, good, top_k) if good is not None else [])
     return [None if s is None else next(done) for s in seen]

@@ -65,9 +65,14 @@ class Predictor:
         return self.normalizer.from_nhwc(batch_nhwc)
 
     @torch.no_grad()
-    def probabilities(self, batch_nhwc: np.ndarray) -> np.ndarray:
-        """Class probabilities for prepared uint8 images (N x H x W x C)."""
-        return torch.softmax(self.model(self.tensor(batch_nhwc)), dim=1).cpu().numpy()
+    def logits(self, batch_nhwc: np.ndarray) -> np.ndarray:
+        """Raw class scores (float32 N x classes) for prepared uint8 images (N x H x W x C)."""
+        return self.model(self.tensor(batch_nhwc)).float().cpu().numpy()
+
+    def probabilities(self, batch_nhwc: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities for prepared uint8 images (N x H x W x C), through the
+        contract's temperature unless calibrated is False (the raw softmax)."""
+        return self.contract.probabilities(self.logits(batch_nhwc), calibrated)
 
     def predict(self, images: list[ImageLike] | ImageLike, top_k: int = 5,
                 digit: bool | None = None, polarity: str = "auto") -> list[Prediction]:

@@ -26,7 +26,17 @@ def evaluate(params: dict[str, Any], progress: Progress, home=None) -> dict[str,
     summary = evaluate_job(params["job"], params.get("checkpoint"), params.get("split"),
                            home=home, device=params.get("device", "cpu"), progress=progress)
     return {k: summary[k] for k in ("split", "checkpoint", "images", "accuracy", "loss")
-            if k in summary} | ({"top5": summary["top5"]} if "top5" in summary else {})
+            if k in summary} | ({"top5": summary["top5"]} if "top5" in summary else {}) \
+        | ({"ece": summary["calibration"]["ece"]} if "calibration" in summary else {})
+
+
+def calibrate(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
+    """Temperature-scale a trained job's checkpoint (default best) on its validation split,
+    then re-evaluate it (engine.evaluation.evaluate.calibrate_job)."""
+    from engine.evaluation.evaluate import calibrate_job
+
+    return calibrate_job(params["job"], params.get("checkpoint"), home=home,
+                         device=params.get("device", "cpu"), progress=progress)
 
 
 def classify(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
@@ -101,5 +111,13 @@ def create_dataset(params: dict[str, Any], progress: Progress, home=None) -> dic
     return run_build_task(params, progress, home=home)
 
 
+def study(params: dict[str, Any], progress: Progress, home=None) -> dict[str, Any]:
+    """Drive a hyperparameter study (engine.jobs.study_driver) until it ends."""
+    from engine.jobs.study_driver import drive
+
+    return drive(params, progress, home=home)
+
+
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {
-    "engine.evaluate": evaluate, "engine.classify": classify, "engine.dataset": create_dataset}
+    "engine.evaluate": evaluate, "engine.calibrate": calibrate, "engine.classify": classify,
+    "engine.dataset": create_dataset, "engine.study": study}

@@ -146,6 +146,11 @@ class Classified:
         return self.prediction.confidence if self.prediction is not None else None
 
     @property
+    def raw_confidence(self) -> float | None:
+        """The confidence before temperature scaling; None when the model is uncalibrated."""
+        return self.prediction.raw_confidence if self.prediction is not None else None
+
+    @property
     def seen(self) -> np.ndarray | None:
         """What the network saw: uint8 H x W x C, before normalization."""
         return self.prediction.input if self.prediction is not None else None

@@ -10,6 +10,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "config": ("LR_POLICIES", "PRECISIONS", "SOLVERS", "AugmentConfig", "ConfigError",
                "TrainConfig"),
     "errors": ("TrainingDiverged",),
+    "lr_finder": ("LRFinderResult", "find_lr", "range_test"),
     "schedules": ("lr_factor", "lr_schedule"),
     "sink": ("FanoutSink", "MetricsSink", "RecordingSink"),
     "trainer": ("TrainResult", "evaluate", "network_spec", "resolve_device", "train"),

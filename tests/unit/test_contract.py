@@ -84,6 +84,39 @@ def test_uploads_are_prepared_identically_everywhere(trained, digit):
     assert answer["confidence"] == pytest.approx(float(probs.max()), abs=1e-5)
 
 
+def test_calibrated_probabilities_agree_everywhere(trained, digits_home, tmp_path):
+    """A fitted temperature travels in the contract: PyTorch, ONNX Runtime (an export made
+    before calibrating included) and a bundle made after give the same calibrated
+    probabilities, and all can still give the raw ones."""
+    import shutil
+
+    from engine.evaluation.calibration import set_temperature
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained[0], run_dir)
+    set_temperature(run_dir / "best.pt", 2.5)
+    onnx = OnnxBackend(run_dir / "best.pt")  # its export was made at T = 1, before this
+    assert '"temperature": 1.0' in next((run_dir / "exports").glob("*.json")).read_text()
+    bundle_zip = make_bundle(run_dir, tmp_path / "bundle.zip", home=digits_home)["bundle"]
+    ds = open_dataset("digits", home=digits_home)
+    images = np.asarray(ds.images[np.sort(ds.split("val")[:64])])
+
+    predictor = Predictor(run_dir / "best.pt")
+    bundle = Bundle(bundle_zip, prefer_tensorrt=False)
+    assert predictor.contract.temperature == onnx.contract.temperature \
+        == bundle.contract.temperature == 2.5
+    want = predictor.probabilities(images)
+    raw = predictor.probabilities(images, calibrated=False)
+    assert np.abs(want - raw).max() > 1e-2  # the temperature really changes them
+    for got in (onnx.probabilities(images), bundle.probabilities(images)):
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    for got in (onnx.probabilities(images, calibrated=False),
+                bundle.probabilities(images, calibrated=False)):
+        np.testing.assert_allclose(got, raw, atol=1e-5, rtol=0)
+    answer = bundle.classify([images[0]], digit=False)[0]
+    assert answer["confidence"] == pytest.approx(float(want[0].max()), abs=1e-5)
+
+
 def test_contract_round_trips_and_fills_defaults():
     c = Contract.from_dict({"channels": 3, "height": 32, "width": 32, "mean": [0.5]})
     assert c.mean == (0.5, 0.5, 0.5) and c.std == (1.0, 1.0, 1.0) and c.scale == 255.0
@@ -100,6 +133,7 @@ def test_contract_round_trips_and_fills_defaults():
     ({"channels": 1, "height": 28, "width": 28, "polarity": "upside-down"}, "polarity"),
     ({"channels": 1, "height": 28, "width": 28, "std": [float("nan")]}, "std"),
     ({"channels": 3, "height": 28, "width": 28, "mean": [0.1, 0.2]}, "mean"),
+    ({"channels": 1, "height": 28, "width": 28, "temperature": 0}, "temperature"),
     ({"channels": "one", "height": 28, "width": 28}, "malformed"),
     ([1, 28, 28], "mapping"),
 ])

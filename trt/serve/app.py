@@ -5,7 +5,8 @@ Routes
   GET  /v2                                     server metadata
   GET  /v2/models/{name}[/versions/1]          model metadata: input/output names, shapes
   GET  /v2/models/{name}[/versions/1]/ready    model readiness
-  POST /v2/models/{name}[/versions/1]/infer    tensor JSON in, logits out (normalized input)
+  POST /v2/models/{name}[/versions/1]/infer    tensor JSON in, logits out (normalized input);
+                                               also binary tensor data (trt.serve.binary)
   POST /classify                               image files in (multipart, or one raw image
                                                body), label + confidence + top-k out
   GET  /stats                                  the dynamic batcher's counts
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -29,14 +29,15 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from trt.serve import binary
 from trt.serve.batcher import DynamicBatcher, QueueFull
 from trt.serve.model import DEFAULT_MAX_PIXELS, BadInput, ServedModel
 
 log = logging.getLogger("trt.serve")
-Handler = Callable[[Request], Awaitable[JSONResponse]]
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -95,7 +96,7 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> Starlet
                              max_delay_s=config.max_delay_ms / 1e3, max_queue=config.max_queue)
 
     def guarded(handler: Handler, auth: bool = True) -> Handler:
-        async def wrapped(request: Request) -> JSONResponse:
+        async def wrapped(request: Request) -> Response:
             if auth and config.token and not _token_ok(request, config.token):
                 return error("a valid bearer token is required (Authorization: Bearer ...)",
                              401)
@@ -122,7 +123,8 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> Starlet
 
     async def server_metadata(request: Request) -> JSONResponse:
         return JSONResponse({"name": "digits-studio", "version": "1",
-                             "extensions": ["classification"], "models": [model.name],
+                             "extensions": ["classification", "binary_tensor_data"],
+                             "models": [model.name],
                              "backend": model.describe_backend(),
                              "batching": config.public()})
 
@@ -132,21 +134,21 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> Starlet
     async def model_ready(request: Request) -> JSONResponse:
         return JSONResponse({"name": model.name, "ready": True})
 
-    async def infer(request: Request) -> JSONResponse:
-        if "inference-header-content-length" in request.headers:
-            raise BadInput("binary tensor data is not supported by this server: send the "
-                           'tensor as JSON "data" (Triton clients: binary_data=False)')
+    async def infer(request: Request) -> Response:
         body = await read_body(request, config.max_body_bytes)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise BadInput("the request body is not JSON") from None
-        rows, rid = model.v2_rows(data)
+        header_length = request.headers.get(binary.HEADER)
+        data, tail = binary.split_request(body, header_length)
+        rows, rid = model.v2_rows(data, tail, header_given=header_length is not None)
         if len(rows) > config.max_images:
             raise BadInput(f"batch of {len(rows)} is over the limit of {config.max_images} "
                            "per request", status=413)
+        as_binary = model.v2_outputs(data)
         logits = await batcher.submit(rows)
-        return JSONResponse(model.v2_response(logits, rid))
+        content, head = model.v2_response(logits, rid, as_binary)
+        if head is None:
+            return Response(content, media_type="application/json")
+        return Response(content, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(head)})
 
     async def classify(request: Request) -> JSONResponse:
         body = await read_body(request, config.max_body_bytes)

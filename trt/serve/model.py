@@ -15,19 +15,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from engine.inference.results import predictions, softmax
+from engine.inference.results import predictions
 from trt.bundle import Bundle
+from trt.serve import binary
+from trt.serve.errors import BadInput  # noqa: F401 - callers import it from here
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 DEFAULT_MAX_PIXELS = 16_000_000  # decoded width x height of one uploaded image
-
-
-class BadInput(ValueError):
-    """A request the client must change: the server answers 4xx with this message."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def bundle_for(source: str | os.PathLike, home: str | os.PathLike | None = None) -> Path:
@@ -142,7 +136,7 @@ class ServedModel:
 
     def results(self, logits: np.ndarray, top_k: int) -> list[dict[str, Any]]:
         """Label, confidence and top-k per row, as `trt infer` reports them."""
-        probs = softmax(logits)
+        probs = self.bundle.contract.probabilities(logits)  # the model's temperature
         return [p.to_dict() for p in predictions(probs, self.classes, probs, max(1, top_k))]
 
     def default_digit(self) -> bool:
@@ -163,10 +157,14 @@ class ServedModel:
                                "preprocess": self.bundle.contract.to_dict(),
                                "backend": self.describe_backend()}}
 
-    def v2_rows(self, body: Any) -> tuple[np.ndarray, str | None]:
-        """The input rows of a v2 infer request body (tensor JSON), and its id."""
+    def v2_rows(self, body: Any, tail: memoryview | None = None, header_given: bool = False
+                ) -> tuple[np.ndarray, str | None]:
+        """The input rows of a v2 infer request (tensor JSON, or its input as binary tensor
+        data in `tail`, the bytes after the inference header), and its id."""
+        tail = tail if tail is not None else memoryview(b"")
         if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
             raise BadInput('the request needs "inputs": a list of tensors')
+        binary.check_sizes(body["inputs"], tail, header_given)
         if len(body["inputs"]) != 1:
             raise BadInput(f"the model has one input ({self.input_name!r}), "
                            f"the request gave {len(body['inputs'])}")
@@ -181,13 +179,26 @@ class ServedModel:
         c, h, w = self.input_shape
         shape = t.get("shape")
         if (not isinstance(shape, list) or len(shape) != 4
-                or not all(isinstance(d, int) for d in shape) or shape[0] < 1
-                or tuple(shape[1:]) != (c, h, w)):
+                or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+                or shape[0] < 1 or tuple(shape[1:]) != (c, h, w)):
             raise BadInput(f"input shape must be [N, {c}, {h}, {w}] with N >= 1, not {shape}")
-        data = t.get("data")
+        if binary.binary_size(t) is not None:
+            if "data" in t:
+                raise BadInput(f"input {self.input_name!r} has both \"data\" and "
+                               "binary_data_size: give one")
+            rows = binary.tensor_from_bytes(self.input_name, tail, "FP32", shape)
+            rows = rows.astype(np.float32)  # a native, writable copy of the request's bytes
+        else:
+            rows = self._json_rows(t.get("data"), shape)
+        if not np.isfinite(rows).all():
+            raise BadInput("input data holds NaN or infinity")
+        rid = body.get("id")
+        return rows.reshape(shape), rid if isinstance(rid, str) else None
+
+    def _json_rows(self, data: Any, shape: list[int]) -> np.ndarray:
         if not isinstance(data, list):
-            raise BadInput('input "data" must be a list of numbers (binary tensors are not '
-                           "supported)")
+            raise BadInput('input "data" must be a list of numbers, or the tensor sent as '
+                           'binary data ("parameters": {"binary_data_size": bytes})')
         try:
             rows = np.asarray(data, dtype=np.float32)
         except (TypeError, ValueError):
@@ -195,20 +206,34 @@ class ServedModel:
         if rows.size != int(np.prod(shape)):
             raise BadInput(f"input data holds {rows.size} numbers, shape {shape} needs "
                            f"{int(np.prod(shape))}")
-        if not np.isfinite(rows).all():
-            raise BadInput("input data holds NaN or infinity")
-        for o in body.get("outputs") or []:
+        return rows
+
+    def v2_outputs(self, body: dict[str, Any]) -> bool:
+        """Check the request's "outputs"; True when the logits go back as binary data."""
+        outputs = body.get("outputs")
+        if outputs is not None and not isinstance(outputs, list):
+            raise BadInput('"outputs" must be a list of {"name": ...} objects')
+        for o in outputs or []:
             if not isinstance(o, dict) or o.get("name") != self.output_name:
                 raise BadInput(f"unknown output {o.get('name') if isinstance(o, dict) else o!r}"
                                f": the model's output is {self.output_name!r}")
-        rid = body.get("id")
-        return rows.reshape(shape), rid if isinstance(rid, str) else None
+        return binary.wants_binary(body, outputs[0] if outputs else None)
 
-    def v2_response(self, logits: np.ndarray, request_id: str | None) -> dict[str, Any]:
-        out = {"model_name": self.name, "model_version": "1",
-               "outputs": [{"name": self.output_name, "datatype": "FP32",
-                            "shape": list(logits.shape),
-                            "data": logits.astype(np.float32).ravel().tolist()}]}
+    def v2_response(self, logits: np.ndarray, request_id: str | None,
+                    as_binary: bool = False) -> tuple[bytes, int | None]:
+        """The response body and, when the logits go as binary data, its JSON header's
+        length (the Inference-Header-Content-Length of the response)."""
+        logits = np.ascontiguousarray(logits, dtype="<f4")
+        tensor: dict[str, Any] = {"name": self.output_name, "datatype": "FP32",
+                                  "shape": list(logits.shape)}
+        blobs = []
+        if as_binary:
+            tensor["parameters"] = {"binary_data_size": logits.nbytes}
+            blobs.append(logits.tobytes())
+        else:
+            tensor["data"] = logits.ravel().tolist()
+        out: dict[str, Any] = {"model_name": self.name, "model_version": "1",
+                               "outputs": [tensor]}
         if request_id is not None:
             out["id"] = request_id
-        return out
+        return binary.encode_response(out, blobs)

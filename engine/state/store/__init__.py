@@ -74,6 +74,21 @@ from engine.state.store.schema import (
     statements,
     transaction,
 )
+from engine.state.store.studies import (
+    active_study_ids,
+    add_study,
+    delete_study,
+    get_study,
+    list_studies,
+    put_trial,
+    set_study_driver,
+    set_study_message,
+    set_study_status,
+    study_ids_starting,
+    study_of_job,
+    study_trials,
+    update_trial,
+)
 from engine.state.store.users import (
     account_names,
     accounts_exist,
@@ -92,6 +107,19 @@ from engine.state.store.users import (
 )
 
 __all__ = [
+    "active_study_ids",
+    "add_study",
+    "delete_study",
+    "get_study",
+    "list_studies",
+    "put_trial",
+    "set_study_driver",
+    "set_study_message",
+    "set_study_status",
+    "study_ids_starting",
+    "study_of_job",
+    "study_trials",
+    "update_trial",
     "MIGRATIONS",
     "Job",
     "account_names",

@@ -168,6 +168,35 @@ MIGRATIONS: list[str] = [
     ALTER TABLE datasets ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE datasets ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
     """,
+    # 9: hyperparameter studies (engine/jobs/studies): a study's record and which training
+    # job ran each of its trials; the sampler's own state is an Optuna database beside it
+    """
+    CREATE TABLE studies (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        owner TEXT,
+        status TEXT NOT NULL DEFAULT 'running',
+        created REAL NOT NULL,
+        finished REAL,
+        spec TEXT NOT NULL,
+        driver TEXT,
+        message TEXT
+    );
+    CREATE INDEX studies_status ON studies(status);
+    CREATE TABLE study_trials (
+        study TEXT NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        job TEXT,
+        state TEXT NOT NULL,
+        value REAL,
+        params TEXT NOT NULL,
+        steps INTEGER NOT NULL DEFAULT 0,
+        message TEXT,
+        updated REAL NOT NULL,
+        PRIMARY KEY (study, number)
+    );
+    CREATE INDEX study_trials_job ON study_trials(job);
+    """,
 ]
 
 
