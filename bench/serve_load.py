@@ -5,15 +5,21 @@ on ONNX Runtime: one with dynamic batching, one with `--no-batching`. An async H
 (httpx) keeps 1, 8, 32 and 128 requests in flight and records requests/s and p50/p99 latency.
 The two servers are measured in turns (on, off, on, off, ... per concurrency level), so a
 machine that gets busier or quieter weighs on both alike; each cell is bounded in time and in
-request count. Requests are KServe v2 infer calls with one real 28x28 digit each (JSON tensor),
-or /classify with a PNG file (--route classify).
+request count. Requests are KServe v2 infer calls with one real digit image each, as a JSON
+tensor or (--encoding binary) as raw FP32 bytes after a JSON header (the binary tensor data
+extension, how Triton's clients talk), or /classify with a PNG file (--route classify).
 
 Also printed: the model alone (ONNX Runtime, no HTTP) at batch 1 and batch 32 in the same run:
 its images/s ratio is the most batching can give when the model is the bottleneck.
 
 Target (issue 18): at 32 clients, batching on >= 3x the requests/s of batching off, with a p99
 no worse than 2x. Writes bench/results/serve_load.json. The model is LeNet trained 2 epochs on
-the offline 'digits' sample unless --bundle names one.
+the offline 'digits' sample unless --bundle names one; --network resnet18 --size 32 (or 224)
+serves a model whose compute dominates (ResNet-18 trained one epoch on a few digits per class:
+the weights only need to exist, the cost of a forward pass is the same).
+
+    python bench/serve_load.py                                   # LeNet, JSON
+    python bench/serve_load.py --network resnet18 --size 224 --encoding binary
 """
 
 from __future__ import annotations
@@ -41,21 +47,25 @@ LEVELS = (1, 8, 32, 128)
 TARGET_RATIO, TARGET_P99 = 3.0, 2.0
 
 
-def make_bundle(tmp: Path) -> Path:
+def make_bundle(tmp: Path, network: str = "lenet", size: int = 28) -> Path:
     from engine.datasets import DatasetOptions, create_dataset
     from engine.training import TrainConfig, train
     from trt.bundle import make_bundle as bundle
 
     home = tmp / "workspace"
+    small = network != "lenet"  # a big network: a few images per class, one epoch
     create_dataset("digits", "digits-sample", None,
-                   DatasetOptions(val_percent=10.0, test_percent=20.0), home=home)
-    run = tmp / "lenet-digits"
-    train(TrainConfig(dataset="digits", network="lenet", epochs=2, seed=0), run, home=home)
+                   DatasetOptions(val_percent=10.0, test_percent=20.0, height=size, width=size,
+                                  max_per_class=20 if small else None), home=home)
+    run = tmp / f"{network}-digits"
+    train(TrainConfig(dataset="digits", network=network, epochs=1 if small else 2, seed=0,
+                      batch_size=16 if small else 64), run, home=home)
     return Path(bundle(run, run / "exports" / "bundle.zip", home=home)["bundle"])
 
 
-def payloads(bundle_path: Path, route: str, count: int = 16) -> list[tuple[bytes, str]]:
-    """Request bodies (and content types) made from real held-out-like digit images."""
+def payloads(bundle_path: Path, route: str, encoding: str = "json",
+             count: int = 16) -> list[tuple[bytes, dict[str, str]]]:
+    """Request bodies (and their headers) made from real held-out-like digit images."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -63,18 +73,27 @@ def payloads(bundle_path: Path, route: str, count: int = 16) -> list[tuple[bytes
 
     bundle = Bundle(bundle_path, prefer_tensorrt=False)
     images = [np.clip(d * 16, 0, 255).astype(np.uint8) for d in load_digits().images[:count]]
-    images = [np.asarray(Image.fromarray(a).resize((28, 28))) for a in images]
+    h, w = bundle.metadata["input"]["shape"][2:]
+    images = [np.asarray(Image.fromarray(a).resize((w, h))) for a in images]
     out = []
     for a in images:
         if route == "classify":
             buf = io.BytesIO()
             Image.fromarray(a).save(buf, format="PNG")
-            out.append((buf.getvalue(), "image/png"))
+            out.append((buf.getvalue(), {"content-type": "image/png"}))
+            continue
+        seen = bundle.prepare(a, digit=False, polarity="as-is")  # already dataset-shaped
+        rows = np.ascontiguousarray(bundle.contract.normalize(seen[None]), dtype="<f4")
+        tensor = {"name": "input", "shape": list(rows.shape), "datatype": "FP32"}
+        if encoding == "binary":
+            head = json.dumps({"inputs": [{**tensor, "parameters": {
+                "binary_data_size": rows.nbytes}}]}).encode()
+            out.append((head + rows.tobytes(), {
+                "content-type": "application/octet-stream",
+                "inference-header-content-length": str(len(head))}))
         else:
-            rows = bundle.contract.normalize(bundle.prepare(a)[None])
-            body = {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32",
-                                "data": rows.ravel().tolist()}]}
-            out.append((json.dumps(body).encode(), "application/json"))
+            body = {"inputs": [{**tensor, "data": rows.ravel().tolist()}]}
+            out.append((json.dumps(body).encode(), {"content-type": "application/json"}))
     return out
 
 
@@ -131,7 +150,7 @@ async def wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} never became ready")
 
 
-async def load(url: str, path: str, bodies: list[tuple[bytes, str]], clients: int,
+async def load(url: str, path: str, bodies: list[tuple[bytes, dict[str, str]]], clients: int,
                seconds: float, max_requests: int) -> dict:
     """`clients` loops each sending one request after another until time or count runs out."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -148,10 +167,10 @@ async def load(url: str, path: str, bodies: list[tuple[bytes, str]], clients: in
             k = i
             while time.perf_counter() < deadline and sent < max_requests:
                 sent += 1
-                body, kind = bodies[k % len(bodies)]
+                body, headers = bodies[k % len(bodies)]
                 k += 1
                 t0 = time.perf_counter()
-                r = await c.post(path, content=body, headers={"content-type": kind})
+                r = await c.post(path, content=body, headers=headers)
                 latencies.append(time.perf_counter() - t0)
                 errors += r.status_code != 200
 
@@ -209,18 +228,28 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", help="bundle to serve (default: LeNet trained on 'digits')")
     ap.add_argument("--route", default="v2", choices=["v2", "classify"])
+    ap.add_argument("--encoding", default="json", choices=["json", "binary"],
+                    help="v2 request tensors as JSON numbers or binary tensor data")
+    ap.add_argument("--network", default="lenet", choices=["lenet", "resnet18"],
+                    help="the model to train and serve when no --bundle is given")
+    ap.add_argument("--size", type=int, default=28, help="input height and width (pixels)")
     ap.add_argument("--levels", default=",".join(map(str, LEVELS)))
     ap.add_argument("--seconds", type=float, default=3.0, help="time per cell (all rounds)")
     ap.add_argument("--max-requests", type=int, default=20000, help="requests per cell")
     ap.add_argument("--rounds", type=int, default=2, help="turns per cell (on, off, on, ...)")
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument("--max-delay-ms", type=float, default=1.0)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve_load.json"))
+    ap.add_argument("--out", help="results file (default bench/results/serve_load.json for "
+                    "LeNet in JSON, else serve_load-NETWORK-SIZE-ENCODING.json)")
     a = ap.parse_args()
+    if a.out is None:
+        plain = a.network == "lenet" and a.size == 28 and a.encoding == "json" and not a.bundle
+        a.out = str(ROOT / "bench" / "results" / (
+            "serve_load.json" if plain else f"serve_load-{a.network}-{a.size}-{a.encoding}.json"))
     levels = tuple(int(x) for x in a.levels.split(","))
     with tempfile.TemporaryDirectory(prefix="serve-load-") as d:
-        bundle = Path(a.bundle) if a.bundle else make_bundle(Path(d))
-        bodies = payloads(bundle, a.route)
+        bundle = Path(a.bundle) if a.bundle else make_bundle(Path(d), a.network, a.size)
+        bodies = payloads(bundle, a.route, a.encoding)
         path = "/classify" if a.route == "classify" else None
         servers = {"on": Server(bundle, ["--max-batch", str(a.max_batch), "--max-delay-ms",
                                          str(a.max_delay_ms)]),
@@ -257,7 +286,8 @@ def main() -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
                    "(shared)",
         "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
-        "route": a.route, "server": banner, "max_batch": a.max_batch,
+        "route": a.route, "encoding": a.encoding, "network": a.network, "size": a.size,
+        "server": banner, "max_batch": a.max_batch,
         "max_delay_ms": a.max_delay_ms, "results": results, "model_only": model_only,
         "target": {"ratio": TARGET_RATIO, "p99": TARGET_P99}, "target_met": met})
     return 0

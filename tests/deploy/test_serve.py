@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -261,6 +262,34 @@ def test_serve_cli_runs_uvicorn_on_a_free_port(digits_run, digit_images, tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_served_connections_send_small_writes_at_once():
+    """asyncio (under uvicorn) turns Nagle off on the connections of the serve socket: without
+    it every keep-alive response waited ~40 ms for the client's delayed ACK."""
+    from trt.serve.cli import bind_socket
+
+    async def accepted_nodelay() -> int:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future = loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = bind_socket("127.0.0.1", 0)
+        server = await loop.create_server(Probe, sock=sock)
+        try:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return value
+        finally:
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
 
 
 def test_serve_cli_errors_are_one_line(tmp_path):
