@@ -8,13 +8,21 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
+from streamlit import dataframe_util
 
 EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")  # whole epochs, not 1.1, 1.2...
 
 
 @st.cache_data(max_entries=1000, show_spinner=False)
 def _spec(name: str, args: tuple, _build: Callable[..., alt.Chart]) -> dict[str, Any]:
-    return _build(*args).to_dict()
+    """The chart's Vega-Lite spec, its inline datasets already as the Arrow bytes Streamlit
+    sends (it skips converting bytes; rows as dicts it would turn into a DataFrame and then
+    Arrow on every draw, and the cache would unpickle them on every read)."""
+    spec = _build(*args).to_dict()
+    if spec.get("datasets"):
+        spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(rows)
+                            for name, rows in spec["datasets"].items()}
+    return spec
 
 
 def draw(where: Any, build: Callable[..., alt.Chart], *args: Any, **options: Any) -> Any:

@@ -148,7 +148,7 @@ def _draw(backend: backends.Backend, checkpoint: str) -> None:
 def _show(result: Prediction, mid: Any, right: Any) -> None:
     with mid:
         st.markdown("**What the network sees**")
-        st.image(pictures.enlarge(result.input, 196), width=196,
+        st.image(pictures.enlarge(result.input, 196), width=196, output_format="PNG",
                  caption=f"{result.input.shape[1]}x{result.input.shape[0]} input")
     with right:
         st.metric("Prediction", result.label, confidence_text(result), delta_color="off")
@@ -352,7 +352,7 @@ def _inside(view: service.InsideViews | None, key: str) -> None:
             st.info(view.note)
         c1, c2 = st.columns(2)
         c1.markdown("**Saliency** (where the answer is most sensitive to the input)")
-        c1.image(view.saliency, width=196)
+        c1.image(view.saliency, width=196, output_format="PNG")
         if view.filters is not None:
             with c2:
                 _tiles(f"First-layer filters ({len(view.filters)})", view.filters,
@@ -368,14 +368,16 @@ def _inside(view: service.InsideViews | None, key: str) -> None:
 def _tiles(title: str, maps: np.ndarray, what: str, cols: int, cell: int, key: str) -> None:
     """A grid with gaps between the tiles, and one tile enlarged on demand."""
     st.markdown(f"**{title}**")
-    st.image(inside.grid(maps, cols=cols, cell=cell, pad=TILE_GAP), width="content")
+    st.image(inside.grid(maps, cols=cols, cell=cell, pad=TILE_GAP), width="content",
+             output_format="PNG")
     options = [0, *range(1, len(maps) + 1)]
     pick = st.selectbox(f"Enlarge a {what}", options, key=key,
                         format_func=lambda i: "—" if i == 0 else f"{what} {i}",
                         help=f"Numbered left to right, top to bottom: {what} 1 is top left.")
     if pick:
         one = maps[pick - 1]
-        st.image(inside.grid(maps[pick - 1:pick], cols=1, cell=224, pad=0), width=224)
+        st.image(inside.grid(maps[pick - 1:pick], cols=1, cell=224, pad=0), width=224,
+                 output_format="PNG")
         st.caption(f"{what} {pick} of {len(maps)}: values {float(one.min()):.3g} to "
                    f"{float(one.max()):.3g}")
 

@@ -12,15 +12,14 @@ import warnings
 from typing import Any
 
 import altair as alt
-import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard import gallery
+from dashboard.charts import draw
 from engine.evaluation import curves
 from engine.evaluation.evaluate import Evaluation
-from engine.images.pictures import enlarge
 
-GALLERY_PX = 84  # as the Evaluation tab's other galleries
 DEFAULT_DRAWN = 10  # classes drawn at first: more lines than this are a tangle
 
 
@@ -105,23 +104,12 @@ def _table(every: list[curves.ClassCurves]) -> None:
                + ("—" if roc is None else f"{roc:.3f}"))
 
 
-def _images(dataset: Any, indexes: list[int]) -> list[np.ndarray]:
-    """The dataset's images at `indexes`, in that order, enlarged for a gallery."""
-    idx = np.asarray(indexes)
-    order = np.argsort(idx)  # sorted reads from the memory map, then back in caller's order
-    got = np.asarray(dataset.images[idx[order]])
-    out = np.empty_like(got)
-    out[order] = got
-    return [enlarge(img, GALLERY_PX) for img in out]
-
-
 def _gallery(dataset: Any, rows: list[dict[str, Any]], total: int, what: str,
              captions: list[str]) -> None:
     st.markdown(f"**{what}: {total}**" + (f" (first {len(rows)} shown)" if total > len(rows)
                                           else ""))
     if rows:
-        st.image(_images(dataset, [r["index"] for r in rows]), caption=captions,
-                 width=GALLERY_PX)
+        gallery.show(st, dataset, [r["index"] for r in rows], captions)
 
 
 def render(ev: Evaluation, dataset: Any, key: tuple) -> None:
@@ -161,8 +149,8 @@ def render(ev: Evaluation, dataset: Any, key: tuple) -> None:
     shown = [every[i] for i in sorted(set(drawn) | {c})]
     with warnings.catch_warnings():  # one "point" parameter for both views is meant
         warnings.filterwarnings("ignore", "Automatically deduplicated selection parameter")
-        st.altair_chart(curves_chart(shown, every[c], at), on_select="rerun", key="cv_chart",
-                        width="content")
+        draw(st, curves_chart, shown, every[c], at, on_select="rerun", key="cv_chart",
+             width="content")
     with st.expander("AUC per class", expanded=len(classes) <= DEFAULT_DRAWN):
         _table(every)
     st.caption(f"{classes[c]} at threshold {threshold:.3f}: precision {at.precision:.3f}, "

@@ -100,7 +100,8 @@ def counts_and_mean(ds: Dataset) -> None:
     with left:
         charts.draw(st, charts.class_counts, ds.manifest["counts"])
     with right:
-        st.image(pictures.enlarge(ds.mean, MEAN_PX), caption="Mean training image")
+        st.image(pictures.enlarge(ds.mean, MEAN_PX), caption="Mean training image",
+                 output_format="PNG")
 
 
 def _reset_explorer_on_switch(ds: Dataset) -> None:
@@ -134,7 +135,7 @@ def explorer(ds: Dataset) -> None:
     st.caption(f"Images {start + 1}–{start + len(shown.images)} of {shown.total:,} "
                f"(page {page} of {pages})")
     st.image([pictures.enlarge(img, THUMB_PX) for img in shown.images],
-             caption=[ds.classes[int(label)] for label in shown.labels])
+             caption=[ds.classes[int(label)] for label in shown.labels], output_format="PNG")
 
 
 def _may_delete(row: dict[str, Any], user: str | None) -> tuple[bool, str]:

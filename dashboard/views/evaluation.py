@@ -13,22 +13,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, session, task_progress
+from dashboard import charts, gallery, session, task_progress
 from dashboard.views import calibration
 from dashboard.views import curves as curves_view
 from dashboard.views import embedding as embedding_view
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation.evaluate import Evaluation, load_evaluation, most_confused, pair_count
-from engine.images.pictures import enlarge
 from engine.inference.classify_many import IMAGE_SUFFIXES
 from engine.jobs import tasks
 
-GALLERY_PX = 84
 SPLIT_AUTO = "test (validation when none)"
 LABEL_MODES = {"none": "No labels", "folders": "Folder per class (inside the zip)",
                "csv": "CSV file (file,label)"}
@@ -62,17 +59,6 @@ def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
         params = {"checkpoint": ckpt} | ({} if split == SPLIT_AUTO else {"split": split})
         task_progress.submit("engine.evaluate", job["id"], params, "evaluation",
                              name=f"evaluate {job['name'] or job['id']} {ckpt}")
-
-
-def _images(dataset: Any, indexes: list[int]) -> list[np.ndarray]:
-    if not indexes:
-        return []
-    idx = np.asarray(indexes)
-    order = np.argsort(idx)  # sorted reads from the memory map, then back in caller's order
-    got = np.asarray(dataset.images[idx[order]])
-    out = np.empty_like(got)
-    out[order] = got
-    return [enlarge(img, GALLERY_PX) for img in out]
 
 
 def _selected_cell(event: Any, classes: list[str]) -> tuple[int, int] | None:
@@ -179,7 +165,7 @@ def _pair(ev: Evaluation | None, dataset: Any, summary: dict[str, Any], event: A
     if ev is None or dataset is None or not count:
         return
     indexes = ev.pair(t, p, limit=48)
-    st.image(_images(dataset, indexes), caption=[f"#{i}" for i in indexes], width=GALLERY_PX)
+    gallery.show(st, dataset, indexes, [f"#{i}" for i in indexes])
 
 
 def _mistakes(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
@@ -188,9 +174,9 @@ def _mistakes(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
     if not wrong:
         st.success("No mistakes on this split.")
         return
-    st.image(_images(dataset, [m["index"] for m in wrong]),
-             caption=[f"{classes[m['true']]} → {classes[m['predicted']]} "
-                      f"{m['confidence']:.0%}" for m in wrong], width=GALLERY_PX)
+    gallery.show(st, dataset, [m["index"] for m in wrong],
+                 [f"{classes[m['true']]} → {classes[m['predicted']]} {m['confidence']:.0%}"
+                  for m in wrong])
 
 
 def _top_per_class(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
@@ -203,10 +189,10 @@ def _top_per_class(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
     for c in shown:
         rows = top[c]
         st.markdown(f"**{classes[c]}**")
-        st.image(_images(dataset, [r["index"] for r in rows]),
-                 caption=[f"{r['probability']:.0%}" + ("" if r["true"] == c
-                                                        else f" (is {classes[r['true']]})")
-                          for r in rows], width=GALLERY_PX)
+        gallery.show(st, dataset, [r["index"] for r in rows],
+                     [f"{r['probability']:.0%}" + ("" if r["true"] == c
+                                                    else f" (is {classes[r['true']]})")
+                      for r in rows])
 
 
 def _add_to_training_data(job: dict[str, Any], ev: Evaluation, dataset: Any) -> None:

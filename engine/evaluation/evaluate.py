@@ -11,6 +11,7 @@ import json
 import os
 from contextlib import closing
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,11 @@ class Evaluation:
     labels: np.ndarray
     probs: np.ndarray  # float32 N x C
 
-    @property
+    @cached_property  # every gallery of the Evaluation tab asks again on each rerun
     def predicted(self) -> np.ndarray:
         return self.probs.argmax(1)
 
-    @property
+    @cached_property
     def confidence(self) -> np.ndarray:
         return self.probs.max(1)
 

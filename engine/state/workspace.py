@@ -15,7 +15,8 @@ import numpy as np
 def studio_home(home: str | os.PathLike | None = None) -> Path:
     """The workspace root: `home` if given, else $STUDIO_HOME, else ./workspace."""
     root = Path(home or os.environ.get("STUDIO_HOME") or "workspace")
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():  # a stat: mkdir(exist_ok) on every call raised and caught an error
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 

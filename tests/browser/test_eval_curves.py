@@ -1,6 +1,6 @@
 """The Evaluation tab's PR / ROC curves and embedding view in a real browser (headless
-Chromium): both charts are drawn, moving the threshold moves the galleries, and the embedding
-shows a probe board's photos."""
+Chromium): both charts are drawn, a click on a curve moves the threshold and the galleries,
+and the embedding shows a probe board's photos."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def test_pr_curves_and_embedding(jobs_home):
         box = curve.bounding_box()
         assert box["width"] > 500 and box["height"] > 250  # two 300 px plots side by side
         screenshot(page, "eval-curves-01")
+        # A click on the PR plot picks the nearest (class, threshold) point: the caption and
+        # the galleries follow it (the chart is drawn from a cached spec, events still come).
+        caption = panel.get_by_text(f"{worst.name} at threshold 0.500")
+        assert caption.is_visible()
+        page.mouse.click(box["x"] + 120, box["y"] + box["height"] * 0.45)
+        panel.get_by_text(" at threshold ").filter(has_not_text="0.500").wait_for(
+            timeout=60_000)
 
         panel.get_by_text("Show the embedding").click()
         panel.get_by_text("probe(s) lie farther").wait_for(timeout=120_000)

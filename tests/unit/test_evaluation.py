@@ -3,9 +3,11 @@ memory."""
 
 from __future__ import annotations
 
+import csv
 import io
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,9 +138,16 @@ def test_classify_many_with_csv_labels(mnist_lenet, mnist_files, tmp_path):
     (tmp_path / "labels.csv").write_text("\n".join(lines))
     result = classify_many(run_dir, [folder], labels=str(tmp_path / "labels.csv"))
     assert result["images"] == 100 and result["unlabelled"] == 0
-    assert result["labelled"]["accuracy"] >= 0.95
+    # A label joined to the wrong file would score near chance (10%); this LeNet scores 94-98
+    # on these 100 (it varies with the CPU the fixture trained on), 97.8% on validation.
+    assert result["labelled"]["accuracy"] >= 0.90
     unlabelled = classify_many(run_dir, [folder])
     assert "labelled" not in unlabelled and "9000.png" in unlabelled["csv"]
+    # The accuracy is the share of files whose prediction is the label the CSV gives them.
+    rows = list(csv.DictReader(io.StringIO(unlabelled["csv"])))
+    truth = {f"{i}.png": str(labels[i]) for i in range(9000, 9100)}
+    hits = sum(truth[Path(r["file"]).name] == r["predicted"] for r in rows)
+    assert len(rows) == 100 and result["labelled"]["accuracy"] == pytest.approx(hits / 100)
     with pytest.raises(FileNotFoundError):
         classify_many(run_dir, [tmp_path / "missing.zip"])
 
