@@ -34,6 +34,19 @@ def draw(where: Any, build: Callable[..., alt.Chart], *args: Any, **options: Any
     return where.vega_lite_chart(spec, **{"width": "stretch", **options})
 
 
+def selected_point(event: Any, param: str) -> dict[str, Any] | None:
+    """The first point of selection parameter `param` in a chart's on_select event (the
+    fields the selection names, as drawn), or None when nothing is selected."""
+    try:
+        points = event.selection[param]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    point = points[0] if isinstance(points, list) else points
+    return point if isinstance(point, dict) else None
+
+
 def metric_curves(metrics: list[dict[str, Any]], fields: dict[str, str], title: str,
                   y_title: str, job_label: str | None = None) -> alt.Chart:
     """Lines of chosen per-epoch metrics (fields: metric key -> legend label)."""

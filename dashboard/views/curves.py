@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import gallery
-from dashboard.charts import draw
+from dashboard.charts import draw, selected_point
 from engine.evaluation import curves
 from engine.evaluation.evaluate import Evaluation
 
@@ -78,13 +78,9 @@ def curves_chart(drawn: list[curves.ClassCurves], picked: curves.ClassCurves,
 
 def _clicked(event: Any, classes: list[str]) -> tuple[int, float] | None:
     """The (class index, threshold) of a clicked curve point, if any."""
-    try:
-        points = event.selection["point"]
-    except (AttributeError, KeyError, TypeError):
+    point = selected_point(event, "point")
+    if point is None:
         return None
-    if not points:
-        return None
-    point = points[0] if isinstance(points, list) else points
     try:
         threshold = point["threshold"]
         if threshold is None:

@@ -63,13 +63,9 @@ def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
 
 def _selected_cell(event: Any, classes: list[str]) -> tuple[int, int] | None:
     """The (true, predicted) indexes of a clicked heatmap cell, if any."""
-    try:
-        points = event.selection["cell"]
-    except (AttributeError, KeyError, TypeError):
+    point = charts.selected_point(event, "cell")
+    if point is None:
         return None
-    if not points:
-        return None
-    point = points[0] if isinstance(points, list) else points
     try:
         return classes.index(str(point["true"])), classes.index(str(point["predicted"]))
     except (KeyError, ValueError, TypeError):

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from engine.state.store.schema import where
+
 _JOB_JSON = ("config", "progress", "result")
 
 
@@ -115,21 +117,9 @@ def list_jobs(conn: sqlite3.Connection, owner: str | None = None,
     """Jobs filtered by owner, statuses, sweep, kind ("train" or "task") and parent job;
     order is one of a few fixed orderings."""
     orders = {"created DESC": "created DESC, rowid DESC", "queue": "queued, rowid"}
-    where, args = [], []
-    for column, value in (("kind", kind), ("parent", parent)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            args.append(value)
-    if owner is not None:
-        where.append("owner = ?")
-        args.append(owner)
-    if statuses:
-        where.append(f"status IN ({', '.join('?' * len(statuses))})")
-        args.extend(statuses)
-    if sweep is not None:
-        where.append("sweep = ?")
-        args.append(sweep)
-    sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+    clause, args = where({"kind": kind, "parent": parent, "owner": owner, "sweep": sweep},
+                         statuses)
+    sql = "SELECT * FROM jobs" + clause
     sql += f" ORDER BY {orders[order]}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

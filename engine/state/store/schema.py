@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 from engine.state.workspace import studio_home
 
@@ -245,6 +246,22 @@ def statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip():
         raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
+
+
+def where(equal: dict[str, Any], statuses: tuple[str, ...] | list[str] | None = None
+          ) -> tuple[str, list[Any]]:
+    """A WHERE clause (or "") and its arguments: each column of `equal` whose value is not None
+    equals it, and, when given, status is one of `statuses`. Column names come from the
+    callers' code, never from users; values always travel as arguments."""
+    clauses, args = [], []
+    for column, value in equal.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if statuses:
+        clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+        args.extend(statuses)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 @contextmanager

@@ -8,6 +8,8 @@ import sqlite3
 import time
 from typing import Any
 
+from engine.state.store.schema import where
+
 
 def _study(row: sqlite3.Row | None) -> dict[str, Any] | None:
     if row is None:
@@ -38,15 +40,9 @@ def study_ids_starting(conn: sqlite3.Connection, prefix: str) -> list[str]:
 def list_studies(conn: sqlite3.Connection, owner: str | None = None,
                  statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """Studies, newest first, of one owner and/or in some statuses."""
-    where, args = [], []
-    if owner is not None:
-        where.append("owner = ?")
-        args.append(owner)
-    if statuses:
-        where.append(f"status IN ({', '.join('?' * len(statuses))})")
-        args.extend(statuses)
-    sql = "SELECT * FROM studies" + (" WHERE " + " AND ".join(where) if where else "")
-    return [_study(r) for r in conn.execute(sql + " ORDER BY created DESC", args)]
+    clause, args = where({"owner": owner}, statuses)
+    return [_study(r) for r in conn.execute(f"SELECT * FROM studies{clause} ORDER BY created DESC",
+                                            args)]
 
 
 def active_study_ids(conn: sqlite3.Connection) -> list[str]:
