@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -14,15 +16,27 @@ EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")  # whole epochs, not 1.1, 1.2..
 
 
 @st.cache_data(max_entries=1000, show_spinner=False)
-def _spec(name: str, args: tuple, _build: Callable[..., alt.Chart]) -> dict[str, Any]:
+def _spec(name: str, key: Any, _args: tuple, _build: Callable[..., alt.Chart]
+          ) -> dict[str, Any]:
     """The chart's Vega-Lite spec, its inline datasets already as the Arrow bytes Streamlit
     sends (it skips converting bytes; rows as dicts it would turn into a DataFrame and then
     Arrow on every draw, and the cache would unpickle them on every read)."""
-    spec = _build(*args).to_dict()
+    spec = _build(*_args).to_dict()
     if spec.get("datasets"):
         spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(rows)
                             for name, rows in spec["datasets"].items()}
     return spec
+
+
+def _fingerprint(args: tuple) -> Any:
+    """What the cache keys a chart's arguments by: a digest of their pickle (C-fast; Streamlit's
+    own hashing walks lists of dicts in Python, a tenth of a finished job's page), or the
+    arguments themselves for Streamlit to hash where they do not pickle."""
+    try:
+        return hashlib.blake2b(pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL),
+                               digest_size=16).hexdigest()
+    except Exception:  # noqa: BLE001 - anything unpicklable is hashed the slow way
+        return args
 
 
 def draw(where: Any, build: Callable[..., alt.Chart], *args: Any, **options: Any) -> Any:
@@ -30,7 +44,7 @@ def draw(where: Any, build: Callable[..., alt.Chart], *args: Any, **options: Any
     given). The spec is cached on the builder and its arguments (what the chart shows), so a
     rerun that draws the same chart again skips Altair's construction, validation and
     conversion: most of a finished job's page's server CPU (bench/server_cost.py)."""
-    spec = _spec(f"{build.__module__}.{build.__qualname__}", args, build)
+    spec = _spec(f"{build.__module__}.{build.__qualname__}", _fingerprint(args), args, build)
     return where.vega_lite_chart(spec, **{"width": "stretch", **options})
 
 
