@@ -5,6 +5,7 @@ networks instead of ids."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import streamlit as st
@@ -110,6 +111,8 @@ def pick_job(choices: list[dict[str, Any]], query_key: str, key: str, where: Any
     """A selectbox of jobs by name (the id on hover), preselecting the one in the URL; a pick
     goes into the URL (?<query_key>=id) so the page can be reloaded or shared as it is."""
     labels = {j["id"]: job_label(j) for j in choices}
+    seen = Counter(labels.values())  # two jobs of one name and minute: tell them apart by id
+    labels = {i: f"{lab} · {i[-6:]}" if seen[lab] > 1 else lab for i, lab in labels.items()}
     ids = list(labels)
     wanted = st.query_params.get(query_key)
     if wanted in ids and st.session_state.get(key) != wanted:

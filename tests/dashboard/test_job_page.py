@@ -76,3 +76,18 @@ def test_picking_a_job_puts_it_in_the_url(jobs_home):
     assert at.title[0].value == "a"
     # Names, not ids: the caption names the dataset.
     assert any("dataset digits" in c.value for c in at.caption)
+
+
+def test_two_jobs_of_one_name_and_minute_are_told_apart_in_the_picker(jobs_home):
+    a = jobs.submit({"dataset": "digits", "epochs": 1}, owner="alice", name="same",
+                    start_scheduler=False)
+    b = jobs.submit({"dataset": "digits", "epochs": 1}, owner="alice", name="same",
+                    start_scheduler=False)
+    with closing(store.connect(jobs_home)) as conn, store.transaction(conn):
+        store.update_job(conn, b, created=jobs.get_job(a, metrics=False, events=False)["created"])
+    at = open_page(app(), "job", id=a)
+    assert not at.exception and not errors(at)
+    options = at.selectbox(key="job_pick").options
+    assert len(set(options)) == len(options) == 2
+    assert {o.rsplit(" · ", 1)[1] for o in options} == {a[-6:], b[-6:]}
+    assert at.selectbox(key="job_pick").value == a
