@@ -2,8 +2,8 @@
 (as `jobs submit --lr a,b,c` does) against an Optuna study over the same ranges with the same
 sampler and pruner settings a study uses (engine/jobs/studies.py: TPE, median pruning),
 LeNet on the offline digits sample (10% val) or, with --data mnist, MNIST 8k (20% val), 3
-epochs a trial, seeded. Trials train in this
-process (the queue adds only start-up time per job, the same for both).
+epochs a trial, seeded. Trials train in this process (the queue adds only start-up time per
+job, the same for both).
 
     .venv/bin/python bench/study_vs_grid.py [--budget 16] [--epochs 3] [--data mnist]
 

@@ -23,8 +23,8 @@ def _spec(name: str, key: Any, _args: tuple, _build: Callable[..., alt.Chart]
     Arrow on every draw, and the cache would unpickle them on every read)."""
     spec = _build(*_args).to_dict()
     if spec.get("datasets"):
-        spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(rows)
-                            for name, rows in spec["datasets"].items()}
+        spec["datasets"] = {ds: dataframe_util.convert_anything_to_arrow_bytes(rows)
+                            for ds, rows in spec["datasets"].items()}
     return spec
 
 

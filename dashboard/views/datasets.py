@@ -8,9 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, session
+from dashboard import charts, gallery, session
 from dashboard.views import dataset_forms
-from dashboard.widgets import THUMB_PX
 from engine.datasets import (
     PAGE_SIZES,
     Dataset,
@@ -134,8 +133,7 @@ def explorer(ds: Dataset) -> None:
     start = (page - 1) * size
     st.caption(f"Images {start + 1}–{start + len(shown.images)} of {shown.total:,} "
                f"(page {page} of {pages})")
-    st.image([pictures.enlarge(img, THUMB_PX) for img in shown.images],
-             caption=[ds.classes[int(label)] for label in shown.labels], output_format="PNG")
+    gallery.show(st, ds, shown.indexes, [ds.classes[int(label)] for label in shown.labels])
 
 
 def _may_delete(row: dict[str, Any], user: str | None) -> tuple[bool, str]:
