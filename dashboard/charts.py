@@ -33,8 +33,12 @@ def _fingerprint(args: tuple) -> Any:
     own hashing walks lists of dicts in Python, a tenth of a finished job's page), or the
     arguments themselves for Streamlit to hash where they do not pickle."""
     try:
-        return hashlib.blake2b(pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL),
-                               digest_size=16).hexdigest()
+        # Pickled once more after a round trip: a pickle records which equal objects are one
+        # object, so a builder's own value and the cache's copy of it (st.cache_data returns the
+        # original on a miss, copies after) would digest apart and draw the chart twice.
+        dump = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
+        dump = pickle.dumps(pickle.loads(dump), protocol=pickle.HIGHEST_PROTOCOL)
+        return hashlib.blake2b(dump, digest_size=16).hexdigest()
     except Exception:  # noqa: BLE001 - anything unpicklable is hashed the slow way
         return args
 

@@ -2,8 +2,9 @@
 
 Evaluation shows the latest stored evaluation of a checkpoint (metrics, per-class table,
 confusion heatmap whose cells pick a (true, predicted) pair - above 100 classes a table of the
-most frequent confusions whose rows do -, confident mistakes, top N per class) and runs new ones
-as task jobs. Classify many uploads a zip or images, runs them as a
+most frequent confusions whose rows do -, the images of a pair, and lazy tabs of confident
+mistakes, top N per class, PR / ROC curves and the embedding, only the open one drawn) and runs
+new ones as task jobs. Classify many uploads a zip or images, runs them as a
 task job and shows its results table, accuracy and confusion matrix.
 """
 
@@ -27,6 +28,8 @@ from engine.inference.classify_many import IMAGE_SUFFIXES
 from engine.jobs import tasks
 
 SPLIT_AUTO = "test (validation when none)"
+SECTIONS = ["Confident mistakes", "Top per class", "PR / ROC curves", "Embedding"]
+SECTIONS_KEY = "ev_section"
 LABEL_MODES = {"none": "No labels", "folders": "Folder per class (inside the zip)",
                "csv": "CSV file (file,label)"}
 
@@ -239,15 +242,26 @@ def _evaluation(job: dict[str, Any]) -> None:
                                          summary.get("created")))
     if ev is None or dataset is None:
         return
-    st.subheader("Most confident mistakes")
-    _mistakes(ev, dataset, classes)
-    _add_to_training_data(job, ev, dataset)
-    st.subheader("Top images per class",
-                 help="For each class, the images the model is most sure belong to it.")
-    _top_per_class(ev, dataset, classes)
-    curves_view.render(ev, dataset, (job_id, summary["checkpoint"], summary["split"],
-                                     summary.get("created")))  # PR / ROC, threshold images
-    embedding_view.render(job, summary)  # penultimate features of held-out images and probes
+    # Lazy tabs: only the open one is drawn (its galleries and charts are most of the page's
+    # server CPU, bench/server_cost.py); st.session_state[SECTIONS_KEY] names the open one.
+    mistakes, top, pr_roc, embedding = st.tabs(SECTIONS, key=SECTIONS_KEY, on_change="rerun")
+    if mistakes.open:
+        with mistakes:
+            st.subheader("Most confident mistakes")
+            _mistakes(ev, dataset, classes)
+            _add_to_training_data(job, ev, dataset)
+    if top.open:
+        with top:
+            st.subheader("Top images per class",
+                         help="For each class, the images the model is most sure belong to it.")
+            _top_per_class(ev, dataset, classes)
+    if pr_roc.open:
+        with pr_roc:  # PR / ROC, threshold images
+            curves_view.render(ev, dataset, (job_id, summary["checkpoint"], summary["split"],
+                                             summary.get("created")))
+    if embedding.open:
+        with embedding:  # penultimate features of held-out images and probes
+            embedding_view.render(job, summary)
 
 
 # --- classify many -------------------------------------------------------------------------------
@@ -324,8 +338,11 @@ def _classify_many(job: dict[str, Any]) -> None:
 
 def render(job: dict[str, Any]) -> None:
     """The Evaluation and Classify-many tabs of a trained job with a best checkpoint."""
-    tab_eval, tab_many = st.tabs(["Evaluation", "Classify many"])
-    with tab_eval:
-        _evaluation(job)
-    with tab_many:
-        _classify_many(job)
+    tab_eval, tab_many = st.tabs(["Evaluation", "Classify many"], key="job_tab",
+                                 on_change="rerun")  # lazy: only the open tab is drawn
+    if tab_eval.open:
+        with tab_eval:
+            _evaluation(job)
+    if tab_many.open:
+        with tab_many:
+            _classify_many(job)

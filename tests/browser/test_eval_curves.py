@@ -31,6 +31,7 @@ def test_pr_curves_and_embedding(jobs_home):
         sign_in(page)
         page.get_by_role("tab", name="Evaluation").click()
         panel = page.get_by_role("tabpanel", name="Evaluation")
+        page.get_by_role("tab", name="PR / ROC curves").click()  # a lazy tab: drawn when open
         panel.get_by_text("Precision-recall and ROC curves").wait_for(timeout=120_000)
         panel.get_by_text(f"False positives (taken for {worst.name}, most confident "
                           f"first): {at.false_positive_count}").wait_for(timeout=60_000)
@@ -49,6 +50,7 @@ def test_pr_curves_and_embedding(jobs_home):
         panel.get_by_text(" at threshold ").filter(has_not_text="0.500").wait_for(
             timeout=60_000)
 
+        page.get_by_role("tab", name="Embedding").click()
         panel.get_by_text("Show the embedding").click()
         panel.get_by_text("probe(s) lie farther").wait_for(timeout=120_000)
         emb = panel.get_by_test_id("stVegaLiteChart").last

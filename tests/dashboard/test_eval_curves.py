@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.views import evaluation
 from engine import jobs
 from engine.evaluation import curves, probes
 from engine.evaluation.evaluate import load_evaluation
@@ -17,8 +18,11 @@ from testkit.digit_images import digit_photo
 from testkit.finished_jobs import finished_job
 
 
-def job_page(job_id: str, user: str = "alice") -> AppTest:
-    return open_page(app(user), "job", id=job_id)
+def job_page(job_id: str, user: str = "alice", section: str = "PR / ROC curves") -> AppTest:
+    """The job's page with the Evaluation tab's `section` open."""
+    at = app(user)
+    at.session_state[evaluation.SECTIONS_KEY] = section
+    return open_page(at, "job", id=job_id)
 
 
 def curve_chart(at: AppTest):
@@ -90,7 +94,7 @@ def test_embedding_view_with_a_probe_board(jobs_home):
     board = probes.create_board("photos", "alice", home=jobs_home)
     probes.add_probes(board, [(digit_photo(d), str(d), f"photo-{d}.png") for d in (1, 4, 7)],
                       polarity="as-is", user="alice", digit=False, home=jobs_home)
-    at = job_page(job_id)
+    at = job_page(job_id, section="Embedding")
     assert not at.exception, at.exception
     assert not [c for c in at.get("vega_lite_chart") if "Penultimate" in c.proto.spec]
     at.toggle(key="emb_on").set_value(True).run()

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from dashboard.views import evaluation
 from engine import jobs
 from engine.datasets import open_dataset
 from engine.evaluation.evaluate import load_evaluation
@@ -42,7 +43,8 @@ def test_evaluation_tab(jobs_home):
     assert metrics["Macro F1"] == f"{stored['macro_f1']:.3f}"
     # Loss/accuracy/lr/throughput curves, per-class accuracy, the confusion heatmap.
     charts = at.get("vega_lite_chart")
-    assert len(charts) == 8  # ... the reliability diagram (views/calibration.py), PR/ROC
+    assert len(charts) == 7  # ... the reliability diagram (views/calibration.py)
+    assert not any("Precision-recall" in c.proto.spec for c in charts)  # a closed, lazy tab
     heatmap = [c for c in charts if "Confusion matrix" in c.proto.spec]
     assert len(heatmap) == 1 and '"cell"' in heatmap[0].proto.spec  # the click selection
     assert any("per class" in c.proto.spec for c in charts)
@@ -60,14 +62,25 @@ def test_evaluation_tab(jobs_home):
     mistakes = ev.confident_mistakes(16)
     classes = len(stored["classes"])
     assert pair and mistakes  # two epochs of LeNet still confuses some digits
-    # One gallery per st.image call: the pair, the mistakes, then one per class (top 6).
+    # One gallery per st.image call: the pair, then the open tab's: the mistakes (the first
+    # tab); the other tabs draw nothing until opened.
     galleries = at.image
-    assert len(galleries) >= 2 + classes  # then the PR threshold's (views/curves.py)
+    assert len(galleries) == 2
     assert galleries[0].captions == [f"#{i}" for i in pair]
     assert galleries[1].captions[0] == (f"{mistakes[0]['true']} → {mistakes[0]['predicted']} "
                                         f"{mistakes[0]['confidence']:.0%}")
     assert len(galleries[1].captions) == len(mistakes)
-    assert all(len(g.captions) == 6 for g in galleries[2:2 + classes])
+    at.session_state[evaluation.SECTIONS_KEY] = "Top per class"  # then one per class (top 6)
+    at.run()
+    galleries = at.image
+    assert len(galleries) == 1 + classes
+    assert all(len(g.captions) == 6 for g in galleries[1:1 + classes])
+    at.session_state[evaluation.SECTIONS_KEY] = "PR / ROC curves"
+    at.run()
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 8  # ... and PR/ROC
+    at.session_state[evaluation.SECTIONS_KEY] = "Top per class"
+    at.run()
 
     # Choosing a diagonal pair shows its correctly classified images.
     at.selectbox(key="ev_true").set_value(3)
@@ -78,7 +91,7 @@ def test_evaluation_tab(jobs_home):
     at.number_input(key="ev_topn").set_value(2).run()
     assert not at.exception
     top = ev.top_per_class(2)
-    for c, gallery in enumerate(at.image[2:2 + classes]):
+    for c, gallery in enumerate(at.image[1:1 + classes]):
         assert [cap.split("%")[0] for cap in gallery.captions] == [
             f"{r['probability']:.0%}".rstrip("%") for r in top[c]]
 
@@ -162,6 +175,9 @@ def test_classify_many_zip_with_folder_labels(jobs_home):
             zf.writestr(f"{ds.classes[ds.labels[i]]}/img{i}.png", png(ds.images[i]))
         zf.writestr("notes.txt", "not an image")
     at = job_page(job_id)
+    assert not at.get("file_uploader")  # the Classify many tab is drawn when opened
+    at.session_state["job_tab"] = "Classify many"
+    at.run()
     at.file_uploader(key="cm_files").set_value([("digits.zip", buf.getvalue(),
                                                  "application/zip")])
     at.run()
@@ -176,6 +192,8 @@ def test_classify_many_zip_with_folder_labels(jobs_home):
     assert done["status"] == "done", done.get("message")
 
     at = job_page(job_id)
+    at.session_state["job_tab"] = "Classify many"
+    at.run()
     assert not at.exception, at.exception
     labelled = done["result"]["labelled"]
     assert any(m.label == "Accuracy" and m.value == f"{labelled['accuracy']:.2%}"
