@@ -112,11 +112,8 @@ def list_datasets(home: str | os.PathLike | None = None,
     """Newest first: id, name, owner, source, created and a summary of each manifest; only
     those `viewer` may see (engine/access)."""
 
-    conn = store.connect(studio_home(home))
-    try:
+    with store.opened(studio_home(home)) as conn:
         rows = access.filter_datasets(conn, store.list_datasets(conn, owner=owner), viewer)
-    finally:
-        conn.close()
     return [_summary(row) for row in rows]
 
 
@@ -168,11 +165,8 @@ def dataset_usage(id_or_name: str, home: str | os.PathLike | None = None
 
     root = studio_home(home)
     row = _find(root, id_or_name)
-    conn = store.connect(root)
-    try:
+    with store.opened(root) as conn:
         jobs = store.list_jobs(conn, kind="train")
-    finally:
-        conn.close()
     users = []
     for job in jobs:
         pin = pinned_dataset(job["id"], root)
@@ -212,11 +206,8 @@ def delete_dataset(id_or_name: str, home: str | os.PathLike | None = None, *,
 
 
 def _find(root: Path, id_or_name: str) -> dict[str, Any]:
-    conn = store.connect(root)
-    try:
+    with store.opened(root) as conn:
         row = store.get_dataset(conn, id_or_name)
-    finally:
-        conn.close()
     if row is None:
         raise DatasetError(f"no dataset named {id_or_name!r}")
     return row

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import closing
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -271,7 +270,7 @@ def evaluate_job(job_id: str, checkpoint: str | None = None, split: str | None =
 
     summary = evaluate_checkpoint(job_dir(job_id, home), checkpoint, split, home=home,
                                   device=device, progress=progress)
-    with closing(store.connect(home)) as conn:
+    with store.opened(home) as conn:
         store.put_evaluation(conn, job_id, summary)
     return summary
 

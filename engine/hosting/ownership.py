@@ -8,7 +8,6 @@ acts as `--user`, else `$STUDIO_USER`, with the same rules as the dashboard.
 from __future__ import annotations
 
 import os
-from contextlib import closing
 from pathlib import Path
 
 from engine.hosting.identity import cli_user
@@ -44,7 +43,7 @@ def check_may_write(job: dict, user: str | None, action: str) -> None:
 def check_job_write(job_id: str, user: str | None, action: str,
                     home: str | os.PathLike | None = None) -> None:
     """check_may_write for a job id (a missing job is not this function's business)."""
-    with closing(store.connect(home)) as conn:
+    with store.opened(home) as conn:
         job = store.get_job(conn, job_id)
     if job is not None:
         check_may_write(job, user, action)
@@ -75,7 +74,7 @@ def uploads_dir(job_id: str, user: str | None, home: str | os.PathLike | None = 
     """Where a user's uploads for job `job_id` go: the job's own uploads/ when they may write
     into it, else their own area of the workspace (never another user's job folder)."""
 
-    with closing(store.connect(home)) as conn:
+    with store.opened(home) as conn:
         job = store.get_job(conn, job_id)
     if job is None or user is None or job.get("owner") in (None, user):
         return job_dir(job_id, home) / "uploads"

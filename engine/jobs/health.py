@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import closing
 from typing import Any
 
 from engine.jobs.scheduler import ensure_scheduler, scheduler_status
@@ -51,7 +50,7 @@ def scheduler_health(home: str | os.PathLike | None = None, now: float | None = 
     status = scheduler_status(home)
     alive = bool(status["alive"]) and pid_alive(status.get("pid"), "engine")
     now = time.time() if now is None else now
-    with closing(store.connect(home)) as conn:
+    with store.opened(home) as conn:
         queued = store.count_jobs(conn, ("queued",))
         running = store.list_jobs(conn, statuses=("running",))
     stale = [{"id": j["id"], "name": j["name"], "why": why, "silent_s": heartbeat_age(j, now)}

@@ -11,7 +11,6 @@ scheduler itself).
 from __future__ import annotations
 
 import os
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +62,7 @@ def queue_position(job_id: str, home: str | os.PathLike | None = None) -> dict[s
     queued."""
     sched = scheduler_status(home)
     settings = sched.get("settings") or load_settings(home).to_dict()
-    with closing(store.connect(home)) as conn:
+    with store.opened(home) as conn:
         placements = queue_now(conn, settings.get("queue_order") or FAIR)
         running = store.list_jobs(conn, statuses=("running",))
     ids = [p.job["id"] for p in placements]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,7 +171,7 @@ def ensure_dataset(name: str, source: LabSource, options: dict[str, Any], user: 
     runs in the caller, e.g. the dashboard) unless in_worker is False (no scheduler: here);
     DatasetError when the name is taken by another dataset."""
     opts = DatasetOptions.coerce(dict(options))
-    with closing(store.connect(home)) as conn:
+    with store.opened(home) as conn:
         row = store.get_dataset(conn, name)
     if row is not None and row["name"] == name:
         if row["source"] != source.kind or not _same_options(row["manifest"], opts):
@@ -199,7 +198,7 @@ def run_step(key: str, user: str, source: LabSource, form: StepForm | None = Non
     name = f"Lab {step.number}: {step.title}"
     job_id = jobs.submit({**settings, "dataset": dataset_id, "name": name}, owner=user,
                          name=name, home=home, start_scheduler=start_scheduler)
-    with closing(store.connect(home)) as conn:
+    with store.opened(home) as conn:
         store.add_lab_run(conn, user, step.key, job_id)
     return job_id
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -264,14 +265,44 @@ def where(equal: dict[str, Any], statuses: tuple[str, ...] | list[str] | None = 
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
+_idle = threading.local()  # per thread: database path -> (file identity, idle connection)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(process, device, inode) of a database file: a connection is reused only in the process
+    that opened it (never across a fork) and while the file is the one it opened (a restored
+    or recreated workspace is a new file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return os.getpid(), st.st_dev, st.st_ino
+
+
 @contextmanager
 def opened(home: str | os.PathLike | None = None) -> Iterator[sqlite3.Connection]:
-    """A connection to the workspace database for the length of a `with` block."""
-    conn = connect(home)
+    """A connection to the workspace database for the length of a `with` block. The thread's
+    idle connection to the same file is reused (a connect and its PRAGMAs cost 0.3 ms, and a
+    dashboard page opens the store some twenty times); a nested block gets its own."""
+    path = str(db_path(home))
+    pool = _idle.__dict__.setdefault("conns", {})
+    identity, conn = pool.pop(path, (None, None))
+    if conn is not None and (identity is None or identity != _identity(Path(path))):
+        conn.close()
+        conn = None
+    if conn is None:
+        conn = connect(home)
+    ok = False
     try:
         yield conn
+        ok = True
     finally:
-        conn.close()
+        if ok and conn.in_transaction:
+            conn.rollback()  # a block that left a transaction open does not hand it on
+        if ok and path not in pool:
+            pool[path] = (_identity(Path(path)), conn)
+        else:
+            conn.close()
 
 
 @contextmanager
