@@ -35,14 +35,20 @@ def numbers(text: str, kind: type, flag: str) -> list:
     return values
 
 
+def _jsonable(value: Any) -> Any:
+    """What json.dumps cannot write itself: typed rows (store.Job, LiveJob) as their dicts,
+    anything else as its str."""
+    return value.to_dict() if hasattr(value, "to_dict") else str(value)
+
+
 def print_result(result: Any, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=_jsonable))
     elif isinstance(result, str):
         print(result)
     elif isinstance(result, list):
         for row in result:
-            print(json.dumps(row, default=str) if not isinstance(row, str) else row)
+            print(json.dumps(row, default=_jsonable) if not isinstance(row, str) else row)
     elif result is not None:
         for k, v in result.items():
-            print(f"{k}: {json.dumps(v, default=str) if not isinstance(v, str) else v}")
+            print(f"{k}: {json.dumps(v, default=_jsonable) if not isinstance(v, str) else v}")

@@ -5,6 +5,7 @@ status.py holds the rules of a job's life."""
 
 from engine.jobs.api import (
     JobError,
+    LiveJob,
     QuotaExceeded,
     cancel,
     clone,
@@ -31,7 +32,7 @@ from engine.jobs.status import ACTIVE, ENDED, STATUSES, STOPPED_EARLY
 from engine.state.runs import job_dir
 
 __all__ = [
-    "ACTIVE", "ENDED", "STATUSES", "STOPPED_EARLY", "JobError", "QuotaExceeded",
+    "ACTIVE", "ENDED", "STATUSES", "STOPPED_EARLY", "JobError", "LiveJob", "QuotaExceeded",
     "SchedulerSettings", "cancel",
     "clone", "delete",
     "ensure_scheduler", "get_job", "job_dir", "job_evaluations", "job_events", "job_metrics",

@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.devices import parse_devices
@@ -82,7 +83,7 @@ def _start_scheduler(home: Home, job_ids: list[str]) -> None:
         raise SchedulerNotStarted(job_ids, str(e).replace("\n", " ")[:300]) from None
 
 
-def _find(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
+def _find(conn: sqlite3.Connection, job_id: str) -> store.Job:
     """A job by id or unique id prefix."""
     job = store.get_job(conn, job_id)
     if job is not None:
@@ -225,7 +226,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
 
 
 def list_tasks(parent: str, task: str | None = None, *, home: Home = None
-               ) -> list[dict[str, Any]]:
+               ) -> list[LiveJob]:
     """The task jobs run for trained job `parent` (of one task name if given), newest first."""
     with store.opened(home) as conn:
         parent = _find(conn, parent)["id"]
@@ -242,8 +243,25 @@ def job_evaluations(job_id: str, home: Home = None) -> list[dict[str, Any]]:
 # --- read ---------------------------------------------------------------------------------------
 
 
-def _live(job: dict[str, Any]) -> dict[str, Any]:
-    """Adds fraction done (0..1) and the ETA as of now to a job row."""
+@dataclass(frozen=True)
+class LiveJob(store.Job):
+    """A job as the API hands it out: its row, what is live about it now (fraction done,
+    0..1, the ETA, a worker problem) and, from get_job, its metrics, events, run folder and
+    checkpoint state (None where not asked for). Reads as a mapping, as store.Job does."""
+
+    fraction: float | None = None
+    eta_s: float | None = None
+    worker_problem: str | None = None
+    metrics: list[dict[str, Any]] | None = None
+    events: list[dict[str, Any]] | None = None
+    dir: str | None = None
+    checkpoint: bool | None = None
+    checkpoint_problem: str | None = None
+    resumable: bool | None = None
+
+
+def _live(job: store.Job) -> LiveJob:
+    """The job row with its fraction done (0..1) and its ETA as of now."""
     p = job.get("progress") or {}
     fraction = None
     if job["status"] == "done":
@@ -257,12 +275,13 @@ def _live(job: dict[str, Any]) -> dict[str, Any]:
     if job["status"] == "running" and p.get("eta_s") is not None:
         eta = max(0.0, p["eta_s"] - (time.time() - p.get("time", time.time())))
 
-    return {**job, "fraction": fraction, "eta_s": eta, "worker_problem": worker_state(job)}
+    return LiveJob(**job.to_dict(), fraction=fraction, eta_s=eta,
+                   worker_problem=worker_state(job))
 
 
 def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,
               sweep: str | None = None, limit: int | None = None, kind: str | None = "train",
-              home: Home = None, viewer: str | None = None) -> list[dict[str, Any]]:
+              home: Home = None, viewer: str | None = None) -> list[LiveJob]:
     """Jobs, newest first, filtered by owner, status(es) and sweep; training jobs unless
     kind is "task" (evaluations, exports...) or None (all); only those `viewer` may see."""
     statuses = (status,) if isinstance(status, str) else tuple(status) if status else None
@@ -283,24 +302,20 @@ def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = Non
 
 
 def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
-            events: bool = True, viewer: str | None = None) -> dict[str, Any]:
+            events: bool = True, viewer: str | None = None) -> LiveJob:
     """A job with its config, status, progress, ETA and (by default) metrics and events;
     PermissionError when `viewer` may not see it."""
     with store.opened(home) as conn:
-        job = _find(conn, job_id)
-        access.check_job_visible(conn, job, viewer)
-        job = _live(job)
-        if metrics:
-            job["metrics"] = store.get_metrics(conn, job["id"])
-        if events:
-            job["events"] = store.get_events(conn, job["id"])
-    job["dir"] = str(job_dir(job["id"], home))
-    job["checkpoint"] = has_checkpoint(job["id"], home)
-    job["checkpoint_problem"] = corrupt_checkpoint(job["id"], home) if job["kind"] == "train" \
-        else None
-    job["resumable"] = resumable(job["kind"], job["status"], job["checkpoint"],
-                                 intact=not job["checkpoint_problem"])
-    return job
+        row = _find(conn, job_id)
+        access.check_job_visible(conn, row, viewer)
+        job = _live(row)
+        got = {"metrics": store.get_metrics(conn, job.id) if metrics else None,
+               "events": store.get_events(conn, job.id) if events else None}
+    checkpoint = has_checkpoint(job.id, home)
+    problem = corrupt_checkpoint(job.id, home) if job.kind == "train" else None
+    return job.replace(**got, dir=str(job_dir(job.id, home)), checkpoint=checkpoint,
+                       checkpoint_problem=problem,
+                       resumable=resumable(job.kind, job.status, checkpoint, intact=not problem))
 
 
 def job_metrics(job_id: str, home: Home = None) -> list[dict[str, Any]]:

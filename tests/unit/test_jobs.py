@@ -327,3 +327,25 @@ def test_on_demand_scheduler_exits_when_idle(jobs_home):
     wait_until(lambda: not jobs.scheduler_alive(), timeout=30, what="the idle exit")
     r = cli("scheduler", "--status", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["alive"] is False
+
+
+def test_the_api_hands_out_typed_live_jobs_that_read_as_mappings(jobs_home, capsys):
+    from engine.cli.main import main
+
+    job_id = jobs.submit(RUN, name="typed", owner="alice", start_scheduler=False)
+    [listed] = jobs.list_jobs()
+    shown = jobs.get_job(job_id)
+    assert isinstance(listed, jobs.LiveJob) and isinstance(shown, jobs.LiveJob)
+    assert shown.status == shown["status"] == "queued" and shown.fraction is None
+    assert shown.metrics == [] and shown.checkpoint is False and shown.resumable is False
+    assert shown.dir == str(jobs.job_dir(job_id)) and shown.config["network"] == RUN["network"]
+    assert listed.metrics is None  # list_jobs does not read metrics
+    assert dict(shown)["name"] == "typed" and {**shown}["owner"] == "alice"
+    with pytest.raises(KeyError):
+        shown["no_such_field"]
+    with pytest.raises(AttributeError):  # frozen: a change is a copy (replace)
+        shown.status = "done"
+    assert shown.replace(status="done").status == "done" and shown.status == "queued"
+    assert main(["jobs", "show", job_id, "--json"]) in (0, None)
+    out = json.loads(capsys.readouterr().out)
+    assert out["id"] == job_id and out["resumable"] is False and out["metrics"] == []

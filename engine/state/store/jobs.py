@@ -49,26 +49,28 @@ class Job:
     kind: str = "train"
     priority: int = 0
 
+    # The mapping view reads the dataclass's own fields, so a subclass that adds fields (the
+    # API's LiveJob) reads as its whole self.
     def __getitem__(self, key: str) -> Any:
-        if key in _JOB_COLUMNS:
+        if key in self.__dataclass_fields__:
             return getattr(self, key)
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in _JOB_COLUMNS else default
+        return getattr(self, key) if key in self.__dataclass_fields__ else default
 
     def __contains__(self, key: object) -> bool:
-        return key in _JOB_COLUMNS
+        return key in self.__dataclass_fields__
 
     def keys(self) -> tuple[str, ...]:
-        return _JOB_FIELDS
+        return tuple(self.__dataclass_fields__)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_JOB_FIELDS)
+        return iter(self.__dataclass_fields__)
 
     def to_dict(self) -> dict[str, Any]:
-        """The row as a plain dict (what the API adds its live fields to)."""
-        return {k: getattr(self, k) for k in _JOB_FIELDS}
+        """The job as a plain dict (JSON output, copies that callers change)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     def replace(self, **changes: Any) -> Job:
         return dataclasses.replace(self, **changes)
