@@ -47,12 +47,12 @@ def network_label(network: Any) -> str:
     return str(network or "—")
 
 
-def job_label(job: dict[str, Any]) -> str:
+def job_label(job: jobs.LiveJob) -> str:
     """Name and creation time: no status, which would go stale in an open picker (the page
     itself shows the live status)."""
-    when = time.strftime("%d %b %H:%M", time.localtime(job["created"])) if job.get("created") \
+    when = time.strftime("%d %b %H:%M", time.localtime(job.created)) if job.get("created") \
         else ""
-    return f"{job['name'] or job['id']} · {when}" if when else (job["name"] or job["id"])
+    return f"{job.name or job.id} · {when}" if when else (job.name or job.id)
 
 
 # --- the queue's health --------------------------------------------------------------------

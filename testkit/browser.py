@@ -41,15 +41,16 @@ def dashboard(home: Path) -> Iterator[str]:
 
 @contextmanager
 def streamlit_server(script: Path, cwd: Path, log_path: Path, env: dict[str, str] | None = None,
-                     args: Sequence[str] = (), script_args: Sequence[str] = ()
+                     args: Sequence[str] = (), script_args: Sequence[str] = (), nice: int = 0
                      ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`streamlit run script` (headless, a free local port, its output in log_path) once it
     answers its health check; yields (URL, process) and stops it after."""
     port = _free_port()
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless",
-         "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        [*(["nice", "-n", str(nice)] if nice else []), sys.executable, "-m", "streamlit",
+         "run", str(script), "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", *args, "--", *script_args],
         cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -8,13 +8,16 @@ as a task job (engine.calibrate). Computation lives in the engine; this only dra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, task_progress
+
+if TYPE_CHECKING:
+    from engine.jobs import LiveJob
 
 TASK = "engine.calibrate"
 
@@ -60,13 +63,13 @@ def _as_args(table: list[dict[str, Any]]) -> tuple:
     return tuple(tuple(sorted(r.items())) for r in table)
 
 
-def render(job: dict[str, Any], summary: dict[str, Any]) -> None:
+def render(job: LiveJob, summary: dict[str, Any]) -> None:
     """The calibration of one stored evaluation, and the Calibrate action."""
     cal = summary.get("calibration")
     st.subheader("Calibration", help="A model is calibrated when, of the images it is 90% sure "
                  "about, 90% are right. The bars are the accuracy per confidence bin; the "
                  "dashed diagonal is perfect calibration; bars below it are over-confident.")
-    latest = task_progress.show(job["id"], TASK, "Calibration", key="cal_cancel")
+    latest = task_progress.show(job.id, TASK, "Calibration", key="cal_cancel")
     busy = latest is not None and latest["status"] in ("queued", "running")
     if cal is None:
         st.caption("This evaluation is older than calibration: evaluate again to see it.")
@@ -96,6 +99,6 @@ def render(job: dict[str, Any], summary: dict[str, Any]) -> None:
                       "softmax(logits / T)); every backend, export and bundle then reports "
                       "calibrated confidences. Labels never change."):
         params = {"checkpoint": summary["checkpoint"]}
-        task_progress.submit(TASK, job["id"], params, "calibration",
-                             name=f"calibrate {job.get('name') or job['id']} "
+        task_progress.submit(TASK, job.id, params, "calibration",
+                             name=f"calibrate {job.get('name') or job.id} "
                                   f"{summary['checkpoint']}")

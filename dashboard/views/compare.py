@@ -87,11 +87,11 @@ METRIC_COLUMNS = {
 }
 
 
-def _label(job: dict[str, Any], among: list[dict[str, Any]] | None = None) -> str:
+def _label(job: jobs.LiveJob, among: list[dict[str, Any]] | None = None) -> str:
     """A job's name; with the id's tail only where two compared jobs share a name."""
-    name = job["name"] or job["id"]
+    name = job.name or job.id
     if among and sum((j["name"] or j["id"]) == name for j in among) > 1:
-        return f"{name} ·{job['id'][-6:]}"
+        return f"{name} ·{job.id[-6:]}"
     return name
 
 
@@ -123,8 +123,8 @@ def _lineages(selected: list[dict[str, Any]]) -> None:
     from engine.jobs.lineage import lineage_line
 
     for job in selected:
-        if job["config"].get("init_from"):
-            st.caption(f"{_label(job)} started from: {lineage_line(job['id'])}")
+        if job.config.get("init_from"):
+            st.caption(f"{_label(job)} started from: {lineage_line(job.id)}")
 
 
 def render() -> None:

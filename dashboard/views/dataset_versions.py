@@ -4,7 +4,7 @@ confident mistakes, with "retrain" opening New model from the job on the new ver
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +14,9 @@ from dashboard.widgets import camera_shots, clear_shots
 from engine.datasets import Dataset, DatasetError
 from engine.datasets.versions import NewImage, dataset_versions, extend_dataset, from_probes
 from engine.evaluation import probes
+
+if TYPE_CHECKING:
+    from engine.jobs import LiveJob
 
 
 def _added_text(added: dict[str, Any]) -> str:
@@ -84,13 +87,13 @@ def extend_form(ds: Dataset, user: str | None) -> None:
     st.rerun()
 
 
-def add_mistakes(job: dict[str, Any], mistakes: list[dict[str, Any]], dataset: Dataset) -> None:
+def add_mistakes(job: LiveJob, mistakes: list[dict[str, Any]], dataset: Dataset) -> None:
     """'Add to training data' on each confident mistake, with its corrected label; then a new
     version of the dataset and a button to retrain from this job on it."""
-    if made_id := st.session_state.get(f"dv_made_{job['id']}"):
+    if made_id := st.session_state.get(f"dv_made_{job.id}"):
         st.success(f"New dataset version {made_id} made.")
         if st.button("Retrain from this job on it", key="dv_retrain", type="primary"):
-            nav.go("new_model", start=job["id"], dataset=made_id)
+            nav.go("new_model", start=job.id, dataset=made_id)
     if not mistakes:
         return
     with st.expander("Add mistakes to training data (with corrected labels)"):
@@ -108,10 +111,10 @@ def add_mistakes(job: dict[str, Any], mistakes: list[dict[str, Any]], dataset: D
             return
         try:
             made = extend_dataset(dataset, corrections=chosen,
-                                  note=f"corrected mistakes of job {job['id']}",
+                                  note=f"corrected mistakes of job {job.id}",
                                   owner=session.current_user())
         except DatasetError as e:
             st.error(str(e))
             return
-        st.session_state[f"dv_made_{job['id']}"] = made.id
+        st.session_state[f"dv_made_{job.id}"] = made.id
         st.rerun()

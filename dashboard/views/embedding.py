@@ -75,7 +75,7 @@ def _probe_table(view: embedding.EmbeddingView) -> None:
                "95% of those images do: the network has not seen anything like them.")
 
 
-def render(job: dict[str, Any], summary: dict[str, Any]) -> None:
+def render(job: jobs.LiveJob, summary: dict[str, Any]) -> None:
     """The embedding section: pickers, then (once switched on) the chart and probe table."""
     st.subheader("Embedding", help="Where images land in the network's penultimate-layer "
                  "features: held-out images cluster by class; real-world photos unlike the "
@@ -95,7 +95,7 @@ def render(job: dict[str, Any], summary: dict[str, Any]) -> None:
     method = c3.radio("Projection", methods, key="emb_method", horizontal=True,
                       format_func=str.upper, help=None if len(methods) > 1 else
                       "UMAP appears when the umap-learn package is installed")
-    checkpoint = jobs.job_dir(job["id"]) / summary["checkpoint"]
+    checkpoint = jobs.job_dir(job.id) / summary["checkpoint"]
     board_id = None if board == NO_BOARD else board
     try:
         ids = tuple(p["id"] for p in probes.list_probes(board_id, user)) if board_id else ()

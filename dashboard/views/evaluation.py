@@ -43,8 +43,8 @@ def _eval_label(e: dict[str, Any]) -> str:
     return f"{e['checkpoint']} on {e['split']} ({e['images']} images{epoch}) — {when}"
 
 
-def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
-    run_dir = jobs.job_dir(job["id"])
+def _evaluate_form(job: jobs.LiveJob, dataset: Any, busy: bool) -> None:
+    run_dir = jobs.job_dir(job.id)
     checkpoints = sorted((p.name for p in run_dir.glob("*.pt")),
                          key=lambda n: (n != "best.pt", n != "last.pt", n))
     if not checkpoints:
@@ -60,8 +60,8 @@ def _evaluate_form(job: dict[str, Any], dataset: Any, busy: bool) -> None:
                                    help="One evaluation at a time" if busy else None)
     if go:
         params = {"checkpoint": ckpt} | ({} if split == SPLIT_AUTO else {"split": split})
-        task_progress.submit("engine.evaluate", job["id"], params, "evaluation",
-                             name=f"evaluate {job['name'] or job['id']} {ckpt}")
+        task_progress.submit("engine.evaluate", job.id, params, "evaluation",
+                             name=f"evaluate {job.name or job.id} {ckpt}")
 
 
 def _selected_cell(event: Any, classes: list[str]) -> tuple[int, int] | None:
@@ -194,7 +194,7 @@ def _top_per_class(ev: Evaluation, dataset: Any, classes: list[str]) -> None:
                       for r in rows])
 
 
-def _add_to_training_data(job: dict[str, Any], ev: Evaluation, dataset: Any) -> None:
+def _add_to_training_data(job: jobs.LiveJob, ev: Evaluation, dataset: Any) -> None:
     """Issue 17: confident mistakes into a new dataset version, then retrain."""
     from dashboard.views import dataset_versions
 
@@ -202,14 +202,14 @@ def _add_to_training_data(job: dict[str, Any], ev: Evaluation, dataset: Any) -> 
     dataset_versions.add_mistakes(job, ev.confident_mistakes(limit=n), dataset)
 
 
-def _evaluation(job: dict[str, Any]) -> None:
-    job_id = job["id"]
+def _evaluation(job: jobs.LiveJob) -> None:
+    job_id = job.id
     task_progress.show(job_id, "engine.evaluate", "Evaluation", key="ev_cancel")
     tasks = jobs.list_tasks(job_id, "engine.evaluate")
     evals = jobs.job_evaluations(job_id)
     dataset = None
     try:
-        dataset = open_dataset(job["config"]["dataset"])
+        dataset = open_dataset(job.config["dataset"])
     except DatasetError:
         st.warning("The job's dataset was deleted: metrics only, no images.")
     _evaluate_form(job, dataset, busy=bool(tasks) and tasks[0]["status"] in jobs.ACTIVE)
@@ -267,7 +267,7 @@ def _evaluation(job: dict[str, Any]) -> None:
 # --- classify many -------------------------------------------------------------------------------
 
 
-def _classify_form(job: dict[str, Any]) -> None:
+def _classify_form(job: jobs.LiveJob) -> None:
     files = st.file_uploader("A zip, or images", type=["zip", *(s[1:] for s in IMAGE_SUFFIXES)],
                              accept_multiple_files=True, key="cm_files")
     c1, c2, c3 = st.columns(3)
@@ -280,7 +280,7 @@ def _classify_form(job: dict[str, Any]) -> None:
     polarity = c3.selectbox("Polarity", ["auto", "invert", "as-is"], key="cm_polarity")
     ready = bool(files) and (labels != "csv" or csv_file is not None)
     if st.button("Classify", key="cm_submit", disabled=not ready, type="primary"):
-        tasks.submit_classify(job["id"], [(f.name, f.getvalue()) for f in files], labels,
+        tasks.submit_classify(job.id, [(f.name, f.getvalue()) for f in files], labels,
                                   csv_file.getvalue() if csv_file else None, digit, polarity,
                                   session.current_user())
         time.sleep(0.2)  # let the scheduler pick it up, so the redraw shows it running
@@ -325,18 +325,18 @@ def _classify_results(task: dict[str, Any]) -> None:
 
 
 
-def _classify_many(job: dict[str, Any]) -> None:
+def _classify_many(job: jobs.LiveJob) -> None:
     st.caption("Classify a zip or a batch of images with this job's best checkpoint; with "
                "labels, see accuracy and a confusion matrix. Runs as a job, so thousands of "
                "images are fine.")
     _classify_form(job)
-    latest = task_progress.show(job["id"], "engine.classify", "Classification",
+    latest = task_progress.show(job.id, "engine.classify", "Classification",
                                 key="cm_cancel")
     if latest is not None and latest["status"] == "done":
         _classify_results(latest)
 
 
-def render(job: dict[str, Any]) -> None:
+def render(job: jobs.LiveJob) -> None:
     """The Evaluation and Classify-many tabs of a trained job with a best checkpoint."""
     tab_eval, tab_many = st.tabs(["Evaluation", "Classify many"], key="job_tab",
                                  on_change="rerun")  # lazy: only the open tab is drawn

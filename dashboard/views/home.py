@@ -25,16 +25,16 @@ def readable(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return time.strftime(fmt, time.localtime(timestamp)) if timestamp else "—"
 
 
-def job_row(job: dict[str, Any], metrics: list[dict[str, Any]],
+def job_row(job: jobs.LiveJob, metrics: list[dict[str, Any]],
             dataset_names: dict[str, str] | None = None) -> dict[str, Any]:
     """One table row: what a user scans for (state, accuracy, how the loss went)."""
     accs = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
     config = job.get("config") or {}
     return {
-        "name": job["name"] or job["id"],
-        "status": job["status"],
-        "owner": job["owner"] or "—",
-        "created": readable(job["created"], "%d %b %H:%M"),
+        "name": job.name or job.id,
+        "status": job.status,
+        "owner": job.owner or "—",
+        "created": readable(job.created, "%d %b %H:%M"),
         "network": widgets.network_label(config.get("network")),
         "dataset": widgets.dataset_label(config.get("dataset", "—"), dataset_names or {}),
         "epochs": epoch_position(job, len(metrics)).short(),
@@ -43,7 +43,7 @@ def job_row(job: dict[str, Any], metrics: list[dict[str, Any]],
         "best val acc": max(accs) if accs else None,
         "train loss": [float(m["train_loss"]) for m in metrics
                        if m.get("train_loss") is not None],
-        "id": job["id"],
+        "id": job.id,
     }
 
 

@@ -44,11 +44,11 @@ def _live(job_id: str) -> None:
     except (jobs.JobError, PermissionError) as e:
         st.error(str(e))
         return
-    status = job["status"]
+    status = job.status
     progress = job.get("progress") or {}
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", status)
-    where = epoch_position(job, len(job["metrics"]))
+    where = epoch_position(job, len(job.metrics))
     c2.metric("Epochs done", f"{where.completed} / {where.total}",
               help="Completed epochs; the step inside the one under way is shown below.")
     eta = job.get("eta_s")
@@ -61,7 +61,7 @@ def _live(job_id: str) -> None:
         st.caption(f"Epoch {where.completed + 1} at step {where.step} / {where.steps}"
                    + (" when it stopped" if status != "running" else ""))
     if status == "queued":
-        place = queue_position(job["id"])
+        place = queue_position(job.id)
         if place:
             st.info(queue_words(place))
     st.progress(job.get("fraction") or 0.0,
@@ -83,7 +83,7 @@ def _live(job_id: str) -> None:
         units = device_units(job.get("assigned_device"))
         gpus = [int(u.split(":")[1]) for u in units if u.startswith("cuda:")]
         gpu_panel.render(only=gpus or None)
-    _charts(job["metrics"], job["config"]["dataset"], progress.get("curve") or [])
+    _charts(job.metrics, job.config["dataset"], progress.get("curve") or [])
     with st.expander("Log", expanded=status in ("running", "failed")):
         st.code(jobs.read_log(job_id, tail=30) or "(empty)", language=None)
     # When the status changes (it ended, or another tab resumed or cancelled it), draw the
@@ -123,42 +123,42 @@ def _classes(dataset: str) -> list[str]:
         return []
 
 
-def _actions(job: dict[str, Any]) -> None:
+def _actions(job: jobs.LiveJob) -> None:
     user = session.current_user()
     mine = job.get("owner") in (None, user)
     teacher = roles.is_instructor(user)  # may cancel or delete any job (engine/access)
     stop_help = None if mine or teacher else (
-        f"Sign in as {job['owner']} to do this" if not user
-        else f"Only the job's owner ({job['owner']}) or an instructor can do this")
+        f"Sign in as {job.owner} to do this" if not user
+        else f"Only the job's owner ({job.owner}) or an instructor can do this")
     owner_only = None if mine else (
-        f"Sign in as {job['owner']} to do this" if not user
-        else f"Only the job's owner ({job['owner']}) can do this")
+        f"Sign in as {job.owner} to do this" if not user
+        else f"Only the job's owner ({job.owner}) can do this")
     if not user and not mine:
-        st.caption(f"Signed out: sign in as **{job['owner']}** (sidebar) to cancel, resume or "
+        st.caption(f"Signed out: sign in as **{job.owner}** (sidebar) to cancel, resume or "
                    "delete this job.")
     cols = st.columns(5)
-    status = job["status"]
+    status = job.status
     if cols[0].button("Cancel", disabled=status not in jobs.ACTIVE or not (mine or teacher),
                       help=stop_help):
-        _do(lambda: jobs.cancel(job["id"], user=user))
+        _do(lambda: jobs.cancel(job.id, user=user))
     if cols[1].button("Resume", disabled=not job.get("resumable") or not mine, help=owner_only):
-        _do(lambda: jobs.resume(job["id"], user=user))
+        _do(lambda: jobs.resume(job.id, user=user))
     if cols[2].button("Clone"):
-        nav.go("new_model", clone=job["id"])
-    confirm = st.session_state.get("job_confirm_delete") == job["id"]
+        nav.go("new_model", clone=job.id)
+    confirm = st.session_state.get("job_confirm_delete") == job.id
     if cols[3].button("Confirm delete" if confirm else "Delete", type="primary" if confirm
                       else "secondary", disabled=status in jobs.ACTIVE or not (mine or teacher),
                       help=stop_help):
         if not confirm:
-            st.session_state["job_confirm_delete"] = job["id"]
+            st.session_state["job_confirm_delete"] = job.id
             st.rerun()
-        if _do(lambda: jobs.delete(job["id"], user=user), rerun=False):
+        if _do(lambda: jobs.delete(job.id, user=user), rerun=False):
             st.session_state.pop("job_confirm_delete", None)
             nav.go("home")
-    best = jobs.job_dir(job["id"]) / "best.pt"
+    best = jobs.job_dir(job.id) / "best.pt"
     if best.exists():  # read when clicked, not on every rerun
         cols[4].download_button("Download checkpoint", best.read_bytes,
-                                file_name=f"{job['id']}-best.pt",
+                                file_name=f"{job.id}-best.pt",
                                 mime="application/octet-stream", on_click="ignore")
 
 
@@ -174,16 +174,16 @@ def _do(action, rerun: bool = True) -> bool:
     return True
 
 
-def _entry(job: dict[str, Any]) -> None:
+def _entry(job: jobs.LiveJob) -> None:
     """A student's leaderboard entry (issue 19): shown once the class has a hidden board, on
     the student's own finished training jobs. The board itself is never shown here."""
     from engine.hosting import classroom
 
     user = session.current_user()
-    if not user or job.get("owner") != user or job["status"] != "done" \
+    if not user or job.get("owner") != user or job.status != "done" \
             or not classroom.hidden_board_exists():
         return
-    if classroom.entry_of(user) == job["id"]:
+    if classroom.entry_of(user) == job.id:
         st.success("This job is your entry for the class leaderboard.")
         return
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
@@ -191,19 +191,19 @@ def _entry(job: dict[str, Any]) -> None:
                "best finished job counts). The instructor scores it on a hidden board.")
     if c2.button("Make this my entry", key="job_entry"):
         try:
-            classroom.choose_entry(user, job["id"])
+            classroom.choose_entry(user, job.id)
         except (ValueError, PermissionError) as e:
             st.error(str(e))
             return
         st.rerun()
 
 
-def _lineage(job: dict[str, Any]) -> None:
+def _lineage(job: jobs.LiveJob) -> None:
     """Where the weights started (issue 17): job -> job -> job."""
-    if job["config"].get("init_from"):
+    if job.config.get("init_from"):
         from engine.jobs.lineage import lineage_line
 
-        st.caption(f"Started from: {lineage_line(job['id'])}")
+        st.caption(f"Started from: {lineage_line(job.id)}")
 
 
 def render() -> None:
@@ -215,13 +215,13 @@ def render() -> None:
     except (jobs.JobError, PermissionError) as e:
         st.error(str(e))
         return
-    cfg = job["config"]
-    job_id = job["id"]
+    cfg = job.config
+    job_id = job.id
     widgets.scheduler_banner()
-    st.title(job["name"] or job["id"])
+    st.title(job.name or job.id)
     if job.get("kind", "train") != "train":
         st.caption(f"{job_id} · {cfg.get('task')} task · owner {job.get('owner') or '—'} · "
-                   f"{job['status']}" + (f": {job['message']}" if job.get("message") else ""))
+                   f"{job.status}" + (f": {job.message}" if job.get("message") else ""))
         st.json(cfg)
         return
     st.caption(f"{job_id} · owner {job.get('owner') or '—'} · dataset "
@@ -231,8 +231,8 @@ def render() -> None:
     _lineage(job)
     _actions(job)
     _entry(job)
-    active = job["status"] in jobs.ACTIVE
-    st.session_state[RENDERED] = (job_id, job["status"])
+    active = job.status in jobs.ACTIVE
+    st.session_state[RENDERED] = (job_id, job.status)
     st.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)
     # Evaluation needs a best checkpoint and a job at rest; task jobs (evaluations, exports)
     # have no checkpoint of their own.

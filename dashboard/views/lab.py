@@ -95,7 +95,7 @@ def _status(state: lab.StepState) -> str:
     badge = BADGES.get(state.status, state.status)
     job = state.job
     if job and state.status == "running" and job.get("fraction") is not None:
-        badge += f" {job['fraction']:.0%}"
+        badge += f" {job.fraction:.0%}"
     if job and state.status == "done":
         acc = (job.get("result") or {}).get("held_out") or {}
         if acc.get("accuracy") is not None:
@@ -111,10 +111,10 @@ def _step(state: lab.StepState, user: str, source: lab.LabSource | None) -> None
         status.markdown(_status(state))
         st.caption(step.lesson)
         if state.job:
-            st.page_link(nav.page("job"), label=f"Job {state.job['id']}",
-                         query_params={"id": state.job["id"]})
+            st.page_link(nav.page("job"), label=f"Job {state.job.id}",
+                         query_params={"id": state.job.id})
             if state.status == "failed" and state.job.get("message"):
-                st.error(state.job["message"])
+                st.error(state.job.message)
         if source is None:
             return
         form = _settings(step, user, source)
@@ -194,8 +194,8 @@ def _entry(user: str) -> None:
         return
     st.subheader("Class leaderboard")
     entry = classroom.entry_of(user)
-    ids = [s.job["id"] for s in done]
-    names = {s.job["id"]: lab.step_column(s.step) for s in done}
+    ids = [s.job.id for s in done]
+    names = {s.job.id: lab.step_column(s.step) for s in done}
     st.caption("Your instructor scores your entry on a hidden board of images"
                + (f"; your entry now: {names.get(entry, entry)}." if entry else
                   "; without a choice, your best finished job counts."))

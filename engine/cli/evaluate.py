@@ -53,12 +53,12 @@ def _trained_job(job_id: str, checkpoint: str) -> tuple[dict, Path]:
 
     job = jobs.get_job(job_id, metrics=False, events=False)  # JobError: no such job
     if job.get("kind", "train") != "train":
-        raise CliError(f"job {job['id']} is a {job['config'].get('task', 'task')} task job, "
+        raise CliError(f"job {job.id} is a {job.config.get('task', 'task')} task job, "
                        "not a training job")
-    path = jobs.job_dir(job["id"]) / checkpoint
+    path = jobs.job_dir(job.id) / checkpoint
     if Path(checkpoint).name != checkpoint or not path.exists():
         found = sorted(p.name for p in path.parent.glob("*.pt")) if path.parent.exists() else []
-        raise CliError(f"job {job['id']} has no checkpoint {checkpoint!r}"
+        raise CliError(f"job {job.id} has no checkpoint {checkpoint!r}"
                        + (f" (it has {', '.join(found)})" if found else " yet"))
     return job, path
 
@@ -123,18 +123,18 @@ def cmd_evaluate(a: argparse.Namespace) -> Any:
     if a.calibrate:
         bar = _Bar(f"calibrating {ckpt.name}", 100, a.json)
         try:
-            calibrate_job(job["id"], ckpt.name, device=a.device, progress=bar)
+            calibrate_job(job.id, ckpt.name, device=a.device, progress=bar)
         finally:
             bar.close()
     bar = _Bar(f"evaluating {ckpt.name}", 100, a.json)
     try:  # stored like a task's evaluation, so the dashboard shows it
-        summary = evaluate_job(job["id"], ckpt.name, a.split, device=a.device, progress=bar)
+        summary = evaluate_job(job.id, ckpt.name, a.split, device=a.device, progress=bar)
     finally:
         bar.close()
     if a.json:
-        return {"job": job["id"], **summary}
+        return {"job": job.id, **summary}
     epoch = f" (epoch {summary['epoch']})" if summary.get("epoch") is not None else ""
-    return format_evaluation(summary, f"job {job['id']} · {summary['checkpoint']}{epoch} on "
+    return format_evaluation(summary, f"job {job.id} · {summary['checkpoint']}{epoch} on "
                                       f"the {summary['split']} split")
 
 
@@ -159,7 +159,7 @@ def cmd_classify(a: argparse.Namespace) -> Any:
     labelled = result.pop("labelled", None)
     text = result.pop("csv")
     if a.json:
-        out = {"job": job["id"], "checkpoint": ckpt.name, **result}
+        out = {"job": job.id, "checkpoint": ckpt.name, **result}
         if a.csv:
             out["csv"] = text
         else:
@@ -175,7 +175,7 @@ def cmd_classify(a: argparse.Namespace) -> Any:
                          ", ".join(row[k] for k in row if k.startswith("top") and row[k])
                          + mark))
         lines.append("")
-    lines.append(f"{result['images']} images classified with job {job['id']} {ckpt.name}"
+    lines.append(f"{result['images']} images classified with job {job.id} {ckpt.name}"
                  + (f", {result['errors']} could not be" if result["errors"] else "")
                  + (f", {result['unlabelled']} without a label" if result["unlabelled"] else "")
                  + (f", {result['unknown_label']} with a label the model does not know"

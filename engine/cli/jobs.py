@@ -230,55 +230,55 @@ def cmd_scheduler(a: argparse.Namespace) -> Any:
 # --- display ------------------------------------------------------------------------------------
 
 
-def _summary(job: dict) -> dict[str, Any]:
+def _summary(job: api.LiveJob) -> dict[str, Any]:
     p = job.get("progress") or {}
     if p.get("epochs"):
-        progress = f"epoch {min(p.get('epoch', 0) + (job['status'] == 'running'), p['epochs'])}"
+        progress = f"epoch {min(p.get('epoch', 0) + (job.status == 'running'), p['epochs'])}"
         progress += f"/{p['epochs']}"
     elif job.get("kind") == "task":
-        progress = job["config"]["task"]
+        progress = job.config["task"]
     else:
         progress = ""
     result = job.get("result") or {}
     best = result.get("best") or {}
     if job.get("kind") == "task":
         best = {"val_accuracy": result.get("accuracy")}
-    return {"id": job["id"], "name": job["name"], "owner": job["owner"],
-            "status": job["status"], "device": job["assigned_device"] or job["device"],
+    return {"id": job.id, "name": job.name, "owner": job.owner,
+            "status": job.status, "device": job.assigned_device or job.device,
             "progress": progress, "fraction": job.get("fraction"), "eta_s": job.get("eta_s"),
-            "val_accuracy": best.get("val_accuracy"), "created": job["created"],
-            "finished": job["finished"], "reason": job["reason"], "message": job["message"],
-            "parent": job["parent"], "sweep": job["sweep"], "kind": job.get("kind", "train")}
+            "val_accuracy": best.get("val_accuracy"), "created": job.created,
+            "finished": job.finished, "reason": job.reason, "message": job.message,
+            "parent": job.parent, "sweep": job.sweep, "kind": job.get("kind", "train")}
 
 
-def _describe(job: dict) -> str:
+def _describe(job: api.LiveJob) -> str:
     from engine.training.trainer import format_epoch
 
     s = _summary(job)
-    lines = [f"job {job['id']}: {job['name']}",
-             f"status   {job['status']}" + (
-                 f" ({job['reason'] + ': ' if job['reason'] else ''}{job['message']})"
-                 if job["message"] else ""),
-             f"owner    {job['owner'] or '-'}",
+    lines = [f"job {job.id}: {job.name}",
+             f"status   {job.status}" + (
+                 f" ({job.reason + ': ' if job.reason else ''}{job.message})"
+                 if job.message else ""),
+             f"owner    {job.owner or '-'}",
              f"device   {s['device']}",
              f"progress {s['progress']}"
              + (f" {100 * s['fraction']:.0f}%" if s["fraction"] is not None else "")
              + (f", ETA {format_duration(s['eta_s'])}" if s["eta_s"] is not None else ""),
-             f"created  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['created']))}"]
-    if job["status"] == "queued":
+             f"created  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job.created))}"]
+    if job.status == "queued":
 
-        place = queue_position(job["id"])
+        place = queue_position(job.id)
         if place:
             lines.append(f"queue    {queue_words(place)}")
-    if job["parent"]:
-        lines.append(f"parent   {job['parent']}")
-    if job["sweep"]:
-        lines.append(f"sweep    {job['sweep']}")
-    if job["config"].get("init_from"):
+    if job.parent:
+        lines.append(f"parent   {job.parent}")
+    if job.sweep:
+        lines.append(f"sweep    {job.sweep}")
+    if job.config.get("init_from"):
 
-        lines.append(f"lineage  {lineage_line(job['id'])}")
-    lines.append(f"dir      {job['dir']}")
-    lines.append("config   " + json.dumps(job["config"], sort_keys=True))
+        lines.append(f"lineage  {lineage_line(job.id)}")
+    lines.append(f"dir      {job.dir}")
+    lines.append("config   " + json.dumps(job.config, sort_keys=True))
     for m in job.get("metrics", []):
         lines.append("  " + format_epoch(m))
     return "\n".join(lines)
@@ -307,21 +307,21 @@ def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, A
                                f"{e['kind']}" + (f": {e['message']}" if e["message"] else ""),
                                file=sys.stderr)
                 p = job.get("progress") or {}
-                bar.n = round(1000 * (job["fraction"] or 0))
-                post = [job["status"]]
+                bar.n = round(1000 * (job.fraction or 0))
+                post = [job.status]
                 if p.get("epochs"):
                     post.append(f"epoch {min(p['epoch'] + 1, p['epochs'])}/{p['epochs']}")
                 if p.get("loss") is not None:
                     post.append(f"loss {p['loss']:.4f}")
                 if p.get("images_per_s"):
                     post.append(f"{p['images_per_s']:.0f} img/s")
-                if job["eta_s"] is not None:
-                    post.append(f"ETA {format_duration(job['eta_s'])}")
+                if job.eta_s is not None:
+                    post.append(f"ETA {format_duration(job.eta_s)}")
                 bar.set_postfix_str(", ".join(post))
                 bar.refresh()
             last_event = events[-1]["id"] if events else last_event
             epochs_seen = len(metrics)
-            if job["status"] in ENDED:
+            if job.status in ENDED:
                 return _summary(job)
             time.sleep(poll_s)
     finally:

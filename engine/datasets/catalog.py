@@ -169,12 +169,12 @@ def dataset_usage(id_or_name: str, home: str | os.PathLike | None = None
         jobs = store.list_jobs(conn, kind="train")
     users = []
     for job in jobs:
-        pin = pinned_dataset(job["id"], root)
-        uses = pin["id"] == row["id"] if pin else job["config"].get("dataset") in (
+        pin = pinned_dataset(job.id, root)
+        uses = pin["id"] == row["id"] if pin else job.config.get("dataset") in (
             row["id"], row["name"])
         if uses:
-            users.append({"id": job["id"], "name": job["name"], "status": job["status"],
-                          "owner": job["owner"]})
+            users.append({"id": job.id, "name": job.name, "status": job.status,
+                          "owner": job.owner})
     return users
 
 

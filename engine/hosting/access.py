@@ -61,16 +61,16 @@ def restricted(conn: sqlite3.Connection, user: str | None) -> bool:
 # --- jobs ---------------------------------------------------------------------------------------
 
 
-def may_see_job(conn: sqlite3.Connection, job: dict[str, Any], user: str | None) -> bool:
+def may_see_job(conn: sqlite3.Connection, job: store.Job, user: str | None) -> bool:
     return not restricted(conn, user) or job.get("owner") in (None, user)
 
 
-def check_job_visible(conn: sqlite3.Connection, job: dict[str, Any], user: str | None) -> None:
+def check_job_visible(conn: sqlite3.Connection, job: store.Job, user: str | None) -> None:
     if not may_see_job(conn, job, user):
-        raise PermissionError(f"job {job['id']} belongs to another user")
+        raise PermissionError(f"job {job.id} belongs to another user")
 
 
-def check_job_action(conn: sqlite3.Connection, job: dict[str, Any], user: str | None,
+def check_job_action(conn: sqlite3.Connection, job: store.Job, user: str | None,
                      action: str) -> None:
     """PermissionError (one line) unless `user` may `action` (cancel, resume, delete) the job.
     Instructors may cancel or delete any job; resuming (which writes into the job) stays
@@ -83,7 +83,7 @@ def check_job_action(conn: sqlite3.Connection, job: dict[str, Any], user: str | 
     if owner is None and not restricted(conn, user):
         return
     whose = f"belongs to {owner}" if owner else "belongs to the host"
-    raise PermissionError(f"job {job['id']} {whose}; only its owner may {action} it "
+    raise PermissionError(f"job {job.id} {whose}; only its owner may {action} it "
                           f"(you act as {user})")
 
 

@@ -87,9 +87,9 @@ def active_jobs(by: str | None, home: Home = None) -> list[dict[str, Any]]:
              "kind": j["kind"], "status": "running", "device": j["assigned_device"],
              "minutes": round((now - (j["started"] or now)) / 60, 1), "waits": ""}
             for j in running]
-    rows += [{"owner": p.job["owner"], "job": p.job["name"] or p.job["id"], "id": p.job["id"],
-              "kind": p.job["kind"], "status": f"queued #{n}", "device": p.job["device"],
-              "minutes": round((now - p.job["queued"]) / 60, 1), "waits": p.waits or ""}
+    rows += [{"owner": p.job.owner, "job": p.job.name or p.job.id, "id": p.job.id,
+              "kind": p.job.kind, "status": f"queued #{n}", "device": p.job.device,
+              "minutes": round((now - p.job.queued) / 60, 1), "waits": p.waits or ""}
              for n, p in enumerate(queue, 1)]
     return rows
 
@@ -157,7 +157,7 @@ def hidden_board(by: str | None, home: Home = None, create: bool = True) -> dict
 
 def _finished_training(conn, job_id: str) -> dict[str, Any] | None:
     job = store.get_job(conn, job_id)
-    return job if job and job["kind"] == "train" and job["status"] == "done" else None
+    return job if job and job.kind == "train" and job.status == "done" else None
 
 
 def choose_entry(user: str | None, job_id: str, home: Home = None) -> None:
@@ -168,11 +168,11 @@ def choose_entry(user: str | None, job_id: str, home: Home = None) -> None:
         job = store.get_job(conn, job_id)
         if job is None:
             raise ValueError(f"no job {job_id!r}")
-        if job["owner"] != user:
-            raise PermissionError(f"job {job_id} belongs to {job['owner'] or 'nobody'}; only "
+        if job.owner != user:
+            raise PermissionError(f"job {job_id} belongs to {job.owner or 'nobody'}; only "
                                   "your own jobs can be your entry")
         if _finished_training(conn, job_id) is None:
-            raise ValueError(f"job {job_id} is a {job['kind']} job that is {job['status']}; "
+            raise ValueError(f"job {job_id} is a {job.kind} job that is {job.status}; "
                              "only a finished training job can be your entry")
         store.set_entry(conn, user, job_id)
 
@@ -184,10 +184,10 @@ def entry_of(user: str, home: Home = None) -> str | None:
         if chosen is None:
             return None
         job = _finished_training(conn, chosen)
-    return chosen if job and job["owner"] == user else None
+    return chosen if job and job.owner == user else None
 
 
-def held_out_accuracy(job: dict[str, Any], conn=None) -> float | None:
+def held_out_accuracy(job: store.Job, conn=None) -> float | None:
     """The job's held-out accuracy: from training's own held-out pass, else its newest stored
     evaluation, else its best validation accuracy."""
     result = job.get("result") or {}
@@ -195,7 +195,7 @@ def held_out_accuracy(job: dict[str, Any], conn=None) -> float | None:
     if held.get("accuracy") is not None:
         return float(held["accuracy"])
     if conn is not None:
-        evaluations = store.get_evaluations(conn, job["id"])
+        evaluations = store.get_evaluations(conn, job.id)
         if evaluations and evaluations[0].get("accuracy") is not None:
             return float(evaluations[0]["accuracy"])
     best = result.get("best") or {}
@@ -248,8 +248,8 @@ def leaderboard(by: str | None, home: Home = None, checkpoint: str = "best"
     instructors = {u for u in owners if roles.is_instructor(u, home)}
     by_student: dict[str, list[dict[str, Any]]] = {}
     for job in done:  # newest first
-        if job["owner"] in owners - instructors:
-            by_student.setdefault(job["owner"], []).append(job)
+        if job.owner in owners - instructors:
+            by_student.setdefault(job.owner, []).append(job)
     rows = []
     for student, jobs in by_student.items():
         entry = next((j for j in jobs if j["id"] == chosen.get(student)), None)
@@ -259,17 +259,17 @@ def leaderboard(by: str | None, home: Home = None, checkpoint: str = "best"
             right, images, problem = None, board["probes"] if board else 0, ""
             if board and board["probes"]:
                 try:
-                    right, images = _score(board, job["id"], checkpoint, home)
+                    right, images = _score(board, job.id, checkpoint, home)
                 except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
                     problem = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             scored.append((job, right, images, problem))
         job, right, images, problem = max(scored, key=lambda s: (
             -1.0 if s[1] is None else s[1] / max(s[2], 1),
             -1.0 if held[s[0]["id"]] is None else held[s[0]["id"]]))
-        rows.append(LeaderRow(0, student, job["id"], job["name"] or job["id"],
+        rows.append(LeaderRow(0, student, job.id, job.name or job.id,
                               "chosen" if entry else f"best of {len(candidates)}", right, images,
                               None if right is None else right / max(images, 1),
-                              held[job["id"]], problem))
+                              held[job.id], problem))
     rows.sort(key=lambda r: (*_rank_key(r), r.student))
     for n, row in enumerate(rows):
         same = n and _rank_key(rows[n - 1]) == _rank_key(row)

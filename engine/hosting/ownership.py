@@ -32,11 +32,11 @@ def acting_user(explicit: str | None = None) -> str | None:
     return cli_user(explicit)
 
 
-def check_may_write(job: dict, user: str | None, action: str) -> None:
+def check_may_write(job: store.Job, user: str | None, action: str) -> None:
     """PermissionError (one line) unless `user` may change job `job` (a job row)."""
     owner = job.get("owner")
     if user is not None and owner is not None and owner != user:
-        raise PermissionError(f"job {job['id']} belongs to {owner}; only its owner may "
+        raise PermissionError(f"job {job.id} belongs to {owner}; only its owner may "
                               f"{action} it (you act as {user})")
 
 

@@ -94,7 +94,7 @@ def _find(conn: sqlite3.Connection, job_id: str) -> store.Job:
     raise JobError(f"no job {job_id!r}" if not rows else f"{job_id!r} matches several jobs")
 
 
-def _check_owner(conn: sqlite3.Connection, job: dict, user: str | None, action: str) -> None:
+def _check_owner(conn: sqlite3.Connection, job: store.Job, user: str | None, action: str) -> None:
     access.check_job_action(conn, job, user, action)
 
 
@@ -264,7 +264,7 @@ def _live(job: store.Job) -> LiveJob:
     """The job row with its fraction done (0..1) and its ETA as of now."""
     p = job.get("progress") or {}
     fraction = None
-    if job["status"] == "done":
+    if job.status == "done":
         fraction = 1.0
     elif p.get("fraction") is not None:  # task jobs report their fraction directly
         fraction = float(p["fraction"])
@@ -272,7 +272,7 @@ def _live(job: store.Job) -> LiveJob:
         step = (p.get("step") or 0) / p["steps"] if p.get("steps") else 0.0
         fraction = min(1.0, (p.get("epoch", 0) + step) / p["epochs"])
     eta = None
-    if job["status"] == "running" and p.get("eta_s") is not None:
+    if job.status == "running" and p.get("eta_s") is not None:
         eta = max(0.0, p["eta_s"] - (time.time() - p.get("time", time.time())))
 
     return LiveJob(**job.to_dict(), fraction=fraction, eta_s=eta,
@@ -351,10 +351,10 @@ def wait(job_id: str, timeout: float | None = None, poll_s: float = 0.25,
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         job = get_job(job_id, home, metrics=False, events=False)
-        if job["status"] in ENDED:
+        if job.status in ENDED:
             return get_job(job_id, home)
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+            raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
         time.sleep(poll_s)
 
 
@@ -367,17 +367,17 @@ def cancel(job_id: str, user: str | None = None, home: Home = None) -> str:
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(conn, job, user, "cancel")
-        if job["status"] == "queued":
-            store.update_job(conn, job["id"], status="cancelled", finished=time.time(),
+        if job.status == "queued":
+            store.update_job(conn, job.id, status="cancelled", finished=time.time(),
                              reason="cancelled", message="cancelled before it started")
-            store.add_event(conn, job["id"], "cancelled", f"by {user or 'local user'}")
+            store.add_event(conn, job.id, "cancelled", f"by {user or 'local user'}")
             return "cancelled"
-        if job["status"] == "running":
-            if not job["cancel_requested"]:
-                store.update_job(conn, job["id"], cancel_requested=True)
-                store.add_event(conn, job["id"], "cancel_requested", f"by {user or 'local user'}")
+        if job.status == "running":
+            if not job.cancel_requested:
+                store.update_job(conn, job.id, cancel_requested=True)
+                store.add_event(conn, job.id, "cancel_requested", f"by {user or 'local user'}")
             return "cancelling"
-    raise JobError(f"job {job['id']} is {job['status']}; only queued or running jobs can be "
+    raise JobError(f"job {job.id} is {job.status}; only queued or running jobs can be "
                    "cancelled")
 
 
@@ -391,34 +391,34 @@ def resume(job_id: str, user: str | None = None, home: Home = None, *,
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(conn, job, user, "resume")
-        if job["kind"] != "train":
-            raise JobError(f"job {job['id']} is a {job['config']['task']} task; submit it "
+        if job.kind != "train":
+            raise JobError(f"job {job.id} is a {job.config['task']} task; submit it "
                            "again instead of resuming it")
-        corrupt = corrupt_checkpoint(job["id"], home)
+        corrupt = corrupt_checkpoint(job.id, home)
         if corrupt:
-            raise JobError(f"job {job['id']} cannot be resumed: {corrupt}")
-        checkpoint = has_checkpoint(job["id"], home)
-        if not resumable(job["kind"], job["status"], checkpoint):
-            why = "it has no checkpoint" if job["status"] == "failed" else f"it is {job['status']}"
-            raise JobError(f"job {job['id']} cannot be resumed: {why}")
-        _check_quota(conn, job["owner"], job["config"])
+            raise JobError(f"job {job.id} cannot be resumed: {corrupt}")
+        checkpoint = has_checkpoint(job.id, home)
+        if not resumable(job.kind, job.status, checkpoint):
+            why = "it has no checkpoint" if job.status == "failed" else f"it is {job.status}"
+            raise JobError(f"job {job.id} cannot be resumed: {why}")
+        _check_quota(conn, job.owner, job.config)
         moved = {}
         if device is not None or devices is not None:
             moved = _moved(job, device, devices, home)
-        store.update_job(conn, job["id"], status="queued", queued=time.time(), resume=checkpoint,
+        store.update_job(conn, job.id, status="queued", queued=time.time(), resume=checkpoint,
                          cancel_requested=False, finished=None, reason=None, message=None,
                          **moved)
-        store.add_event(conn, job["id"], "resumed",
+        store.add_event(conn, job.id, "resumed",
                         "re-queued; continues from its last checkpoint" if checkpoint
                         else "re-queued; no checkpoint yet, so it starts over")
     if start_scheduler:
-        _start_scheduler(home, [job["id"]])
+        _start_scheduler(home, [job.id])
 
 
-def _moved(job: dict, device: str | None, devices: int | None, home: Home) -> dict[str, Any]:
+def _moved(job: store.Job, device: str | None, devices: int | None, home: Home) -> dict[str, Any]:
     """The job row's device and config for other devices, checked as a submit is."""
 
-    config = dict(job["config"])
+    config = dict(job.config)
     config["device"] = device if device is not None else config["device"].split(":")[0]
     config["devices"] = devices or 1
     cfg = TrainConfig.from_dict(config).validate()
@@ -465,12 +465,12 @@ def delete(job_id: str, user: str | None = None, home: Home = None) -> None:
     with store.opened(home) as conn, store.transaction(conn):
         job = _find(conn, job_id)
         _check_owner(conn, job, user, "delete")
-        if job["status"] == "running":
-            raise JobError(f"job {job['id']} is running; cancel it first, then delete it once "
+        if job.status == "running":
+            raise JobError(f"job {job.id} is running; cancel it first, then delete it once "
                            "it has stopped")
         # Its tasks (evaluations, exports) go with it; a running one sees its row gone at
         # its next progress report and stops.
-        tasks = store.list_jobs(conn, kind="task", parent=job["id"])
+        tasks = store.list_jobs(conn, kind="task", parent=job.id)
         for t in [*tasks, job]:
             store.delete_job(conn, t["id"])
     for t in [*tasks, job]:

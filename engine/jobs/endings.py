@@ -101,13 +101,13 @@ def record_end(conn, job_id: str, status: str, reason: str | None, message: str 
         store.add_event(conn, job_id, status, message or "")
 
 
-def evaluate_best(job: dict, home) -> None:
+def evaluate_best(job: store.Job, home) -> None:
     """When training ends, queue the evaluation of its best checkpoint (the issue's "run
     automatically"); the scheduler that started this worker picks it up."""
 
     try:
         with store.opened(home) as conn, store.transaction(conn):
-            queue_task(conn, "engine.evaluate", {"checkpoint": "best.pt"}, job["owner"],
-                       f"evaluate {job['name'] or job['id']}", parent=job["id"])
+            queue_task(conn, "engine.evaluate", {"checkpoint": "best.pt"}, job.owner,
+                       f"evaluate {job.name or job.id}", parent=job.id)
     except Exception as e:  # noqa: BLE001 - training is done; say why no evaluation followed
-        log_line(job_dir(job["id"], home), f"could not queue the evaluation: {e}")
+        log_line(job_dir(job.id, home), f"could not queue the evaluation: {e}")

@@ -20,20 +20,20 @@ from engine.state import store
 STALE_AFTER_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "60"))
 
 
-def heartbeat_age(job: dict[str, Any], now: float | None = None) -> float | None:
+def heartbeat_age(job: store.Job, now: float | None = None) -> float | None:
     """Seconds since a running job's worker last showed life, or None when not running."""
     if job.get("status") != "running" or job.get("heartbeat") is None:
         return None
-    return max(0.0, (now or time.time()) - float(job["heartbeat"]))
+    return max(0.0, (now or time.time()) - float(job.heartbeat))
 
 
-def worker_state(job: dict[str, Any], now: float | None = None) -> str | None:
+def worker_state(job: store.Job, now: float | None = None) -> str | None:
     """For a running job: None when its worker is alive and beating, else why not, in words."""
     age = heartbeat_age(job, now)
     if age is None:
         return None
-    if job.get("pid") and not pid_alive(job["pid"], f"engine.jobs.worker {job['id']}"):
-        return f"its worker (pid {job['pid']}) is gone; last heartbeat {age:.0f} s ago"
+    if job.get("pid") and not pid_alive(job.pid, f"engine.jobs.worker {job.id}"):
+        return f"its worker (pid {job.pid}) is gone; last heartbeat {age:.0f} s ago"
     if age > STALE_AFTER_S:
         return f"no heartbeat for {age:.0f} s (the worker may be hung)"
     return None

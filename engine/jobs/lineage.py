@@ -27,8 +27,8 @@ def lineage(job_id: str, home: str | os.PathLike | None = None) -> list[dict[str
             if job is None:
                 chain.append({"job": current, "name": None, "checkpoint": which})
                 break
-            chain.append({"job": job["id"], "name": job["name"], "checkpoint": which})
-            start = str(job["config"].get("init_from") or "")
+            chain.append({"job": job.id, "name": job.name, "checkpoint": which})
+            start = str(job.config.get("init_from") or "")
             current = source_job(start)
             which = start.partition(":")[2] if current else ""
             if start and current is None:

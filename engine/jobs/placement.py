@@ -9,17 +9,17 @@ thread, so N may not exceed the budget's threads (nor cpu_slots).
 from __future__ import annotations
 
 import collections
-from typing import Any
 
 from engine.devices import DeviceRequest, assigned_name, parse_devices
 from engine.jobs.settings import SchedulerSettings
+from engine.state.store import Job
 from engine.threads import admits
 
 
-def job_request(job: dict[str, Any]) -> DeviceRequest:
+def job_request(job: Job) -> DeviceRequest:
     """The devices a queued job asks for (tasks and old jobs: one)."""
     config = job.get("config") or {}
-    return parse_devices(job["device"], int(config.get("devices", 1) or 1))
+    return parse_devices(job.device, int(config.get("devices", 1) or 1))
 
 
 def refusal(req: DeviceRequest, gpus: int, settings: SchedulerSettings,

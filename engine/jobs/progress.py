@@ -39,7 +39,7 @@ class EpochPosition:
             f" +{self.step}/{self.steps} steps" if self.step and self.steps else "")
 
 
-def epoch_position(job: dict[str, Any], metrics_count: int | None = None) -> EpochPosition:
+def epoch_position(job: store.Job, metrics_count: int | None = None) -> EpochPosition:
     """Where a training job stands, from its progress (and its metrics rows, if counted)."""
     config = job.get("config") or {}
     p = job.get("progress") or {}
@@ -65,7 +65,7 @@ def queue_position(job_id: str, home: str | os.PathLike | None = None) -> dict[s
     with store.opened(home) as conn:
         placements = queue_now(conn, settings.get("queue_order") or FAIR)
         running = store.list_jobs(conn, statuses=("running",))
-    ids = [p.job["id"] for p in placements]
+    ids = [p.job.id for p in placements]
     if job_id not in ids:
         return None
     place = placements[ids.index(job_id)]
@@ -88,7 +88,7 @@ def queue_words(place: dict[str, Any]) -> str:
     return f"{head}, waiting for {place['waits_for']}."
 
 
-def _device_wait(job: dict[str, Any], running: list[dict[str, Any]], sched: dict[str, Any],
+def _device_wait(job: store.Job, running: list[dict[str, Any]], sched: dict[str, Any],
                  home: str | os.PathLike | None) -> str:
     settings = sched.get("settings") or load_settings(home).to_dict()
     slots = settings.get("cpu_slots")
@@ -99,14 +99,14 @@ def _device_wait(job: dict[str, Any], running: list[dict[str, Any]], sched: dict
     cpu = (f"a free CPU slot ({busy_cpu} CPU job{'s' * (busy_cpu != 1)} running)"
            if slots is None else f"the CPU slot ({busy_cpu} of {slots} busy)" if slots == 1
            else f"one of {slots} CPU slots ({busy_cpu} busy)")
-    request = parse_devices(job["device"], int((job.get("config") or {}).get("devices") or 1))
+    request = parse_devices(job.device, int((job.get("config") or {}).get("devices") or 1))
     if request.count > 1:  # data parallel: all of them at once
         if request.kind == "cpu" or (request.kind == "auto" and not gpus):
             return f"{request.count} CPU slots at once ({busy_cpu} busy)"
         if request.gpus is not None:
             return f"GPUs {request.label} at once ({len(busy_gpus)} of {len(gpus)} busy)"
         return f"{request.count} free GPUs at once ({len(busy_gpus)} of {len(gpus)} busy)"
-    requested = job["device"]
+    requested = job.device
     if requested == "cpu":
         return cpu
     if requested in ("cuda", "cuda:0") or requested.startswith("cuda:"):

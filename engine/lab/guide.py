@@ -209,7 +209,7 @@ def run_step(key: str, user: str, source: LabSource, form: StepForm | None = Non
 @dataclass
 class StepState:
     step: LabStep
-    job: dict[str, Any] | None  # the latest job that ran this step, or None
+    job: store.Job | None  # the latest job that ran this step, or None
     status: str  # "to do", or the job's status
 
     @property
@@ -234,7 +234,7 @@ def lab_state(user: str | None, home: Home = None) -> list[StepState]:
     out = []
     for step in STEPS:
         job = latest.get(step.key)
-        out.append(StepState(step, job, job["status"] if job else "to do"))
+        out.append(StepState(step, job, job.status if job else "to do"))
     return out
 
 
@@ -292,7 +292,7 @@ def compare(user: str, checkpoint: str = "best", home: Home = None) -> Compariso
     done = [s for s in states if s.done]
     if not board or not images or not done:
         return Comparison(None, states, images)
-    score = probes.score_board(board, [s.job["id"] for s in done], checkpoint, user, home=home)
+    score = probes.score_board(board, [s.job.id for s in done], checkpoint, user, home=home)
     score.columns = [step_column(s.step) for s in done]
     return Comparison(score, states, images)
 

@@ -97,7 +97,8 @@ def test_what_the_cluster_takes_and_what_stays_local():
     backend = object.__new__(RayCluster)
 
     def takes(device="cpu", kind="train", **config):
-        return backend.takes({"kind": kind, "device": device, "config": config})
+        return backend.takes(store.Job(id="j", config=config, created=0.0, queued=0.0,
+                                       device=device, kind=kind))
 
     assert takes() and takes("auto") and takes("cuda:0") and takes(init_from="torchvision")
     assert not takes(kind="task") and not takes("host")  # evaluations, exports, builds
@@ -155,7 +156,8 @@ def test_resources_a_job_asks_the_cluster_for(monkeypatch):
     monkeypatch.setattr(ray, "available_resources", lambda: view["free"])
 
     def asks(device: str, precision: str = "fp32"):
-        return backend._resources({"device": device, "config": {"precision": precision}})
+        return backend._resources(store.Job(id="j", config={"precision": precision}, created=0.0,
+                                            queued=0.0, device=device))
 
     assert asks("cpu") == asks("auto") == {"CPU": 1.0, "GPU": 0.0}
     for device, precision in (("cuda:0", "fp32"), ("auto", "fp16")):

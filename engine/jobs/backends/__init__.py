@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from engine.state import store
+
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 
 
@@ -33,10 +35,10 @@ class ClusterBackend(Protocol):
     """What the scheduler asks of a cluster. The backend records in SQLite (through the
     scheduler's connection) what it starts and how each job ends, as local workers do."""
 
-    def takes(self, job: dict) -> bool:
+    def takes(self, job: store.Job) -> bool:
         """True if this job runs on the cluster (else it runs as a local worker)."""
 
-    def start(self, job: dict) -> bool:
+    def start(self, job: store.Job) -> bool:
         """Claim the queued job and submit it if the cluster has room now; False to wait."""
 
     def poll(self) -> None:

@@ -56,7 +56,7 @@ NODE_LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError,
 
 
 class _Running:
-    def __init__(self, job: dict, attempt: int, ref, resources: dict[str, float],
+    def __init__(self, job: store.Job, attempt: int, ref, resources: dict[str, float],
                  sink, dataset: tuple[str, str]) -> None:
         self.job = job
         self.dataset = dataset
@@ -110,24 +110,24 @@ class RayCluster:
 
     # -- what runs where ------------------------------------------------------------------
 
-    def takes(self, job: dict) -> bool:
-        if job.get("kind") == "task" or job["device"] == "host":
+    def takes(self, job: store.Job) -> bool:
+        if job.kind == "task" or job.device == "host":
             return False
         # One Ray task is one process on one device: data-parallel jobs over several devices
         # (issue 20 item 1, `--devices N` or `cuda:0,1`) stay with the local launcher.
-        if "," in job["device"] or str(job["config"].get("devices") or 1) not in ("1", "0"):
+        if "," in job.device or str(job.config.get("devices") or 1) not in ("1", "0"):
             return False
-        init_from = (job["config"].get("init_from") or "").strip()
+        init_from = (job.config.get("init_from") or "").strip()
         return not (init_from and (source_job(init_from) or is_path(init_from)))
 
-    def _resources(self, job: dict) -> dict[str, float] | None:
+    def _resources(self, job: store.Job) -> dict[str, float] | None:
         """{"CPU": n, "GPU": g} the job asks for, None to wait; ValueError if the cluster
         can never run it."""
         total = ray.cluster_resources()
         free = self._free(total)
         gpu = {"CPU": 1.0, "GPU": 1.0}
         cpu = {"CPU": float(self.cpus_per_job), "GPU": 0.0}
-        requested, precision = job["device"], job["config"].get("precision", "fp32")
+        requested, precision = job.device, job.config.get("precision", "fp32")
         if requested == "auto" and free["GPU"] >= 1 and free["CPU"] >= 1:
             return gpu
         if requested != "cpu" and (requested != "auto" or precision != "fp32"):
@@ -156,7 +156,7 @@ class RayCluster:
 
     # -- start ----------------------------------------------------------------------------
 
-    def start(self, job: dict) -> bool:
+    def start(self, job: store.Job) -> bool:
         from engine.datasets import DatasetError
 
         try:
@@ -166,7 +166,7 @@ class RayCluster:
             return False
         if resources is None:
             return False
-        run_dir = job_dir(job["id"], self.home)
+        run_dir = job_dir(job.id, self.home)
         try:
             dataset = self._dataset(job)
             files = read_files(run_dir, recursive=False) if run_dir.exists() else {}
@@ -177,51 +177,51 @@ class RayCluster:
         device = "ray:cuda" if resources["GPU"] else "ray:cpu"
         with store.transaction(self.conn):
             claimed = store.update_job(
-                self.conn, job["id"], only_if_status=("queued",), status="running",
+                self.conn, job.id, only_if_status=("queued",), status="running",
                 assigned_device=device, started=now, finished=None, heartbeat=now, pid=None,
-                attempts=job["attempts"] + 1, reason=None, message=None)
+                attempts=job.attempts + 1, reason=None, message=None)
         if not claimed:
             return False
-        job = store.get_job(self.conn, job["id"])
-        attempt = job["attempts"]
+        job = store.get_job(self.conn, job.id)
+        attempt = job.attempts
         options: dict[str, Any] = {"num_cpus": resources["CPU"], "max_retries": 0,
-                                   "name": f"digits-studio job {job['id']}"}
+                                   "name": f"digits-studio job {job.id}"}
         if resources["GPU"]:
             options["num_gpus"] = resources["GPU"]
         ref = run_on_node_task.options(**options).remote(
             job, attempt, files, dataset, self.channel, int(resources["CPU"]))
-        self.jobs[job["id"]] = _Running(job, attempt, ref, resources,
-                                        JobSink(self.conn, job["id"]), dataset["key"])
+        self.jobs[job.id] = _Running(job, attempt, ref, resources,
+                                        JobSink(self.conn, job.id), dataset["key"])
         what = f"{resources['CPU']:g} CPU" + (", 1 GPU" if resources["GPU"] else "")
-        verb = "resumed" if job["resume"] else "started"
+        verb = "resumed" if job.resume else "started"
         with store.transaction(self.conn):
-            store.add_event(self.conn, job["id"], "started",
+            store.add_event(self.conn, job.id, "started",
                             f"{verb} on the Ray cluster ({what}); Ray picks the node")
-        self.log(f"job {job['id']} {verb} on the Ray cluster ({what})")
+        self.log(f"job {job.id} {verb} on the Ray cluster ({what})")
         return True
 
-    def _dataset(self, job: dict) -> dict[str, Any]:
+    def _dataset(self, job: store.Job) -> dict[str, Any]:
         """The job's dataset row and its files in the object store (put once per scheduler,
         nested in a list so a node fetches them only when its cache lacks them)."""
         from engine.datasets import DatasetError
 
-        check_pinned_dataset(job["id"], job["config"]["dataset"], self.home)
-        pin = pinned_dataset(job["id"], self.home)
-        row = store.get_dataset(self.conn, pin["id"] if pin else job["config"]["dataset"])
+        check_pinned_dataset(job.id, job.config["dataset"], self.home)
+        pin = pinned_dataset(job.id, self.home)
+        row = store.get_dataset(self.conn, pin["id"] if pin else job.config["dataset"])
         if row is None:
-            raise DatasetError(f"no dataset named {job['config']['dataset']!r}")
+            raise DatasetError(f"no dataset named {job.config['dataset']!r}")
         key = (row["id"], str(row["manifest"].get("sha256")))
         if key not in self.datasets:
             files = read_files(dataset_dir(self.home, row["id"]), recursive=True)
             self.datasets[key] = ray.put(files)
         return {"row": row, "files": [self.datasets[key]], "key": key}
 
-    def _fail_queued(self, job: dict, reason: str, message: str) -> None:
+    def _fail_queued(self, job: store.Job, reason: str, message: str) -> None:
         with store.transaction(self.conn):
-            if store.update_job(self.conn, job["id"], only_if_status=("queued",),
+            if store.update_job(self.conn, job.id, only_if_status=("queued",),
                                 status="failed", finished=time.time(), reason=reason,
                                 message=message):
-                store.add_event(self.conn, job["id"], "failed", message)
+                store.add_event(self.conn, job.id, "failed", message)
 
     # -- watch ----------------------------------------------------------------------------
 
@@ -289,7 +289,7 @@ class RayCluster:
     def _requeue(self, run: _Running, why: str) -> None:
         """The job's node (or its worker process) died: back to the queue, to resume from the
         last checkpoint the head received, unless it has been started MAX_ATTEMPTS times."""
-        job_id = run.job["id"]
+        job_id = run.job.id
         where = f"node {run.node['ip']} ({run.node['id'][:8]})" if run.node else "its node"
         message = f"lost {where}: {why}"
         again = run.attempt < MAX_ATTEMPTS

@@ -173,7 +173,7 @@ class ChannelCancel:
         return self.cancelled
 
 
-def run_on_node(job: dict[str, Any], attempt: int, files: dict[str, bytes],
+def run_on_node(job: store.Job, attempt: int, files: dict[str, bytes],
                 dataset: dict[str, Any], channel, threads: int) -> dict[str, Any]:
     """One training job on this node (a Ray task): trains in the node's cache workspace,
     reports through the channel, and returns how it ended (never raises for a job's own
@@ -183,24 +183,24 @@ def run_on_node(job: dict[str, Any], attempt: int, files: dict[str, bytes],
     node = {"id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(),
             "host": os.uname().nodename, "pid": os.getpid()}
     home = node_cache(node["id"])
-    run_dir = home / "jobs" / job["id"]
+    run_dir = home / "jobs" / job.id
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     write_files(run_dir, files)
-    sink = ChannelSink(channel, job["id"], attempt, run_dir, node)
-    cancel = ChannelCancel(channel, job["id"])
+    sink = ChannelSink(channel, job.id, attempt, run_dir, node)
+    cancel = ChannelCancel(channel, job.id)
     history: list[dict[str, Any]] = []
     try:
         from engine.training import train
 
         _materialize_dataset(home, dataset)
-        cfg = TrainConfig.from_dict(job["config"])
+        cfg = TrainConfig.from_dict(job.config)
         gpus = ray.get_gpu_ids()
         cfg.device = "cuda:0" if gpus else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to its GPU
         if not gpus:
             use_threads(threads)
-        check_pinned_dataset(job["id"], cfg.dataset, home)
-        resume = bool(job["resume"]) and (run_dir / "last.pt").exists()
+        check_pinned_dataset(job.id, cfg.dataset, home)
+        resume = bool(job.resume) and (run_dir / "last.pt").exists()
         result = train(cfg, run_dir, sink=sink, should_stop=cancel, resume=resume, home=home)
         history = result.history
         status, reason, message, summary = train_outcome(result, cancel.cancelled, None)
