@@ -3,9 +3,11 @@
 Why the dashboard's stress load costs training more than its CPU share: torch's OpenMP threads
 meet at a barrier after every parallel operator, so when the kernel preempts one of them the
 others wait for it. This trains LeNet (the real zoo network, batch 64, random 28x28 images) for
---seconds with 2 torch threads and with 1, first alone (the baseline, measured in the same run)
-and then beside a one-thread busy loop standing in for the dashboard server, at each niceness
-of --nice. Prints images/s and the ratio to the 2-thread job alone.
+--seconds with 2 torch threads and with 1, sized as the scheduler sizes a worker's pools
+(engine.threads: passive OpenMP waiting unless OMP_WAIT_POLICY says otherwise), first alone
+(the baseline, measured in the same run) and then beside a one-thread busy loop standing in
+for the dashboard server, at each niceness of --nice. Prints images/s and the ratio to the
+2-thread job alone.
 
     python bench/cpu_contention.py                     # ~1 min on 2 cores
     python bench/cpu_contention.py --nice 0,10,19 --seconds 8
@@ -40,8 +42,9 @@ def train_rate(threads: int, seconds: float) -> float:
     import torch
 
     from engine.networks import build_network, zoo_spec
+    from engine.threads import use_threads
 
-    torch.set_num_threads(threads)
+    use_threads(threads, interop=None)
     model = build_network(zoo_spec("lenet"), (1, 28, 28), 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
@@ -80,6 +83,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0, help="seconds of training per figure")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu_contention.json"))
     a = ap.parse_args()
+    from engine.threads import thread_env
+
+    os.environ.update(thread_env(2))  # before torch loads, as for a worker
     nices = [int(v) for v in a.nice.split(",") if v.strip()]
     baseline = beside(None, 2, a.seconds)
     print(f"baseline: 2 threads alone {baseline:.0f} img/s", flush=True)
@@ -95,7 +101,7 @@ def main() -> int:
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
            "command": "python bench/cpu_contention.py " + " ".join(sys.argv[1:]),
-           "seconds": a.seconds, "rows": rows}
+           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "seconds": a.seconds, "rows": rows}
     Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
     print("wrote", a.out)
     return 0
