@@ -36,29 +36,29 @@ def show(job_id: str, task: str, what: str, key: str) -> dict[str, Any] | None:
     latest = newest(job_id, task)
     if latest is None:
         return None
-    status = latest["status"]
+    status = latest.status
     if status in jobs.ACTIVE:
         st.fragment(_live, run_every=1.0)(job_id, task, what, key)
     elif status == "failed":
-        st.error(f"{what} failed ({latest.get('reason') or 'error'}): "
-                 f"{latest.get('message') or 'no message'}")
+        st.error(f"{what} failed ({latest.reason or 'error'}): "
+                 f"{latest.message or 'no message'}")
     elif status in jobs.STOPPED_EARLY:
-        st.warning(f"{what} {status}: {latest.get('message') or ''}".rstrip(": "))
+        st.warning(f"{what} {status}: {latest.message or ''}".rstrip(": "))
     return latest
 
 
 def _live(job_id: str, task: str, what: str, key: str) -> None:
     now = newest(job_id, task)
-    if now is None or now["status"] not in jobs.ACTIVE:
+    if now is None or now.status not in jobs.ACTIVE:
         st.rerun()  # the whole page, so the results (or the failure) show
         return
-    message = (now.get("progress") or {}).get("message")
-    text = (f"{what} running: {message or 'starting'}" if now["status"] == "running"
+    message = (now.progress or {}).get("message")
+    text = (f"{what} running: {message or 'starting'}" if now.status == "running"
             else f"{what} queued — it starts when a worker is free")
-    st.progress(min(1.0, max(0.0, float(now.get("fraction") or 0.0))), text=text)
+    st.progress(min(1.0, max(0.0, float(now.fraction or 0.0))), text=text)
     if st.button("Cancel", key=key):
         try:
-            jobs.cancel(now["id"], user=session.current_user())
+            jobs.cancel(now.id, user=session.current_user())
         except (PermissionError, jobs.JobError) as e:  # someone else's, or it just ended
             st.error(str(e))
             return

@@ -50,7 +50,7 @@ def network_label(network: Any) -> str:
 def job_label(job: jobs.LiveJob) -> str:
     """Name and creation time: no status, which would go stale in an open picker (the page
     itself shows the live status)."""
-    when = time.strftime("%d %b %H:%M", time.localtime(job.created)) if job.get("created") \
+    when = time.strftime("%d %b %H:%M", time.localtime(job.created)) if job.created \
         else ""
     return f"{job.name or job.id} · {when}" if when else (job.name or job.id)
 
@@ -98,8 +98,8 @@ def usable_jobs() -> list[dict[str, Any]]:
     from engine.training.checkpoint import list_checkpoints  # torch: only when needed
 
     done = jobs.list_jobs(status="done", viewer=_viewer())
-    return [j for j in done if list_checkpoints(jobs.job_dir(j["id"]))
-            or (jobs.job_dir(j["id"]) / "last.pt").exists()]
+    return [j for j in done if list_checkpoints(jobs.job_dir(j.id))
+            or (jobs.job_dir(j.id) / "last.pt").exists()]
 
 
 def _to_url(key: str, query_key: str) -> None:
@@ -110,7 +110,7 @@ def pick_job(choices: list[dict[str, Any]], query_key: str, key: str, where: Any
              label: str = "Job") -> str:
     """A selectbox of jobs by name (the id on hover), preselecting the one in the URL; a pick
     goes into the URL (?<query_key>=id) so the page can be reloaded or shared as it is."""
-    labels = {j["id"]: job_label(j) for j in choices}
+    labels = {j.id: job_label(j) for j in choices}
     seen = Counter(labels.values())  # two jobs of one name and minute: tell them apart by id
     labels = {i: f"{lab} · {i[-6:]}" if seen[lab] > 1 else lab for i, lab in labels.items()}
     ids = list(labels)
@@ -137,7 +137,7 @@ def choose_trained_job(purpose: str, query_key: str, key: str, where: Any = st
         st.page_link(nav.page("new_model"), label="Train a new model")
         return None
     wanted = st.query_params.get(query_key)
-    if wanted and wanted not in {j["id"] for j in done}:
+    if wanted and wanted not in {j.id for j in done}:
         st.warning(f"Job {wanted} is not a finished training job with a checkpoint.")
     return pick_job(done, query_key, key, where, label="Model (job)")
 

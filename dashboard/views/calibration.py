@@ -70,7 +70,7 @@ def render(job: LiveJob, summary: dict[str, Any]) -> None:
                  "about, 90% are right. The bars are the accuracy per confidence bin; the "
                  "dashed diagonal is perfect calibration; bars below it are over-confident.")
     latest = task_progress.show(job.id, TASK, "Calibration", key="cal_cancel")
-    busy = latest is not None and latest["status"] in ("queued", "running")
+    busy = latest is not None and latest.status in ("queued", "running")
     if cal is None:
         st.caption("This evaluation is older than calibration: evaluate again to see it.")
         return
@@ -100,5 +100,5 @@ def render(job: LiveJob, summary: dict[str, Any]) -> None:
                       "calibrated confidences. Labels never change."):
         params = {"checkpoint": summary["checkpoint"]}
         task_progress.submit(TASK, job.id, params, "calibration",
-                             name=f"calibrate {job.get('name') or job.id} "
+                             name=f"calibrate {job.name or job.id} "
                                   f"{summary['checkpoint']}")

@@ -46,7 +46,7 @@ def flatten(config: dict[str, Any], prefix: str = "",
 def settings_table(selected: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per setting, one column per job."""
     names = widgets.dataset_names()
-    columns = {_label(j, selected): flatten(j["config"], dataset_names=names) for j in selected}
+    columns = {_label(j, selected): flatten(j.config, dataset_names=names) for j in selected}
     return pd.DataFrame(columns).astype(str)
 
 
@@ -57,11 +57,11 @@ def differing_rows(table: pd.DataFrame) -> list[str]:
 def final_metrics(selected: list[dict[str, Any]]) -> pd.DataFrame:
     rows = {}
     for j in selected:
-        metrics = j.get("metrics") or []
+        metrics = j.metrics or []
         last = metrics[-1] if metrics else {}
         vals = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
-        held = (j.get("result") or {}).get("held_out") or {}
-        rows[_label(j, selected)] = {"status": j["status"], "epochs": len(metrics),
+        held = (j.result or {}).get("held_out") or {}
+        rows[_label(j, selected)] = {"status": j.status, "epochs": len(metrics),
                                      "last val accuracy": last.get("val_accuracy"),
                                      "best val accuracy": max(vals) if vals else None,
                                      "last val loss": last.get("val_loss"),
@@ -90,7 +90,7 @@ METRIC_COLUMNS = {
 def _label(job: jobs.LiveJob, among: list[dict[str, Any]] | None = None) -> str:
     """A job's name; with the id's tail only where two compared jobs share a name."""
     name = job.name or job.id
-    if among and sum((j["name"] or j["id"]) == name for j in among) > 1:
+    if among and sum((j.name or j.id) == name for j in among) > 1:
         return f"{name} ·{job.id[-6:]}"
     return name
 
@@ -104,15 +104,15 @@ def network_changes(selected: list[dict[str, Any]]) -> dict[str, list[str]]:
     """For each job after the first: how its network differs from the first job's."""
     first = selected[0]
     try:
-        ds = open_dataset(first["config"]["dataset"])
+        ds = open_dataset(first.config["dataset"])
         shape, classes = tuple(ds.shape), ds.num_classes
     except DatasetError:
         return {}
     out = {}
     for j in selected[1:]:
         try:
-            out[_label(j, selected)] = network_diff(first["config"]["network"],
-                                                    j["config"]["network"], shape, classes)
+            out[_label(j, selected)] = network_diff(first.config["network"],
+                                                    j.config["network"], shape, classes)
         except (SpecError, ValueError, KeyError) as e:
             out[_label(j, selected)] = [f"(cannot compare: {e})"]
     return out
@@ -133,7 +133,7 @@ def render() -> None:
     if not all_jobs:
         st.info("No jobs to compare yet.")
         return
-    labels = {j["id"]: _label(j, all_jobs) for j in all_jobs}
+    labels = {j.id: _label(j, all_jobs) for j in all_jobs}
     wanted = st.query_params.get_all("ids") or st.session_state.get("compare_ids") or []
     default = [i for i in wanted if i in labels] or list(labels)[:2]
     chosen = st.multiselect("Jobs", list(labels), default=default, format_func=labels.get,
@@ -142,7 +142,7 @@ def render() -> None:
         st.caption("Pick two or more jobs.")
         return
     selected = [jobs.get_job(i, events=False, viewer=session.current_user()) for i in chosen]
-    curves = {_label(j, selected): j["metrics"] for j in selected}
+    curves = {_label(j, selected): j.metrics for j in selected}
     c1, c2 = st.columns(2)
     charts.draw(c1, charts.overlaid, curves, "val_accuracy", "Validation accuracy")
     charts.draw(c2, charts.overlaid, curves, "val_loss", "Validation loss")

@@ -82,7 +82,7 @@ def _choose_job() -> str | None:
 def _active(job_id: str, task: str) -> bool:
     """Draws the step's newest task job (progress, or how it failed); True while it runs."""
     latest = task_progress.show(job_id, task, task, key=f"dp_cancel_{task}")
-    return latest is not None and latest["status"] in jobs.ACTIVE
+    return latest is not None and latest.status in jobs.ACTIVE
 
 
 def _export(job_id: str, state: dict[str, Any]) -> None:

@@ -212,7 +212,7 @@ def _evaluation(job: jobs.LiveJob) -> None:
         dataset = open_dataset(job.config["dataset"])
     except DatasetError:
         st.warning("The job's dataset was deleted: metrics only, no images.")
-    _evaluate_form(job, dataset, busy=bool(tasks) and tasks[0]["status"] in jobs.ACTIVE)
+    _evaluate_form(job, dataset, busy=bool(tasks) and tasks[0].status in jobs.ACTIVE)
     if not evals:
         if not tasks:
             st.info("No evaluation yet. Training jobs evaluate their best checkpoint when they "
@@ -296,7 +296,7 @@ def results_frame(csv_path: str | Path, limit: int | None = None) -> pd.DataFram
 
 
 def _classify_results(task: dict[str, Any]) -> None:
-    result = task.get("result") or {}
+    result = task.result or {}
     csv_path = Path(result.get("csv") or jobs.job_dir(task["id"]) / "results.csv")
     if not csv_path.exists():
         st.warning("The results file of this run is gone.")
@@ -308,7 +308,7 @@ def _classify_results(task: dict[str, Any]) -> None:
     cols[2].metric("Unreadable", result.get("errors", 0))
     cols[3].metric("Unlabelled", result.get("unlabelled", 0) + result.get("unknown_label", 0))
     st.download_button("Download results CSV", csv_path.read_bytes,  # read on click
-                       file_name=f"{task['id']}-results.csv", mime="text/csv",
+                       file_name=f"{task.id}-results.csv", mime="text/csv",
                        key="cm_download", on_click="ignore")
     shown = 2000  # the table shows the first rows; the CSV has them all
     df = results_frame(csv_path, limit=shown)
@@ -332,7 +332,7 @@ def _classify_many(job: jobs.LiveJob) -> None:
     _classify_form(job)
     latest = task_progress.show(job.id, "engine.classify", "Classification",
                                 key="cm_cancel")
-    if latest is not None and latest["status"] == "done":
+    if latest is not None and latest.status == "done":
         _classify_results(latest)
 
 

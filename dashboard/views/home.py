@@ -29,7 +29,7 @@ def job_row(job: jobs.LiveJob, metrics: list[dict[str, Any]],
             dataset_names: dict[str, str] | None = None) -> dict[str, Any]:
     """One table row: what a user scans for (state, accuracy, how the loss went)."""
     accs = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
-    config = job.get("config") or {}
+    config = job.config or {}
     return {
         "name": job.name or job.id,
         "status": job.status,
@@ -38,7 +38,7 @@ def job_row(job: jobs.LiveJob, metrics: list[dict[str, Any]],
         "network": widgets.network_label(config.get("network")),
         "dataset": widgets.dataset_label(config.get("dataset", "—"), dataset_names or {}),
         "epochs": epoch_position(job, len(metrics)).short(),
-        "progress": job.get("fraction") or 0.0,
+        "progress": job.fraction or 0.0,
         "last val acc": accs[-1] if accs else None,
         "best val acc": max(accs) if accs else None,
         "train loss": [float(m["train_loss"]) for m in metrics
@@ -67,7 +67,7 @@ def _filters(all_jobs: list[dict[str, Any]]) -> tuple[list[str], str | None]:
     c1, c2 = st.columns([2, 1])
     statuses = c1.multiselect("Status", jobs.STATUSES, key="home_status",
                               placeholder="All statuses")
-    owners = sorted({j["owner"] for j in all_jobs if j["owner"]})
+    owners = sorted({j.owner for j in all_jobs if j.owner})
     owner = c2.selectbox("Owner", [None, *owners], key="home_owner",
                          format_func=lambda o: "Everyone" if o is None else o)
     return statuses, owner
@@ -80,18 +80,18 @@ def jobs_table(all_jobs: list[dict[str, Any]]) -> None:
         st.page_link(nav.page("new_model"), label="Train a new model", icon="🚀")
         return
     statuses, owner = _filters(all_jobs)
-    shown = [j for j in all_jobs if (not statuses or j["status"] in statuses)
-             and (owner is None or j["owner"] == owner)]
+    shown = [j for j in all_jobs if (not statuses or j.status in statuses)
+             and (owner is None or j.owner == owner)]
     if not shown:
         st.info("No jobs match these filters.")
         return
     try:
-        metrics = jobs.metrics_of([j["id"] for j in shown])  # one query for all the rows
+        metrics = jobs.metrics_of([j.id for j in shown])  # one query for all the rows
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read job metrics: {e}")
         return
     names = widgets.dataset_names()
-    rows = [job_row(j, metrics[j["id"]], names) for j in shown]
+    rows = [job_row(j, metrics[j.id], names) for j in shown]
     st.dataframe(pd.DataFrame(rows, columns=JOB_COLUMNS), hide_index=True,
                  key="home_jobs_table", column_config={
         "name": st.column_config.TextColumn("name", pinned=True, width=180),
@@ -111,7 +111,7 @@ def jobs_table(all_jobs: list[dict[str, Any]]) -> None:
         "owner": st.column_config.TextColumn("owner", width="small"),
         "created": st.column_config.TextColumn("created", width="small"),
     })
-    labels = {j["id"]: widgets.job_label(j) for j in shown}
+    labels = {j.id: widgets.job_label(j) for j in shown}
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     chosen = c1.selectbox("Job", list(labels), format_func=labels.get, key="home_job")
     if c2.button("Open job", key="home_open_job"):
@@ -150,8 +150,8 @@ def render() -> None:
     c = st.columns(4)
     c[0].metric("Datasets", len(datasets))
     c[1].metric("Jobs", len(all_jobs))
-    c[2].metric("Running", sum(j["status"] == "running" for j in all_jobs))
-    c[3].metric("Queued", sum(j["status"] == "queued" for j in all_jobs))
+    c[2].metric("Running", sum(j.status == "running" for j in all_jobs))
+    c[3].metric("Queued", sum(j.status == "queued" for j in all_jobs))
     st.subheader("GPUs")
     gpu_panel.render_live()
     jobs_table(all_jobs)

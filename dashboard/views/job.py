@@ -28,7 +28,7 @@ def _choose_job() -> str | None:
     """The job in the URL (?id=...), chosen from a picker that writes its choice there."""
     all_jobs = jobs.list_jobs(viewer=session.current_user())
     wanted = st.query_params.get("id")
-    if wanted and wanted not in {j["id"] for j in all_jobs}:
+    if wanted and wanted not in {j.id for j in all_jobs}:
         return wanted  # a task job, an id prefix, or a wrong id: the page says which
     if not all_jobs:
         st.info("No jobs yet.")
@@ -45,13 +45,13 @@ def _live(job_id: str) -> None:
         st.error(str(e))
         return
     status = job.status
-    progress = job.get("progress") or {}
+    progress = job.progress or {}
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Status", status)
     where = epoch_position(job, len(job.metrics))
     c2.metric("Epochs done", f"{where.completed} / {where.total}",
               help="Completed epochs; the step inside the one under way is shown below.")
-    eta = job.get("eta_s")
+    eta = job.eta_s
     c3.metric("ETA", format_duration(eta) if status == "running" and eta is not None
               else "measuring…" if status == "running" else "—",
               help="From the speed measured after the first few (warm-up) steps.")
@@ -64,23 +64,23 @@ def _live(job_id: str) -> None:
         place = queue_position(job.id)
         if place:
             st.info(queue_words(place))
-    st.progress(job.get("fraction") or 0.0,
-                text=f"{(job.get('fraction') or 0):.0%}" + (
+    st.progress(job.fraction or 0.0,
+                text=f"{(job.fraction or 0):.0%}" + (
                     f" — loss {progress['loss']:.4f}" if progress.get("loss") else ""))
-    if job.get("cancel_requested") and status == "running":
+    if job.cancel_requested and status == "running":
         st.info("Cancel requested: the job stops at its next step and saves a checkpoint.")
     if status == "failed":
         st.error(f"Failed ({job.get('reason') or 'error'}): {job.get('message') or ''}")
     elif status == "interrupted":
         st.warning(f"Interrupted: {job.get('message') or 'the worker stopped'}. "
                    "Resume continues from the last checkpoint.")
-    result = job.get("result") or {}
+    result = job.result or {}
     held = result.get("held_out")
     if held:
         st.success(f"Held-out ({held['split']}) accuracy: {held['accuracy']:.2%}, "
                    f"loss {held['loss']:.4f}")
     if status == "running":  # the devices it runs on, live
-        units = device_units(job.get("assigned_device"))
+        units = device_units(job.assigned_device)
         gpus = [int(u.split(":")[1]) for u in units if u.startswith("cuda:")]
         gpu_panel.render(only=gpus or None)
     _charts(job.metrics, job.config["dataset"], progress.get("curve") or [])
@@ -125,7 +125,7 @@ def _classes(dataset: str) -> list[str]:
 
 def _actions(job: jobs.LiveJob) -> None:
     user = session.current_user()
-    mine = job.get("owner") in (None, user)
+    mine = job.owner in (None, user)
     teacher = roles.is_instructor(user)  # may cancel or delete any job (engine/access)
     stop_help = None if mine or teacher else (
         f"Sign in as {job.owner} to do this" if not user
@@ -141,7 +141,7 @@ def _actions(job: jobs.LiveJob) -> None:
     if cols[0].button("Cancel", disabled=status not in jobs.ACTIVE or not (mine or teacher),
                       help=stop_help):
         _do(lambda: jobs.cancel(job.id, user=user))
-    if cols[1].button("Resume", disabled=not job.get("resumable") or not mine, help=owner_only):
+    if cols[1].button("Resume", disabled=not job.resumable or not mine, help=owner_only):
         _do(lambda: jobs.resume(job.id, user=user))
     if cols[2].button("Clone"):
         nav.go("new_model", clone=job.id)
@@ -180,7 +180,7 @@ def _entry(job: jobs.LiveJob) -> None:
     from engine.hosting import classroom
 
     user = session.current_user()
-    if not user or job.get("owner") != user or job.status != "done" \
+    if not user or job.owner != user or job.status != "done" \
             or not classroom.hidden_board_exists():
         return
     if classroom.entry_of(user) == job.id:
@@ -219,15 +219,15 @@ def render() -> None:
     job_id = job.id
     widgets.scheduler_banner()
     st.title(job.name or job.id)
-    if job.get("kind", "train") != "train":
+    if job.kind != "train":
         st.caption(f"{job_id} · {cfg.get('task')} task · owner {job.get('owner') or '—'} · "
                    f"{job.status}" + (f": {job.message}" if job.get("message") else ""))
         st.json(cfg)
         return
-    st.caption(f"{job_id} · owner {job.get('owner') or '—'} · dataset "
+    st.caption(f"{job_id} · owner {job.owner or '—'} · dataset "
                f"{widgets.dataset_label(cfg['dataset'])} · "
                f"{widgets.network_label(cfg['network'])} · {cfg['solver']} lr {cfg['lr']:g} · "
-               f"{cfg['epochs']} epochs · device {job.get('assigned_device') or cfg['device']}")
+               f"{cfg['epochs']} epochs · device {job.assigned_device or cfg['device']}")
     _lineage(job)
     _actions(job)
     _entry(job)
@@ -236,7 +236,7 @@ def render() -> None:
     st.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)
     # Evaluation needs a best checkpoint and a job at rest; task jobs (evaluations, exports)
     # have no checkpoint of their own.
-    if not active and job.get("kind", "train") == "train" \
+    if not active and job.kind == "train" \
             and (jobs.job_dir(job_id) / "best.pt").exists():
         evaluation.render(job)
     with st.expander("Configuration"):

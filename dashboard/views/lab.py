@@ -94,10 +94,10 @@ def _summary(form: lab.StepForm) -> str:
 def _status(state: lab.StepState) -> str:
     badge = BADGES.get(state.status, state.status)
     job = state.job
-    if job and state.status == "running" and job.get("fraction") is not None:
+    if job and state.status == "running" and job.fraction is not None:
         badge += f" {job.fraction:.0%}"
     if job and state.status == "done":
-        acc = (job.get("result") or {}).get("held_out") or {}
+        acc = (job.result or {}).get("held_out") or {}
         if acc.get("accuracy") is not None:
             badge += f" · held-out accuracy {acc['accuracy']:.1%}"
     return badge

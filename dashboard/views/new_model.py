@@ -72,7 +72,7 @@ def _prefill() -> tuple[dict[str, Any], str | None]:
     if clone_id:
         try:
             return jobs.get_job(clone_id, metrics=False, events=False,
-                                 viewer=session.current_user())["config"], clone_id
+                                 viewer=session.current_user()).config, clone_id
         except Exception as e:
             st.error(f"Cannot clone job {clone_id}: {e}")
     return TrainConfig(dataset="").to_dict(), None

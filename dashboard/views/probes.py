@@ -104,7 +104,7 @@ def _comparison(board: dict[str, Any], user: str | None) -> None:
     if not done:
         st.info("No finished jobs to score the board with yet.")
         return
-    labels = {j["id"]: f"{j['name'] or j['id']} ({j['id']})" for j in done}
+    labels = {j.id: f"{j.name or j.id} ({j.id})" for j in done}
     picked = st.multiselect("Jobs to compare", list(labels), format_func=labels.get,
                             default=list(labels)[:MAX_DEFAULT_JOBS], key="probes_jobs")
     checkpoint = st.radio("Checkpoint", ["best", "last"], horizontal=True, key="probes_ckpt")

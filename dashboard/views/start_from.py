@@ -28,22 +28,22 @@ def retrain_prefill() -> dict[str, Any] | None:
     except jobs.JobError as e:
         st.error(f"Cannot start from job {start}: {e}")
         return None
-    config = {**base["config"], "init_from": f"{base['id']}:best", "name": ""}
+    config = {**base.config, "init_from": f"{base.id}:best", "name": ""}
     if st.query_params.get("dataset"):
         config["dataset"] = st.query_params["dataset"]
-    st.info(f"Retraining from job {base['id']} ({base['name']}): its best weights are the "
+    st.info(f"Retraining from job {base.id} ({base.name}): its best weights are the "
             "start.")
     return config
 
 
 def _job_choice(current: str) -> str:
     ended = jobs.list_jobs(status=jobs.ENDED, viewer=session.current_user())
-    finished = [j for j in ended if has_checkpoint(j["id"])]
+    finished = [j for j in ended if has_checkpoint(j.id)]
     if not finished:
         st.caption("No finished or cancelled job with a checkpoint yet.")
         return ""
-    ids = [j["id"] for j in finished]
-    labels = {j["id"]: f"{j['name']} [{j['id']}]" for j in finished}
+    ids = [j.id for j in finished]
+    labels = {j.id: f"{j.name} [{j.id}]" for j in finished}
     job_now, _, which_now = current.partition(":")
     c1, c2 = st.columns([3, 1])
     job = c1.selectbox("Job", ids, index=ids.index(job_now) if job_now in ids else 0,

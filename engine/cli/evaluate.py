@@ -52,7 +52,7 @@ def _trained_job(job_id: str, checkpoint: str) -> tuple[dict, Path]:
     """The training job and its checkpoint's path; one-line errors for what is missing."""
 
     job = jobs.get_job(job_id, metrics=False, events=False)  # JobError: no such job
-    if job.get("kind", "train") != "train":
+    if job.kind != "train":
         raise CliError(f"job {job.id} is a {job.config.get('task', 'task')} task job, "
                        "not a training job")
     path = jobs.job_dir(job.id) / checkpoint

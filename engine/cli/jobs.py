@@ -127,7 +127,7 @@ def cmd_submit(a: argparse.Namespace) -> Any:
     jobs = [api.get_job(i, metrics=False, events=False) for i in ids]
     if len(jobs) == 1:
         return _summary(jobs[0])
-    return {"sweep": jobs[0]["sweep"], "jobs": [_summary(j) for j in jobs]}
+    return {"sweep": jobs[0].sweep, "jobs": [_summary(j) for j in jobs]}
 
 
 def cmd_list(a: argparse.Namespace) -> Any:
@@ -159,7 +159,7 @@ def cmd_show(a: argparse.Namespace) -> Any:
 
 @user_errors
 def cmd_cancel(a: argparse.Namespace) -> dict:
-    return {"id": api.get_job(a.job, metrics=False, events=False)["id"],
+    return {"id": api.get_job(a.job, metrics=False, events=False).id,
             "status": api.cancel(a.job, user=acting_user(a.user))}
 
 
@@ -192,7 +192,7 @@ def cmd_clone(a: argparse.Namespace) -> Any:
 
 @user_errors
 def cmd_delete(a: argparse.Namespace) -> dict:
-    job_id = api.get_job(a.job, metrics=False, events=False)["id"]
+    job_id = api.get_job(a.job, metrics=False, events=False).id
     api.delete(job_id, user=acting_user(a.user))
     return {"deleted": job_id}
 
@@ -201,7 +201,7 @@ def cmd_logs(a: argparse.Namespace) -> Any:
     api.get_job(a.job, metrics=False, events=False, viewer=acting_user())
     if not a.follow:
         return api.read_log(a.job, tail=a.tail).rstrip("\n")
-    job_id = api.get_job(a.job, metrics=False, events=False)["id"]
+    job_id = api.get_job(a.job, metrics=False, events=False).id
     text = api.read_log(job_id, tail=a.tail)
     sys.stdout.write(text)
     offset = len(api.read_log(job_id))
@@ -231,24 +231,24 @@ def cmd_scheduler(a: argparse.Namespace) -> Any:
 
 
 def _summary(job: api.LiveJob) -> dict[str, Any]:
-    p = job.get("progress") or {}
+    p = job.progress or {}
     if p.get("epochs"):
         progress = f"epoch {min(p.get('epoch', 0) + (job.status == 'running'), p['epochs'])}"
         progress += f"/{p['epochs']}"
-    elif job.get("kind") == "task":
+    elif job.kind == "task":
         progress = job.config["task"]
     else:
         progress = ""
-    result = job.get("result") or {}
+    result = job.result or {}
     best = result.get("best") or {}
-    if job.get("kind") == "task":
+    if job.kind == "task":
         best = {"val_accuracy": result.get("accuracy")}
     return {"id": job.id, "name": job.name, "owner": job.owner,
             "status": job.status, "device": job.assigned_device or job.device,
-            "progress": progress, "fraction": job.get("fraction"), "eta_s": job.get("eta_s"),
+            "progress": progress, "fraction": job.fraction, "eta_s": job.eta_s,
             "val_accuracy": best.get("val_accuracy"), "created": job.created,
             "finished": job.finished, "reason": job.reason, "message": job.message,
-            "parent": job.parent, "sweep": job.sweep, "kind": job.get("kind", "train")}
+            "parent": job.parent, "sweep": job.sweep, "kind": job.kind}
 
 
 def _describe(job: api.LiveJob) -> str:
@@ -279,7 +279,7 @@ def _describe(job: api.LiveJob) -> str:
         lines.append(f"lineage  {lineage_line(job.id)}")
     lines.append(f"dir      {job.dir}")
     lines.append("config   " + json.dumps(job.config, sort_keys=True))
-    for m in job.get("metrics", []):
+    for m in job.metrics:
         lines.append("  " + format_epoch(m))
     return "\n".join(lines)
 
@@ -290,7 +290,7 @@ def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, A
 
     from engine.training.trainer import format_epoch
 
-    job_id = api.get_job(job_id, metrics=False, events=False)["id"]
+    job_id = api.get_job(job_id, metrics=False, events=False).id
     bar = None if quiet else tqdm(total=1000, desc=job_id, unit="", file=sys.stderr,
                                   bar_format="{desc} |{bar}| {percentage:3.0f}%{postfix}")
     last_event, epochs_seen = 0, 0
@@ -306,7 +306,7 @@ def follow(job_id: str, quiet: bool = False, poll_s: float = 0.5) -> dict[str, A
                     tqdm.write(f"{time.strftime('%H:%M:%S', time.localtime(e['time']))} "
                                f"{e['kind']}" + (f": {e['message']}" if e["message"] else ""),
                                file=sys.stderr)
-                p = job.get("progress") or {}
+                p = job.progress or {}
                 bar.n = round(1000 * (job.fraction or 0))
                 post = [job.status]
                 if p.get("epochs"):

@@ -62,7 +62,7 @@ def restricted(conn: sqlite3.Connection, user: str | None) -> bool:
 
 
 def may_see_job(conn: sqlite3.Connection, job: store.Job, user: str | None) -> bool:
-    return not restricted(conn, user) or job.get("owner") in (None, user)
+    return not restricted(conn, user) or job.owner in (None, user)
 
 
 def check_job_visible(conn: sqlite3.Connection, job: store.Job, user: str | None) -> None:
@@ -75,7 +75,7 @@ def check_job_action(conn: sqlite3.Connection, job: store.Job, user: str | None,
     """PermissionError (one line) unless `user` may `action` (cancel, resume, delete) the job.
     Instructors may cancel or delete any job; resuming (which writes into the job) stays
     with its owner. In accounts mode a job nobody owns is the host's."""
-    owner = job.get("owner")
+    owner = job.owner
     if user is None or owner == user:
         return
     if action in ("cancel", "delete") and is_instructor_in(conn, user):
@@ -85,13 +85,6 @@ def check_job_action(conn: sqlite3.Connection, job: store.Job, user: str | None,
     whose = f"belongs to {owner}" if owner else "belongs to the host"
     raise PermissionError(f"job {job.id} {whose}; only its owner may {action} it "
                           f"(you act as {user})")
-
-
-def filter_jobs(conn: sqlite3.Connection, jobs: list[dict[str, Any]], user: str | None
-                ) -> list[dict[str, Any]]:
-    if not restricted(conn, user):
-        return jobs
-    return [j for j in jobs if j.get("owner") in (None, user)]
 
 
 # --- datasets -----------------------------------------------------------------------------------

@@ -83,9 +83,9 @@ def active_jobs(by: str | None, home: Home = None) -> list[dict[str, Any]]:
         running = store.list_jobs(conn, statuses=("running",), order="queue")
         queue = queue_now(conn, load_settings(home).queue_order)
     now = time.time()
-    rows = [{"owner": j["owner"], "job": j["name"] or j["id"], "id": j["id"],
-             "kind": j["kind"], "status": "running", "device": j["assigned_device"],
-             "minutes": round((now - (j["started"] or now)) / 60, 1), "waits": ""}
+    rows = [{"owner": j.owner, "job": j.name or j.id, "id": j.id,
+             "kind": j.kind, "status": "running", "device": j.assigned_device,
+             "minutes": round((now - (j.started or now)) / 60, 1), "waits": ""}
             for j in running]
     rows += [{"owner": p.job.owner, "job": p.job.name or p.job.id, "id": p.job.id,
               "kind": p.job.kind, "status": f"queued #{n}", "device": p.job.device,
@@ -190,7 +190,7 @@ def entry_of(user: str, home: Home = None) -> str | None:
 def held_out_accuracy(job: store.Job, conn=None) -> float | None:
     """The job's held-out accuracy: from training's own held-out pass, else its newest stored
     evaluation, else its best validation accuracy."""
-    result = job.get("result") or {}
+    result = job.result or {}
     held = result.get("held_out") or {}
     if held.get("accuracy") is not None:
         return float(held["accuracy"])
@@ -243,8 +243,8 @@ def leaderboard(by: str | None, home: Home = None, checkpoint: str = "best"
     with store.opened(home) as conn:
         done = store.list_jobs(conn, statuses=("done",), kind="train")
         chosen = store.entries(conn)
-        held = {j["id"]: held_out_accuracy(j, conn) for j in done}
-    owners = {j["owner"] for j in done if j["owner"]}
+        held = {j.id: held_out_accuracy(j, conn) for j in done}
+    owners = {j.owner for j in done if j.owner}
     instructors = {u for u in owners if roles.is_instructor(u, home)}
     by_student: dict[str, list[dict[str, Any]]] = {}
     for job in done:  # newest first
@@ -252,7 +252,7 @@ def leaderboard(by: str | None, home: Home = None, checkpoint: str = "best"
             by_student.setdefault(job.owner, []).append(job)
     rows = []
     for student, jobs in by_student.items():
-        entry = next((j for j in jobs if j["id"] == chosen.get(student)), None)
+        entry = next((j for j in jobs if j.id == chosen.get(student)), None)
         candidates = [entry] if entry else jobs[:MAX_JOBS_SCORED]
         scored = []
         for job in candidates:
@@ -265,7 +265,7 @@ def leaderboard(by: str | None, home: Home = None, checkpoint: str = "best"
             scored.append((job, right, images, problem))
         job, right, images, problem = max(scored, key=lambda s: (
             -1.0 if s[1] is None else s[1] / max(s[2], 1),
-            -1.0 if held[s[0]["id"]] is None else held[s[0]["id"]]))
+            -1.0 if held[s[0].id] is None else held[s[0].id]))
         rows.append(LeaderRow(0, student, job.id, job.name or job.id,
                               "chosen" if entry else f"best of {len(candidates)}", right, images,
                               None if right is None else right / max(images, 1),

@@ -34,7 +34,7 @@ def acting_user(explicit: str | None = None) -> str | None:
 
 def check_may_write(job: store.Job, user: str | None, action: str) -> None:
     """PermissionError (one line) unless `user` may change job `job` (a job row)."""
-    owner = job.get("owner")
+    owner = job.owner
     if user is not None and owner is not None and owner != user:
         raise PermissionError(f"job {job.id} belongs to {owner}; only its owner may "
                               f"{action} it (you act as {user})")
@@ -76,7 +76,7 @@ def uploads_dir(job_id: str, user: str | None, home: str | os.PathLike | None = 
 
     with store.opened(home) as conn:
         job = store.get_job(conn, job_id)
-    if job is None or user is None or job.get("owner") in (None, user):
+    if job is None or user is None or job.owner in (None, user):
         return job_dir(job_id, home) / "uploads"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)[:64] or "user"
     return studio_home(home) / "uploads" / "users" / safe / job_id

@@ -218,7 +218,7 @@ def submit_task(task: str, params: dict[str, Any], owner: str | None = None, nam
             parent_job = _find(conn, parent)
             if task in WRITES_PARENT:  # its results land in the parent's folder and rows
                 check_may_write(parent_job, owner, WRITES_PARENT[task])
-            parent = parent_job["id"]
+            parent = parent_job.id
         job_id = queue_task(conn, task, params, owner, name, parent=parent, device=device)
     if start_scheduler:
         _start_scheduler(home, [job_id])
@@ -229,15 +229,15 @@ def list_tasks(parent: str, task: str | None = None, *, home: Home = None
                ) -> list[LiveJob]:
     """The task jobs run for trained job `parent` (of one task name if given), newest first."""
     with store.opened(home) as conn:
-        parent = _find(conn, parent)["id"]
+        parent = _find(conn, parent).id
         rows = store.list_jobs(conn, kind="task", parent=parent)
-    return [_live(j) for j in rows if task is None or j["config"].get("task") == task]
+    return [live(j) for j in rows if task is None or j.config.get("task") == task]
 
 
 def job_evaluations(job_id: str, home: Home = None) -> list[dict[str, Any]]:
     """The stored evaluations of a trained job's checkpoints, newest first."""
     with store.opened(home) as conn:
-        return store.get_evaluations(conn, _find(conn, job_id)["id"])
+        return store.get_evaluations(conn, _find(conn, job_id).id)
 
 
 # --- read ---------------------------------------------------------------------------------------
@@ -260,9 +260,9 @@ class LiveJob(store.Job):
     resumable: bool | None = None
 
 
-def _live(job: store.Job) -> LiveJob:
-    """The job row with its fraction done (0..1) and its ETA as of now."""
-    p = job.get("progress") or {}
+def live(job: store.Job) -> LiveJob:
+    """The job row with its fraction done (0..1), its ETA as of now and any worker problem."""
+    p = job.progress or {}
     fraction = None
     if job.status == "done":
         fraction = 1.0
@@ -294,11 +294,11 @@ def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = Non
             if owner not in (None, viewer):
                 return []
             rows = [j for j in store.list_jobs(conn, statuses=statuses, sweep=sweep, kind=kind)
-                    if j["owner"] in (None, viewer)][:limit]
+                    if j.owner in (None, viewer)][:limit]
         else:
             rows = store.list_jobs(conn, owner=owner, statuses=statuses, sweep=sweep,
                                    limit=limit, kind=kind)
-        return [_live(j) for j in rows]
+        return [live(j) for j in rows]
 
 
 def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
@@ -308,7 +308,7 @@ def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
     with store.opened(home) as conn:
         row = _find(conn, job_id)
         access.check_job_visible(conn, row, viewer)
-        job = _live(row)
+        job = live(row)
         got = {"metrics": store.get_metrics(conn, job.id) if metrics else None,
                "events": store.get_events(conn, job.id) if events else None}
     checkpoint = has_checkpoint(job.id, home)
@@ -320,7 +320,7 @@ def get_job(job_id: str, home: Home = None, *, metrics: bool = True,
 
 def job_metrics(job_id: str, home: Home = None) -> list[dict[str, Any]]:
     with store.opened(home) as conn:
-        return store.get_metrics(conn, _find(conn, job_id)["id"])
+        return store.get_metrics(conn, _find(conn, job_id).id)
 
 
 def metrics_of(job_ids: Sequence[str], home: Home = None) -> dict[str, list[dict[str, Any]]]:
@@ -331,13 +331,13 @@ def metrics_of(job_ids: Sequence[str], home: Home = None) -> dict[str, list[dict
 
 def job_events(job_id: str, after_id: int = 0, home: Home = None) -> list[dict[str, Any]]:
     with store.opened(home) as conn:
-        return store.get_events(conn, _find(conn, job_id)["id"], after_id)
+        return store.get_events(conn, _find(conn, job_id).id, after_id)
 
 
 def read_log(job_id: str, home: Home = None, tail: int | None = None) -> str:
     """The job's training log (log.txt); with tail, its last lines."""
     with store.opened(home) as conn:
-        job_id = _find(conn, job_id)["id"]
+        job_id = _find(conn, job_id).id
     path = job_dir(job_id, home) / "log.txt"
     text = path.read_text(errors="replace") if path.exists() else ""
     if tail is not None:
@@ -447,13 +447,13 @@ def clone(job_id: str, overrides: dict[str, Any] | None = None, owner: str | Non
     with store.opened(home) as conn:
         parent = _find(conn, job_id)
         access.check_job_visible(conn, parent, owner)
-    if parent["kind"] != "train":
-        raise JobError(f"job {parent['id']} is a task, not a training job; only training jobs "
+    if parent.kind != "train":
+        raise JobError(f"job {parent.id} is a task, not a training job; only training jobs "
                        "can be cloned")
-    cfg = validate_config(_merge(parent["config"], overrides or {}), home)
+    cfg = validate_config(_merge(parent.config, overrides or {}), home)
     with store.opened(home) as conn, store.transaction(conn):
-        new_id = _insert(conn, cfg, owner, name or f"{parent['name']} (clone)",
-                         parent=parent["id"])
+        new_id = _insert(conn, cfg, owner, name or f"{parent.name} (clone)",
+                         parent=parent.id)
     if start_scheduler:
         _start_scheduler(home, [new_id])
     return new_id
@@ -472,6 +472,6 @@ def delete(job_id: str, user: str | None = None, home: Home = None) -> None:
         # its next progress report and stops.
         tasks = store.list_jobs(conn, kind="task", parent=job.id)
         for t in [*tasks, job]:
-            store.delete_job(conn, t["id"])
+            store.delete_job(conn, t.id)
     for t in [*tasks, job]:
-        shutil.rmtree(job_dir(t["id"], home), ignore_errors=True)
+        shutil.rmtree(job_dir(t.id, home), ignore_errors=True)

@@ -57,13 +57,13 @@ def build_dataset_in_worker(name: str, source: str,
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         job = get_job(job_id, home, metrics=False, events=False)
-        if progress is not None and job.get("progress"):
+        if progress is not None and job.progress:
             p = job.progress
             progress(float(p.get("fraction") or 0.0), str(p.get("message") or ""))
         if job.status == "done":
             return open_dataset(job.result["dataset"], home=home)
         if job.status in ENDED:
-            raise _build_error(source, job.get("message") or f"the dataset build {job.status}")
+            raise _build_error(source, job.message or f"the dataset build {job.status}")
         if deadline is not None and time.monotonic() > deadline:
             raise DatasetError(f"the dataset build (job {job_id}) is still {job.status} "
                                f"after {timeout_s:.0f} s; it goes on in the background")

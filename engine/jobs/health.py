@@ -22,7 +22,7 @@ STALE_AFTER_S = float(os.environ.get("STUDIO_HEARTBEAT_STALE_S", "60"))
 
 def heartbeat_age(job: store.Job, now: float | None = None) -> float | None:
     """Seconds since a running job's worker last showed life, or None when not running."""
-    if job.get("status") != "running" or job.get("heartbeat") is None:
+    if job.status != "running" or job.heartbeat is None:
         return None
     return max(0.0, (now or time.time()) - float(job.heartbeat))
 
@@ -32,7 +32,7 @@ def worker_state(job: store.Job, now: float | None = None) -> str | None:
     age = heartbeat_age(job, now)
     if age is None:
         return None
-    if job.get("pid") and not pid_alive(job.pid, f"engine.jobs.worker {job.id}"):
+    if job.pid and not pid_alive(job.pid, f"engine.jobs.worker {job.id}"):
         return f"its worker (pid {job.pid}) is gone; last heartbeat {age:.0f} s ago"
     if age > STALE_AFTER_S:
         return f"no heartbeat for {age:.0f} s (the worker may be hung)"
@@ -53,7 +53,7 @@ def scheduler_health(home: str | os.PathLike | None = None, now: float | None = 
     with store.opened(home) as conn:
         queued = store.count_jobs(conn, ("queued",))
         running = store.list_jobs(conn, statuses=("running",))
-    stale = [{"id": j["id"], "name": j["name"], "why": why, "silent_s": heartbeat_age(j, now)}
+    stale = [{"id": j.id, "name": j.name, "why": why, "silent_s": heartbeat_age(j, now)}
              for j in running if (why := worker_state(j, now))]
     reason = None
     if not alive:

@@ -18,7 +18,7 @@ from engine.threads import admits
 
 def job_request(job: Job) -> DeviceRequest:
     """The devices a queued job asks for (tasks and old jobs: one)."""
-    config = job.get("config") or {}
+    config = job.config or {}
     return parse_devices(job.device, int(config.get("devices", 1) or 1))
 
 

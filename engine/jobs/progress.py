@@ -11,6 +11,7 @@ scheduler itself).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,9 @@ class EpochPosition:
             f" +{self.step}/{self.steps} steps" if self.step and self.steps else "")
 
 
-def epoch_position(job: store.Job, metrics_count: int | None = None) -> EpochPosition:
-    """Where a training job stands, from its progress (and its metrics rows, if counted)."""
+def epoch_position(job: Mapping[str, Any], metrics_count: int | None = None) -> EpochPosition:
+    """Where a training job stands, from its progress (and its metrics rows, if counted): a
+    job row, or any mapping with its status, progress and config."""
     config = job.get("config") or {}
     p = job.get("progress") or {}
     total = int(p.get("epochs") or config.get("epochs") or 0)
@@ -88,18 +90,18 @@ def queue_words(place: dict[str, Any]) -> str:
     return f"{head}, waiting for {place['waits_for']}."
 
 
-def _device_wait(job: store.Job, running: list[dict[str, Any]], sched: dict[str, Any],
+def _device_wait(job: store.Job, running: list[store.Job], sched: dict[str, Any],
                  home: str | os.PathLike | None) -> str:
     settings = sched.get("settings") or load_settings(home).to_dict()
     slots = settings.get("cpu_slots")
     gpus = [d for d in sched.get("devices") or [] if d.startswith("cuda")]
-    units = [u for j in running for u in device_units(j["assigned_device"])]
+    units = [u for j in running for u in device_units(j.assigned_device)]
     busy_cpu = units.count("cpu")
     busy_gpus = set(units) & set(gpus)
     cpu = (f"a free CPU slot ({busy_cpu} CPU job{'s' * (busy_cpu != 1)} running)"
            if slots is None else f"the CPU slot ({busy_cpu} of {slots} busy)" if slots == 1
            else f"one of {slots} CPU slots ({busy_cpu} busy)")
-    request = parse_devices(job.device, int((job.get("config") or {}).get("devices") or 1))
+    request = parse_devices(job.device, int((job.config or {}).get("devices") or 1))
     if request.count > 1:  # data parallel: all of them at once
         if request.kind == "cpu" or (request.kind == "auto" and not gpus):
             return f"{request.count} CPU slots at once ({busy_cpu} busy)"

@@ -209,7 +209,7 @@ def run_step(key: str, user: str, source: LabSource, form: StepForm | None = Non
 @dataclass
 class StepState:
     step: LabStep
-    job: store.Job | None  # the latest job that ran this step, or None
+    job: jobs.LiveJob | None  # the latest job that ran this step (fraction done too), or None
     status: str  # "to do", or the job's status
 
     @property
@@ -223,14 +223,14 @@ class StepState:
 
 def lab_state(user: str | None, home: Home = None) -> list[StepState]:
     """Every step with the latest job this user ran for it (deleted jobs drop out)."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, jobs.LiveJob] = {}
     if user:
         with store.opened(home) as conn:
             rows = store.lab_runs(conn, user)
             for row in rows:
                 job = store.get_job(conn, row["job"])
                 if job is not None:
-                    latest[row["step"]] = job
+                    latest[row["step"]] = jobs.live(job)
     out = []
     for step in STEPS:
         job = latest.get(step.key)

@@ -300,7 +300,7 @@ def test_a_stopped_two_rank_job_resumes_on_one_device(jobs_home, monkeypatch):
     job_id = api.submit({"dataset": "digits", "device": "cpu:2"}, home=jobs_home,
                         start_scheduler=False)
     job = api.get_job(job_id, home=jobs_home)
-    running = [{"assigned_device": "cpu"}]
+    running = [store.Job(id="r", config={}, created=0.0, queued=0.0, assigned_device="cpu")]
     assert _device_wait(job, running, {"devices": ["cpu"], "settings": {}}, jobs_home) == \
         "2 CPU slots at once (1 busy)"
     with store.opened(jobs_home) as conn:

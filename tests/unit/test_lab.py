@@ -9,6 +9,7 @@ from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.evaluation import probe_import, probes
 from engine.lab import guide as lab
+from engine.state import store
 from testkit.digit_images import digit_photo
 from testkit.finished_jobs import finish_queued
 
@@ -52,6 +53,14 @@ def test_run_steps_record_state_and_share_datasets(home):
     assert states["inverted"].status == "queued" and states["inverted"].job["id"] == inv
     assert states["small"].job is None and lab.lab_state("bob")[2].job is None  # per user
     assert lab.next_step(list(states.values())).key == "small"
+    # A running step's job says how far it is (the step's badge: "running 25%").
+    with store.opened() as conn:
+        store.update_job(conn, inv, status="running", progress={"epoch": 0, "epochs": 4,
+                                                                 "step": 1, "steps": 1})
+    running = next(s for s in lab.lab_state("alice") if s.step.key == "inverted")
+    assert running.status == "running" and running.job.fraction == pytest.approx(0.25)
+    with store.opened() as conn:
+        store.update_job(conn, inv, status="queued", progress=None)
 
     # The same dataset name with other options is refused, before any job is queued.
     clash = lab.step_form("full", "alice", src)

@@ -20,9 +20,9 @@ class Job:
     """One row of the jobs table, typed. A job's config, progress and result are JSON in the
     database and dicts here; cancel_requested and resume are booleans.
 
-    It also reads like the mapping it replaced (`job["status"]`, `job.get("sweep")`,
-    `dict(job)`), so code written against rows keeps working while callers move to
-    attributes."""
+    The product reads attributes. It also reads as the mapping it replaced (`job["status"]`,
+    `job.get("sweep")`, `dict(job)`): the fair-share order and `epoch_position` take any
+    mapping (a benchmark's or a test's partial rows too), and tests compare rows."""
 
     id: str
     config: dict[str, Any]
