@@ -242,8 +242,17 @@ def _evaluation(job: jobs.LiveJob) -> None:
                                          summary.get("created")))
     if ev is None or dataset is None:
         return
-    # Lazy tabs: only the open one is drawn (its galleries and charts are most of the page's
-    # server CPU, bench/server_cost.py); st.session_state[SECTIONS_KEY] names the open one.
+    # A fragment: opening a section (or clicking inside one) redraws the sections alone, not
+    # the Job page and the evaluation above them.
+    st.fragment(_sections)(job, summary, ev, dataset, classes)
+
+
+def _sections(job: jobs.LiveJob, summary: dict[str, Any], ev: Evaluation, dataset: Any,
+              classes: list[str]) -> None:
+    """The evaluation's heavy sections. Lazy tabs: only the open one is drawn (its galleries
+    and charts are most of the page's server CPU, bench/server_cost.py);
+    st.session_state[SECTIONS_KEY] names the open one."""
+    job_id = job.id
     mistakes, top, pr_roc, embedding = st.tabs(SECTIONS, key=SECTIONS_KEY, on_change="rerun")
     if mistakes.open:
         with mistakes:
@@ -295,9 +304,9 @@ def results_frame(csv_path: str | Path, limit: int | None = None) -> pd.DataFram
     return df
 
 
-def _classify_results(task: dict[str, Any]) -> None:
+def _classify_results(task: jobs.LiveJob) -> None:
     result = task.result or {}
-    csv_path = Path(result.get("csv") or jobs.job_dir(task["id"]) / "results.csv")
+    csv_path = Path(result.get("csv") or jobs.job_dir(task.id) / "results.csv")
     if not csv_path.exists():
         st.warning("The results file of this run is gone.")
         return

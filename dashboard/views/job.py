@@ -220,8 +220,8 @@ def render() -> None:
     widgets.scheduler_banner()
     st.title(job.name or job.id)
     if job.kind != "train":
-        st.caption(f"{job_id} · {cfg.get('task')} task · owner {job.get('owner') or '—'} · "
-                   f"{job.status}" + (f": {job.message}" if job.get("message") else ""))
+        st.caption(f"{job_id} · {cfg.get('task')} task · owner {job.owner or '—'} · "
+                   f"{job.status}" + (f": {job.message}" if job.message else ""))
         st.json(cfg)
         return
     st.caption(f"{job_id} · owner {job.owner or '—'} · dataset "
