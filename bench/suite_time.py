@@ -69,7 +69,8 @@ def main() -> None:
     pairs = match(old, new)
     old_s = sum(old[k] for k in pairs)
     new_s = sum(new[v] for v in pairs.values())
-    added = sum(t for k, t in new.items() if k not in set(pairs.values()))
+    matched = set(pairs.values())
+    added = sum(t for k, t in new.items() if k not in matched)
     print(f"tests: old {len(old)}, new {len(new)}, in both {len(pairs)}, "
           f"old ones not found {len(old) - len(pairs)}; wall: old {old_wall:.0f} s, "
           f"new {new_wall:.0f} s")

@@ -70,9 +70,9 @@ def _live(job_id: str) -> None:
     if job.cancel_requested and status == "running":
         st.info("Cancel requested: the job stops at its next step and saves a checkpoint.")
     if status == "failed":
-        st.error(f"Failed ({job.get('reason') or 'error'}): {job.get('message') or ''}")
+        st.error(f"Failed ({job.reason or 'error'}): {job.message or ''}")
     elif status == "interrupted":
-        st.warning(f"Interrupted: {job.get('message') or 'the worker stopped'}. "
+        st.warning(f"Interrupted: {job.message or 'the worker stopped'}. "
                    "Resume continues from the last checkpoint.")
     result = job.result or {}
     held = result.get("held_out")

@@ -113,7 +113,7 @@ def _step(state: lab.StepState, user: str, source: lab.LabSource | None) -> None
         if state.job:
             st.page_link(nav.page("job"), label=f"Job {state.job.id}",
                          query_params={"id": state.job.id})
-            if state.status == "failed" and state.job.get("message"):
+            if state.status == "failed" and state.job.message:
                 st.error(state.job.message)
         if source is None:
             return

@@ -217,7 +217,8 @@ def job_checkpoint(job_id: str, checkpoint: str = "best", home: Home = None) -> 
 
 def _column_names(job_ids: list[str], home: Home) -> list[str]:
     with store.opened(home) as conn:
-        names = [getattr(store.get_job(conn, j), "name", None) or j for j in job_ids]
+        names = [(job.name if (job := store.get_job(conn, j)) else None) or j
+                 for j in job_ids]
     return [f"{n} ({j})" if names.count(n) > 1 else n for n, j in zip(names, job_ids,
                                                                       strict=True)]
 

@@ -44,7 +44,7 @@ class JobSink(MetricsSink):
     def on_start(self, info: dict[str, Any]) -> None:
         self.epochs = info["epochs"]
         job = store.get_job(self.conn, self.job_id)  # a resumed run keeps its curve so far
-        self.curve = list(((job.progress if job else None) or {}).get("curve") or [])
+        self.curve = list((job.progress or {}).get("curve") or []) if job else []
         progress = {"curve": self.curve, "epoch": info["start_epoch"],
                     "epochs": info["epochs"], "step": 0,
                     "steps": info["steps_per_epoch"], "loss": None, "images_per_s": None,
