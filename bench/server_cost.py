@@ -51,7 +51,7 @@ from testkit.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 from testkit.mnist import make_mnist_sample
 from testkit.page_timing import draw_one, images_done, percentile, settled, train_rate
 from testkit.processes import processes_of
-from testkit.streamlit_protocol import view
+from testkit.streamlit_protocol import Session, view
 
 TARGET_MS = {"home": 60, "job": 60, "compare": 60, "lab": 60, "classify": 150}
 # The Evaluation tab's lazy sections past the first (drawn with the Job page): each is measured
@@ -121,20 +121,26 @@ async def browser_costs(url: str, pid: int, pages: dict[str, tuple[str, str, str
 
 
 async def protocol_pass(url: str, pid: int, paths: list[tuple[str, str]], n: int, rounds: int,
-                        token: str, think_s: float = 0.0) -> dict:
+                        token: str, think_s: float = 0.0, reload: bool = False) -> dict:
     """N concurrent protocol sessions, each opening every path `rounds` times, `think_s`
-    seconds between one view's end and its next (0: stress)."""
+    seconds between one view's end and its next (0: stress). A session is one browser tab
+    that moves between pages as a click in the sidebar does; with `reload`, every view is a
+    new connection (a reload)."""
     cookies = {"studio_session": token}
     rng = random.Random(n)
 
     async def client(offset: int) -> list:
         out = []
         await asyncio.sleep(rng.uniform(0, think_s))  # students do not click in step
-        for i in range(rounds * len(paths)):
-            path, query = paths[(offset + i) % len(paths)]
-            out.append(await view(url, path, query, cookies=cookies, timeout=300))
-            if think_s:
-                await asyncio.sleep(think_s)
+        async with contextlib.AsyncExitStack() as stack:
+            tab = None if reload else await stack.enter_async_context(
+                Session(url, cookies=cookies, timeout=300))
+            for i in range(rounds * len(paths)):
+                path, query = paths[(offset + i) % len(paths)]
+                out.append(await tab.view(path, query) if tab else
+                           await view(url, path, query, cookies=cookies, timeout=300))
+                if think_s:
+                    await asyncio.sleep(think_s)
         return out
 
     c0, t0, g0 = cpu_s(pid), time.perf_counter(), time.process_time()
@@ -143,7 +149,8 @@ async def protocol_pass(url: str, pid: int, paths: list[tuple[str, str]], n: int
     gen = time.process_time() - g0
     done = [v.seconds for v in results if v.finished != "timeout"]
     problems = sorted({v.exception for v in results if v.exception})
-    return {"model": f"class, {think_s:g} s think" if think_s else "stress", "sessions": n,
+    model = f"class, {think_s:g} s think" if think_s else "stress"
+    return {"model": model + (", reloads" if reload else ""), "sessions": n,
             "views": len(results), "timed_out": len(results) - len(done),
             "cpu_ms_per_view": cpu * 1000 / len(results), "views_per_core_s": len(results) / cpu,
             "views_per_s": len(results) / wall, "client_cpu_s": gen, "server_cpu_s": cpu,
@@ -194,14 +201,17 @@ def main() -> int:
     ap.add_argument("--think", type=float, default=5.0,
                     help="class model: seconds a session reads a page before its next")
     ap.add_argument("--class-sessions", default="20,50", help="comma-separated N, class model")
+    ap.add_argument("--reload-sessions", default="20",
+                    help="comma-separated N, stress with a new connection per view")
     ap.add_argument("--nice", type=int, default=0,
                     help="diagnostic: run the dashboard server at this niceness")
     ap.add_argument("--client-nice", type=int, default=0,
                     help="diagnostic: run the load generator at this niceness")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "server_cost.json"))
     a = ap.parse_args()
-    runs = [(int(v), 0.0) for v in a.sessions.split(",") if v.strip()]
-    runs += [(int(v), a.think) for v in a.class_sessions.split(",") if v.strip()]
+    runs = [(int(v), 0.0, False) for v in a.sessions.split(",") if v.strip()]
+    runs += [(int(v), a.think, False) for v in a.class_sessions.split(",") if v.strip()]
+    runs += [(int(v), 0.0, True) for v in a.reload_sessions.split(",") if v.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         home = make_mnist_sample(Path(tmp)).resolve()
         os.environ["STUDIO_HOME"] = str(home)
@@ -223,12 +233,12 @@ def main() -> int:
                 browser = asyncio.run(browser_costs(url, proc.pid, pages, a.views, token))
                 passes = []
                 os.nice(a.client_nice)  # the generator stands in for students' machines
-                for n, think in runs:
+                for n, think, reload in runs:
                     baseline = train_rate(running, home, seconds=10)
                     box: dict = {}
-                    during = train_rate(running, home, until=lambda n=n, t=think, box=box:
-                                        box.update(r=asyncio.run(protocol_pass(
-                                            url, proc.pid, paths, n, a.rounds, token, t))))
+                    during = train_rate(running, home, until=lambda n=n, t=think, r=reload,
+                                        box=box: box.update(r=asyncio.run(protocol_pass(
+                                            url, proc.pid, paths, n, a.rounds, token, t, r))))
                     row = {**box["r"], "train_baseline": baseline, "train_during": during,
                            "train_ratio": during / baseline if baseline else None}
                     passes.append(row)
@@ -242,10 +252,10 @@ def main() -> int:
             f"  (target {target} ms; {row['cpu_ms'] / target:.2f}x)" if target else
             "  (the Job page, then this section of its Evaluation tab; no target)"))
     print("\nprotocol clients (Home, Job, Compare, Lab in turn), a training job beside them")
-    print(f"{'model':>17} {'N':>4} {'views':>6} {'CPU ms/view':>12} {'views/s/core':>13} "
+    print(f"{'model':>25} {'N':>4} {'views':>6} {'CPU ms/view':>12} {'views/s/core':>13} "
           f"{'p50 s':>7} {'p95 s':>7} {'train img/s':>12} {'alone':>7} {'ratio':>6}")
     for r in passes:
-        print(f"{r['model']:>17} {r['sessions']:4d} {r['views']:6d} {r['cpu_ms_per_view']:12.1f} "
+        print(f"{r['model']:>25} {r['sessions']:4d} {r['views']:6d} {r['cpu_ms_per_view']:12.1f} "
               f"{r['views_per_core_s']:13.1f} {r['p50_s']:7.2f} {r['p95_s']:7.2f} "
               f"{r['train_during']:12.0f} {r['train_baseline']:7.0f} {r['train_ratio']:6.2f}")
     print("targets: <= 60 ms (Classify drawn <= 150 ms); N=20 p95 < 2 s with training >= 0.75x")

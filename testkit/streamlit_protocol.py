@@ -36,27 +36,41 @@ def _cookie_header(cookies: dict[str, str]) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
 
 
-async def view(base_url: str, path: str = "", query: str = "", *,
-               cookies: dict[str, str] | None = None, timeout: float = 120.0) -> View:
-    """Open `base_url`/`path`?`query` as a new browser session would and wait for its run.
+class Session:
+    """One browser tab kept open: a websocket that asks for a script run per page, as a click
+    on a page in the sidebar does (the browser reconnects only on a reload)."""
 
-    `path` is the page's url_path (st.navigation), "" for the default page."""
-    ws_url = base_url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
-    origin = base_url.rstrip("/")
-    start = time.perf_counter()
-    messages = deltas = 0
-    exception = None
-    async with websockets.connect(ws_url, subprotocols=["streamlit"], origin=origin,
-                                  additional_headers=_cookie_header(cookies or {}),
-                                  max_size=None, open_timeout=timeout) as ws:
+    def __init__(self, base_url: str, *, cookies: dict[str, str] | None = None,
+                 timeout: float = 120.0) -> None:
+        self.ws_url = base_url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
+        self.origin = base_url.rstrip("/")
+        self.cookies = cookies or {}
+        self.timeout = timeout
+        self._ws = None
+
+    async def __aenter__(self) -> Session:
+        self._ws = await websockets.connect(
+            self.ws_url, subprotocols=["streamlit"], origin=self.origin,
+            additional_headers=_cookie_header(self.cookies), max_size=None,
+            open_timeout=self.timeout)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._ws.close()
+
+    async def view(self, path: str = "", query: str = "") -> View:
+        """Run `path`?`query` ("" the default page) and wait for the script's end."""
+        start = time.perf_counter()
         msg = BackMsg()
         msg.rerun_script.query_string = query
         msg.rerun_script.page_name = path
-        await ws.send(msg.SerializeToString())
+        await self._ws.send(msg.SerializeToString())
+        messages = deltas = 0
+        exception = None
         status = "timeout"
         try:
-            async with asyncio.timeout(timeout):
-                async for data in ws:
+            async with asyncio.timeout(self.timeout):
+                async for data in self._ws:
                     if isinstance(data, str):
                         continue
                     fwd = ForwardMsg()
@@ -75,4 +89,16 @@ async def view(base_url: str, path: str = "", query: str = "", *,
                             break
         except TimeoutError:
             pass
-    return View(time.perf_counter() - start, messages, deltas, status, exception)
+        return View(time.perf_counter() - start, messages, deltas, status, exception)
+
+
+async def view(base_url: str, path: str = "", query: str = "", *,
+               cookies: dict[str, str] | None = None, timeout: float = 120.0) -> View:
+    """Open `base_url`/`path`?`query` as a new browser session would (a reload) and wait for
+    its run: the seconds count from connecting. `path` is the page's url_path
+    (st.navigation), "" for the default page."""
+    start = time.perf_counter()
+    async with Session(base_url, cookies=cookies, timeout=timeout) as tab:
+        seen = await tab.view(path, query)
+    return View(time.perf_counter() - start, seen.messages, seen.deltas, seen.finished,
+                seen.exception)

@@ -96,25 +96,29 @@ def add_mistakes(job: LiveJob, mistakes: list[dict[str, Any]], dataset: Dataset)
             nav.go("new_model", start=job.id, dataset=made_id)
     if not mistakes:
         return
-    with st.expander("Add mistakes to training data (with corrected labels)"):
-        chosen: dict[int, str] = {}
-        for m in mistakes:
-            c1, c2 = st.columns([1, 2])
-            if c1.checkbox(f"#{m['index']}: add to training data", key=f"dv_add_{m['index']}"):
-                chosen[m["index"]] = c2.selectbox(
-                    "Correct label", dataset.classes, index=m["true"],
-                    key=f"dv_fix_{m['index']}")
-        if not st.button(f"Make a new version with {len(chosen)} image(s)", key="dv_mistakes",
-                         disabled=not chosen):
-            return
-        if not session.require_user("extend a dataset"):
-            return
-        try:
-            made = extend_dataset(dataset, corrections=chosen,
-                                  note=f"corrected mistakes of job {job.id}",
-                                  owner=session.current_user())
-        except DatasetError as e:
-            st.error(str(e))
-            return
-        st.session_state[f"dv_made_{job.id}"] = made.id
-        st.rerun()
+    # A toggle, not an expander: a closed expander still builds its contents, and its two
+    # widgets per mistake were a fifth of the Job page's server CPU (bench/server_cost.py).
+    if not st.toggle("Add mistakes to training data (with corrected labels)",
+                     key="dv_mistakes_open"):
+        return
+    chosen: dict[int, str] = {}
+    for m in mistakes:
+        c1, c2 = st.columns([1, 2])
+        if c1.checkbox(f"#{m['index']}: add to training data", key=f"dv_add_{m['index']}"):
+            chosen[m["index"]] = c2.selectbox(
+                "Correct label", dataset.classes, index=m["true"],
+                key=f"dv_fix_{m['index']}")
+    if not st.button(f"Make a new version with {len(chosen)} image(s)", key="dv_mistakes",
+                     disabled=not chosen):
+        return
+    if not session.require_user("extend a dataset"):
+        return
+    try:
+        made = extend_dataset(dataset, corrections=chosen,
+                              note=f"corrected mistakes of job {job.id}",
+                              owner=session.current_user())
+    except DatasetError as e:
+        st.error(str(e))
+        return
+    st.session_state[f"dv_made_{job.id}"] = made.id
+    st.rerun()

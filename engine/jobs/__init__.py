@@ -20,6 +20,7 @@ from engine.jobs.api import (
     metrics_of,
     read_log,
     resume,
+    running_on_cpu,
     submit,
     submit_sweep,
     submit_task,
@@ -38,7 +39,8 @@ __all__ = [
     "clone", "delete",
     "ensure_scheduler", "get_job", "job_dir", "job_evaluations", "job_events", "job_metrics",
     "list_jobs", "list_tasks", "live", "metrics_of",
-    "load_settings", "read_log", "resume", "scheduler_alive", "scheduler_status", "serve",
+    "load_settings", "read_log", "resume", "running_on_cpu", "scheduler_alive",
+    "scheduler_status", "serve",
     "scheduler_health", "start_scheduler_if_needed", "submit", "submit_sweep", "submit_task",
     "validate_config", "wait", "worker_state",
 ]

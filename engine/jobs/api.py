@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.devices import parse_devices
+from engine.devices import device_units, parse_devices
 from engine.hosting import access, quotas
 from engine.hosting.ownership import WRITES_PARENT, check_may_write
 from engine.jobs.health import worker_state
@@ -277,6 +277,12 @@ def live(job: store.Job) -> LiveJob:
 
     return LiveJob(**job.to_dict(), fraction=fraction, eta_s=eta,
                    worker_problem=worker_state(job))
+
+
+def running_on_cpu(home: Home = None) -> int:
+    """How many running jobs (trainings and tasks) hold the CPU."""
+    with store.opened(home) as conn:
+        return sum(1 for d in store.running_devices(conn) if "cpu" in device_units(d))
 
 
 def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,

@@ -38,6 +38,7 @@ def test_add_a_mistake_to_training_data_then_retrain(jobs_home):
     index, fixed = mistake["index"], (mistake["true"] + 1) % 10
     at = open_page(app(), "job", id=job_id)
     assert not at.exception and not errors(at)
+    at.toggle(key="dv_mistakes_open").set_value(True).run()
     at.checkbox(key=f"dv_add_{index}").check().run()
     at.selectbox(key=f"dv_fix_{index}").set_value(str(fixed))
     at.button(key="dv_mistakes").click().run()

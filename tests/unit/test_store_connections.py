@@ -1,5 +1,6 @@
-"""The store's `opened` reuses a thread's idle connection to the same database file, and only
-that: a nested block, another thread, a recreated file and a left-open transaction each get
+"""The store's `opened` reuses an idle connection to the same database file, from any thread
+of the process (Streamlit runs each page view in a new thread), and only an idle one: a
+nested block, two threads at once, a recreated file and a left-open transaction each get
 what a fresh connection would give."""
 
 from __future__ import annotations
@@ -17,11 +18,38 @@ def test_a_thread_reuses_its_idle_connection(home):
         assert again is first
         with store.opened(home) as nested:  # the outer one is busy: a connection of its own
             assert nested is not first
-    seen = []
-    thread = threading.Thread(target=lambda: seen.append(store.opened(home).__enter__()))
+
+
+def test_the_next_thread_reuses_an_idle_connection_and_busy_ones_are_never_shared(home):
+    with store.opened(home) as first:
+        pass
+    seen, counts = [], []
+
+    def view() -> None:  # as a page view's thread would
+        with store.opened(home) as conn:
+            seen.append(conn)
+            counts.append(conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    thread = threading.Thread(target=view)
     thread.start()
     thread.join()
-    assert seen and seen[0] is not first  # sqlite3 connections belong to their thread
+    assert seen == [first] and counts == [0]  # usable from the other thread
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.opened(home) as conn:
+            seen.append(conn)
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(10)
+    with store.opened(home) as mine:  # the other thread's is busy: not handed out twice
+        assert mine is not seen[-1]
+    release.set()
+    holder.join()
 
 
 def test_a_recreated_database_gets_a_fresh_connection(home):

@@ -208,7 +208,10 @@ def db_path(home: str | os.PathLike | None = None) -> Path:
 
 def connect(home: str | os.PathLike | None = None) -> sqlite3.Connection:
     """Open the workspace database (WAL mode), upgrading its schema if needed."""
-    conn = sqlite3.connect(db_path(home), timeout=30, isolation_level=None)
+    # check_same_thread off: opened() hands an idle connection to the next thread (one at a
+    # time; never two threads at once).
+    conn = sqlite3.connect(db_path(home), timeout=30, isolation_level=None,
+                           check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -265,7 +268,12 @@ def where(equal: dict[str, Any], statuses: tuple[str, ...] | list[str] | None = 
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-_idle = threading.local()  # per thread: database path -> (file identity, idle connection)
+# Idle connections, shared by the process's threads: database path -> [(file identity,
+# connection)]. Streamlit runs every page view in a new thread, so a per-thread cache gave
+# each view a fresh connect.
+_idle: dict[str, list[tuple[tuple[int, int, int] | None, sqlite3.Connection]]] = {}
+_idle_lock = threading.Lock()
+IDLE_PER_DATABASE = 8  # beyond this many idle connections to one file, close instead
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -281,17 +289,24 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 
 @contextmanager
 def opened(home: str | os.PathLike | None = None) -> Iterator[sqlite3.Connection]:
-    """A connection to the workspace database for the length of a `with` block. The thread's
-    idle connection to the same file is reused (a connect and its PRAGMAs cost 0.3 ms, and a
-    dashboard page opens the store some twenty times); a nested block gets its own."""
+    """A connection to the workspace database for the length of a `with` block. An idle
+    connection to the same file is reused, from any thread of this process (a connect and
+    its PRAGMAs cost 0.3 ms, and a dashboard page opens the store some twenty times); a
+    nested block gets its own."""
     path = str(db_path(home))
-    pool = _idle.__dict__.setdefault("conns", {})
-    identity, conn = pool.pop(path, (None, None))
-    if conn is not None and (identity is None or identity != _identity(Path(path))):
-        conn.close()
-        conn = None
+    identity = _identity(Path(path))
+    conn = None
+    with _idle_lock:
+        idle = _idle.get(path, [])
+        while idle and conn is None:
+            was, candidate = idle.pop()
+            if identity is not None and was == identity:
+                conn = candidate
+            else:
+                candidate.close()
     if conn is None:
         conn = connect(home)
+        identity = _identity(Path(path))
     ok = False
     try:
         yield conn
@@ -299,9 +314,12 @@ def opened(home: str | os.PathLike | None = None) -> Iterator[sqlite3.Connection
     finally:
         if ok and conn.in_transaction:
             conn.rollback()  # a block that left a transaction open does not hand it on
-        if ok and path not in pool:
-            pool[path] = (_identity(Path(path)), conn)
-        else:
+        with _idle_lock:
+            idle = _idle.setdefault(path, [])
+            keep = ok and len(idle) < IDLE_PER_DATABASE
+            if keep:
+                idle.append((identity, conn))
+        if not keep:
             conn.close()
 
 
