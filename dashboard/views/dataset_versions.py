@@ -48,6 +48,21 @@ def _open_new(made: Dataset, message: str) -> None:
     st.query_params["id"] = made.id  # the page selects it on the next run
 
 
+def _make_button(label: str, key: str, ready: bool, dataset: Dataset, *args: Any,
+                 **kwargs: Any) -> Dataset | None:
+    """A button that makes a new version of `dataset` (extend_dataset's arguments): the
+    version made, or None (not pressed, nobody signed in, or the error said in the page)."""
+    if not st.button(label, key=key, disabled=not ready):
+        return None
+    if not session.require_user("extend a dataset"):
+        return None
+    try:
+        return extend_dataset(dataset, *args, owner=session.current_user(), **kwargs)
+    except DatasetError as e:
+        st.error(str(e))
+        return None
+
+
 def extend_form(ds: Dataset, user: str | None) -> None:
     """Uploads (one class each time) and probe-board images into a new version."""
     # A toggle, not an expander: it stays open across the reruns that the camera and the
@@ -71,16 +86,9 @@ def extend_form(ds: Dataset, user: str | None) -> None:
     added += camera_shots(str(label), "dv")
     if board:
         added += from_probes(probes.list_probes(board, user))
-    if not st.button(f"Make the new version ({len(added)} images)", key="dv_make",
-                     disabled=not added):
-        return
-    if not session.require_user("extend a dataset"):
-        return
-    try:
-        made = extend_dataset(ds, added, name=name or None, note=note,
-                              owner=session.current_user())
-    except DatasetError as e:
-        st.error(str(e))
+    made = _make_button(f"Make the new version ({len(added)} images)", "dv_make", bool(added),
+                        ds, added, name=name or None, note=note)
+    if made is None:
         return
     clear_shots("dv")
     _open_new(made, f"Made {made.name!r} from {ds.name!r}.")
@@ -108,17 +116,10 @@ def add_mistakes(job: LiveJob, mistakes: list[dict[str, Any]], dataset: Dataset)
             chosen[m["index"]] = c2.selectbox(
                 "Correct label", dataset.classes, index=m["true"],
                 key=f"dv_fix_{m['index']}")
-    if not st.button(f"Make a new version with {len(chosen)} image(s)", key="dv_mistakes",
-                     disabled=not chosen):
-        return
-    if not session.require_user("extend a dataset"):
-        return
-    try:
-        made = extend_dataset(dataset, corrections=chosen,
-                              note=f"corrected mistakes of job {job.id}",
-                              owner=session.current_user())
-    except DatasetError as e:
-        st.error(str(e))
+    made = _make_button(f"Make a new version with {len(chosen)} image(s)", "dv_mistakes",
+                        bool(chosen), dataset, corrections=chosen,
+                        note=f"corrected mistakes of job {job.id}")
+    if made is None:
         return
     st.session_state[f"dv_made_{job.id}"] = made.id
     st.rerun()
