@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import nav, session, sign_in, warmup  # the project is installed: no path edits
-from engine import jobs
-from engine.hosting import accounts, roles, server_share
-from engine.state.workspace import studio_home
+from dashboard import cpu_budget, nav, session, sign_in, warmup  # the project is installed
+from engine.hosting import accounts, roles
 from engine.threads import set_interactive_threads
 
 set_interactive_threads(1)  # the dashboard's own inference: one thread; the cores are the jobs'
@@ -30,21 +28,6 @@ def gate() -> None:
             else:
                 limiter.failed(client)
                 st.error("Wrong password.")
-
-
-@st.cache_resource(show_spinner=False)
-def cpu_budget(share: float) -> server_share.CpuBudget:
-    """Once per server process: page runs yield the CPU to jobs training on it (one check of
-    the running jobs per workspace every 2 s)."""
-    checks: dict[str, server_share.CachedCheck] = {}
-
-    def busy() -> bool:
-        home = str(studio_home())
-        if home not in checks:
-            checks[home] = server_share.CachedCheck(lambda: jobs.running_on_cpu(home) > 0)
-        return checks[home]()
-
-    return server_share.CpuBudget(share, busy)
 
 
 def main() -> None:
@@ -76,9 +59,9 @@ def main() -> None:
 
 
 try:
-    share = server_share.share_from_env()
+    budget = cpu_budget.current()
 except ValueError as e:  # the host's setting: say which and why, in the page
     st.error(str(e))
     st.stop()
-with cpu_budget(share).run():
+with budget.run():
     main()

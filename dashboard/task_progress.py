@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import session
+from dashboard import cpu_budget, session
 from engine import jobs
 
 
@@ -38,7 +38,7 @@ def show(job_id: str, task: str, what: str, key: str) -> dict[str, Any] | None:
         return None
     status = latest.status
     if status in jobs.ACTIVE:
-        st.fragment(_live, run_every=1.0)(job_id, task, what, key)
+        cpu_budget.fragment(_live, run_every=1.0)(job_id, task, what, key)
     elif status == "failed":
         st.error(f"{what} failed ({latest.reason or 'error'}): "
                  f"{latest.message or 'no message'}")

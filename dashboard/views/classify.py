@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, nav, session
+from dashboard import charts, cpu_budget, nav, session
 from dashboard.widgets import choose_trained_job, usable_jobs
 from engine import jobs
 from engine.evaluation import probes
@@ -241,7 +241,7 @@ def _live(backend: backends.Backend, checkpoint: str) -> None:
             video_html_attrs={"autoPlay": True, "controls": False, "style": {"width": "100%"}})
     with answer:
         if streamer.state.playing:
-            st.fragment(_live_result, run_every=LIVE_POLL_S)(classifier[1])
+            cpu_budget.fragment(_live_result, run_every=LIVE_POLL_S)(classifier[1])
         else:
             st.caption("Press START and allow the camera: each frame is classified as it "
                        f"plays (up to {1 / classifier[1].every_s:.0f} a second), the answer "

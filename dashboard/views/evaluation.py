@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, gallery, session, task_progress
+from dashboard import charts, cpu_budget, gallery, session, task_progress
 from dashboard.views import calibration
 from dashboard.views import curves as curves_view
 from dashboard.views import embedding as embedding_view
@@ -244,7 +244,7 @@ def _evaluation(job: jobs.LiveJob) -> None:
         return
     # A fragment: opening a section (or clicking inside one) redraws the sections alone, not
     # the Job page and the evaluation above them.
-    st.fragment(_sections)(job, summary, ev, dataset, classes)
+    cpu_budget.fragment(_sections)(job, summary, ev, dataset, classes)
 
 
 def _sections(job: jobs.LiveJob, summary: dict[str, Any], ev: Evaluation, dataset: Any,

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import cpu_budget
 from engine.jobs.gpu_stats import panel_data
 from engine.jobs.scheduler import scheduler_alive
 
@@ -54,7 +55,7 @@ def render_live() -> None:
     if sample is None:
         return
     if sample.get("gpus") or sample.get("waiting"):
-        st.fragment(render, run_every=POLL_S)()
+        cpu_budget.fragment(render, run_every=POLL_S)()
     else:
         render(sample=sample)
 

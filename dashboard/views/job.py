@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, nav, session, widgets
+from dashboard import charts, cpu_budget, nav, session, widgets
 from dashboard.views import evaluation, gpu_panel
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
@@ -233,7 +233,7 @@ def render() -> None:
     _entry(job)
     active = job.status in jobs.ACTIVE
     st.session_state[RENDERED] = (job_id, job.status)
-    st.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)
+    cpu_budget.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)
     # Evaluation needs a best checkpoint and a job at rest; task jobs (evaluations, exports)
     # have no checkpoint of their own.
     if not active and job.kind == "train" \

@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, nav, session
+from dashboard import charts, cpu_budget, nav, session
 from dashboard.views.probe_upload import bulk_add
 from dashboard.views.probes import draw_comparison
 from engine.datasets import DatasetError
@@ -246,5 +246,5 @@ def render() -> None:
     source = _source(user)
     _board(user)
     active = any(s.status in ACTIVE for s in lab.lab_state(user))
-    st.fragment(_live, run_every=2.0 if active else None)(user, source)
+    cpu_budget.fragment(_live, run_every=2.0 if active else None)(user, source)
     _entry(user)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, nav, session
+from dashboard import charts, cpu_budget, nav, session
 from engine import jobs
 from engine.datasets import list_datasets
 from engine.jobs import studies
@@ -102,7 +102,7 @@ def _study(study_id: str, user: str | None) -> None:
     _live(rec["id"], user)
 
 
-@st.fragment(run_every=2.0)
+@cpu_budget.fragment(run_every=2.0)
 def _live(study_id: str, user: str | None) -> None:
     rec = studies.get_study(study_id, viewer=user)
     spec = rec["spec"]

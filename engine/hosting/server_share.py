@@ -5,10 +5,11 @@ costs the server some 25 ms of CPU, so twenty students who click without pause k
 a whole core, and a training job beside it lost a third of its speed: torch's threads meet at
 a barrier after every operator, so one thread held off its core stalls the others
 (bench/cpu_contention.py), and niceness cannot shift that across the kernel's per-session
-groups. So while a job runs on the CPU the server admits page runs at up to `share` cores of
-its own CPU time (all threads; a token bucket over the process's CPU clock, first come first
-served, two runs at once): under such a load views queue for a moment instead of stalling
-the training. With no job on the CPU, or a share of 0, nothing waits.
+groups. So while a job runs on the CPU the server admits page runs (and fragments' reruns) at
+up to `share` cores of its own CPU time (all threads; a token bucket over the process's CPU
+clock, first come first served, two runs at once, a long one counting for 0.2 s): under such
+a load views queue for a moment instead of stalling the training. With no job on the CPU,
+or a share of 0, nothing waits.
 
 STUDIO_SERVER_CPU_SHARE sets the share in cores (default 0.4; 0 turns it off). Each replica
 of `make replicas` keeps its own.
@@ -27,7 +28,9 @@ SETTING = "STUDIO_SERVER_CPU_SHARE"
 DEFAULT_SHARE = 0.4
 BURST_S = 0.25  # CPU seconds a quiet server may spend at once: one student never waits
 MAX_WAIT_S = 1.0  # a one-off cost (the start's imports, a big upload) delays no view longer
-CONCURRENT = 2  # runs admitted at once while the budget holds
+CONCURRENT = 2  # runs admitted at once while the budget holds...
+HOLD_S = 0.2  # ...counting those that started this recently: a long one (a dataset being made,
+# an upload unpacked) must not hold everybody else's views
 BUSY_CHECK_S = 2.0  # how long the answer "a job runs on the CPU" is reused
 
 
@@ -49,20 +52,22 @@ def share_from_env(environ: dict[str, str] | os._Environ = os.environ) -> float:
 class CpuBudget:
     """Admits runs while this process has spent at most `share` cores of CPU time since the
     bucket was last full, as long as `busy()` is true; waiting runs go first come first
-    served. `cpu` and `clock` are the process's CPU clock and a monotonic clock (tests give
-    their own)."""
+    served, at most CONCURRENT of those that started under `hold_s` ago at once. `cpu` and
+    `clock` are the process's CPU clock and a monotonic clock (tests give their own)."""
 
     def __init__(self, share: float, busy: Callable[[], bool], *,
                  cpu: Callable[[], float] = time.process_time,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[threading.Condition, float], object] | None = None) -> None:
-        self.share = share
+                 sleep: Callable[[threading.Condition, float], object] | None = None,
+                 hold_s: float = HOLD_S) -> None:
+        self.share, self.hold_s = share, hold_s
         self.busy = busy
         self._cpu, self._clock = cpu, clock
         self._sleep = sleep or (lambda cond, s: cond.wait(s))
         self._cond = threading.Condition()
         self._queue: deque[object] = deque()
-        self._running = 0
+        self._inflight: dict[object, float] = {}  # admitted runs -> when they started
+        self._held = threading.local()  # depth 1 while this thread holds a run
         self._t, self._c = clock(), cpu()
         self._balance = BURST_S * share  # CPU seconds that may be spent before a run waits
 
@@ -79,8 +84,10 @@ class CpuBudget:
 
     @contextmanager
     def run(self) -> Iterator[float]:
-        """Hold one run for the `with` block; yields the seconds it waited for its turn."""
-        if self.share <= 0 or not self.busy():
+        """Hold one run for the `with` block; yields the seconds it waited for its turn. A run
+        inside a run of the same thread (a fragment's first draw inside its page) is the
+        outer one's: it neither waits nor takes a second place."""
+        if self.share <= 0 or getattr(self._held, "depth", 0) or not self.busy():
             yield 0.0
             return
         me, start = object(), self._clock()
@@ -88,22 +95,29 @@ class CpuBudget:
             self._queue.append(me)
             try:
                 while True:
-                    if self._queue[0] is me and self._running < CONCURRENT:
+                    if self._queue[0] is not me:
+                        self._cond.wait()
+                        continue
+                    now = self._clock()
+                    recent = [t for t in self._inflight.values() if now - t < self.hold_s]
+                    if len(recent) < CONCURRENT:
                         wait = self._wait_s()
                         if wait <= 0:
                             break
-                        self._sleep(self._cond, wait)
-                    else:
-                        self._cond.wait()
+                    else:  # until a run ends, or the oldest stops counting
+                        wait = self.hold_s - (now - min(recent))
+                    self._sleep(self._cond, wait)
             finally:
                 self._queue.remove(me)
                 self._cond.notify_all()
-            self._running += 1
+            self._inflight[me] = self._clock()
+        self._held.depth = 1
         try:
             yield self._clock() - start
         finally:
+            self._held.depth = 0
             with self._cond:
-                self._running -= 1
+                del self._inflight[me]
                 self._cond.notify_all()
 
 

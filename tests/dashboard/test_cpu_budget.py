@@ -1,5 +1,5 @@
-"""AppTest: every run of dashboard/app.py passes the server's CPU budget, which knows when a
-job runs on the CPU; a bad STUDIO_SERVER_CPU_SHARE is said in the page."""
+"""AppTest: every run of dashboard/app.py and every fragment passes the server's CPU budget,
+which knows when a job runs on the CPU; a bad STUDIO_SERVER_CPU_SHARE is said in the page."""
 
 from __future__ import annotations
 
@@ -47,3 +47,33 @@ def test_a_bad_share_setting_is_said_in_the_page(home, monkeypatch):
     assert [e.value for e in at.error] == [
         "STUDIO_SERVER_CPU_SHARE must be a number of CPU cores, 0 or more (e.g. 0.3; 0 for no "
         "limit), not 'lots'"]
+
+
+def fragment_page() -> None:
+    import streamlit as st
+
+    from dashboard import cpu_budget
+
+    @cpu_budget.fragment(run_every=None)
+    def body() -> None:
+        st.write("inside the fragment")
+
+    body()
+
+
+def test_a_fragment_runs_inside_the_budget(home, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    seen = []
+    real = CpuBudget.run
+
+    def run(self):
+        seen.append(self.share)
+        return real(self)
+
+    monkeypatch.setattr(CpuBudget, "run", run)
+    monkeypatch.setenv("STUDIO_SERVER_CPU_SHARE", "0.23")
+    at = AppTest.from_function(fragment_page).run()
+    assert not at.exception
+    assert [m.value for m in at.markdown] == ["inside the fragment"]
+    assert seen == [0.23]  # the fragment's own run (no app.py around it here)

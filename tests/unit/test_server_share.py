@@ -93,8 +93,21 @@ def test_nothing_waits_without_a_cpu_job_or_with_the_limit_off(busy, share):
     assert clocks.slept == []
 
 
+def test_a_run_inside_a_run_of_the_same_thread_is_the_outer_ones():
+    clocks = Clocks()
+    b = budget(clocks, share=0.5)
+    with b.run():
+        clocks.cpu += 10.0  # deep in debt
+        with b.run() as waited:  # a fragment's first draw inside its page
+            assert waited == 0 and len(b._inflight) == 1
+    assert clocks.slept == [] and not b._inflight
+    with b.run() as waited:  # the next page waits for the debt, capped
+        assert waited == pytest.approx(MAX_WAIT_S)
+
+
 def test_waiting_runs_go_first_come_first_served_two_at_a_time():
-    b = CpuBudget(1000.0, lambda: True)  # credit never runs out: only the turn order counts
+    # Credit never runs out and held runs always count: only the turn order matters.
+    b = CpuBudget(1000.0, lambda: True, hold_s=600)
     release = threading.Event()
     order: list[int] = []
     inside = []
@@ -146,3 +159,31 @@ def test_running_on_cpu_counts_running_jobs_that_hold_the_cpu(home):
                                     "config": {}, "created": 1.0, "queued": 1.0})
     assert jobs.running_on_cpu(home) == 2  # a (one CPU) and c (a 2-process CPU DDP job)
 
+
+
+def test_a_long_run_stops_holding_a_place_after_hold_s():
+    b = CpuBudget(1000.0, lambda: True, hold_s=0.05)
+    release, admitted = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with b.run():
+            release.wait(10)
+
+    holders = [threading.Thread(target=hold) for _ in range(server_share.CONCURRENT)]
+    for t in holders:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(b._inflight) < server_share.CONCURRENT and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+    def third() -> None:
+        with b.run():
+            admitted.set()
+
+    t3 = threading.Thread(target=third)
+    t3.start()
+    assert admitted.wait(5)  # both places still held, but by runs over hold_s old
+    release.set()
+    for t in (*holders, t3):
+        t.join(10)
+    assert not b._inflight
