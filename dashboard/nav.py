@@ -26,9 +26,19 @@ PAGES: dict[str, tuple[str, str]] = {
 INSTRUCTOR_PAGES = {"instructor", "accounts"}  # listed for instructors only (pages check again)
 
 
+_SESSION_KEY = "nav_pages"
+
+
 def page(name: str) -> st.Page:
-    title, url = PAGES[name]
-    return st.Page(f"routes/{name}.py", title=title, url_path=url, default=name == "home")
+    """The page `name`, made once per browser session: a st.Page resolves its script's path
+    through the file system (12 pages and the links on a page were a tenth of a view's server
+    CPU), and one session's runs never overlap, so it can hand the same object to each run."""
+    made = st.session_state.setdefault(_SESSION_KEY, {})
+    if name not in made:
+        title, url = PAGES[name]
+        made[name] = st.Page(f"routes/{name}.py", title=title, url_path=url,
+                             default=name == "home")
+    return made[name]
 
 
 def go(name: str, **query: str) -> None:
