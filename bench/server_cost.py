@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -133,12 +134,14 @@ async def protocol_pass(url: str, pid: int, paths: list[tuple[str, str]], n: int
         out = []
         await asyncio.sleep(rng.uniform(0, think_s))  # students do not click in step
         async with contextlib.AsyncExitStack() as stack:
-            tab = None if reload else await stack.enter_async_context(
-                Session(url, cookies=cookies, timeout=300))
+            if reload:
+                look = functools.partial(view, url, cookies=cookies, timeout=300)
+            else:
+                look = (await stack.enter_async_context(
+                    Session(url, cookies=cookies, timeout=300))).view
             for i in range(rounds * len(paths)):
                 path, query = paths[(offset + i) % len(paths)]
-                out.append(await tab.view(path, query) if tab else
-                           await view(url, path, query, cookies=cookies, timeout=300))
+                out.append(await look(path, query))
                 if think_s:
                     await asyncio.sleep(think_s)
         return out

@@ -67,7 +67,7 @@ class CpuBudget:
         self._cond = threading.Condition()
         self._queue: deque[object] = deque()
         self._inflight: dict[object, float] = {}  # admitted runs -> when they started
-        self._held = threading.local()  # depth 1 while this thread holds a run
+        self._held = threading.local()  # .active while this thread holds a run
         self._t, self._c = clock(), cpu()
         self._balance = BURST_S * share  # CPU seconds that may be spent before a run waits
 
@@ -87,7 +87,7 @@ class CpuBudget:
         """Hold one run for the `with` block; yields the seconds it waited for its turn. A run
         inside a run of the same thread (a fragment's first draw inside its page) is the
         outer one's: it neither waits nor takes a second place."""
-        if self.share <= 0 or getattr(self._held, "depth", 0) or not self.busy():
+        if self.share <= 0 or getattr(self._held, "active", False) or not self.busy():
             yield 0.0
             return
         me, start = object(), self._clock()
@@ -111,11 +111,11 @@ class CpuBudget:
                 self._queue.remove(me)
                 self._cond.notify_all()
             self._inflight[me] = self._clock()
-        self._held.depth = 1
+        self._held.active = True
         try:
             yield self._clock() - start
         finally:
-            self._held.depth = 0
+            self._held.active = False
             with self._cond:
                 del self._inflight[me]
                 self._cond.notify_all()

@@ -282,7 +282,8 @@ def live(job: store.Job) -> LiveJob:
 def running_on_cpu(home: Home = None) -> int:
     """How many running jobs (trainings and tasks) hold the CPU."""
     with store.opened(home) as conn:
-        return sum(1 for d in store.running_devices(conn) if "cpu" in device_units(d))
+        running = store.list_jobs(conn, statuses=("running",))
+    return sum(1 for j in running if "cpu" in device_units(j.assigned_device))
 
 
 def list_jobs(owner: str | None = None, status: str | Sequence[str] | None = None, *,

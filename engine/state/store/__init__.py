@@ -39,7 +39,6 @@ from engine.state.store.jobs import (
     list_jobs,
     put_evaluation,
     put_metrics,
-    running_devices,
     update_job,
 )
 from engine.state.store.lab import add_lab_run, lab_runs
@@ -180,7 +179,6 @@ __all__ = [
     "put_metrics",
     "quotas_of",
     "revoke_user_sessions",
-    "running_devices",
     "set_board_shared",
     "set_dataset_flags",
     "set_entry",

@@ -150,12 +150,6 @@ def count_jobs(conn: sqlite3.Connection, statuses: tuple[str, ...]) -> int:
                         f"({', '.join('?' * len(statuses))})", statuses).fetchone()[0]
 
 
-def running_devices(conn: sqlite3.Connection) -> list[str]:
-    """The assigned devices of the running jobs (trainings and tasks)."""
-    return [r[0] or "" for r in
-            conn.execute("SELECT assigned_device FROM jobs WHERE status = 'running'")]
-
-
 # --- metrics and events -----------------------------------------------------------------------
 
 
