@@ -59,13 +59,21 @@ def _source(user: str) -> lab.LabSource | None:
 
 
 def _settings(step: lab.LabStep, user: str, source: lab.LabSource) -> lab.StepForm:
-    """The step's form, pre-filled; every field can be changed before running the step."""
-    form = lab.step_form(step.key, user, source)
+    """The step's form, pre-filled; every field can be changed before running the step.
+
+    The expander is lazy (its 7 widgets x 4 steps were the Lab page's largest server cost,
+    bench/server_cost.py): closed, it draws nothing and the last edits, kept in the session,
+    are what Run uses. Streamlit drops the state of widgets it does not draw, hence the copy."""
     k = f"lab_{step.key}_{source.slug}"
-    opts, train = dict(form.dataset_options), dict(form.train)
-    with st.expander("Settings (pre-filled; change anything)"):
+    kept = st.session_state.get(f"{k}_form") or lab.step_form(step.key, user, source)
+    box = st.expander("Settings (pre-filled; change anything)", key=f"{k}_open",
+                      on_change="rerun")
+    if not box.open:
+        return kept
+    opts, train = dict(kept.dataset_options), dict(kept.train)
+    with box:
         c1, c2, c3 = st.columns(3)
-        name = c1.text_input("Dataset name", form.dataset_name, key=f"{k}_ds")
+        name = c1.text_input("Dataset name", kept.dataset_name, key=f"{k}_ds")
         per_class = c2.number_input("Max images per class (0 = all)", 0, None,
                                     int(opts.get("max_per_class") or 0), key=f"{k}_max")
         opts["add_inverted"] = c3.checkbox("Add inverted copies", bool(opts["add_inverted"]),
@@ -81,7 +89,9 @@ def _settings(step: lab.LabStep, user: str, source: lab.LabSource) -> lab.StepFo
                                             format="%.4f", key=f"{k}_lr"))
         train["batch_size"] = int(c4.number_input("Batch size", 1, 8192,
                                                   int(train["batch_size"]), key=f"{k}_bs"))
-    return lab.StepForm(name.strip(), opts, train)
+    form = lab.StepForm(name.strip(), opts, train)
+    st.session_state[f"{k}_form"] = form
+    return form
 
 
 def _summary(form: lab.StepForm) -> str:

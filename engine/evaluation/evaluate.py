@@ -7,6 +7,7 @@ most confident mistakes, top images per class — are queries over stored arrays
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -328,9 +329,30 @@ def load_evaluation(run_dir: str | os.PathLike, checkpoint: str = "best.pt",
                         key=lambda p: p.stat().st_mtime, reverse=True) if base.exists() else []
     if not candidates:
         return None
-    summary = json.loads(candidates[0].read_text())
-    with np.load(candidates[0].with_suffix(".npz")) as z:
-        return Evaluation(summary, z["indexes"], z["labels"], z["probs"].astype(np.float32))
+    found, arrays = candidates[0], candidates[0].with_suffix(".npz")
+    try:
+        return _read_evaluation(str(found), _version(found), _version(arrays))
+    except FileNotFoundError:  # deleted (or rewritten) between the glob and the read
+        return None
+
+
+def _version(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=4)
+def _read_evaluation(summary_path: str, *version: tuple[int, int]) -> Evaluation:
+    """The evaluation stored at `summary_path` (and its .npz), read once per version of the
+    two files: the Job page shows it on every rerun, and its predictions (N x classes floats)
+    were read and decoded each time. Callers only read it; its arrays are made read-only."""
+    path = Path(summary_path)
+    summary = json.loads(path.read_text())
+    with np.load(path.with_suffix(".npz")) as z:
+        ev = Evaluation(summary, z["indexes"], z["labels"], z["probs"].astype(np.float32))
+    for array in (ev.indexes, ev.labels, ev.probs):
+        array.flags.writeable = False
+    return ev
 
 
 def list_evaluations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -38,6 +38,11 @@ def test_lab_guided_path(home, no_scheduler):
     assert [b.label for b in at.button if b.label.startswith("Run step")] == [
         f"Run step {n}" for n in range(1, 5)]
     assert any("0 of 4 experiments done" in str(p.proto.text) for p in at.get("progress"))
+    # Closed, a step's settings draw no widget (the page's largest cost); open, they do.
+    assert not at.get("number_input")
+    for step in ("small", "wide"):
+        at.session_state[f"lab_{step}_sample_open"] = True
+    at.run()
     # Pre-filled and editable: the small dataset's cap, the wide step's network.
     assert at.number_input(key="lab_small_sample_max").value == 100
     assert at.selectbox(key="lab_wide_sample_net").value == "lenet-wide"
@@ -78,6 +83,31 @@ def test_lab_guided_path(home, no_scheduler):
     assert any("Board score per experiment" in c.proto.spec for c in at.get("vega_lite_chart"))
     assert any("Still to come" in c.value for c in at.caption)
     assert at.button(key="lab_run_small").label == "Run step 1 again"
+
+
+def test_lab_settings_keep_their_edits_when_closed(home, no_scheduler):
+    """Streamlit forgets the widgets of a closed expander; the edits must not go with them."""
+    at = open_page(app(), "lab")
+    at.session_state["lab_small_sample_open"] = True
+    at.run()
+    at.number_input(key="lab_small_sample_epochs").set_value(3)
+    at.text_input(key="lab_small_sample_ds").set_value("my-small").run()
+    at.session_state["lab_small_sample_open"] = False
+    at.run()
+    assert not at.exception and not errors(at)
+    assert not at.get("number_input")
+    runs = [c.value for c in at.caption if c.value.startswith("Runs ")]
+    assert runs[0].startswith("Runs lenet for 3 epochs") and runs[0].endswith("on my-small.")
+    at.session_state["lab_small_sample_open"] = True
+    at.run()  # reopened: the widgets show the edits, not the pre-filled values
+    assert at.number_input(key="lab_small_sample_epochs").value == 3
+    assert at.text_input(key="lab_small_sample_ds").value == "my-small"
+    at.session_state["lab_small_sample_open"] = False
+    at.run()
+    at.button(key="lab_run_small").click().run()
+    assert not at.exception and not errors(at)
+    [state] = [s for s in lab.lab_state("alice") if s.job]
+    assert state.job["config"]["epochs"] == 3
 
 
 def test_probe_boards_bulk_upload(home, digits_home, no_scheduler):

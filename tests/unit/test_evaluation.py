@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -173,3 +174,29 @@ def test_pair_counts_and_the_most_confused_pair_with_and_without_a_matrix(classe
         rare = next((t, p) for t in range(classes) for p in range(classes)
                     if t != p and (t, p) not in kept)
         assert pair_count(s, *rare) is None
+
+
+def _store(run_dir, n: int) -> None:
+    base = run_dir / "evaluations"
+    base.mkdir(parents=True, exist_ok=True)
+    probs = np.full((n, 2), 0.5, dtype=np.float32)
+    np.savez_compressed(base / "best-test.npz", indexes=np.arange(n), labels=np.zeros(n, int),
+                        probs=probs)
+    (base / "best-test.json").write_text(json.dumps({"images": n, "split": "test"}))
+
+
+def test_stored_evaluation_is_read_once_per_version(tmp_path):
+    """The Job page asks for the evaluation on every rerun: the same files give the same
+    (read-only) object; new files give the new evaluation; gone files give None."""
+    _store(tmp_path, 3)
+    first = load_evaluation(tmp_path, "best.pt", "test")
+    assert load_evaluation(tmp_path, "best.pt", "test") is first
+    assert first.summary["images"] == 3 and len(first.probs) == 3
+    with pytest.raises(ValueError):
+        first.probs[0, 0] = 1.0  # shared between sessions: nobody may change it
+    _store(tmp_path, 5)  # evaluated again
+    again = load_evaluation(tmp_path, "best.pt", "test")
+    assert again is not first and again.summary["images"] == 5 and len(again.labels) == 5
+    for p in (tmp_path / "evaluations").iterdir():
+        p.unlink()
+    assert load_evaluation(tmp_path, "best.pt", "test") is None
