@@ -11,7 +11,7 @@ clock, first come first served, two runs at once, a long one counting for 0.2 s)
 a load views queue for a moment instead of stalling the training. With no job on the CPU,
 or a share of 0, nothing waits.
 
-STUDIO_SERVER_CPU_SHARE sets the share in cores (default 0.4; 0 turns it off). Each replica
+STUDIO_SERVER_CPU_SHARE sets the share in cores (default 0.35; 0 turns it off). Each replica
 of `make replicas` keeps its own.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 SETTING = "STUDIO_SERVER_CPU_SHARE"
-DEFAULT_SHARE = 0.4
+DEFAULT_SHARE = 0.35  # met both stress targets in 3 of 3 passes; 0.4 in 2 of 6 (docs)
 BURST_S = 0.25  # CPU seconds a quiet server may spend at once: one student never waits
 MAX_WAIT_S = 1.0  # a one-off cost (the start's imports, a big upload) delays no view longer
 CONCURRENT = 2  # runs admitted at once while the budget holds...
