@@ -63,7 +63,8 @@ def _settings(step: lab.LabStep, user: str, source: lab.LabSource) -> lab.StepFo
 
     The expander is lazy (closed, its 7 widgets x 4 steps are not built: 54 elements a view,
     not 118; the server's CPU per view did not measurably change, bench/server_cost.py), and
-    the last edits, kept in the session, are what Run uses. Streamlit drops the state of widgets it does not draw, hence the copy."""
+    the last edits, kept in the session, are what Run uses. Streamlit drops the state of
+    widgets it does not draw, hence the copy."""
     k = f"lab_{step.key}_{source.slug}"
     kept = st.session_state.get(f"{k}_form") or lab.step_form(step.key, user, source)
     box = st.expander("Settings (pre-filled; change anything)", key=f"{k}_open",
