@@ -180,8 +180,8 @@ def test_a_scheduler_that_cannot_start_is_one_line_and_the_job_stays_queued(jobs
 
 
 def test_dead_scheduler_and_worker_are_reported_and_recovered(jobs_home):
-    job_id = jobs.submit({**RUN, "epochs": 4})
-    wait_until(lambda: jobs.job_metrics(job_id), what="a first epoch")
+    job_id = jobs.submit({**RUN, "epochs": 12})  # 11 epochs after the first to freeze it in
+    waiting.wait_until(lambda: jobs.job_metrics(job_id), 120, "a first epoch", step=0.02)
     worker = jobs.get_job(job_id)["pid"]
     os.kill(worker, signal.SIGSTOP)  # mid-run however fast this machine is
     os.kill(jobs.scheduler_status()["pid"], signal.SIGKILL)
@@ -201,8 +201,8 @@ def test_dead_scheduler_and_worker_are_reported_and_recovered(jobs_home):
     health = start_scheduler_if_needed()
     assert health["alive"] and health["reason"] is None
     j = jobs.wait(job_id, timeout=300)
-    assert j["status"] == "done" and [m["epoch"] for m in jobs.job_metrics(job_id)] == [
-        1, 2, 3, 4]
+    assert j["status"] == "done" and [m["epoch"] for m in jobs.job_metrics(job_id)] == list(
+        range(1, 13))
     assert scheduler_health()["stale"] == []
 
 

@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Several epochs, so that a cancel or a kill after the first lands mid-run.
 RUN = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "epochs": 4,
        "batch_size": 16}
+# The jobs the tests freeze mid-run: long enough (an epoch takes 0.1-0.3 s on the hosts seen)
+# that a second job sharing the machine is still mid-run when the first has been frozen.
+PAUSED = {**RUN, "epochs": 12}
+ALL_EPOCHS = list(range(1, PAUSED["epochs"] + 1))
 
 
 def wait_until(pred, timeout: float = 90, what: str = "condition"):
@@ -46,10 +50,10 @@ def epochs_of(job_id: str) -> list[int]:
 def pause_mid_run(job_id: str) -> int:
     """Freeze the job's worker (SIGSTOP) after its first epoch, before its last: what the
     test does next happens mid-run however fast or slow this machine is. Returns the pid."""
-    wait_until(lambda: epochs_of(job_id), what=f"a first epoch of {job_id}")
+    waiting.wait_until(lambda: epochs_of(job_id), 90, f"a first epoch of {job_id}", step=0.02)
     pid = job(job_id)["pid"]
     os.kill(pid, signal.SIGSTOP)
-    assert job(job_id)["status"] == "running" and len(epochs_of(job_id)) < RUN["epochs"]
+    assert job(job_id)["status"] == "running" and len(epochs_of(job_id)) < PAUSED["epochs"]
     return pid
 
 
@@ -235,7 +239,7 @@ def test_submit_runs_to_done_with_metrics_and_records_failures(jobs_home, monkey
 
 
 def test_cancel_mid_run_then_resume_finishes_all_epochs(jobs_home):
-    job_id = jobs.submit(RUN)
+    job_id = jobs.submit(PAUSED)
     pid = pause_mid_run(job_id)
     with pytest.raises(jobs.JobError, match="cancel it first"):
         jobs.delete(job_id)
@@ -244,13 +248,13 @@ def test_cancel_mid_run_then_resume_finishes_all_epochs(jobs_home):
     j = jobs.wait(job_id, timeout=60)
     assert j["status"] == "cancelled" and j["reason"] == "cancelled", j
     assert j["checkpoint"] and j["resumable"]
-    assert j["result"]["epochs_completed"] < RUN["epochs"]
+    assert j["result"]["epochs_completed"] < PAUSED["epochs"]
 
     jobs.resume(job_id)
     j = jobs.wait(job_id, timeout=120)
     assert j["status"] == "done", j
-    assert epochs_of(job_id) == [1, 2, 3, 4]
-    assert j["result"]["epochs_completed"] == RUN["epochs"]
+    assert epochs_of(job_id) == ALL_EPOCHS
+    assert j["result"]["epochs_completed"] == PAUSED["epochs"]
     assert "resumed at epoch" in jobs.read_log(job_id)
     kinds = [e["kind"] for e in j["events"]]
     assert kinds.count("started") == 2 and "cancelled" in kinds and "resumed" in kinds
@@ -260,7 +264,7 @@ def test_cancel_mid_run_then_resume_finishes_all_epochs(jobs_home):
 
 
 def test_killed_worker_is_interrupted_then_resumes(jobs_home):
-    job_id = jobs.submit(RUN)
+    job_id = jobs.submit(PAUSED)
     os.kill(pause_mid_run(job_id), signal.SIGKILL)
     j = wait_until(lambda: (x := job(job_id))["status"] == "interrupted" and x, timeout=30,
                    what="the job to be marked interrupted")
@@ -270,13 +274,13 @@ def test_killed_worker_is_interrupted_then_resumes(jobs_home):
     jobs.resume(job_id)
     j = jobs.wait(job_id, timeout=120)
     assert j["status"] == "done", j
-    assert epochs_of(job_id) == [1, 2, 3, 4]
+    assert epochs_of(job_id) == ALL_EPOCHS
     assert "resumed at epoch" in jobs.read_log(job_id)
 
 
 def test_scheduler_killed_and_restarted_recovers_running_jobs(jobs_home, monkeypatch):
     monkeypatch.setenv("STUDIO_CPU_SLOTS", "2")
-    keeps, dies = jobs.submit(RUN, name="keeps running"), jobs.submit(RUN, name="worker dies")
+    keeps, dies = jobs.submit(PAUSED, name="keeps running"), jobs.submit(PAUSED, name="worker dies")
     old = jobs.scheduler_status()["pid"]
     keeps_pid, dies_pid = pause_mid_run(keeps), pause_mid_run(dies)
     os.kill(old, signal.SIGKILL)
@@ -292,7 +296,7 @@ def test_scheduler_killed_and_restarted_recovers_running_jobs(jobs_home, monkeyp
     for job_id in (keeps, dies):
         j = jobs.wait(job_id, timeout=150)
         assert j["status"] == "done", j
-        assert epochs_of(job_id) == [1, 2, 3, 4]
+        assert epochs_of(job_id) == ALL_EPOCHS
     assert job(keeps)["attempts"] == 1
     kinds = [e["kind"] for e in job(dies)["events"]]
     assert "interrupted" in kinds and "recovered" in kinds
