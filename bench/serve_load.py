@@ -1,7 +1,8 @@
 """Load test of `python -m trt serve`: dynamic batching on versus off, in one run.
 
 Two real servers (uvicorn, each its own process, on free loopback ports) serve the same bundle
-on ONNX Runtime: one with dynamic batching, one with `--no-batching`. An async HTTP client
+on ONNX Runtime (or, --backend pytorch, the run's checkpoint in PyTorch on --device: a GPU
+without TensorRT): one with dynamic batching, one with `--no-batching`. An async HTTP client
 (httpx) keeps 1, 8, 32 and 128 requests in flight and records requests/s and p50/p99 latency.
 The two servers are measured in turns (on, off, on, off, ... per concurrency level), so a
 machine that gets busier or quieter weighs on both alike; each cell is bounded in time and in
@@ -9,7 +10,7 @@ request count. Requests are KServe v2 infer calls with one real digit image each
 tensor or (--encoding binary) as raw FP32 bytes after a JSON header (the binary tensor data
 extension, how Triton's clients talk), or /classify with a PNG file (--route classify).
 
-Also printed: the model alone (ONNX Runtime, no HTTP) at batch 1 and batch 32 in the same run:
+Also printed: the model alone (the same backend, no HTTP) at batch 1 and batch 32 in the same run:
 its images/s ratio is the most batching can give when the model is the bottleneck.
 
 Target (issue 18): at 32 clients, batching on >= 3x the requests/s of batching off, with a p99
@@ -20,6 +21,8 @@ the weights only need to exist, the cost of a forward pass is the same).
 
     python bench/serve_load.py                                   # LeNet, JSON
     python bench/serve_load.py --network resnet18 --size 224 --encoding binary
+    python bench/serve_load.py --network resnet18 --size 224 --encoding binary \
+        --backend pytorch --device cuda                          # a GPU without TensorRT
 """
 
 from __future__ import annotations
@@ -97,31 +100,36 @@ def payloads(bundle_path: Path, route: str, encoding: str = "json",
     return out
 
 
-def model_only_ratio(bundle_path: Path, seconds: float) -> dict:
-    """ONNX Runtime images/s at batch 32 over batch 1, the model alone."""
+def model_only_ratio(bundle_path: Path, seconds: float, backend: str = "onnxruntime",
+                     run: Path | None = None, device: str = "auto") -> dict:
+    """The served backend's images/s at batch 32 over batch 1, the model alone (a numpy batch
+    in, logits out, as the server calls it)."""
     from trt.bench import latency_stats, sample_calls
     from trt.bundle import Bundle
+    from trt.runtime import TorchRunner
 
-    bundle = Bundle(bundle_path, prefer_tensorrt=False)
+    runner = TorchRunner(run, device) if backend == "pytorch" else None
+    bundle = Bundle(bundle_path, prefer_tensorrt=False, runner=runner)
     c, h, w = bundle.metadata["input"]["shape"][1:]
     rates = {}
     for n in (1, 32):
         x = np.random.default_rng(0).standard_normal((n, c, h, w)).astype(np.float32)
+        bundle.runner.run(x)  # warm-up (CUDA kernels are chosen on the first call)
         stats = latency_stats(sample_calls(lambda x=x: bundle.runner.run(x), seconds=seconds))
         rates[n] = n / (stats["p50_ms"] / 1e3)
-    return {"batch1_images_per_s": rates[1], "batch32_images_per_s": rates[32],
-            "ratio": rates[32] / rates[1]}
+    return {"backend": bundle.backend, "batch1_images_per_s": rates[1],
+            "batch32_images_per_s": rates[32], "ratio": rates[32] / rates[1]}
 
 
 class Server:
     """`python -m trt serve` in its own process; the URL comes from its first line."""
 
-    def __init__(self, bundle: Path, extra: list[str]) -> None:
+    def __init__(self, source: Path, extra: list[str]) -> None:
         env = dict(os.environ)
         env.pop("STUDIO_SERVE_TOKEN", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trt", "serve", str(bundle), "--port", "0", "--backend",
-             "onnxruntime", "--max-queue", "100000", *extra],
+            [sys.executable, "-m", "trt", "serve", str(source), "--port", "0", "--max-queue",
+             "100000", *extra],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if " on http://" not in line:
@@ -224,6 +232,15 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def machine(backend: str) -> str:
+    words = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)"
+    if backend.endswith("-cuda"):
+        import torch
+
+        words += f", {torch.cuda.get_device_name(0)}"
+    return words
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", help="bundle to serve (default: LeNet trained on 'digits')")
@@ -239,21 +256,33 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2, help="turns per cell (on, off, on, ...)")
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument("--max-delay-ms", type=float, default=1.0)
+    ap.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "pytorch"],
+                    help="what serves the model (pytorch: the run's checkpoint, on --device)")
+    ap.add_argument("--device", default="auto", help="the pytorch backend's device")
     ap.add_argument("--out", help="results file (default bench/results/serve_load.json for "
-                    "LeNet in JSON, else serve_load-NETWORK-SIZE-ENCODING.json)")
+                    "LeNet in JSON, else serve_load-NETWORK-SIZE-ENCODING[-pytorch].json)")
     a = ap.parse_args()
+    if a.backend == "pytorch" and a.bundle:
+        ap.error("--backend pytorch serves a run's checkpoint: it trains its own model, so "
+                 "leave --bundle out")
     if a.out is None:
-        plain = a.network == "lenet" and a.size == 28 and a.encoding == "json" and not a.bundle
+        plain = (a.network == "lenet" and a.size == 28 and a.encoding == "json"
+                 and not a.bundle and a.backend == "onnxruntime")
+        tail = "-pytorch" if a.backend == "pytorch" else ""
         a.out = str(ROOT / "bench" / "results" / (
-            "serve_load.json" if plain else f"serve_load-{a.network}-{a.size}-{a.encoding}.json"))
+            "serve_load.json" if plain
+            else f"serve_load-{a.network}-{a.size}-{a.encoding}{tail}.json"))
     levels = tuple(int(x) for x in a.levels.split(","))
     with tempfile.TemporaryDirectory(prefix="serve-load-") as d:
         bundle = Path(a.bundle) if a.bundle else make_bundle(Path(d), a.network, a.size)
         bodies = payloads(bundle, a.route, a.encoding)
         path = "/classify" if a.route == "classify" else None
-        servers = {"on": Server(bundle, ["--max-batch", str(a.max_batch), "--max-delay-ms",
-                                         str(a.max_delay_ms)]),
-                   "off": Server(bundle, ["--no-batching"])}
+        run = bundle.parent.parent  # make_bundle's RUN/exports/bundle.zip
+        served, how = (run, ["--backend", "pytorch", "--device", a.device]) \
+            if a.backend == "pytorch" else (bundle, ["--backend", "onnxruntime"])
+        servers = {"on": Server(served, [*how, "--max-batch", str(a.max_batch),
+                                         "--max-delay-ms", str(a.max_delay_ms)]),
+                   "off": Server(served, [*how, "--no-batching"])}
         try:
             name = servers["on"].banner.split()[1]
             path = path or f"/v2/models/{name}/infer"
@@ -263,10 +292,11 @@ def main() -> int:
         finally:
             for s in servers.values():
                 s.stop()
-        model_only = model_only_ratio(bundle, 1.0)
+        model_only = model_only_ratio(bundle, 1.0, a.backend, run, a.device)
     print(banner)
     print(table(results))
-    print(f"model alone (ONNX Runtime, no HTTP): {model_only['batch1_images_per_s']:,.0f} "
+    print(f"model alone ({model_only['backend']}, no HTTP): "
+          f"{model_only['batch1_images_per_s']:,.0f} "
           f"images/s at batch 1, {model_only['batch32_images_per_s']:,.0f} at batch 32: "
           f"{model_only['ratio']:.2f}x is the most batching can add when the model is the "
           "bottleneck")
@@ -283,10 +313,10 @@ def main() -> int:
           "the on/off ratios are measured in turns within one run)")
     atomic_write_json(a.out, {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-                   "(shared)",
+        "machine": machine(model_only["backend"]),
         "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
         "route": a.route, "encoding": a.encoding, "network": a.network, "size": a.size,
+        "backend": model_only["backend"],
         "server": banner, "max_batch": a.max_batch,
         "max_delay_ms": a.max_delay_ms, "results": results, "model_only": model_only,
         "target": {"ratio": TARGET_RATIO, "p99": TARGET_P99}, "target_met": met})

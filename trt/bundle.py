@@ -144,7 +144,11 @@ def _readme(name: str, export: dict[str, Any], files: list[str]) -> str:
 class Bundle:
     """A bundle opened for inference."""
 
-    def __init__(self, path: str | os.PathLike, prefer_tensorrt: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike, prefer_tensorrt: bool = True,
+                 runner: Any = None) -> None:
+        """`runner` (a trt.runtime.TorchRunner of the checkpoint the bundle was made from) runs
+        the model instead of the bundle's engine or ONNX; it must take the bundle's input and
+        give one score per label."""
         self.path = Path(path)
         label = self.path.name
         if not self.path.is_file():
@@ -158,11 +162,23 @@ class Bundle:
                 self.preprocess: dict[str, Any] = info.preprocess
                 self.metadata: dict[str, Any] = info.metadata
                 self.fallback_reason: str | None = None  # why TensorRT is not the runner
-                self.runner, self.model_file = self._runner(z, info, prefer_tensorrt)
+                self.runner, self.model_file = (
+                    self._own(runner, info) if runner is not None
+                    else self._runner(z, info, prefer_tensorrt))
         except (zipfile.BadZipFile, EOFError, NotImplementedError) as e:
             raise ValueError(f"{label} is a damaged zip file: {e}") from None
         self.backend: str = self.runner.backend
         self.contract = Contract.from_dict(self.preprocess, info.input_shape)
+
+    def _own(self, runner: Any, info: BundleInfo):
+        """A given runner (PyTorch), checked against the bundle's contract and labels."""
+        predictor = runner.predictor
+        if tuple(predictor.input_shape) != tuple(info.input_shape) \
+                or list(predictor.classes) != list(info.classes):
+            raise ValueError(f"bundle {self.path.name} was not made from checkpoint "
+                             f"{predictor.path.name}: their input shapes or labels differ")
+        self.fallback_reason = "PyTorch was asked for"
+        return runner, predictor.path.name
 
     def _runner(self, z: zipfile.ZipFile, info: BundleInfo, prefer_tensorrt: bool):
         from trt.runtime import NeedsGPU, OnnxRunner, TensorRTRunner, _require_gpu

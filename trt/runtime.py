@@ -1,6 +1,7 @@
-"""Running an exported model: ONNX Runtime on the CPU, or a TensorRT engine on a GPU.
+"""Running a model: ONNX Runtime on the CPU, a TensorRT engine on a GPU, or the checkpoint's
+own network in PyTorch (where a GPU has PyTorch but no TensorRT library).
 
-Both runners take a float32 N x C x H x W batch (the normalized network input) and return
+The runners take a float32 N x C x H x W batch (the normalized network input) and return
 float32 logits. TensorRT buffers are torch CUDA tensors, so TensorRT and PyTorch share one CUDA
 context and stream machinery (no PyCUDA).
 """
@@ -78,6 +79,36 @@ class OnnxRunner:
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run([self.output_name], {self.input_name: x})[0]
+
+
+class TorchRunner:
+    """A checkpoint's network in PyTorch (eager, inference mode) on `device`: "auto" is the
+    first GPU where CUDA is available, else the CPU. The answers are the exported model's
+    (the bundle's ONNX is this network, traced); on a GPU without a TensorRT library it is
+    what lets a server batch on the GPU. Calls come from one thread (the server's batcher)."""
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str = "auto") -> None:
+        import torch
+
+        from engine.devices import parse_device
+        from engine.inference.predictor import Predictor
+
+        device = parse_device(device)
+        if device == "auto":
+            device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        elif device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"PyTorch cannot use {device}: CUDA is not available here "
+                               f"(torch {torch.__version__}); use --device cpu")
+        self.predictor = Predictor(checkpoint, device)
+        self.device = self.predictor.device
+        self.backend = f"pytorch-{self.device.type}"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        with torch.inference_mode():
+            return self.predictor.model(x).float().cpu().numpy()
 
 
 def _require_gpu(device: str) -> None:

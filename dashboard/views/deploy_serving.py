@@ -33,7 +33,9 @@ def _read(path: Path) -> Any:
 def render_serve(run: Path, key: str, ready: bool = True) -> None:
     """Start/stop `python -m trt serve` for a run (or an imported model) and show how to call
     it."""
+    from trt.byo import is_imported
     from trt.serve import process
+    from trt.serve.model import BACKENDS
 
     st.subheader("Serve")
     st.caption("An HTTP server for this model: the KServe v2 / Triton protocol and a plain "
@@ -52,8 +54,12 @@ def render_serve(run: Path, key: str, ready: bool = True) -> None:
     with st.form(f"{key}_form", border=False):
         c1, c2, c3, c4 = st.columns(4)
         port = c1.number_input("Port (0: any free one)", 0, 65535, 0, key=f"{key}_port")
-        backend = c2.selectbox("Backend", ["auto", "onnxruntime", "tensorrt"],
-                               key=f"{key}_backend")
+        # an imported ONNX model has no checkpoint for PyTorch to run
+        backends = [b for b in BACKENDS if b != "pytorch" or not is_imported(run)]
+        backend = c2.selectbox("Backend", backends, key=f"{key}_backend",
+                               help="auto: TensorRT where the GPU and an engine allow, else ONNX "
+                                    "Runtime; pytorch: the checkpoint itself, on the GPU where "
+                                    "CUDA is (no TensorRT needed)")
         max_batch = c3.number_input("Max batch", 1, 1024, 32, key=f"{key}_batch")
         delay = c4.number_input("Max queue delay (ms)", 0.0, 1000.0, 5.0, key=f"{key}_delay")
         token = st.text_input("Bearer token (optional)", type="password", key=f"{key}_token")

@@ -46,11 +46,15 @@ def test_start_and_stop_the_server_from_the_page(measured, jobs_home):
     shutil.copytree(src, jobs_home, dirs_exist_ok=True)
     run = jobs.job_dir(job_id, jobs_home)
     at = open_page(app(), "deploy", id=job_id)
+    assert at.selectbox(key="dp_serve_backend").options == [
+        "auto", "tensorrt", "onnxruntime", "pytorch"]
+    at.selectbox(key="dp_serve_backend").set_value("pytorch")  # the checkpoint, in PyTorch
     try:
         at.button(key="FormSubmitter:dp_serve_form-Start server").click().run(timeout=240)
         assert not at.exception, at.exception
         info = process.status(run)
         assert info is not None
+        assert info["backend"].startswith("pytorch-"), info
         assert any(info["url"] in s.value for s in at.success)
         assert any(f"{info['url']}/classify" in c.value for c in at.code)
         at.button(key="dp_serve_stop").click().run()

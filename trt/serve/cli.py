@@ -7,6 +7,7 @@ import os
 import socket
 
 from trt.serve.app import ServeConfig
+from trt.serve.model import BACKENDS
 
 TOKEN_ENV = "STUDIO_SERVE_TOKEN"
 
@@ -44,7 +45,8 @@ def cmd_serve(a: argparse.Namespace) -> None:
     from trt.serve.model import ServedModel
 
     config = config_from(a)
-    model = ServedModel(a.source, backend=a.backend, name=a.name, max_pixels=a.max_pixels)
+    model = ServedModel(a.source, backend=a.backend, name=a.name, max_pixels=a.max_pixels,
+                        device=a.device)
     sock = bind_socket(a.host, a.port)
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
@@ -63,7 +65,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                   "when missing)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime"])
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="auto: TensorRT when the bundle has an engine this machine runs, else "
+                        "ONNX Runtime; pytorch: the run's checkpoint in PyTorch (a GPU without "
+                        "TensorRT)")
+    p.add_argument("--device", default="auto",
+                   help="where the pytorch backend runs: auto (a GPU where CUDA is), cpu, "
+                        "cuda:N")
     p.add_argument("--name", help="model name in the URLs (default: the run's folder name)")
     p.add_argument("--max-batch", type=int, default=32, help="largest dynamic batch")
     p.add_argument("--max-delay-ms", type=float, default=5.0,

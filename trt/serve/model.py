@@ -20,7 +20,9 @@ from trt.bundle import Bundle
 from trt.serve import binary
 from trt.serve.errors import BadInput  # noqa: F401 - callers import it from here
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
+# auto: TensorRT when the bundle has an engine this machine runs, else ONNX Runtime (CPU);
+# pytorch: the run's checkpoint in PyTorch, on a GPU where CUDA is (no TensorRT needed).
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "pytorch")
 DEFAULT_MAX_PIXELS = 16_000_000  # decoded width x height of one uploaded image
 
 
@@ -62,15 +64,40 @@ def model_name(bundle: Bundle) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-.") or "model"
 
 
+def torch_runner_for(source: str | os.PathLike, device: str = "auto") -> Any:
+    """The PyTorch runner of a run folder or checkpoint; a bundle or an imported ONNX model
+    has no network to run in PyTorch (ValueError saying what to give instead)."""
+    import zipfile
+
+    from trt.byo import is_imported
+    from trt.runtime import TorchRunner
+
+    path = Path(source)
+    if path.is_file() and zipfile.is_zipfile(path):
+        raise ValueError(f"the pytorch backend runs a checkpoint: give the run folder or its "
+                         f".pt, not the bundle {path.name} (a bundle holds the ONNX model, "
+                         "which --backend onnxruntime or tensorrt serve)")
+    if path.is_dir() and is_imported(path):
+        raise ValueError(f"{path.name} is an imported ONNX model, with no PyTorch checkpoint: "
+                         "serve it with --backend onnxruntime or tensorrt")
+    return TorchRunner(path, device)
+
+
 class ServedModel:
-    """A bundle on TensorRT or ONNX Runtime, with the pieces the server's routes need."""
+    """A bundle on TensorRT, ONNX Runtime or (its checkpoint) PyTorch, with the pieces the
+    server's routes need. `device` places the pytorch backend (auto: a GPU where CUDA is)."""
 
     def __init__(self, source: str | os.PathLike, backend: str = "auto", name: str | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS,
-                 home: str | os.PathLike | None = None) -> None:
+                 home: str | os.PathLike | None = None, device: str = "auto") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose from {', '.join(BACKENDS)}")
-        self.bundle = Bundle(bundle_for(source, home), prefer_tensorrt=backend != "onnxruntime")
+        if device != "auto" and backend != "pytorch":
+            raise ValueError(f"a device is chosen for the pytorch backend only (TensorRT runs "
+                             f"on cuda:0, ONNX Runtime on the CPU), not for {backend!r}")
+        runner = torch_runner_for(source, device) if backend == "pytorch" else None
+        self.bundle = Bundle(bundle_for(source, home), prefer_tensorrt=backend == "auto"
+                             or backend == "tensorrt", runner=runner)
         if backend == "tensorrt" and self.bundle.fallback_reason:
             raise RuntimeError(f"TensorRT was asked for but cannot run: "
                                f"{self.bundle.fallback_reason}")
