@@ -3,7 +3,9 @@
 # (bench/gpu_check.py: training in fp32/bf16/fp16/torch.compile, 1 GPU vs all of them (DDP;
 # "skipped: 1 GPU" on one), time to 98% held-out, two jobs on one GPU, a scheduler job on
 # cuda:0, evaluation, ONNX Runtime CUDA, the inference table),
-# then the GPU-only tests, then the engine-vs-DataLoader training throughput.
+# then serving where batching pays (bench/serve_load.py: ResNet-18 on the GPU through the
+# server's pytorch backend, batching on vs off at 32 clients), then the GPU-only tests, then
+# the engine-vs-DataLoader training throughput.
 # Usage: bash bench/gpu_check.sh [OUT_DIR]      (bash bench/gpu_check.sh --plan: the plan only)
 # Results (gpu_check.json after every stage, gpu_check.md, the tests' log and junit xml, the
 # whole log) land in OUT_DIR, default bench/results.
@@ -19,7 +21,8 @@
 # GPU_CHECK_STAGES=setup,... (a subset of gpu_check.py's stages).
 #
 # Each step has a time limit; the limits are printed before anything starts and add up to
-# under 8 minutes. A step that fails or runs out of time does not stop the next one.
+# 9 min 10 s (bench/stage_device.sh gives the device call's timeout). A step that fails or
+# runs out of time does not stop the next one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -35,6 +38,7 @@ STEPS=(
   "preflight|30|CUDA and the staged MNIST, else stop with the reason"
   "tensorrt|20|a TensorRT library: carried wheels, or pip where a registry answers"
   "figures|310|bench/gpu_check.py, its stages listed below with their own limits"
+  "serving|80|bench/serve_load.py: ResNet-18 32x32 and 224x224 on the GPU, batching on/off"
   "tests|90|pytest tests/gpu, 70 s at most per test"
   "throughput|20|bench/train_throughput.py --device cuda (engine vs DataLoader)"
 )
@@ -107,6 +111,28 @@ print('TensorRT on this GPU:', why() or 'can run')"
 timeout "$(limit_of figures)" "$PY" bench/gpu_check.py --out "$OUT" "${FIGURES_ARGS[@]}"
 STATUS[figures]="exit $?"
 
+# 3b. Serving where batching pays (issue 28): the server's pytorch backend on the GPU (the
+# machine has PyTorch, no TensorRT). Its web stack (starlette, uvicorn, python-multipart) is
+# not in the GPU machine's image: bench/stage_device.sh carries the wheels, installed into a
+# folder of their own (the image stays as it is).
+serve_site=$(mktemp -d)
+if "$PY" -c "import starlette, uvicorn" 2>/dev/null \
+    || { compgen -G ".device/serve-wheels/*.whl" >/dev/null \
+         && "$PY" -m pip install -q --no-index --no-deps --target "$serve_site" \
+              .device/serve-wheels/*.whl; }; then
+  STATUS[serving]=""
+  for size in 32 224; do
+    PYTHONPATH="$PYTHONPATH:$serve_site" timeout "$(( $(limit_of serving) / 2 ))" "$PY" \
+      bench/serve_load.py --network resnet18 --size "$size" --encoding binary \
+      --backend pytorch --device "${GPU_CHECK_DEVICE:-cuda}" --levels 32 --seconds 3 --max-delay-ms 5 \
+      --out "$OUT/serve_load-resnet18-$size-binary-pytorch.json"
+    STATUS[serving]+="${size}x${size}: exit $? "
+  done
+else
+  STATUS[serving]="skipped: no starlette/uvicorn here and no wheels in .device/serve-wheels"
+fi
+echo "serving: ${STATUS[serving]}"
+
 # 4. The GPU tests: a per-test limit (signal method: a slow test fails alone, the session and
 # its junit xml go on) inside the step's outer one.
 timeout "$(limit_of tests)" "$PY" -m pytest tests/gpu -q -m gpu -p no:cacheprovider -rs \
@@ -120,6 +146,6 @@ timeout "$(limit_of throughput)" "$PY" bench/train_throughput.py --device cuda -
 STATUS[throughput]="exit $?"
 
 echo "GPU check done (124 = ran out of its time limit):"
-for step in tensorrt figures tests throughput; do echo "  $step: ${STATUS[$step]}"; done
+for step in tensorrt figures serving tests throughput; do echo "  $step: ${STATUS[$step]}"; done
 exec >&- 2>&-
 wait "$TEE_PID" 2>/dev/null  # the log complete before the device tool collects $OUT

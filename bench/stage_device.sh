@@ -7,9 +7,11 @@
 # a call carries, and its engines do not run on the lent H200 (compute capability 9.0) anyway.
 #
 # Then one device call, with time left to rerun it inside the 15 minutes of device time:
-#   run(command="bash bench/gpu_check.sh $OUT", carry=[".device"], timeout_s=540)
+#   run(command="bash bench/gpu_check.sh $OUT", carry=[".device"], timeout_s=580)
 # and copy what comes back (gpu_check.json/.md, gpu_tests.xml/.txt, gpu_check.log,
-# train_throughput_cuda.json) into bench/results/.
+# train_throughput_cuda.json, serve_load-resnet18-*-pytorch.json) into bench/results/.
+# The server's web stack is not in the GPU machine's image either: its pure-Python wheels, the
+# versions installed here, go in .device/serve-wheels (a few hundred KB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=${STUDIO_MNIST_DIR:-../shared/data/mnist-t10k}
@@ -19,6 +21,12 @@ done
 mkdir -p .device/mnist-t10k
 cp "$SRC"/t10k-*-ubyte.gz .device/mnist-t10k/
 chmod u+w .device/mnist-t10k/*
+mkdir -p .device/serve-wheels
+PY=${PYTHON:-.venv/bin/python}
+"$PY" -m pip download -q --no-deps --only-binary=:all: -d .device/serve-wheels \
+  $("$PY" -m pip list --format=freeze 2>/dev/null \
+    | grep -iE '^(starlette|uvicorn|python-multipart)==') \
+  || echo "warning: no serving wheels (the serving step will say it was skipped)" >&2
 git check-ignore -q .device || { echo "error: .device is not git-ignored" >&2; exit 2; }
 du -sh .device
 echo "staged: carry [\".device\"] and run: bash bench/gpu_check.sh \$OUT"

@@ -22,22 +22,88 @@ class NeedsGPU(RuntimeError):
         super().__init__(f"TensorRT inference needs an NVIDIA GPU: {why}")
 
 
-def ort_session_options(threads: int | None = None):
-    """Options that make ONNX Runtime fast on small models: extended graph optimizations, a
-    sequential executor, and as many intra-op threads as there are cores."""
+def ort_session_options(threads: int | None = None, level: str = "extended"):
+    """ONNX Runtime options for small models: graph optimizations at `level` ("extended" or
+    "all": "all" adds the NCHWc layout transforms of convolutions), a sequential executor,
+    and as many intra-op threads as there are cores."""
     import onnxruntime as ort
 
     from engine.threads import process_threads  # the dashboard's 1, a worker's share
 
     so = ort.SessionOptions()
-    # EXTENDED, not ALL: ALL adds NCHWc layout reorders that made LeNet 20-25% slower at every
-    # batch size (1 to 256) on the CPU (bench/deploy_cpu.py).
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, ORT_LEVELS[level])
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads = threads or process_threads() or (os.cpu_count() or 1)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     return so
+
+
+ORT_LEVELS = {"extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+PROBE_RUNS = 5  # timed batch-1 calls per level, in turns, after two warm-ups each
+# "all" is kept only when clearly faster: for a model where the two are close (LeNet, within
+# 6% at batch 1) a coin flip could cost up to 14% at batch 256.
+ALL_MUST_WIN = 0.9
+
+
+def probe_input(session) -> dict[str, np.ndarray] | None:
+    """Zeros for each input (symbolic dimensions 1), or None where a type is not a number."""
+    feeds = {}
+    for inp in session.get_inputs():
+        dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+                 "tensor(double)": np.float64, "tensor(int64)": np.int64,
+                 "tensor(int32)": np.int32, "tensor(uint8)": np.uint8}.get(inp.type)
+        if dtype is None:
+            return None
+        feeds[inp.name] = np.zeros([d if isinstance(d, int) and d > 0 else 1
+                                    for d in inp.shape], dtype)
+    return feeds
+
+
+def probe_s(sessions: dict[str, Any], feeds: dict[str, np.ndarray],
+            runs: int = PROBE_RUNS) -> dict[str, float]:
+    """Each session's fastest of `runs` calls in seconds, timed in turns (a machine getting
+    busier or quieter weighs on all alike) after two warm-up calls each (the first calls
+    size ONNX Runtime's arenas and wake its threads)."""
+    import time
+
+    for session in sessions.values():
+        for _ in range(2):
+            session.run(None, feeds)
+    best = dict.fromkeys(sessions, float("inf"))
+    for _ in range(runs):
+        for name, session in sessions.items():
+            t = time.perf_counter()
+            session.run(None, feeds)
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
+
+
+def fastest_cpu_session(source: str | bytes, threads: int | None = None):
+    """(session, level) of the faster optimization level for this model on this CPU.
+
+    Neither level wins everywhere (onnxruntime 1.32, 2 vCPUs, 2026-12-07): "all" ran ResNet-18
+    4.5-4.9x faster at 32x32 and 1.4-1.8x at 224x224, LeNet 0-14% slower, so both sessions
+    are built and timed on a batch-1 call, and "all" kept where it is clearly faster; where
+    the model cannot be probed (an input that is not a tensor of numbers, or a failing call)
+    "extended" is kept."""
+    import onnxruntime as ort
+
+    cpu = [ORT_PROVIDERS["cpu"]]
+    extended = ort.InferenceSession(source, sess_options=ort_session_options(threads),
+                                    providers=cpu)
+    feeds = probe_input(extended)
+    if feeds is None:
+        return extended, "extended"
+    try:
+        full = ort.InferenceSession(source, sess_options=ort_session_options(threads, "all"),
+                                    providers=cpu)
+        times = probe_s({"extended": extended, "all": full}, feeds)
+    except Exception:  # noqa: BLE001 - ONNX Runtime's errors share no base class
+        return extended, "extended"
+    if times["all"] < ALL_MUST_WIN * times["extended"]:
+        return full, "all"
+    return extended, "extended"
 
 
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -55,8 +121,9 @@ def ort_provider_missing(provider: str) -> str | None:
 
 
 class OnnxRunner:
-    """An ONNX model (path or bytes) on ONNX Runtime: the CPU execution provider, or the CUDA
-    one where onnxruntime-gpu is installed (provider="cuda")."""
+    """An ONNX model (path or bytes) on ONNX Runtime: the CPU execution provider (at the faster
+    optimization level for the model, `level`), or the CUDA one where onnxruntime-gpu is
+    installed (provider="cuda")."""
 
     backend = "onnxruntime-cpu"
 
@@ -71,8 +138,13 @@ class OnnxRunner:
             raise RuntimeError(missing)
         source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
         self.backend = f"onnxruntime-{provider}"
-        self.session = ort.InferenceSession(source, sess_options=ort_session_options(threads),
-                                            providers=[ORT_PROVIDERS[provider]])
+        if provider == "cpu":
+            self.session, self.level = fastest_cpu_session(source, threads)
+        else:
+            self.level = "extended"
+            self.session = ort.InferenceSession(
+                source, sess_options=ort_session_options(threads),
+                providers=[ORT_PROVIDERS[provider]])
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 

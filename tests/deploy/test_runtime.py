@@ -255,3 +255,71 @@ def test_classify_page_is_told_why_tensorrt_rtx_cannot_run_on_an_h200(monkeypatc
     why = backends.unavailable_reason(backends.TENSORRT, tmp_path / "best.pt")
     assert "not 9.0 (NVIDIA H200)" in why
     assert backends.unavailable_reason(backends.ONNX, tmp_path / "best.pt") is None
+
+
+# --- ONNX Runtime's optimization level, chosen per model -----------------------------------------
+
+
+class SleepySession:
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.calls = seconds, 0
+
+    def run(self, outputs, feeds):
+        import time
+
+        self.calls += 1
+        time.sleep(self.seconds)
+
+
+def test_the_probe_times_each_level_in_turns_and_finds_the_faster():
+    slow, fast = SleepySession(0.004), SleepySession(0.0)
+    times = rt.probe_s({"extended": slow, "all": fast}, {})
+    assert min(times, key=times.get) == "all" and times["extended"] >= 0.004
+    assert slow.calls == fast.calls == 2 + rt.PROBE_RUNS  # two warm-ups each, then the turns
+
+
+def test_both_levels_answer_alike_and_the_runner_keeps_one():
+    from engine.networks import build_network
+    from engine.networks.zoo import zoo_spec
+    from trt.onnx_export import onnx_bytes
+
+    torch.manual_seed(0)
+    model = build_network(zoo_spec("resnet18"), (1, 32, 32), 10).eval()
+    onnx = onnx_bytes(model, (1, 32, 32), 17)
+    x = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    with torch.inference_mode():
+        want = model(torch.from_numpy(x)).numpy()
+    runner = rt.OnnxRunner(onnx)
+    assert runner.level in rt.ORT_LEVELS
+    np.testing.assert_allclose(runner.run(x), want, atol=1e-4)
+    import onnxruntime as ort
+
+    for level in rt.ORT_LEVELS:  # the NCHWc transforms of "all" change no answer
+        session = ort.InferenceSession(onnx, rt.ort_session_options(level=level),
+                                       providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {"input": x})[0], want, atol=1e-4)
+
+
+def test_a_model_whose_input_cannot_be_probed_keeps_the_extended_level():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["text"], ["same"])], "strings",
+                              [helper.make_tensor_value_info("text", TensorProto.STRING, [1])],
+                              [helper.make_tensor_value_info("same", TensorProto.STRING, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session, level = rt.fastest_cpu_session(model.SerializeToString())
+    assert level == "extended"
+    assert session.run(None, {"text": np.array(["a"], dtype=object)})[0].tolist() == ["a"]
+
+
+@pytest.mark.parametrize("all_s,kept", [(0.5, "all"), (0.95, "extended"), (1.2, "extended")])
+def test_all_is_kept_only_when_clearly_faster(monkeypatch, all_s, kept):
+    from engine.networks import build_network
+    from engine.networks.zoo import zoo_spec
+    from trt.onnx_export import onnx_bytes
+
+    onnx = onnx_bytes(build_network(zoo_spec("lenet"), (1, 28, 28), 10).eval(), (1, 28, 28), 17)
+    monkeypatch.setattr(rt, "probe_s", lambda sessions, feeds: {"extended": 1.0, "all": all_s})
+    session, level = rt.fastest_cpu_session(onnx)
+    assert level == kept
+    assert session.get_session_options().graph_optimization_level.name == rt.ORT_LEVELS[kept]
