@@ -41,8 +41,8 @@ def ort_session_options(threads: int | None = None, level: str = "extended"):
 
 ORT_LEVELS = {"extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 PROBE_RUNS = 5  # timed batch-1 calls per level, in turns, after two warm-ups each
-# "all" is kept only when clearly faster: for a model where the two are close (LeNet, within
-# 6% at batch 1) a coin flip could cost up to 14% at batch 256.
+# "all" is kept only when clearly faster: for a model where the two are close (LeNet) a coin
+# flip could cost up to 14% at batch 256.
 ALL_MUST_WIN = 0.9
 
 
@@ -82,8 +82,9 @@ def probe_s(sessions: dict[str, Any], feeds: dict[str, np.ndarray],
 def fastest_cpu_session(source: str | bytes, threads: int | None = None):
     """(session, level) of the faster optimization level for this model on this CPU.
 
-    Neither level wins everywhere (onnxruntime 1.32, 2 vCPUs, 2026-12-07): "all" ran ResNet-18
-    4.5-4.9x faster at 32x32 and 1.4-1.8x at 224x224, LeNet 0-14% slower, so both sessions
+    Neither level wins everywhere (onnxruntime 1.32, 2 vCPUs, 2026-12-07, bench/ort_levels.py):
+    "all" ran ResNet-18 3.8-4.9x faster at 32x32 and 1.4-1.8x at 224x224, while for LeNet the
+    two trade places between runs (0.86-1.25x), so both sessions
     are built and timed on a batch-1 call, and "all" kept where it is clearly faster; where
     the model cannot be probed (an input that is not a tensor of numbers, or a failing call)
     "extended" is kept."""
