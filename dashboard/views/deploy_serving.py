@@ -40,7 +40,7 @@ def render_serve(run: Path, key: str, ready: bool = True) -> None:
     st.subheader("Serve")
     st.caption("An HTTP server for this model: the KServe v2 / Triton protocol and a plain "
                "`POST /classify`, with dynamic batching; TensorRT where the GPU and an engine "
-               "allow, else ONNX Runtime.")
+               "allow, else ONNX Runtime; the checkpoint itself in PyTorch on request.")
     info = process.status(run)
     if info:
         st.success(f"Serving **{info['model']}** at {info['url']} ({info['backend']})")

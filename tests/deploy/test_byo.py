@@ -200,6 +200,9 @@ def test_damage_and_profile_cli_on_an_imported_model(foreign, calibration, tmp_p
     assert (out / "exports" / "damage.json").exists()
     served = ServedModel(out, backend="onnxruntime")  # the folder: its bundle is made
     assert served.name == "imp" and (out / "exports" / "bundle.zip").exists()
+    with pytest.raises(ValueError, match="imported ONNX model, with no PyTorch checkpoint"):
+        ServedModel(out, backend="pytorch")  # nothing for PyTorch to run (the Deploy page
+    # offers no pytorch backend for it)
     prof = subprocess.run([sys.executable, "-m", "trt", "profile", str(out / "exports" /
                            "model.onnx"), "--runs", "3"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
