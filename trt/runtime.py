@@ -84,10 +84,9 @@ def fastest_cpu_session(source: str | bytes, threads: int | None = None):
 
     Neither level wins everywhere (onnxruntime 1.32, 2 vCPUs, 2026-12-07, bench/ort_levels.py):
     "all" ran ResNet-18 3.8-4.9x faster at 32x32 and 1.4-1.8x at 224x224, while for LeNet the
-    two trade places between runs (0.86-1.25x), so both sessions
-    are built and timed on a batch-1 call, and "all" kept where it is clearly faster; where
-    the model cannot be probed (an input that is not a tensor of numbers, or a failing call)
-    "extended" is kept."""
+    two trade places between runs (0.86-1.25x). So both sessions are built and timed on a
+    batch-1 call, and "all" is kept where it is clearly faster; where the model cannot be
+    probed (an input that is not a tensor of numbers, or a failing call) "extended" is kept."""
     import onnxruntime as ort
 
     cpu = [ORT_PROVIDERS["cpu"]]
