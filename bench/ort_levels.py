@@ -19,17 +19,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
+
+from engine.networks import build_network
+from engine.networks.zoo import zoo_spec
+from engine.state.workspace import atomic_write_json
+from trt.onnx_export import onnx_bytes
+from trt.runtime import ORT_LEVELS, OnnxRunner, ort_session_options
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-
-from engine.networks import build_network  # noqa: E402
-from engine.networks.zoo import zoo_spec  # noqa: E402
-from engine.state.workspace import atomic_write_json  # noqa: E402
-from trt.onnx_export import onnx_bytes  # noqa: E402
-from trt.runtime import ORT_LEVELS, OnnxRunner, ort_session_options  # noqa: E402
 
 MODELS = (("lenet", 28), ("resnet18", 32), ("resnet18", 224))
 BATCHES = (1, 8, 32)

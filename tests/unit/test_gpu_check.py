@@ -70,13 +70,15 @@ def test_missing_staged_mnist_is_refused(gpu_check, monkeypatch, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_plan_lists_every_step_with_a_limit_under_8_minutes(gpu_check):
+def test_plan_lists_every_step_with_a_limit_under_9_minutes_30(gpu_check):
+    # 9 min 30 s: inside the device call's 580 s (bench/stage_device.sh), with the serving
+    # step (issue 28) added to the 8 minutes of the others.
     proc = run_script("--plan")
     assert proc.returncode == 0, proc.stderr
     steps = dict(re.findall(r"^  (\w+)\s+(\d+) s  ", proc.stdout, re.M))
-    assert list(steps) == ["preflight", "tensorrt", "figures", "tests", "throughput"]
+    assert list(steps) == ["preflight", "tensorrt", "figures", "serving", "tests", "throughput"]
     total = int(re.search(r"^  total\s+(\d+) s \(", proc.stdout, re.M).group(1))
-    assert total == sum(int(v) for v in steps.values()) and total < 8 * 60
+    assert total == sum(int(v) for v in steps.values()) and total < 9.5 * 60 < 580
     stages = sum(s.limit_s for s in gpu_check.STAGES)
     assert f"total {stages:.0f} s" in proc.stdout
     assert stages < int(steps["figures"])  # the stages fit inside the figures step's limit
