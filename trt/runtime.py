@@ -160,18 +160,10 @@ class TorchRunner:
     what lets a server batch on the GPU. Calls come from one thread (the server's batcher)."""
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto") -> None:
-        import torch
-
-        from engine.devices import parse_device
         from engine.inference.predictor import Predictor
+        from engine.training.trainer import resolve_device  # a ValueError naming what is wrong
 
-        device = parse_device(device)
-        if device == "auto":
-            device = "cuda:0" if torch.cuda.is_available() else "cpu"
-        elif device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"PyTorch cannot use {device}: CUDA is not available here "
-                               f"(torch {torch.__version__}); use --device cpu")
-        self.predictor = Predictor(checkpoint, device)
+        self.predictor = Predictor(checkpoint, str(resolve_device(device)))
         self.device = self.predictor.device
         self.backend = f"pytorch-{self.device.type}"
 

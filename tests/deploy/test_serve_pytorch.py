@@ -77,7 +77,7 @@ def test_pytorch_backend_refuses_what_it_cannot_run(digits_run, digits_bundle, d
     with pytest.raises(ValueError, match="unknown device 'gpu'"):
         ServedModel(digits_run, backend="pytorch", device="gpu", home=digits_home)
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available here"):
+        with pytest.raises(ValueError, match="'cuda' asked for, but no NVIDIA GPU is available"):
             ServedModel(digits_run, backend="pytorch", device="cuda", home=digits_home)
     with pytest.raises(FileNotFoundError):
         ServedModel(digits_run / "nowhere", backend="pytorch")
