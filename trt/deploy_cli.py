@@ -51,6 +51,9 @@ def cmd_profile(a: argparse.Namespace) -> None:
         rows, key = onnxruntime_profile(a.model, a.batch, a.runs), "operator"
     lines = [f"{key:<40} {'ms/run':>9} {'share':>7}"]
     lines += [f"{r[key][:40]:<40} {r['ms_per_run']:9.4f} {100 * r['share']:6.1f}%" for r in rows]
+    if key == "operator" and rows:
+        lines.append(f"(ONNX Runtime at graph optimization level {rows[0]['level']!r}, the one "
+                     "serving picks for this model here)")
     _print(rows, a.json, "\n".join(lines))
 
 

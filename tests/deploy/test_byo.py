@@ -4,6 +4,7 @@ imported with its labels and preprocessing, through variants, engine build, bund
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -208,3 +209,4 @@ def test_damage_and_profile_cli_on_an_imported_model(foreign, calibration, tmp_p
                           text=True, timeout=120)
     assert prof.returncode == 0, prof.stderr
     assert prof.stdout.splitlines()[0].startswith("operator") and "Conv" in prof.stdout
+    assert re.search(r"graph optimization level '(extended|all)'", prof.stdout.splitlines()[-1])

@@ -72,9 +72,29 @@ def test_variant_damage_and_latency_on_a_real_model(digits_run, digits_home):
     assert {(r["variant"], r["batch"]) for r in rows} == {(p, b) for p in paths for b in (1, 4)}
     assert all(r["p50_ms"] > 0 and r["images_per_s"] > 0 for r in rows)
 
-    ops = onnxruntime_profile(fp32, batch=4, runs=3)
+    ops = onnxruntime_profile(fp32, batch=4, runs=3, level="extended")
     names = {r["operator"] for r in ops}
     assert {"Conv", "MaxPool", "Gemm"} <= names
     assert sum(r["share"] for r in ops) == pytest.approx(1.0)
     conv = next(r for r in ops if r["operator"] == "Conv")
     assert conv["calls_per_run"] == pytest.approx(2.0)  # LeNet has two convolutions
+
+
+@pytest.mark.parametrize("served", ["extended", "all"])
+def test_the_profile_runs_at_the_level_serving_picks(monkeypatch, tmp_path, served):
+    """At "all" ONNX Runtime reorders tensors into the NCHWc layout around the convolutions:
+    a profile at the other level would show operators that do not serve."""
+    from engine.networks import build_network
+    from engine.networks.zoo import zoo_spec
+    from trt import runtime
+    from trt.onnx_export import onnx_bytes
+
+    path = tmp_path / "lenet.onnx"
+    path.write_bytes(onnx_bytes(build_network(zoo_spec("lenet"), (1, 28, 28), 10).eval(),
+                                (1, 28, 28), 17))
+    monkeypatch.setattr(runtime, "fastest_cpu_session", lambda source: (None, served))
+    ops = onnxruntime_profile(path, batch=2, runs=2)
+    assert {r["level"] for r in ops} == {served}
+    reorders = {r["operator"] for r in ops if r["operator"].startswith("Reorder")}
+    assert bool(reorders) == (served == "all")
+    assert sum(r["share"] for r in ops) == pytest.approx(1.0)
