@@ -131,6 +131,7 @@ if "$PY" -c "import starlette, uvicorn" 2>/dev/null \
 else
   STATUS[serving]="skipped: no starlette/uvicorn here and no wheels in .device/serve-wheels"
 fi
+rm -rf "$serve_site"
 echo "serving: ${STATUS[serving]}"
 
 # 4. The GPU tests: a per-test limit (signal method: a slow test fails alone, the session and

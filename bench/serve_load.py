@@ -3,7 +3,7 @@
 Two real servers (uvicorn, each its own process, on free loopback ports) serve the same bundle
 on ONNX Runtime (or, --backend pytorch, the run's checkpoint in PyTorch on --device: a GPU
 without TensorRT): one with dynamic batching, one with `--no-batching`. An async HTTP client
-(httpx) keeps 1, 8, 32 and 128 requests in flight and records requests/s and p50/p99 latency.
+(aiohttp) keeps 1, 8, 32 and 128 requests in flight and records requests/s and p50/p99 latency.
 The two servers are measured in turns (on, off, on, off, ... per concurrency level), so a
 machine that gets busier or quieter weighs on both alike; each cell is bounded in time and in
 request count. Requests are KServe v2 infer calls with one real digit image each, as a JSON
@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-import httpx  # noqa: E402
+import aiohttp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from engine.state.workspace import atomic_write_json  # noqa: E402
@@ -147,12 +147,13 @@ class Server:
 
 
 async def wait_ready(url: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as c:
+    async with aiohttp.ClientSession(base_url=url) as c:
         for _ in range(300):
             try:
-                if (await c.get("/v2/health/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
+                async with c.get("/v2/health/ready") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} never became ready")
@@ -160,12 +161,17 @@ async def wait_ready(url: str) -> None:
 
 async def load(url: str, path: str, bodies: list[tuple[bytes, dict[str, str]]], clients: int,
                seconds: float, max_requests: int) -> dict:
-    """`clients` loops each sending one request after another until time or count runs out."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    """`clients` loops each sending one request after another until time or count runs out.
+
+    The client is aiohttp (C-accelerated HTTP parsing, a plain keep-alive pool): httpx spent
+    1.6-2.1 ms of CPU per request here, against aiohttp's 0.11 ms, and on 2 shared cores
+    capped a no-batching LeNet server at ~450 req/s that serves ~3,200."""
     latencies: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as c:
-        before = (await c.get("/stats")).json()
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout) as c:
+        before = await stats(c)
         started = time.perf_counter()
         deadline = started + seconds
         sent = 0
@@ -178,19 +184,25 @@ async def load(url: str, path: str, bodies: list[tuple[bytes, dict[str, str]]], 
                 body, headers = bodies[k % len(bodies)]
                 k += 1
                 t0 = time.perf_counter()
-                r = await c.post(path, content=body, headers=headers)
+                async with c.post(path, data=body, headers=headers) as r:
+                    await r.read()
                 latencies.append(time.perf_counter() - t0)
-                errors += r.status_code != 200
+                errors += r.status != 200
 
         await asyncio.gather(*(client(i) for i in range(clients)))
         elapsed = time.perf_counter() - started
-        after = (await c.get("/stats")).json()
+        after = await stats(c)
     ms = np.asarray(latencies) * 1e3
     batches = after["batches"] - before["batches"]
     return {"requests": len(latencies), "errors": errors, "seconds": elapsed,
             "requests_per_s": len(latencies) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)),
             "mean_batch": (after["rows"] - before["rows"]) / batches if batches else 0.0}
+
+
+async def stats(c: aiohttp.ClientSession) -> dict:
+    async with c.get("/stats") as r:
+        return await r.json()
 
 
 def merge(cells: list[dict]) -> dict:
