@@ -244,6 +244,17 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def http_stack() -> str:
+    """The server's HTTP parser and event loop, as uvicorn's "auto" picks them (the servers
+    run in this Python): httptools and uvloop where installed, else h11 and asyncio."""
+    from importlib.metadata import version
+    from importlib.util import find_spec
+
+    parser = "httptools" if find_spec("httptools") else "h11"
+    loop = "uvloop" if find_spec("uvloop") else "asyncio"
+    return f"uvicorn {version('uvicorn')} ({parser}, {loop})"
+
+
 def machine(backend: str) -> str:
     words = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)"
     if backend.endswith("-cuda"):
@@ -305,7 +316,7 @@ def main() -> int:
             for s in servers.values():
                 s.stop()
         model_only = model_only_ratio(bundle, 1.0, a.backend, run, a.device)
-    print(banner)
+    print(f"{banner}\n{http_stack()}; load client aiohttp {aiohttp.__version__}")
     print(table(results))
     print(f"model alone ({model_only['backend']}, no HTTP): "
           f"{model_only['batch1_images_per_s']:,.0f} "
@@ -329,7 +340,8 @@ def main() -> int:
         "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
         "route": a.route, "encoding": a.encoding, "network": a.network, "size": a.size,
         "backend": model_only["backend"],
-        "server": banner, "max_batch": a.max_batch,
+        "server": banner, "http": http_stack(), "client": f"aiohttp {aiohttp.__version__}",
+        "max_batch": a.max_batch,
         "max_delay_ms": a.max_delay_ms, "results": results, "model_only": model_only,
         "target": {"ratio": TARGET_RATIO, "p99": TARGET_P99}, "target_met": met})
     return 0

@@ -11,7 +11,7 @@
 # and copy what comes back (gpu_check.json/.md, gpu_tests.xml/.txt, gpu_check.log,
 # train_throughput_cuda.json, serve_load-resnet18-*-pytorch.json) into bench/results/.
 # The server's web stack is not in the GPU machine's image either: its pure-Python wheels, the
-# versions installed here, go in .device/serve-wheels (a few hundred KB).
+# versions installed here, go in .device/serve-wheels (under 1 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=${STUDIO_MNIST_DIR:-../shared/data/mnist-t10k}
@@ -27,6 +27,13 @@ PY=${PYTHON:-.venv/bin/python}
   $("$PY" -m pip list --format=freeze 2>/dev/null \
     | grep -iE '^(starlette|uvicorn|python-multipart)==') \
   || echo "warning: no serving wheels (the serving step will say it was skipped)" >&2
+# httptools, uvicorn's C HTTP parser, is a compiled wheel: the GPU machine's CPython 3.12 one
+# (its image has uvloop already).
+"$PY" -m pip download -q --no-deps --only-binary=:all: -d .device/serve-wheels \
+  --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+  $("$PY" -m pip list --format=freeze 2>/dev/null | grep -iE '^httptools==') \
+  || echo "warning: no httptools wheel (the server there parses HTTP with h11)" >&2
 git check-ignore -q .device || { echo "error: .device is not git-ignored" >&2; exit 2; }
 du -sh .device
 echo "staged: carry [\".device\"] and run: bash bench/gpu_check.sh \$OUT"
