@@ -36,6 +36,8 @@ NOISE_SIGMAS = 3.0  # paper noise floor: this many robust standard deviations ab
 SPECK_FRACTION = 0.05  # components under this fraction of the largest one are specks...
 SPECK_MIN_PAGE = 64  # ...on pages this large (long side): an MNIST digit's stray pixel is ink
 FLAT_RANGE = 4.0  # a fitted background spanning less than this (0..255) counts as flat
+TIGHT_BORDER = 0.3  # a tight crop's paper holds all but this fraction of the border...
+TIGHT_CONTRAST = 4 * MIN_CONTRAST  # ...and its ink stands this far clear of the paper
 
 
 class EmptyDrawing(ValueError):
@@ -193,12 +195,45 @@ def clean_page(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
     floor = paper_mid + NOISE_SIGMAS * noise
     peak = _ink_peak(levels, paper_mid + NOISE_SIGMAS * _spread(levels[paper_mask]))
     if peak - floor < max(MIN_CONTRAST, NOISE_SIGMAS * noise):
-        raise EmptyDrawing()
+        tight = _clean_tight_crop(gray)
+        if tight is None:
+            raise EmptyDrawing()
+        return tight
     stretched = np.clip((ink_up - floor) * (255.0 / (peak - floor)), 0, 255)
     cleaned = _drop_specks(stretched)
     paper_level = float(np.median(smooth[paper_mask])) if paper_mask.any() else 0.0
     return (np.clip(cleaned + 0.5, 0, 255).astype(np.uint8), paper_level,
             paper_level + sign * peak, dark_ink)
+
+
+def _clean_tight_crop(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool] | None:
+    """clean_page() for a small image cut close to its digit (an upscaled 8x8 scan, a crop to
+    the ink's box), where the ink covers so much that the fitted paper takes it for paper.
+
+    Otsu's threshold splits the pixels and the side holding nearly all the border is the
+    paper. None where that is not clear: a border on both sides (a gradient or an empty page),
+    ink that does not stand well clear of the paper, or an image large enough to be a photo."""
+    if max(gray.shape) >= BLUR_FROM:
+        return None
+    threshold = otsu_threshold(gray.ravel())
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    light_border = float(np.mean(border > threshold))
+    if TIGHT_BORDER < light_border < 1 - TIGHT_BORDER:
+        return None
+    dark_ink = light_border >= 1 - TIGHT_BORDER
+    paper_side = gray > threshold if dark_ink else gray <= threshold
+    if paper_side.all() or not paper_side.any():
+        return None
+    sign = -1.0 if dark_ink else 1.0
+    paper = float(np.median(gray[paper_side]))
+    ink_up = sign * (gray - paper)
+    floor = NOISE_SIGMAS * _spread(ink_up[paper_side])
+    peak = float(np.percentile(ink_up[~paper_side], 95))
+    if peak - floor < TIGHT_CONTRAST:
+        return None
+    stretched = np.clip((ink_up - floor) * (255.0 / (peak - floor)), 0, 255)
+    return (np.clip(_drop_specks(stretched) + 0.5, 0, 255).astype(np.uint8), paper,
+            paper + sign * peak, dark_ink)
 
 
 def _exact_paper(gray: np.ndarray) -> float | None:
@@ -293,7 +328,12 @@ def _ink_peak(ink_up: np.ndarray, floor: float) -> float:
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold: the level that best splits the values into two classes."""
+    """Otsu's threshold: the level that best splits the values into two classes.
+
+    In float64: float32 values a few thousandths apart near 255 cannot be cut into 256 bins."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or float(np.ptp(values)) <= 1e-9 * max(1.0, float(np.abs(values).max())):
+        return float(values.min()) if values.size else 0.0
     hist, edges = np.histogram(values, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)

@@ -180,3 +180,43 @@ def test_clean_false_frames_without_cleaning():
     scan[1:7, 3:5] = 255  # a bar that covers much of a tiny scan
     out = normalize_digit(scan, "as-is", clean=False)
     assert ink_box(out, 51)[2] - ink_box(out, 51)[0] == 20 and out.max() == 255
+
+
+def test_a_digit_cut_close_to_its_ink_is_framed_like_its_padded_self():
+    """An 8x8 scan scaled up fills its image: its ink, not its paper, is the majority of
+    pixels near the border's level, and the fitted paper took it all for paper ("no ink")."""
+    from sklearn.datasets import load_digits
+
+    scans = load_digits().images[:300]
+    for size in (8, 28, 64):
+        diffs = []
+        for scan in scans:
+            tight = Image.fromarray(np.clip(scan * 16, 0, 255).astype(np.uint8)).resize(
+                (size, size), Image.Resampling.BICUBIC)
+            padded = np.pad(np.asarray(tight), size // 2)  # the same digit with paper round it
+            out, ref = normalize_digit(tight), normalize_digit(padded)
+            assert out.max() == 255 and out[0].max() == 0  # white ink framed on black
+            diffs.append(np.abs(out.astype(int) - ref.astype(int)).mean())
+        assert np.median(diffs) < 12, size  # the same digit (a blank frame would be ~35)
+    dark = 255 - np.asarray(Image.fromarray((scans[0] * 16).astype(np.uint8)).resize((28, 28)))
+    framed = frame_digit(dark)
+    assert framed.dark_ink and framed.inverted and framed.image[0].max() == 0
+
+
+@pytest.mark.parametrize("page", ["gradient", "noise", "flat"])
+def test_a_small_page_without_a_digit_stays_empty(page):
+    """The close-crop reading refuses a split that is not paper round ink."""
+    rng = np.random.default_rng(0)
+    pages = {"gradient": np.tile(np.linspace(0, 255, 28), (28, 1)),
+             "noise": np.clip(128 + 40 * rng.standard_normal((28, 28)), 0, 255),
+             "flat": np.full((28, 28), 200.0)}
+    with pytest.raises(EmptyDrawing):
+        frame_digit(pages[page].astype(np.float32))
+
+
+def test_otsu_splits_values_too_close_for_float32_bins():
+    from engine.images.framing import otsu_threshold
+
+    values = np.array([253.48854, 253.49173], dtype=np.float32)  # from a 64x64 scaled scan
+    assert 253.48 <= otsu_threshold(values) <= 253.5
+    assert otsu_threshold(np.full(5, 7.0, np.float32)) == 7.0
