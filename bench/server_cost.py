@@ -11,7 +11,8 @@ alone: its process's CPU time (user + system, all threads, from /proc) over the 
    (testkit/streamlit_protocol.py), each opening Home, Job, Compare and Lab in turn; a view's
    latency runs from connecting to the script's end. It prints server CPU ms per view, views/s
    per core (views / server CPU seconds) and latency p50 / p95. A training job runs all the
-   while: its images/s in the 10 s before each pass is the baseline of the ratio beside it.
+   while: its images/s in the 10 s before and the 10 s after each pass (their mean) is the
+   baseline of the ratio beside it.
    Two load models: "stress", each session opening its next page the moment the last one
    ends (zero think time: the server runs flat out on one core, so beside it a training job
    on the other cores gets the scheduler's fair share whatever a view costs), and "class",
@@ -242,8 +243,15 @@ def main() -> int:
                     during = train_rate(running, home, until=lambda n=n, t=think, r=reload,
                                         box=box: box.update(r=asyncio.run(protocol_pass(
                                             url, proc.pid, paths, n, a.rounds, token, t, r))))
-                    row = {**box["r"], "train_baseline": baseline, "train_during": during,
-                           "train_ratio": during / baseline if baseline else None}
+                    after = train_rate(running, home, seconds=10)
+                    # The baseline brackets the pass (the mean of the 10 s before and after):
+                    # the machine's other users change the job's speed alone by up to 30%
+                    # within minutes, and one side alone carried that drift into the ratio.
+                    row = {**box["r"], "train_before": baseline, "train_after": after,
+                           "train_during": during}
+                    baseline = (baseline + after) / 2
+                    row.update(train_baseline=baseline,
+                               train_ratio=during / baseline if baseline else None)
                     passes.append(row)
                     print(json.dumps(row), flush=True)
             jobs.cancel(running, home=home)
