@@ -210,9 +210,10 @@ def _clean_tight_crop(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool]
     """clean_page() for a small image cut close to its digit (an upscaled 8x8 scan, a crop to
     the ink's box), where the ink covers so much that the fitted paper takes it for paper.
 
-    Otsu's threshold splits the pixels and the side holding nearly all the border is the
-    paper. None where that is not clear: a border on both sides (a gradient or an empty page),
-    ink that does not stand well clear of the paper, or an image large enough to be a photo."""
+    Otsu's threshold splits the pixels and the side holding most of the border (70%: such a
+    digit touches it) is the paper. None where that is not clear: a border split about evenly
+    (a gradient, a noisy empty page), ink that does not stand well clear of the paper, or an
+    image large enough to be a photo."""
     if max(gray.shape) >= BLUR_FROM:
         return None
     threshold = otsu_threshold(gray.ravel())
