@@ -25,6 +25,7 @@ import onnxruntime as ort
 from engine.networks import build_network
 from engine.networks.zoo import zoo_spec
 from engine.state.workspace import atomic_write_json
+from trt.bench import sample_calls
 from trt.onnx_export import onnx_bytes
 from trt.runtime import ORT_LEVELS, OnnxRunner, ort_session_options
 
@@ -35,12 +36,9 @@ BATCHES = (1, 8, 32)
 
 
 def rate(session: ort.InferenceSession, x: np.ndarray, seconds: float) -> float:
-    session.run(None, {"input": x})
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        session.run(None, {"input": x})
-        calls += 1
-    return calls * len(x) / (time.perf_counter() - start)
+    """Images/s over the timed calls (trt.bench's loop: warm-up, then `seconds` of calls)."""
+    times = sample_calls(lambda: session.run(None, {"input": x}), seconds, min_reps=1)
+    return len(times) * len(x) / sum(times)
 
 
 def measure(network: str, size: int, seconds: float, rounds: int) -> dict:
