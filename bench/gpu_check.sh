@@ -112,9 +112,9 @@ timeout "$(limit_of figures)" "$PY" bench/gpu_check.py --out "$OUT" "${FIGURES_A
 STATUS[figures]="exit $?"
 
 # 3b. Serving where batching pays (issue 28): the server's pytorch backend on the GPU (the
-# machine has PyTorch, no TensorRT). Its web stack (starlette, uvicorn, python-multipart) is
-# not in the GPU machine's image: bench/stage_device.sh carries the wheels, installed into a
-# folder of their own (the image stays as it is).
+# machine has PyTorch, no TensorRT). Its web stack (starlette, uvicorn, python-multipart,
+# httptools) is not in the GPU machine's image: bench/stage_device.sh carries the wheels,
+# installed into a folder of their own (the image stays as it is).
 serve_site=$(mktemp -d)
 if "$PY" -c "import starlette, uvicorn" 2>/dev/null \
     || { compgen -G ".device/serve-wheels/*.whl" >/dev/null \

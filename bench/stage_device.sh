@@ -23,16 +23,16 @@ cp "$SRC"/t10k-*-ubyte.gz .device/mnist-t10k/
 chmod u+w .device/mnist-t10k/*
 mkdir -p .device/serve-wheels
 PY=${PYTHON:-.venv/bin/python}
+installed=$("$PY" -m pip list --format=freeze 2>/dev/null)
 "$PY" -m pip download -q --no-deps --only-binary=:all: -d .device/serve-wheels \
-  $("$PY" -m pip list --format=freeze 2>/dev/null \
-    | grep -iE '^(starlette|uvicorn|python-multipart)==') \
+  $(grep -iE '^(starlette|uvicorn|python-multipart)==' <<<"$installed") \
   || echo "warning: no serving wheels (the serving step will say it was skipped)" >&2
 # httptools, uvicorn's C HTTP parser, is a compiled wheel: the GPU machine's CPython 3.12 one
 # (its image has uvloop already).
 "$PY" -m pip download -q --no-deps --only-binary=:all: -d .device/serve-wheels \
   --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
-  $("$PY" -m pip list --format=freeze 2>/dev/null | grep -iE '^httptools==') \
+  $(grep -iE '^httptools==' <<<"$installed") \
   || echo "warning: no httptools wheel (the server there parses HTTP with h11)" >&2
 git check-ignore -q .device || { echo "error: .device is not git-ignored" >&2; exit 2; }
 du -sh .device
