@@ -316,7 +316,8 @@ def main() -> int:
             for s in servers.values():
                 s.stop()
         model_only = model_only_ratio(bundle, 1.0, a.backend, run, a.device)
-    print(f"{banner}\n{http_stack()}; load client aiohttp {aiohttp.__version__}")
+    http, client = http_stack(), f"aiohttp {aiohttp.__version__}"
+    print(f"{banner}\n{http}; load client {client}")
     print(table(results))
     print(f"model alone ({model_only['backend']}, no HTTP): "
           f"{model_only['batch1_images_per_s']:,.0f} "
@@ -340,7 +341,7 @@ def main() -> int:
         "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
         "route": a.route, "encoding": a.encoding, "network": a.network, "size": a.size,
         "backend": model_only["backend"],
-        "server": banner, "http": http_stack(), "client": f"aiohttp {aiohttp.__version__}",
+        "server": banner, "http": http, "client": client,
         "max_batch": a.max_batch,
         "max_delay_ms": a.max_delay_ms, "results": results, "model_only": model_only,
         "target": {"ratio": TARGET_RATIO, "p99": TARGET_P99}, "target_met": met})
