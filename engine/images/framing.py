@@ -199,11 +199,8 @@ def clean_page(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
         if tight is None:
             raise EmptyDrawing()
         return tight
-    stretched = np.clip((ink_up - floor) * (255.0 / (peak - floor)), 0, 255)
-    cleaned = _drop_specks(stretched)
     paper_level = float(np.median(smooth[paper_mask])) if paper_mask.any() else 0.0
-    return (np.clip(cleaned + 0.5, 0, 255).astype(np.uint8), paper_level,
-            paper_level + sign * peak, dark_ink)
+    return _stretch(ink_up, floor, peak), paper_level, paper_level + sign * peak, dark_ink
 
 
 def _clean_tight_crop(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool] | None:
@@ -232,9 +229,7 @@ def _clean_tight_crop(gray: np.ndarray) -> tuple[np.ndarray, float, float, bool]
     peak = float(np.percentile(ink_up[~paper_side], 95))
     if peak - floor < TIGHT_CONTRAST:
         return None
-    stretched = np.clip((ink_up - floor) * (255.0 / (peak - floor)), 0, 255)
-    return (np.clip(_drop_specks(stretched) + 0.5, 0, 255).astype(np.uint8), paper,
-            paper + sign * peak, dark_ink)
+    return _stretch(ink_up, floor, peak), paper, paper + sign * peak, dark_ink
 
 
 def _exact_paper(gray: np.ndarray) -> float | None:
@@ -256,9 +251,7 @@ def _clean_flat(gray: np.ndarray, level: float) -> tuple[np.ndarray, float, floa
     peak = float(ink_up.max())
     if peak < MIN_CONTRAST:
         raise EmptyDrawing()
-    cleaned = _drop_specks(ink_up * (255.0 / peak))
-    return (np.clip(cleaned + 0.5, 0, 255).astype(np.uint8), level,
-            level - peak if dark_ink else level + peak, dark_ink)
+    return _stretch(ink_up, 0.0, peak), level, level - peak if dark_ink else level + peak, dark_ink
 
 
 def fit_background(gray: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, bool, np.ndarray]:
@@ -344,6 +337,12 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mean0 - mean1) ** 2
     return float(centres[int(np.argmax(between))])
+
+
+def _stretch(ink_up: np.ndarray, floor: float, peak: float) -> np.ndarray:
+    """Step 3 and 4: `floor` -> 0 and `peak` -> 255 (clipped), specks dropped, as uint8."""
+    stretched = np.clip((ink_up - floor) * (255.0 / (peak - floor)), 0, 255)
+    return np.clip(_drop_specks(stretched) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _drop_specks(stretched: np.ndarray) -> np.ndarray:
