@@ -24,5 +24,13 @@ def open_page(at: AppTest, name: str, **query: str) -> AppTest:
     return at.switch_page(f"routes/{name}.py").run()
 
 
+def open_job(at: AppTest, job_id: str, tab: str = "Evaluation") -> AppTest:
+    """The Job page of a trained job at rest with one of its lazy tabs open."""
+    from dashboard.views.job import TAB_KEY
+
+    at.session_state[TAB_KEY] = tab
+    return open_page(at, "job", id=job_id)
+
+
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]

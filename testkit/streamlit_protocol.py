@@ -47,6 +47,7 @@ class Session:
         self.cookies = cookies or {}
         self.timeout = timeout
         self._ws = None
+        self.tabs: dict[str, str] = {}  # a keyed st.tabs' key -> its widget id, as last seen
 
     async def __aenter__(self) -> Session:
         self._ws = await websockets.connect(
@@ -58,12 +59,20 @@ class Session:
     async def __aexit__(self, *exc) -> None:
         await self._ws.close()
 
-    async def view(self, path: str = "", query: str = "") -> View:
-        """Run `path`?`query` ("" the default page) and wait for the script's end."""
+    async def view(self, path: str = "", query: str = "", *,
+                   tabs: dict[str, str] | None = None) -> View:
+        """Run `path`?`query` ("" the default page) and wait for the script's end. `tabs`
+        ({key: label}) opens tabs of keyed lazy st.tabs seen in this session's last view of
+        the page, as a click on each does (widgets not named keep their defaults)."""
         start = time.perf_counter()
         msg = BackMsg()
         msg.rerun_script.query_string = query
         msg.rerun_script.page_name = path
+        for key, label in (tabs or {}).items():
+            if key not in self.tabs:
+                raise KeyError(f"no st.tabs with key {key!r} in the last view")
+            state = msg.rerun_script.widget_states.widgets.add()
+            state.id, state.string_value = self.tabs[key], label
         await self._ws.send(msg.SerializeToString())
         messages = deltas = 0
         exception = None
@@ -79,6 +88,9 @@ class Session:
                     kind = fwd.WhichOneof("type")
                     if kind == "delta":
                         deltas += 1
+                        block = fwd.delta.add_block
+                        if block.WhichOneof("type") == "tab_container" and block.id:
+                            self.tabs[block.id.split("-", 2)[-1]] = block.id
                         element = fwd.delta.new_element
                         if element.WhichOneof("type") == "exception" and exception is None:
                             exception = element.exception.message

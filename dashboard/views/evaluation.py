@@ -202,7 +202,8 @@ def _add_to_training_data(job: jobs.LiveJob, ev: Evaluation, dataset: Any) -> No
     dataset_versions.add_mistakes(job, ev.confident_mistakes(limit=n), dataset)
 
 
-def _evaluation(job: jobs.LiveJob) -> None:
+def render(job: jobs.LiveJob) -> None:
+    """The Job page's Evaluation tab."""
     job_id = job.id
     task_progress.show(job_id, "engine.evaluate", "Evaluation", key="ev_cancel")
     tasks = jobs.list_tasks(job_id, "engine.evaluate")
@@ -332,9 +333,8 @@ def _classify_results(task: jobs.LiveJob) -> None:
                     title="Confusion matrix of the uploads")
 
 
-
-
-def _classify_many(job: jobs.LiveJob) -> None:
+def classify_many(job: jobs.LiveJob) -> None:
+    """The Job page's Classify many tab."""
     st.caption("Classify a zip or a batch of images with this job's best checkpoint; with "
                "labels, see accuracy and a confusion matrix. Runs as a job, so thousands of "
                "images are fine.")
@@ -343,15 +343,3 @@ def _classify_many(job: jobs.LiveJob) -> None:
                                 key="cm_cancel")
     if latest is not None and latest.status == "done":
         _classify_results(latest)
-
-
-def render(job: jobs.LiveJob) -> None:
-    """The Evaluation and Classify-many tabs of a trained job with a best checkpoint."""
-    tab_eval, tab_many = st.tabs(["Evaluation", "Classify many"], key="job_tab",
-                                 on_change="rerun")  # lazy: only the open tab is drawn
-    if tab_eval.open:
-        with tab_eval:
-            _evaluation(job)
-    if tab_many.open:
-        with tab_many:
-            _classify_many(job)

@@ -1,7 +1,8 @@
 """A job's page: live status, progress, ETA and charts; cancel, resume, clone, delete and
 download. The live part is a fragment that polls while the job can still change: every second
 while it is queued or running, every few seconds otherwise (another tab may resume it); when
-its status changes, the whole page is drawn again so the buttons match."""
+its status changes, the whole page is drawn again so the buttons match. A trained job at rest
+has lazy tabs (Training, Evaluation, Classify many): only the open one is drawn."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from engine.text import format_duration
 ACTIVE_POLL_S = 1.0
 AT_REST_POLL_S = 3.0
 RENDERED = "job_rendered_status"  # (job id, status) the full page was last drawn with
+TABS = ["Training", "Evaluation", "Classify many"]  # a trained job at rest; the first opens
+TAB_KEY = "job_tab"  # st.session_state[TAB_KEY] names the open one
 
 
 def _choose_job() -> str | None:
@@ -233,11 +236,23 @@ def render() -> None:
     _entry(job)
     active = job.status in jobs.ACTIVE
     st.session_state[RENDERED] = (job_id, job.status)
-    cpu_budget.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)(job_id)
+    live = cpu_budget.fragment(_live, run_every=ACTIVE_POLL_S if active else AT_REST_POLL_S)
     # Evaluation needs a best checkpoint and a job at rest; task jobs (evaluations, exports)
     # have no checkpoint of their own.
-    if not active and job.kind == "train" \
-            and (jobs.job_dir(job_id) / "best.pt").exists():
-        evaluation.render(job)
+    if active or not (jobs.job_dir(job_id) / "best.pt").exists():
+        live(job_id)
+    else:
+        # Lazy tabs, only the open one drawn: the evaluation was 55% of the page's server CPU
+        # when it was drawn below the charts on every view (bench/server_cost.py).
+        training, evaluated, many = st.tabs(TABS, key=TAB_KEY, on_change="rerun")
+        if training.open:
+            with training:
+                live(job_id)
+        if evaluated.open:
+            with evaluated:
+                evaluation.render(job)
+        if many.open:
+            with many:
+                evaluation.classify_many(job)
     with st.expander("Configuration"):
         st.json(cfg)

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from engine import jobs
 from engine.inference.predictor import Predictor
-from testkit.apptest import app, open_page
+from testkit.apptest import app, open_job
 from testkit.finished_jobs import finished_job
 
 
@@ -25,7 +25,7 @@ def test_evaluation_tab_shows_the_reliability_diagram_and_ece(jobs_home):
     job_id = finished_job(jobs_home)
     [stored] = jobs.job_evaluations(job_id)
     cal = stored["calibration"]
-    at = open_page(app("alice"), "job", id=job_id)
+    at = open_job(app("alice"), job_id)
     assert not at.exception, at.exception
     assert any(s.value == "Calibration" for s in at.subheader)
     metrics = {m.label: m.value for m in at.metric}
@@ -45,7 +45,7 @@ def test_evaluation_tab_shows_the_reliability_diagram_and_ece(jobs_home):
 
 def test_calibrate_button_fits_t_and_the_tab_shows_ece_before_and_after(jobs_home):
     job_id = finished_job(jobs_home)
-    at = open_page(app("alice"), "job", id=job_id)
+    at = open_job(app("alice"), job_id)
     at.button(key="cal_submit").click().run()
     assert not at.exception, at.exception
     [task] = jobs.list_tasks(job_id, "engine.calibrate")
@@ -55,7 +55,7 @@ def test_calibrate_button_fits_t_and_the_tab_shows_ece_before_and_after(jobs_hom
     t = done["result"]["temperature"]
     assert Predictor(jobs.job_dir(job_id) / "best.pt").contract.temperature == t != 1.0
 
-    at = open_page(app("alice"), "job", id=job_id)
+    at = open_job(app("alice"), job_id)
     assert not at.exception, at.exception
     newest = jobs.job_evaluations(job_id)[0]["calibration"]
     assert newest["temperature"] == t

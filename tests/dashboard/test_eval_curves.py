@@ -13,7 +13,7 @@ from dashboard.views import evaluation
 from engine import jobs
 from engine.evaluation import curves, probes
 from engine.evaluation.evaluate import load_evaluation
-from testkit.apptest import app, open_page
+from testkit.apptest import app, open_job
 from testkit.digit_images import digit_photo
 from testkit.finished_jobs import finished_job
 
@@ -22,7 +22,7 @@ def job_page(job_id: str, user: str = "alice", section: str = "PR / ROC curves")
     """The job's page with the Evaluation tab's `section` open."""
     at = app(user)
     at.session_state[evaluation.SECTIONS_KEY] = section
-    return open_page(at, "job", id=job_id)
+    return open_job(at, job_id)
 
 
 def curve_chart(at: AppTest):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine import jobs
-from testkit.apptest import app, open_page
+from testkit.apptest import app, open_job
 from testkit.finished_jobs import finished_job
 
 
@@ -21,7 +21,7 @@ def most_confused(job_id: str) -> tuple[int, int, np.ndarray]:
 def test_each_evaluation_opens_on_its_most_frequent_confusion(jobs_home):
     first = finished_job(jobs_home, epochs=1)
     second = finished_job(jobs_home, epochs=2)
-    at = open_page(app(), "job", id=first)
+    at = open_job(app(), first)
     assert not at.exception, at.exception
     _, _, cm = most_confused(first)
     empty = next((t, p) for t in range(10) for p in range(10) if t != p and cm[t, p] == 0)
@@ -29,7 +29,7 @@ def test_each_evaluation_opens_on_its_most_frequent_confusion(jobs_home):
     at.selectbox(key="ev_pred").set_value(empty[1]).run()
     assert any(c.value.startswith("0 image(s)") for c in at.caption)
 
-    at = open_page(at, "job", id=second)  # same session, another job's evaluation
+    at = open_job(at, second)  # same session, another job's evaluation
     assert not at.exception, at.exception
     t, p, cm2 = most_confused(second)
     assert (at.selectbox(key="ev_true").value, at.selectbox(key="ev_pred").value) == (t, p)

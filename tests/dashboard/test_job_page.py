@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 from contextlib import closing
 
+from dashboard.views.job import TAB_KEY
 from engine import jobs
 from engine.jobs import scheduler_alive
 from engine.state import store
 from testkit.apptest import app, errors, open_page
+from testkit.finished_jobs import finished_job
 
 
 def _fake_running(job_id, home, **progress):
@@ -91,3 +93,25 @@ def test_two_jobs_of_one_name_and_minute_are_told_apart_in_the_picker(jobs_home)
     assert len(set(options)) == len(options) == 2
     assert {o.rsplit(" · ", 1)[1] for o in options} == {a[-6:], b[-6:]}
     assert at.selectbox(key="job_pick").value == a
+
+
+def test_a_trained_job_opens_on_training_and_draws_its_evaluation_when_asked(jobs_home):
+    """Lazy tabs: the Training tab (curves, progress) opens first and the evaluation is not
+    drawn until its tab is, which was most of the page's server CPU (issue 28)."""
+    job_id = finished_job(jobs_home)
+    at = open_page(app("alice"), "job", id=job_id)
+    assert not at.exception, at.exception
+    assert at.session_state[TAB_KEY] == "Training"
+    specs = [c.proto.spec for c in at.get("vega_lite_chart")]
+    assert len(specs) == 5 and any("per class" in s for s in specs)  # loss, acc, lr, img/s
+    assert not any("Confusion matrix" in s for s in specs)
+    assert [b.proto.text for b in at.get("progress")] == ["100%"]
+    assert not any(s.value == "Calibration" for s in at.subheader)
+
+    at.session_state[TAB_KEY] = "Evaluation"
+    at.run()
+    specs = [c.proto.spec for c in at.get("vega_lite_chart")]
+    assert any("Confusion matrix" in s for s in specs) and len(specs) == 2
+    assert any(s.value == "Calibration" for s in at.subheader)
+    assert not at.get("progress")
+

@@ -14,7 +14,7 @@ from engine.datasets import open_dataset
 from engine.datasets.versions import version_info
 from engine.evaluation import probes
 from engine.evaluation.evaluate import load_evaluation
-from testkit.apptest import app, errors, open_page
+from testkit.apptest import app, errors, open_job, open_page
 from testkit.finished_jobs import finished_job
 
 
@@ -36,7 +36,7 @@ def test_add_a_mistake_to_training_data_then_retrain(jobs_home):
     job_id = finished_job(jobs_home)
     mistake = load_evaluation(jobs.job_dir(job_id)).confident_mistakes(16)[0]
     index, fixed = mistake["index"], (mistake["true"] + 1) % 10
-    at = open_page(app(), "job", id=job_id)
+    at = open_job(app(), job_id)
     assert not at.exception and not errors(at)
     at.toggle(key="dv_mistakes_open").set_value(True).run()
     at.checkbox(key=f"dv_add_{index}").check().run()
