@@ -180,7 +180,11 @@ def render() -> None:
     st.subheader("Settings")
     table = settings_table(selected)
     diff = differing_rows(table)
-    only_diff = st.toggle("Only the settings that differ", value=False, key="cmp_only_diff")
-    shown = table.loc[diff] if only_diff else table
-    st.caption(f"{len(diff)} setting(s) differ (highlighted).")
-    st.dataframe(highlighted(shown, diff), width="stretch")
+    st.caption(f"{len(diff)} setting(s) differ" + (":" if diff else "."))
+    if diff:
+        st.dataframe(table.loc[diff], width="stretch")
+    # Lazy: styling the whole table was half of the page's server CPU (bench/server_cost.py).
+    everything = st.expander(f"All {len(table)} settings (the differing ones highlighted)",
+                             key="cmp_all_settings", on_change="rerun")
+    if everything.open:
+        everything.dataframe(highlighted(table, diff), width="stretch")

@@ -57,6 +57,7 @@ def test_home_and_compare_show_names(home):
 
     at = app()
     at.session_state["compare_ids"] = [base, wide]
+    at.session_state["cmp_all_settings"] = True  # the expander of every setting, open
     at = open_page(at, "compare")
     assert not at.exception and not errors(at)
     metrics = at.dataframe[0].value
