@@ -1,9 +1,9 @@
 """The dashboard server's share of the CPU while jobs run on it (issue 28).
 
 On a machine without a GPU the dashboard and the training jobs share the cores. A page view
-costs the server some 25 ms of CPU, so twenty students who click without pause keep it busy on
-a whole core, and a training job beside it lost a third of its speed: torch's threads meet at
-a barrier after every operator, so one thread held off its core stalls the others
+costs the server some 15-20 ms of CPU, so twenty students who click without pause keep it
+busy on a whole core, and a training job beside it lost a third of its speed: torch's threads
+meet at a barrier after every operator, so one thread held off its core stalls the others
 (bench/cpu_contention.py), and niceness cannot shift that across the kernel's per-session
 groups. So while a job runs on the CPU the server admits page runs (and fragments' reruns) at
 up to `share` cores of its own CPU time (all threads; a token bucket over the process's CPU
@@ -11,7 +11,7 @@ clock, first come first served, two runs at once, a long one counting for 0.2 s)
 a load views queue for a moment instead of stalling the training. With no job on the CPU,
 or a share of 0, nothing waits.
 
-STUDIO_SERVER_CPU_SHARE sets the share in cores (default 0.35; 0 turns it off). Each replica
+STUDIO_SERVER_CPU_SHARE sets the share in cores (default 0.25; 0 turns it off). Each replica
 of `make replicas` keeps its own.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 SETTING = "STUDIO_SERVER_CPU_SHARE"
-DEFAULT_SHARE = 0.35  # met both stress targets in 3 of 3 passes; 0.4 in 2 of 6 (docs)
+DEFAULT_SHARE = 0.25  # met both stress targets in 5 of 5 passes; 0.3 in 0 of 2 (docs)
 BURST_S = 0.25  # CPU seconds a quiet server may spend at once: one student never waits
 MAX_WAIT_S = 1.0  # a one-off cost (the start's imports, a big upload) delays no view longer
 CONCURRENT = 2  # runs admitted at once while the budget holds...
