@@ -62,8 +62,9 @@ class Session:
     async def view(self, path: str = "", query: str = "", *,
                    tabs: dict[str, str] | None = None) -> View:
         """Run `path`?`query` ("" the default page) and wait for the script's end. `tabs`
-        ({key: label}) opens tabs of keyed lazy st.tabs seen in this session's last view of
-        the page, as a click on each does (widgets not named keep their defaults)."""
+        ({key: label}) opens tabs of keyed lazy st.tabs this session has seen (their widget
+        ids, as last drawn), as a click on each does (widgets not named keep their defaults).
+        A new Session's first view is a reload's; its seconds count from sending."""
         start = time.perf_counter()
         msg = BackMsg()
         msg.rerun_script.query_string = query
@@ -103,14 +104,3 @@ class Session:
             pass
         return View(time.perf_counter() - start, messages, deltas, status, exception)
 
-
-async def view(base_url: str, path: str = "", query: str = "", *,
-               cookies: dict[str, str] | None = None, timeout: float = 120.0) -> View:
-    """Open `base_url`/`path`?`query` as a new browser session would (a reload) and wait for
-    its run: the seconds count from connecting. `path` is the page's url_path
-    (st.navigation), "" for the default page."""
-    start = time.perf_counter()
-    async with Session(base_url, cookies=cookies, timeout=timeout) as tab:
-        seen = await tab.view(path, query)
-    return View(time.perf_counter() - start, seen.messages, seen.deltas, seen.finished,
-                seen.exception)
