@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -12,15 +10,19 @@ import pandas as pd
 import streamlit as st
 from streamlit import dataframe_util
 
+from dashboard.cache_keys import fingerprint
+
 EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")  # whole epochs, not 1.1, 1.2...
 
 
-@st.cache_data(max_entries=1000, show_spinner=False)
+@st.cache_resource(max_entries=1000, show_spinner=False)
 def _spec(name: str, key: Any, _args: tuple, _build: Callable[..., alt.Chart]
           ) -> dict[str, Any]:
     """The chart's Vega-Lite spec, its inline datasets already as the Arrow bytes Streamlit
     sends (it skips converting bytes; rows as dicts it would turn into a DataFrame and then
-    Arrow on every draw, and the cache would unpickle them on every read)."""
+    Arrow on every draw). A resource, not data: one spec shared by every rerun instead of an
+    unpickled copy per draw (a third of a finished job's charts); Streamlit copies a spec
+    before changing it (it only fills a null legend title in place, the same every time)."""
     spec = _build(*_args).to_dict()
     if spec.get("datasets"):
         spec["datasets"] = {ds: dataframe_util.convert_anything_to_arrow_bytes(rows)
@@ -28,27 +30,12 @@ def _spec(name: str, key: Any, _args: tuple, _build: Callable[..., alt.Chart]
     return spec
 
 
-def _fingerprint(args: tuple) -> Any:
-    """What the cache keys a chart's arguments by: a digest of their pickle (C-fast; Streamlit's
-    own hashing walks lists of dicts in Python, a tenth of a finished job's page), or the
-    arguments themselves for Streamlit to hash where they do not pickle."""
-    try:
-        # Pickled once more after a round trip: a pickle records which equal objects are one
-        # object, so a builder's own value and the cache's copy of it (st.cache_data returns the
-        # original on a miss, copies after) would digest apart and draw the chart twice.
-        dump = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
-        dump = pickle.dumps(pickle.loads(dump), protocol=pickle.HIGHEST_PROTOCOL)
-        return hashlib.blake2b(dump, digest_size=16).hexdigest()
-    except Exception:  # noqa: BLE001 - anything unpicklable is hashed the slow way
-        return args
-
-
 def draw(where: Any, build: Callable[..., alt.Chart], *args: Any, **options: Any) -> Any:
     """Draw `build(*args)` with `where.vega_lite_chart(spec, **options)` (width "stretch" unless
     given). The spec is cached on the builder and its arguments (what the chart shows), so a
     rerun that draws the same chart again skips Altair's construction, validation and
     conversion: most of a finished job's page's server CPU (bench/server_cost.py)."""
-    spec = _spec(f"{build.__module__}.{build.__qualname__}", _fingerprint(args), args, build)
+    spec = _spec(f"{build.__module__}.{build.__qualname__}", fingerprint(args), args, build)
     return where.vega_lite_chart(spec, **{"width": "stretch", **options})
 
 

@@ -1,10 +1,13 @@
 """Galleries of dataset images (the Evaluation tab's pairs, mistakes, top images per class and
 threshold images): each image enlarged pixel for pixel and PNG-encoded once per dataset and
 indexes, so a rerun that shows the same images again sends cached bytes instead of encoding
-every picture anew (bench/server_cost.py: a tenth of a finished job's page)."""
+every picture anew (bench/server_cost.py: a tenth of a finished job's page). They go to the
+browser inline, as data URIs: a thumbnail is a few hundred bytes, and as media files each one
+cost the server a PIL header parse, a digest and an HTTP request of its own per view."""
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -41,9 +44,20 @@ def dataset_images(dataset: Any, indexes: Sequence[int], px: int = THUMB_PX) -> 
     return _pngs(str(dataset.path), tuple(int(i) for i in indexes), px, dataset)
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)  # strings: shared, not copied
+def _uris(dataset_path: str, indexes: tuple[int, ...], px: int, _dataset: Any) -> list[str]:
+    return ["data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            for png in _pngs(dataset_path, indexes, px, _dataset)]
+
+
+def image_uris(dataset: Any, indexes: Sequence[int], px: int = THUMB_PX) -> list[str]:
+    """dataset_images as data URIs (what a gallery sends)."""
+    if len(indexes) == 0:
+        return []
+    return _uris(str(dataset.path), tuple(int(i) for i in indexes), px, dataset)
+
+
 def show(where: Any, dataset: Any, indexes: Sequence[int], captions: list[str],
          px: int = THUMB_PX) -> None:
     """A row-wrapped gallery of the dataset's images at `indexes` with their captions."""
-    # output_format PNG: with "auto", Streamlit re-encodes an opaque PNG as JPEG every run.
-    where.image(dataset_images(dataset, indexes, px), caption=captions, width=px,
-                output_format="PNG")
+    where.image(image_uris(dataset, indexes, px), caption=captions, width=px)

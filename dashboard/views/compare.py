@@ -11,13 +11,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, session, widgets
+from dashboard import charts, session, tables, widgets
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.networks import SpecError
 from engine.networks.diff import network_diff
 
 HIGHLIGHT = "background-color: #fff3b0; font-weight: 600"
+# A diff validates both networks layer by layer: once per pair of specs, not every view.
+_network_diff = st.cache_data(network_diff, max_entries=256, show_spinner=False)
 
 
 def flatten(config: dict[str, Any], prefix: str = "",
@@ -43,10 +45,15 @@ def flatten(config: dict[str, Any], prefix: str = "",
     return out
 
 
-def settings_table(selected: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per setting, one column per job."""
+def settings_columns(selected: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each job's settings, flattened, by the job's label."""
     names = widgets.dataset_names()
-    columns = {_label(j, selected): flatten(j.config, dataset_names=names) for j in selected}
+    return {_label(j, selected): flatten(j.config, dataset_names=names) for j in selected}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def settings_table(columns: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per setting, one column per job (cached: building it was a sixth of the page)."""
     # Plain Python strings (object columns): pandas' Arrow-backed str dtype made each per-cell
     # step below several times slower, for a table of a few dozen cells.
     return pd.DataFrame(columns).map(str).astype(object)
@@ -69,7 +76,8 @@ def highlighted(table: pd.DataFrame, rows: list[str]) -> pd.io.formats.style.Sty
     return table.style.apply(lambda _: css, axis=None)
 
 
-def final_metrics(selected: list[dict[str, Any]]) -> pd.DataFrame:
+def metric_rows(selected: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each job's final metrics, by the job's label."""
     rows = {}
     for j in selected:
         metrics = j.metrics or []
@@ -83,7 +91,17 @@ def final_metrics(selected: list[dict[str, Any]]) -> pd.DataFrame:
                                      "last train loss": last.get("train_loss"),
                                      "held-out accuracy": held.get("accuracy"),
                                      "images/s": last.get("images_per_s")}
+    return rows
+
+
+def final_metrics(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")  # one row per job: typed columns
+
+
+def differing_settings(columns: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The settings table's rows that differ."""
+    table = settings_table(columns)
+    return table.loc[differing_rows(table)]
 
 
 METRIC_COLUMNS = {
@@ -126,8 +144,8 @@ def network_changes(selected: list[dict[str, Any]]) -> dict[str, list[str]]:
     out = {}
     for j in selected[1:]:
         try:
-            out[_label(j, selected)] = network_diff(first.config["network"],
-                                                    j.config["network"], shape, classes)
+            out[_label(j, selected)] = _network_diff(first.config["network"],
+                                                     j.config["network"], shape, classes)
         except (SpecError, ValueError, KeyError) as e:
             out[_label(j, selected)] = [f"(cannot compare: {e})"]
     return out
@@ -163,7 +181,8 @@ def render() -> None:
     charts.draw(c2, charts.overlaid, curves, "val_loss", "Validation loss")
 
     st.subheader("Final metrics")
-    st.dataframe(final_metrics(selected), width="stretch", column_config=METRIC_COLUMNS)
+    tables.draw(st, final_metrics, metric_rows(selected), width="stretch",
+                column_config=METRIC_COLUMNS)
     _lineages(selected)
 
     changes = network_changes(selected)
@@ -178,11 +197,12 @@ def render() -> None:
                             + "\n".join(f"- {_md(line)}" for line in lines))
 
     st.subheader("Settings")
-    table = settings_table(selected)
+    columns = settings_columns(selected)
+    table = settings_table(columns)
     diff = differing_rows(table)
     st.caption(f"{len(diff)} setting(s) differ" + (":" if diff else "."))
     if diff:
-        st.dataframe(table.loc[diff], width="stretch")
+        tables.draw(st, differing_settings, columns, width="stretch")
     # Lazy: styling the whole table was half of the page's server CPU (bench/server_cost.py).
     everything = st.expander(f"All {len(table)} settings (the differing ones highlighted)",
                              key="cmp_all_settings", on_change="rerun")

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, cpu_budget, gallery, session, task_progress
+from dashboard import charts, cpu_budget, gallery, session, tables, task_progress
 from dashboard.views import calibration
 from dashboard.views import curves as curves_view
 from dashboard.views import embedding as embedding_view
@@ -125,9 +125,9 @@ def _metrics(summary: dict[str, Any]) -> None:
     cols[4].metric("Images", f"{summary['images']:,}")
 
 
-def per_class_table(summary: dict[str, Any]) -> pd.DataFrame:
-    df = pd.DataFrame(summary["per_class"], columns=["class", "precision", "recall", "f1",
-                                                      "support"])
+def per_class_table(per_class: list[dict[str, Any]]) -> pd.DataFrame:
+    """The evaluation summary's per-class rows, by class."""
+    df = pd.DataFrame(per_class, columns=["class", "precision", "recall", "f1", "support"])
     return df.set_index("class")
 
 
@@ -230,9 +230,9 @@ def render(job: jobs.LiveJob) -> None:
     _metrics(summary)
     left, right = st.columns([3, 2])
     event = _confusions(left, summary, "ev_cm", selectable=True)
-    right.dataframe(per_class_table(summary), width="stretch",
-                    column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                   for k in ("precision", "recall", "f1")})
+    tables.draw(right, per_class_table, summary["per_class"], width="stretch",
+                column_config={k: st.column_config.NumberColumn(format="%.3f")
+                               for k in ("precision", "recall", "f1")})
     calibration.render(job, summary)  # reliability diagram, ECE, Calibrate
     ev = load_evaluation(jobs.job_dir(job_id), summary["checkpoint"], summary["split"])
     if ev is None:

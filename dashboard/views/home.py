@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import nav, session, widgets
+from dashboard import nav, session, tables, widgets
 from dashboard.views import gpu_panel
 from engine import jobs
 from engine.datasets import list_datasets
@@ -19,6 +19,10 @@ MAX_JOBS = 200  # enough for a glance, bounded for big workspaces
 # What a user scans for comes first and fits a 1400-px window; the rest (scroll) after it.
 JOB_COLUMNS = ["name", "status", "epochs", "progress", "train loss", "best val acc",
                "last val acc", "network", "dataset", "owner", "created"]  # id: on the job page
+
+
+def jobs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
 def readable(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -92,8 +96,7 @@ def jobs_table(all_jobs: list[dict[str, Any]]) -> None:
         return
     names = widgets.dataset_names()
     rows = [job_row(j, metrics[j.id], names) for j in shown]
-    st.dataframe(pd.DataFrame(rows, columns=JOB_COLUMNS), hide_index=True,
-                 key="home_jobs_table", column_config={
+    tables.draw(st, jobs_frame, rows, hide_index=True, key="home_jobs_table", column_config={
         "name": st.column_config.TextColumn("name", pinned=True, width=180),
         "status": st.column_config.TextColumn("status", width="small"),
         "epochs": st.column_config.TextColumn("epochs", width="small",
@@ -129,7 +132,7 @@ def datasets_table(datasets: list[dict[str, Any]]) -> None:
              "image size": f"{d['width']}×{d['height']}×{d['channels']}",
              "on disk (MB)": round((d.get("size_bytes") or 0) / 1e6, 1),
              "created": readable(d["created"]), "id": d["id"]} for d in datasets]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="home_datasets_table")
+    tables.draw(st, pd.DataFrame, rows, hide_index=True, key="home_datasets_table")
     labels = {d["id"]: d["name"] for d in datasets}
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     chosen = c1.selectbox("Dataset", list(labels), format_func=labels.get, key="home_dataset")
