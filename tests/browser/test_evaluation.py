@@ -103,3 +103,34 @@ def test_top_confusions_table_picks_a_pair(jobs_home):
         panel.get_by_text(f"{n} image(s) of {classes[t]} predicted as {classes[p]}").wait_for(
             timeout=30_000)
         screenshot(page, "evaluation-03-top-confusions")
+
+
+def test_galleries_load_inline_and_the_tab_follows_a_resume_from_elsewhere(jobs_home):
+    """The Evaluation tab's galleries arrive inside the page (data URIs: no media request per
+    image) and every image decodes; a job at rest is watched, so a Resume from another tab or
+    the CLI redraws the page as queued while its Evaluation tab is open (issue 28)."""
+    need_chromium()
+    from contextlib import closing
+    from urllib.parse import urlsplit
+
+    from engine.state import store
+
+    job_id = finished_job(jobs_home)
+    with closing(store.connect(jobs_home)) as conn, store.transaction(conn):
+        store.update_job(conn, job_id, status="cancelled")  # stopped early: resumable
+    with dashboard(jobs_home) as url, browser_page(height=1200) as page:
+        media = []
+        page.on("request", lambda r: media.append(r.url)  # Streamlit's media files, not fonts
+                if urlsplit(r.url).path.startswith("/media/") else None)
+        panel = evaluation_panel(page, url, job_id, "Most confident mistakes")
+        panel.locator("[data-testid=stImage] img").first.wait_for()
+        page.wait_for_timeout(1000)
+        images = page.evaluate("() => [...document.querySelectorAll("
+                               "'[data-testid=stImage] img')].map(i => [i.naturalWidth, "
+                               "i.src.slice(0, 22)])")
+        assert len(images) >= 2  # a pair's images and the confident mistakes
+        assert all(w == 84 and src == "data:image/png;base64," for w, src in images), images
+        assert not media
+        jobs.resume(job_id, start_scheduler=False)
+        page.get_by_test_id("stMetricValue").filter(has_text="queued").wait_for(timeout=30_000)
+        assert page.get_by_role("tab", name="Evaluation").count() == 0  # active: live view
