@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Callable
 from typing import Any
+
+
+def key(build: Callable[..., Any], args: tuple) -> tuple[str, Any]:
+    """What a cache of `build(*args)` keys by: the builder's qualified name and the
+    fingerprint of its arguments."""
+    return f"{build.__module__}.{build.__qualname__}", fingerprint(args)
 
 
 def fingerprint(args: tuple) -> Any:

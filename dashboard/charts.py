@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 from streamlit import dataframe_util
 
-from dashboard.cache_keys import fingerprint
+from dashboard import cache_keys
 
 EPOCH_AXIS = alt.Axis(tickMinStep=1, format="d")  # whole epochs, not 1.1, 1.2...
 
@@ -35,7 +35,7 @@ def draw(where: Any, build: Callable[..., alt.Chart], *args: Any, **options: Any
     given). The spec is cached on the builder and its arguments (what the chart shows), so a
     rerun that draws the same chart again skips Altair's construction, validation and
     conversion: most of a finished job's page's server CPU (bench/server_cost.py)."""
-    spec = _spec(f"{build.__module__}.{build.__qualname__}", fingerprint(args), args, build)
+    spec = _spec(*cache_keys.key(build, args), args, build)
     return where.vega_lite_chart(spec, **{"width": "stretch", **options})
 
 

@@ -20,7 +20,7 @@ from dashboard.widgets import THUMB_PX
 from engine.images.pictures import enlarge
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=256, show_spinner=False)  # bytes: shared, not copied
 def _pngs(dataset_path: str, indexes: tuple[int, ...], px: int, _dataset: Any) -> list[bytes]:
     """PNG bytes of the dataset's images at `indexes` (a dataset's images never change under
     its path: a new version is a new dataset)."""
@@ -44,17 +44,10 @@ def dataset_images(dataset: Any, indexes: Sequence[int], px: int = THUMB_PX) -> 
     return _pngs(str(dataset.path), tuple(int(i) for i in indexes), px, dataset)
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)  # strings: shared, not copied
-def _uris(dataset_path: str, indexes: tuple[int, ...], px: int, _dataset: Any) -> list[str]:
-    return ["data:image/png;base64," + base64.b64encode(png).decode("ascii")
-            for png in _pngs(dataset_path, indexes, px, _dataset)]
-
-
 def image_uris(dataset: Any, indexes: Sequence[int], px: int = THUMB_PX) -> list[str]:
     """dataset_images as data URIs (what a gallery sends)."""
-    if len(indexes) == 0:
-        return []
-    return _uris(str(dataset.path), tuple(int(i) for i in indexes), px, dataset)
+    return ["data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            for png in dataset_images(dataset, indexes, px)]
 
 
 def show(where: Any, dataset: Any, indexes: Sequence[int], captions: list[str],

@@ -90,23 +90,26 @@ def _live(job_id: str) -> None:
     _charts(job.metrics, job.config["dataset"], progress.get("curve") or [])
     with st.expander("Log", expanded=status in ("running", "failed")):
         st.code(jobs.read_log(job_id, tail=30) or "(empty)", language=None)
-    # When the status changes (it ended, or another tab resumed or cancelled it), draw the
-    # whole page again so the buttons, the picker and the polling rate match it.
+    _redraw_on_change(job_id, status)
+
+
+def _redraw_on_change(job_id: str, status: str | None) -> None:
+    """When the status changed (it ended, or another tab resumed, cancelled or deleted it),
+    draw the whole page again so the buttons, the picker and the polling rate match it."""
     if st.session_state.get(RENDERED) != (job_id, status):
         st.rerun()
 
 
 def _watch(job_id: str) -> None:
-    """A job at rest, watched: it draws nothing and reads the status alone, and draws the page
-    again when another tab or the CLI resumed, or anyone deleted, the job. Redrawing its charts
-    every few seconds instead cost the server 5 ms of CPU a second per open page."""
+    """A job at rest, watched whichever tab is open: it draws nothing and reads the status
+    alone (the Training tab used to redraw its charts every 3 s, and the other tabs never
+    noticed a resume from elsewhere)."""
     try:
         status = jobs.get_job(job_id, metrics=False, events=False,
                               viewer=session.current_user()).status
     except (jobs.JobError, PermissionError):
         status = None
-    if st.session_state.get(RENDERED) != (job_id, status):
-        st.rerun()
+    _redraw_on_change(job_id, status)
 
 
 def _charts(metrics: list[dict[str, Any]], dataset: str, steps: list[list[float]]) -> None:
