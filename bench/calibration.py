@@ -22,20 +22,9 @@ from pathlib import Path
 
 from engine.evaluation.evaluate import calibrate_checkpoint, evaluate_checkpoint
 from engine.state.workspace import atomic_write_json
-from testkit.mnist import MNIST_IMAGES, make_mnist_sample
+from testkit.mnist import MNIST_IMAGES, make_mnist_sample, train_sample_run
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def train_run(home: Path, network: str, epochs: int, out: Path) -> Path:
-    from engine.training import TrainConfig, train
-
-    t = time.perf_counter()
-    train(TrainConfig(dataset="mnist-sample", network=network, epochs=epochs, device="cpu",
-                      lr=0.01, seed=0), out, home=home)
-    print(f"trained {network} for {epochs} epochs in {time.perf_counter() - t:.0f} s",
-          flush=True)
-    return out
 
 
 def measure(run: Path, home: Path) -> dict:
@@ -69,7 +58,7 @@ def main() -> int:
         tmp = Path(tmp)
         home = make_mnist_sample(tmp)
         for network in args.networks:
-            run = train_run(home, network, args.epochs, tmp / network)
+            run = train_sample_run(home, network, args.epochs, tmp / network)
             results["models"][network] = measure(run, home)
             shutil.rmtree(run, ignore_errors=True)
     print(f"\n2,000 MNIST held-out images, {BINS_TEXT}; T fitted on the validation split\n")

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -145,18 +144,9 @@ def main() -> int:
                     print(json.dumps(row), flush=True)
             jobs.cancel(running, home=home)
         finally:
-            sched.send_signal(signal.SIGTERM)
-            try:
-                sched.wait(30)
-            except subprocess.TimeoutExpired:
-                sched.kill()
-            from testkit.processes import processes_of
+            from testkit.processes import stop
 
-            for pid in processes_of(home):  # workers of this run's workspace alone
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            stop(sched, home)  # and the workers of this run's workspace alone
 
     print("\nseconds to a settled page (first content p50 in brackets); training images/s "
           "beside it vs the 10 s before")

@@ -23,7 +23,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,12 @@ from photo_digits import HELD_OUT, held_out_photos  # noqa: E402
 from engine.datasets.sources.idx import read_pair  # noqa: E402
 from engine.images.framing import EmptyDrawing, normalize_digit, to_gray  # noqa: E402
 from engine.state.workspace import atomic_write_json  # noqa: E402
-from testkit.mnist import MNIST_IMAGES, MNIST_LABELS, make_mnist_sample  # noqa: E402
+from testkit.mnist import (  # noqa: E402
+    MNIST_IMAGES,
+    MNIST_LABELS,
+    make_mnist_sample,
+    train_sample_run,
+)
 
 TARGET_POINTS = 15.0
 
@@ -103,17 +107,6 @@ def accuracy(predictor, batch: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(names[probs.argmax(1)] == labels.astype(str)))
 
 
-def train_run(home: Path, network: str, epochs: int, out: Path) -> Path:
-    from engine.training import TrainConfig, train
-
-    t = time.perf_counter()
-    train(TrainConfig(dataset="mnist-sample", network=network, epochs=epochs, device="cpu",
-                      lr=0.01, seed=0), out, home=home)
-    print(f"trained {network} for {epochs} epochs in {time.perf_counter() - t:.0f} s",
-          flush=True)
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=500)
@@ -138,8 +131,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="photo-accuracy-") as tmp:
         tmp = Path(tmp)
         home = make_mnist_sample(tmp) if not (args.lenet and args.wide) else None
-        runs = {"lenet": args.lenet or train_run(home, "lenet", args.epochs, tmp / "lenet"),
-                "lenet-wide": args.wide or train_run(home, "lenet-wide", args.wide_epochs,
+        runs = {"lenet": args.lenet or train_sample_run(home, "lenet", args.epochs,
+                                                        tmp / "lenet"),
+                "lenet-wide": args.wide or train_sample_run(home, "lenet-wide", args.wide_epochs,
                                                      tmp / "wide")}
         for name, run in runs.items():
             predictor = Predictor(run)

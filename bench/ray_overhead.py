@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from engine import jobs  # noqa: E402
 from engine.datasets import DatasetOptions, create_dataset  # noqa: E402
 from engine.state import store  # noqa: E402
 from testkit import waiting  # noqa: E402
+from testkit.processes import stop  # noqa: E402
 
 JOB = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "epochs": 1,
        "batch_size": 64}
@@ -117,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
     finally:
         for p in procs.values():
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)
         cluster.shutdown()
     measured = [r for r in rows if r["round"] > 0]
     med = {(m, k): statistics.median(r[k] for r in measured if r["mode"] == m)

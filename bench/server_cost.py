@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ from engine.processes import stat_fields
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 from testkit.mnist import make_mnist_sample
 from testkit.page_timing import draw_one, images_done, percentile, settled, train_rate
-from testkit.processes import processes_of
+from testkit.processes import stop
 from testkit.streamlit_protocol import Session
 
 TARGET_MS = {"home": 60, "job": 60, "evaluation": 60, "compare": 60, "lab": 60,
@@ -198,14 +197,7 @@ def scheduler(home: Path):
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for pid in processes_of(home):  # this run's workers alone
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop(proc, home)  # and this run's workers alone
 
 
 def main() -> int:

@@ -126,6 +126,16 @@ def sign_in(page, user: str = "alice"):
     return sidebar
 
 
+def open_classify(page):
+    """Sign in, open Classify and wait for its drawing canvas; returns the canvas that takes
+    the mouse (Fabric.js draws on two stacked canvases, the upper one gets the events)."""
+    sign_in(page).get_by_role("link", name="Classify").click()
+    page.get_by_text("Draw something").wait_for()
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    return canvas
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

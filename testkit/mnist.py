@@ -64,3 +64,18 @@ def make_mnist_sample(root: Path, name: str = "mnist-sample", val_percent: float
         "test_images": str(root / "test-images"), "test_labels": str(root / "test-labels"),
     }, DatasetOptions(val_percent=val_percent), home=home)
     return home
+
+
+def train_sample_run(home: Path, network: str, epochs: int, out: Path) -> Path:
+    """Train `network` on the workspace's "mnist-sample" on the CPU (lr 0.01, seed 0) into
+    `out`, printing how long it took: the run the calibration and photo benchmarks start from."""
+    import time
+
+    from engine.training import TrainConfig, train
+
+    t = time.perf_counter()
+    train(TrainConfig(dataset="mnist-sample", network=network, epochs=epochs, device="cpu",
+                      lr=0.01, seed=0), out, home=home)
+    print(f"trained {network} for {epochs} epochs in {time.perf_counter() - t:.0f} s",
+          flush=True)
+    return out

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 from engine.processes import stat_fields
@@ -38,3 +41,17 @@ def schedulers_of(home: Path) -> list[int]:
         if b"engine.jobs" in args:
             parents[pid] = ppid
     return [pid for pid, ppid in parents.items() if ppid not in parents]
+
+
+def stop(proc: subprocess.Popen, home: Path | None = None) -> None:
+    """Stop a process this test or benchmark started (SIGTERM, then SIGKILL after 30 s) and,
+    given its workspace, kill what is left of that workspace's processes (a scheduler's
+    workers): never anyone else's."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for pid in processes_of(home) if home is not None else ():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

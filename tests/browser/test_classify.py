@@ -11,7 +11,14 @@ from PIL import Image
 
 from engine import jobs
 from engine.evaluation import probes
-from testkit.browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
+from testkit.browser import (
+    browser_page,
+    dashboard,
+    need_chromium,
+    open_classify,
+    publish,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -34,13 +41,7 @@ def test_draw_classify_and_board(jobs_home):
     assert jobs.wait(job_id, timeout=300)["status"] == "done"
     with dashboard(jobs_home) as url, browser_page() as page:
         page.goto(url)
-        sidebar = sign_in(page)
-        sidebar.get_by_role("link", name="Classify").click()
-        page.get_by_text("Draw something").wait_for()
-
-        # Fabric.js draws on two stacked canvases; the upper one takes the mouse.
-        canvas = page.locator("canvas.upper-canvas").first
-        canvas.wait_for()
+        canvas = open_classify(page)
         draw_stroke(page, canvas, [(0.5, 0.15), (0.5, 0.5), (0.5, 0.85)])  # a "1"
         page.get_by_text("What the network sees").wait_for()
         prediction = page.get_by_test_id("stMetricValue").first.inner_text()
@@ -61,7 +62,7 @@ def test_draw_classify_and_board(jobs_home):
         assert probe["polarity"] == "as-is"
         assert Image.open(io.BytesIO(probe["image"])).size == (280, 280)
 
-        sidebar.get_by_role("link", name="Probe boards").click()
+        page.get_by_test_id("stSidebar").get_by_role("link", name="Probe boards").click()
         page.get_by_role("button", name="Download CSV").wait_for()
         page.locator("[data-testid='stDataFrame']").first.wait_for()
         page.wait_for_timeout(1000)

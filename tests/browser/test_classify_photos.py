@@ -13,7 +13,14 @@ import pytest
 from PIL import Image
 
 from engine.images.framing import frame_digit
-from testkit.browser import browser_page, dashboard, need_chromium, publish, screenshot, sign_in
+from testkit.browser import (
+    browser_page,
+    dashboard,
+    need_chromium,
+    open_classify,
+    publish,
+    screenshot,
+)
 from testkit.finished_jobs import trained_job
 from tests.dashboard.test_classify_photos import photo_of_a_one
 
@@ -43,13 +50,8 @@ def test_photo_upload_shows_crop_box_and_what_the_network_sees(trained_home):
     framed = frame_digit(Image.open(io.BytesIO(photo)))
     with dashboard(trained_home) as url, browser_page() as page:
         page.goto(url)
-        sidebar = sign_in(page)
-        sidebar.get_by_role("link", name="Classify").click()
-        page.get_by_text("Draw something").wait_for()
-
+        canvas = open_classify(page)
         # Issue 13, item 11: the toolbar appears above the canvas on hover, over blank room.
-        canvas = page.locator("canvas.upper-canvas").first
-        canvas.wait_for()
         canvas.hover()
         toolbar = page.locator(".dc-toolbar").first
         page.wait_for_function(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from engine.state import store
 from engine.state.integrity import verify
 from engine.state.runs import job_dir
 from testkit import waiting
-from testkit.processes import processes_of
+from testkit.processes import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = {"dataset": "digits", "network": "lenet", "lr": 0.01, "device": "cpu", "epochs": 2,
@@ -237,16 +236,7 @@ def scheduler_on(home: Path, address: str, **env_extra: str):
         assert proc.poll() is None, (home / "scheduler.log").read_text()[-2000:]
         yield home
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for pid in processes_of(home):  # local evaluation workers it started
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop(proc, home)  # and the local evaluation workers it started
         log.close()
         if old is None:
             os.environ.pop("STUDIO_HOME", None)
