@@ -28,8 +28,16 @@ def open_job(at: AppTest, job_id: str, tab: str = "Evaluation") -> AppTest:
     """The Job page of a trained job at rest with one of its lazy tabs open."""
     from dashboard.views.job import TAB_KEY
 
-    at.session_state[TAB_KEY] = tab
-    return open_page(at, "job", id=job_id)
+    return open_page(at, "job", id=job_id, **{TAB_KEY: tab})
+
+
+def switch_tab(at: AppTest, tab: str) -> AppTest:
+    """Open another of the Job page's tabs as a click does: the tabs are bound to the URL
+    (?tab=), which AppTest, having no browser, does not update from the session state."""
+    from dashboard.views.job import TAB_KEY
+
+    at.query_params[TAB_KEY] = tab
+    return at.run()
 
 
 def errors(at: AppTest) -> list[str]:

@@ -108,7 +108,8 @@ def test_top_confusions_table_picks_a_pair(jobs_home):
 def test_galleries_load_inline_and_the_tab_follows_a_resume_from_elsewhere(jobs_home):
     """The Evaluation tab's galleries arrive inside the page (data URIs: no media request per
     image) and every image decodes; a job at rest is watched, so a Resume from another tab or
-    the CLI redraws the page as queued while its Evaluation tab is open (issue 28)."""
+    the CLI redraws the page as queued while its Evaluation tab is open (issue 28); the open
+    tab is in the URL, so a reload keeps it."""
     need_chromium()
     from contextlib import closing
     from urllib.parse import urlsplit
@@ -131,6 +132,13 @@ def test_galleries_load_inline_and_the_tab_follows_a_resume_from_elsewhere(jobs_
         assert len(images) >= 2  # a pair's images and the confident mistakes
         assert all(w == 84 and src == "data:image/png;base64," for w, src in images), images
         assert not media
+        # The open tab is in the URL, so a reload comes back to it (it reset to Training).
+        page.wait_for_function("() => location.search.includes('tab=Evaluation')")
+        page.reload()
+        page.get_by_role("tabpanel", name="Evaluation").get_by_text(
+            "Most confident mistakes").wait_for(timeout=60_000)
+        assert page.get_by_role("tab", name="Evaluation").get_attribute(
+            "aria-selected") == "true"
         jobs.resume(job_id, start_scheduler=False)
         page.get_by_test_id("stMetricValue").filter(has_text="queued").wait_for(timeout=30_000)
         assert page.get_by_role("tab", name="Evaluation").count() == 0  # active: live view

@@ -16,7 +16,7 @@ from engine import jobs
 from engine.datasets import open_dataset
 from engine.evaluation.evaluate import load_evaluation
 from engine.jobs import tasks
-from testkit.apptest import app, open_job
+from testkit.apptest import app, open_job, switch_tab
 from testkit.finished_jobs import finished_job
 
 
@@ -176,8 +176,7 @@ def test_classify_many_zip_with_folder_labels(jobs_home):
         zf.writestr("notes.txt", "not an image")
     at = job_page(job_id)
     assert not at.get("file_uploader")  # the Classify many tab is drawn when opened
-    at.session_state["job_tab"] = "Classify many"
-    at.run()
+    switch_tab(at, "Classify many")
     at.file_uploader(key="cm_files").set_value([("digits.zip", buf.getvalue(),
                                                  "application/zip")])
     at.run()
@@ -192,8 +191,7 @@ def test_classify_many_zip_with_folder_labels(jobs_home):
     assert done["status"] == "done", done.get("message")
 
     at = job_page(job_id)
-    at.session_state["job_tab"] = "Classify many"
-    at.run()
+    switch_tab(at, "Classify many")
     assert not at.exception, at.exception
     labelled = done["result"]["labelled"]
     assert any(m.label == "Accuracy" and m.value == f"{labelled['accuracy']:.2%}"

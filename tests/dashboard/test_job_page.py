@@ -11,7 +11,7 @@ from dashboard.views.job import TAB_KEY
 from engine import jobs
 from engine.jobs import scheduler_alive
 from engine.state import store
-from testkit.apptest import app, errors, open_page
+from testkit.apptest import app, errors, open_page, switch_tab
 from testkit.finished_jobs import finished_job
 
 
@@ -108,10 +108,20 @@ def test_a_trained_job_opens_on_training_and_draws_its_evaluation_when_asked(job
     assert [b.proto.text for b in at.get("progress")] == ["100%"]
     assert not any(s.value == "Calibration" for s in at.subheader)
 
-    at.session_state[TAB_KEY] = "Evaluation"
-    at.run()
+    switch_tab(at, "Evaluation")
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert any("Confusion matrix" in s for s in specs) and len(specs) == 2
     assert any(s.value == "Calibration" for s in at.subheader)
     assert not at.get("progress")
+
+
+
+def test_the_open_tab_is_in_the_url_so_a_reload_or_a_link_opens_it(jobs_home):
+    """?tab=Evaluation opens the Evaluation tab: a reload, a shared link, a second browser tab
+    (the browser test checks that a click puts the tab into the URL)."""
+    job_id = finished_job(jobs_home)
+    at = open_page(app("alice"), "job", id=job_id, tab="Evaluation")
+    assert not at.exception, at.exception
+    assert at.session_state[TAB_KEY] == "Evaluation"
+    assert any("Confusion matrix" in c.proto.spec for c in at.get("vega_lite_chart"))
 
