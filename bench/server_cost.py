@@ -47,7 +47,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dashboard.views.job import TAB_KEY
+from dashboard.nav import JOB_TAB
 from engine import jobs
 from engine.hosting import sessions
 from engine.processes import stat_fields
@@ -237,7 +237,7 @@ def main() -> int:
                         for s in EVALUATION_SECTIONS}}
             job_query = f"id={done[0]}"
             steps = [[("", "", {})],
-                     [("job", job_query, {}), ("job", job_query, {TAB_KEY: "Evaluation"})],
+                     [("job", job_query, {}), ("job", job_query, {JOB_TAB: "Evaluation"})],
                      [("compare", f"ids={done[0]}&ids={done[1]}", {})], [("lab", "", {})]]
             with streamlit_server(Path("dashboard/app.py"), ROOT, home / "streamlit.log",
                                   env={"STUDIO_HOME": str(home)}, nice=a.nice) as (url, proc):

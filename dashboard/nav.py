@@ -24,6 +24,9 @@ PAGES: dict[str, tuple[str, str]] = {
     "accounts": ("Accounts", "accounts"),
 }
 INSTRUCTOR_PAGES = {"instructor", "accounts"}  # listed for instructors only (pages check again)
+# The Job page's open tab: the key of its st.tabs in st.session_state and, bound, the URL's
+# parameter (?tab=Evaluation): here, not in the view, so a load client can name it lightly.
+JOB_TAB = "tab"
 
 
 _SESSION_KEY = "nav_pages"

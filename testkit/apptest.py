@@ -26,17 +26,17 @@ def open_page(at: AppTest, name: str, **query: str) -> AppTest:
 
 def open_job(at: AppTest, job_id: str, tab: str = "Evaluation") -> AppTest:
     """The Job page of a trained job at rest with one of its lazy tabs open."""
-    from dashboard.views.job import TAB_KEY
+    from dashboard.nav import JOB_TAB
 
-    return open_page(at, "job", id=job_id, **{TAB_KEY: tab})
+    return open_page(at, "job", id=job_id, **{JOB_TAB: tab})
 
 
 def switch_tab(at: AppTest, tab: str) -> AppTest:
     """Open another of the Job page's tabs as a click does: the tabs are bound to the URL
     (?tab=), which AppTest, having no browser, does not update from the session state."""
-    from dashboard.views.job import TAB_KEY
+    from dashboard.nav import JOB_TAB
 
-    at.query_params[TAB_KEY] = tab
+    at.query_params[JOB_TAB] = tab
     return at.run()
 
 

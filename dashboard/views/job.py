@@ -25,7 +25,6 @@ ACTIVE_POLL_S = 1.0
 AT_REST_POLL_S = 5.0  # a job at rest changes only when someone acts on it elsewhere
 RENDERED = "job_rendered_status"  # (job id, status) the full page was last drawn with
 TABS = ["Training", "Evaluation", "Classify many"]  # a trained job at rest; the first opens
-TAB_KEY = "tab"  # st.session_state[TAB_KEY] and the URL (?tab=) name the open one
 
 
 def _choose_job() -> str | None:
@@ -263,7 +262,7 @@ def render() -> None:
         # Lazy tabs, only the open one drawn: the evaluation was 55% of the page's server CPU
         # when it was drawn below the charts on every view (bench/server_cost.py).
         # Bound to the URL: a reload, a shared link or a second tab opens the same tab.
-        training, evaluated, many = st.tabs(TABS, key=TAB_KEY, bind="query-params")
+        training, evaluated, many = st.tabs(TABS, key=nav.JOB_TAB, bind="query-params")
         if training.open:
             with training:
                 _live(job_id)

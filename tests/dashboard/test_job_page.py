@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from contextlib import closing
 
-from dashboard.views.job import TAB_KEY
+from dashboard.nav import JOB_TAB
 from engine import jobs
 from engine.jobs import scheduler_alive
 from engine.state import store
@@ -101,7 +101,7 @@ def test_a_trained_job_opens_on_training_and_draws_its_evaluation_when_asked(job
     job_id = finished_job(jobs_home)
     at = open_page(app("alice"), "job", id=job_id)
     assert not at.exception, at.exception
-    assert at.session_state[TAB_KEY] == "Training"
+    assert at.session_state[JOB_TAB] == "Training"
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert len(specs) == 5 and any("per class" in s for s in specs)  # loss, acc, lr, img/s
     assert not any("Confusion matrix" in s for s in specs)
@@ -122,6 +122,6 @@ def test_the_open_tab_is_in_the_url_so_a_reload_or_a_link_opens_it(jobs_home):
     job_id = finished_job(jobs_home)
     at = open_page(app("alice"), "job", id=job_id, tab="Evaluation")
     assert not at.exception, at.exception
-    assert at.session_state[TAB_KEY] == "Evaluation"
+    assert at.session_state[JOB_TAB] == "Evaluation"
     assert any("Confusion matrix" in c.proto.spec for c in at.get("vega_lite_chart"))
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from dashboard.views.job import TAB_KEY
+from dashboard.nav import JOB_TAB
 from engine.hosting import sessions
 from testkit.browser import dashboard
 from testkit.finished_jobs import finished_job
@@ -21,8 +21,8 @@ def test_a_session_views_a_page_and_opens_its_evaluation_tab(jobs_home):
     async def go(url: str) -> tuple:
         async with Session(url, cookies=cookies, timeout=120) as tab:
             training = await tab.view("job", f"id={job_id}")
-            assert TAB_KEY in tab.tabs
-            evaluated = await tab.view("job", f"id={job_id}", tabs={TAB_KEY: "Evaluation"})
+            assert JOB_TAB in tab.tabs
+            evaluated = await tab.view("job", f"id={job_id}", tabs={JOB_TAB: "Evaluation"})
             with pytest.raises(KeyError, match="no st.tabs with key 'nope'"):
                 await tab.view("job", f"id={job_id}", tabs={"nope": "x"})
             return training, evaluated
