@@ -11,13 +11,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, session, tables, widgets
+from dashboard import charts, cpu_budget, session, tables, widgets
 from engine import jobs
 from engine.datasets import DatasetError, open_dataset
 from engine.networks import SpecError
 from engine.networks.diff import network_diff
 
 HIGHLIGHT = "background-color: #fff3b0; font-weight: 600"
+LIVE_POLL_S = 2.0  # how often the curves of running jobs are re-read
 # A diff validates both networks layer by layer: once per pair of specs, not every view.
 _network_diff = st.cache_data(network_diff, max_entries=256, show_spinner=False)
 
@@ -76,15 +77,16 @@ def highlighted(table: pd.DataFrame, rows: list[str]) -> pd.io.formats.style.Sty
     return table.style.apply(lambda _: css, axis=None)
 
 
-def metric_rows(selected: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each job's final metrics, by the job's label."""
+def metric_rows(selected: list[dict[str, Any]],
+                metrics: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each job's final metrics (metrics: job id -> its per-epoch rows), by the job's label."""
     rows = {}
     for j in selected:
-        metrics = j.metrics or []
-        last = metrics[-1] if metrics else {}
-        vals = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
+        per_epoch = metrics.get(j.id) or []
+        last = per_epoch[-1] if per_epoch else {}
+        vals = [m["val_accuracy"] for m in per_epoch if m.get("val_accuracy") is not None]
         held = (j.result or {}).get("held_out") or {}
-        rows[_label(j, selected)] = {"status": j.status, "epochs": len(metrics),
+        rows[_label(j, selected)] = {"status": j.status, "epochs": len(per_epoch),
                                      "last val accuracy": last.get("val_accuracy"),
                                      "best val accuracy": max(vals) if vals else None,
                                      "last val loss": last.get("val_loss"),
@@ -160,6 +162,41 @@ def _lineages(selected: list[dict[str, Any]]) -> None:
             st.caption(f"{_label(job)} started from: {lineage_line(job.id)}")
 
 
+def _any_active(selected: list[jobs.LiveJob]) -> bool:
+    return any(j.status in jobs.ACTIVE for j in selected)
+
+
+def _progress(selected: list[jobs.LiveJob], metrics: dict[str, list[dict[str, Any]]]) -> None:
+    """The validation curves, one line per job, and the final metrics side by side."""
+    curves = {_label(j, selected): metrics.get(j.id) or [] for j in selected}
+    waiting = [label for label, rows in curves.items()
+               if not any(m.get("val_accuracy") is not None for m in rows)]
+    if len(waiting) == len(curves):  # empty axes would read as accuracy 0
+        st.info("No validation point yet: each job's curve starts when it finishes its "
+                "first epoch" + (" (this page follows them)." if _any_active(selected) else "."))
+    else:
+        c1, c2 = st.columns(2)
+        charts.draw(c1, charts.overlaid, curves, "val_accuracy", "Validation accuracy")
+        charts.draw(c2, charts.overlaid, curves, "val_loss", "Validation loss")
+        if waiting:
+            st.caption(f"No validation point yet for {', '.join(waiting)}: a job's line starts "
+                       "when it finishes its first epoch.")
+    st.subheader("Final metrics")
+    tables.draw(st, final_metrics, metric_rows(selected, metrics), width="stretch",
+                column_config=METRIC_COLUMNS)
+
+
+def _live(ids: list[str]) -> None:
+    """_progress re-read every LIVE_POLL_S while a compared job is queued or running (a sweep
+    lands here as soon as it is submitted); once none is, the whole page is drawn again, at
+    rest."""
+    by_id = {j.id: j for j in jobs.list_jobs(viewer=session.current_user())}
+    selected = [by_id[i] for i in ids if i in by_id]
+    if not _any_active(selected):
+        st.rerun()
+    _progress(selected, jobs.metrics_of([j.id for j in selected]))
+
+
 def render() -> None:
     st.title("Compare experiments")
     all_jobs = jobs.list_jobs(viewer=session.current_user())
@@ -174,15 +211,12 @@ def render() -> None:
     if not chosen:
         st.caption("Pick two or more jobs.")
         return
-    selected = [jobs.get_job(i, events=False, viewer=session.current_user()) for i in chosen]
-    curves = {_label(j, selected): j.metrics for j in selected}
-    c1, c2 = st.columns(2)
-    charts.draw(c1, charts.overlaid, curves, "val_accuracy", "Validation accuracy")
-    charts.draw(c2, charts.overlaid, curves, "val_loss", "Validation loss")
-
-    st.subheader("Final metrics")
-    tables.draw(st, final_metrics, metric_rows(selected), width="stretch",
-                column_config=METRIC_COLUMNS)
+    by_id = {j.id: j for j in all_jobs}
+    selected = [by_id[i] for i in chosen]
+    if _any_active(selected):  # follow them until the last one ends
+        cpu_budget.fragment(_live, run_every=LIVE_POLL_S)(chosen)
+    else:
+        _progress(selected, jobs.metrics_of(chosen))
     _lineages(selected)
 
     changes = network_changes(selected)

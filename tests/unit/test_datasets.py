@@ -282,6 +282,13 @@ def test_not_a_folder_or_zip(home, tmp_path):
     assert_nothing_left(home)
 
 
+def test_a_damaged_zip_is_named_as_one(home, tmp_path):
+    (tmp_path / "photos.zip").write_bytes(b"PK not really")  # e.g. an upload cut short
+    with pytest.raises(DatasetError, match="photos.zip is not a valid zip file .13 bytes"):
+        create_dataset("photos", "folder", {"path": tmp_path / "photos.zip"})
+    assert_nothing_left(home)
+
+
 # --- downloads -------------------------------------------------------------------------------
 
 

@@ -54,6 +54,9 @@ def open_tree(path_arg: str | Path, unzip_to: Path) -> tuple[Path, list[dict[str
         root, skipped = extract_zip(path, unzip_to)
     elif not path.exists():
         raise DatasetError(f"no such folder or zip file: {path}")
+    elif path.suffix.lower() == ".zip":  # named .zip, but no zip directory in it
+        raise DatasetError(f"{path.name} is not a valid zip file ({path.stat().st_size:,} "
+                           "bytes): it is damaged or was cut short; zip the folder again")
     else:
         raise DatasetError(f"{path.name} is neither a folder nor a .zip file")
     return unwrap(root), skipped
