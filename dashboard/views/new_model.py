@@ -24,6 +24,7 @@ from engine.networks import (
     zoo_info,
     zoo_spec,
 )
+from engine.text import parse_numbers
 from engine.training import AugmentConfig, ConfigError, TrainConfig, lr_schedule
 from engine.training.augment import augment_batch
 from engine.training.presets import PRESETS, get_preset
@@ -162,9 +163,9 @@ def _solver_section(base: dict) -> dict[str, Any]:
                              ",".join(f"{m:g}" for m in base["milestones"]) or "5,8",
                              key="nm_milestones")
         try:
-            out["milestones"] = [float(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            st.error("Milestones must be numbers separated by commas.")
+            out["milestones"] = parse_numbers(text, float, "Milestones")
+        except ValueError as e:
+            st.error(str(e))
     return out
 
 
@@ -203,10 +204,6 @@ def _preview(dataset, cfg: AugmentConfig) -> list[np.ndarray]:
     out = augment_batch(x.float() / 255, cfg, torch.Generator().manual_seed(0))
     imgs = (out.clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
     return [np.kron(im, np.ones((3, 3, 1), np.uint8)).squeeze() for im in imgs]
-
-
-def _parse_list(text: str, kind: type) -> list:
-    return [kind(v) for v in text.replace(" ", "").split(",") if v]
 
 
 def render() -> None:
@@ -303,7 +300,8 @@ def render() -> None:
               **start,
               "name": name or f"{widgets.network_label(network)} on {ds_name}"}
     try:
-        lrs, sizes = _parse_list(sweep_lrs, float), _parse_list(sweep_bs, int)
+        lrs = parse_numbers(sweep_lrs, float, "Sweep learning rates")
+        sizes = parse_numbers(sweep_bs, int, "Sweep batch sizes")
         if lrs or sizes:
             ids = jobs.submit_sweep(config, lrs=lrs, batch_sizes=sizes, owner=user,
                                     name=config["name"])

@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from engine.text import parse_numbers
+
 
 class CliError(Exception):
     """A problem the user can fix: printed as one line, no traceback."""
@@ -27,9 +29,9 @@ def user_errors(func: Callable[[argparse.Namespace], Any]) -> Callable:
 def numbers(text: str, kind: type, flag: str) -> list:
     """A number or comma-separated numbers of one kind, or a CliError naming the flag."""
     try:
-        values = [kind(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        values = []
+        values = parse_numbers(text, kind, flag)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     if not values:
         raise CliError(f"{flag} takes a number or comma-separated numbers, not {text!r}")
     return values

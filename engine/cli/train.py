@@ -20,6 +20,7 @@ from engine.cli.common import CliError
 from engine.cli.networks import load_network_arg
 from engine.state.runs import new_job_id, read_run_config
 from engine.state.workspace import studio_home
+from engine.text import parse_numbers
 from engine.training import AugmentConfig, TrainConfig
 from engine.training.config import Option, option
 from engine.training.sink import MetricsSink
@@ -81,10 +82,9 @@ def given_options(a: argparse.Namespace) -> dict[str, Any]:
         out["network"] = load_network_arg(out["network"])
     if "milestones" in out:
         try:
-            out["milestones"] = [float(v) for v in out["milestones"].split(",") if v.strip()]
-        except ValueError:
-            raise CliError(f"--milestones takes comma-separated epochs, "
-                           f"not {out['milestones']!r}") from None
+            out["milestones"] = parse_numbers(out["milestones"], float, "--milestones")
+        except ValueError as e:
+            raise CliError(str(e)) from None
     return out
 
 

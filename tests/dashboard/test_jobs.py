@@ -77,6 +77,17 @@ def test_submit_needs_a_user(jobs_home):
     assert jobs.list_jobs() == []
 
 
+def test_a_sweep_with_a_bad_value_names_it_and_queues_nothing(jobs_home):
+    at = open_page(app(), "new_model")
+    at.text_input(key="nm_sweep_lr").set_value("0.1,abc")
+    at.button(key="nm_submit").click().run()
+    assert not at.exception, at.exception
+    assert "Sweep learning rates: 'abc' is not a number; separate values with commas, " \
+           "e.g. 0.1,0.01" in errors(at)
+    assert at.text_input(key="nm_sweep_lr").value == "0.1,abc"  # kept, to be corrected
+    assert jobs.list_jobs() == []
+
+
 def test_custom_spec_live_validation(jobs_home):
     at = open_page(app(), "new_model")
     at.toggle(key="nm_custom").set_value(True).run()

@@ -74,11 +74,17 @@ def test_errors_are_one_line(home):
     for args in (["train", "--dataset", "nope", "--epochs", "1"],
                  ["datasets", "show", "nope"],
                  ["train", "--dataset", "x", "--network", "nonet"],
-                 ["predict", "/nonexistent", "a.png"]):
+                 ["predict", "/nonexistent", "a.png"],
+                 ["jobs", "submit", "--dataset", "x", "--lr", "0.1,abc"],
+                 ["train", "--dataset", "x", "--lr-policy", "multistep", "--milestones", "5,x"]):
         p = cli(home, *args, ok=False)
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.startswith("error: ") and "Traceback" not in p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        if "0.1,abc" in args:
+            assert "--lr: 'abc' is not a number" in p.stderr
+        if "5,x" in args:
+            assert "--milestones: 'x' is not a number" in p.stderr
 
 
 def test_resume_without_epochs_keeps_the_saved_run(home, tmp_path):
