@@ -15,7 +15,7 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.widgets import camera_shots, clear_shots
-from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions
+from engine.datasets import SOURCES, Dataset, DatasetError, DatasetOptions, default_options
 from engine.datasets.class_zip import class_folders_zip
 from engine.datasets.errors import DownloadUnavailable
 from engine.datasets.options import MAX_SIDE
@@ -66,13 +66,6 @@ def create_from_uploads(name: str, source: str, uploads: dict[str, Upload],
             args[arg] = str(path)
         return build_dataset_in_worker(name, source, args, options, owner=owner, home=home,
                                        progress=progress)
-
-
-def default_options(source: str) -> DatasetOptions:
-    """The engine's defaults, with CIFAR-10's own size and colour."""
-    if source == "cifar10":
-        return DatasetOptions(height=32, width=32, channels=3)
-    return DatasetOptions()
 
 
 # --- widgets ------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from tqdm import tqdm
 
+from engine.datasets.options import DatasetOptions, default_options
 from engine.hosting.access import set_dataset_flags
 from engine.hosting.ownership import acting_user
 from engine.images.loading import RESIZE_MODES
@@ -30,19 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--train-labels", help="IDX labels file (idx source)")
     c.add_argument("--test-images", help="IDX test images file (idx source, optional)")
     c.add_argument("--test-labels", help="IDX test labels file (idx source, optional)")
-    c.add_argument("--height", type=int, default=28)
-    c.add_argument("--width", type=int, default=28)
-    c.add_argument("--color", action="store_true", help="3 colour channels (default: grayscale)")
-    c.add_argument("--resize-mode", default="squash", choices=list(RESIZE_MODES))
-    c.add_argument("--val-percent", type=float, default=10.0)
-    c.add_argument("--test-percent", type=float, default=0.0)
+    # Unset options take the source's defaults (engine.datasets.default_options: CIFAR-10 is
+    # 32x32 colour), as the dashboard's forms do.
+    c.add_argument("--height", type=int, help="default: 28, CIFAR-10 32")
+    c.add_argument("--width", type=int, help="default: 28, CIFAR-10 32")
+    colour = c.add_mutually_exclusive_group()
+    colour.add_argument("--color", dest="channels", action="store_const", const=3,
+                        help="3 colour channels (default: grayscale, CIFAR-10 colour)")
+    colour.add_argument("--grayscale", dest="channels", action="store_const", const=1,
+                        help="1 channel")
+    c.add_argument("--resize-mode", choices=list(RESIZE_MODES), help="default: squash")
+    c.add_argument("--val-percent", type=float, help="default: 10")
+    c.add_argument("--test-percent", type=float,
+                   help="carved when the source has no test split (default: 0)")
     c.add_argument("--no-source-test", action="store_true",
                    help="ignore the source's own test split; cut --test-percent instead")
-    c.add_argument("--min-per-class", type=int, default=2)
+    c.add_argument("--min-per-class", type=int, help="default: 2")
     c.add_argument("--max-per-class", type=int, default=None)
     c.add_argument("--add-inverted", action="store_true",
                    help="add inverted copies of the images (the lab's MNIST-invert)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, help="default: 0")
     c.add_argument("--owner", help="who owns it (default: $STUDIO_USER)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_datasets_create)
@@ -72,17 +81,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         f.set_defaults(func=cmd_datasets_flag, flag=flag, value=not name.startswith("un"))
 
 
+def options_from_args(a: argparse.Namespace) -> DatasetOptions:
+    """The source's default options with those given on the command line; a DatasetError
+    names a bad one."""
+    chosen = {"height": a.height, "width": a.width, "channels": a.channels,
+              "resize_mode": a.resize_mode, "val_percent": a.val_percent,
+              "test_percent": a.test_percent, "min_per_class": a.min_per_class,
+              "max_per_class": a.max_per_class, "seed": a.seed}
+    return dataclasses.replace(default_options(a.source), use_source_test=not a.no_source_test,
+                               add_inverted=a.add_inverted,
+                               **{k: v for k, v in chosen.items() if v is not None})
+
+
 def cmd_datasets_create(a: argparse.Namespace) -> dict:
-    from engine.datasets import DatasetOptions, create_dataset
+    from engine.datasets import create_dataset
 
     source_args = {k: getattr(a, k) for k in ("path", "val_path", "test_path", "train_images",
                                               "train_labels", "test_images", "test_labels")
                    if getattr(a, k)}
-    options = DatasetOptions(
-        height=a.height, width=a.width, channels=3 if a.color else 1,
-        resize_mode=a.resize_mode, val_percent=a.val_percent, test_percent=a.test_percent,
-        use_source_test=not a.no_source_test, min_per_class=a.min_per_class,
-        max_per_class=a.max_per_class, add_inverted=a.add_inverted, seed=a.seed)
+    options = options_from_args(a)
     bar = None if a.json else tqdm(total=100, desc=f"creating {a.name}", unit="%",
                                    file=sys.stderr, leave=False)
 

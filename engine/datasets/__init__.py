@@ -18,7 +18,7 @@ from engine.datasets.catalog import (
 )
 from engine.datasets.errors import DatasetError
 from engine.datasets.explore import PAGE_SIZES, ExplorePage, explore
-from engine.datasets.options import DatasetOptions
+from engine.datasets.options import DatasetOptions, default_options
 from engine.datasets.sources import SOURCES
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "DatasetError",
     "DatasetInUse",
     "DatasetOptions",
+    "default_options",
     "ExplorePage",
     "create_dataset",
     "dataset_usage",

@@ -110,3 +110,11 @@ def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if not is_int or value < low or (high is not None and value > high):
         bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
         raise DatasetError(f"{name} must be an integer {bound}, not {value!r}")
+
+
+def default_options(source: str) -> DatasetOptions:
+    """The options a new dataset from `source` starts with, in the dashboard and the CLI alike:
+    the engine's defaults, with CIFAR-10's own size and colour."""
+    if source == "cifar10":
+        return DatasetOptions(height=32, width=32, channels=3)
+    return DatasetOptions()

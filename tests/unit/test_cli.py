@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,3 +114,25 @@ def test_only_typed_options_override_a_config():
     assert (cfg.augment.rotation, cfg.augment.zoom) == (10.0, 0.1)
     fresh = config_from_args(build_parser().parse_args(["train", "--dataset", "d"]))
     assert (fresh.epochs, fresh.lr, fresh.batch_size) == (10, 0.01, 64)
+
+
+def test_dataset_options_start_from_the_sources_defaults_as_the_dashboard_does():
+    from engine.cli.datasets import options_from_args
+    from engine.cli.main import build_parser
+    from engine.datasets import DatasetError, default_options
+
+    def options(*args: str):
+        return options_from_args(build_parser().parse_args(["datasets", "create", "x", *args]))
+
+    cifar = options("--source", "cifar10")  # the CLI made CIFAR-10 28x28 grayscale
+    assert (cifar.height, cifar.width, cifar.channels) == (32, 32, 3)
+    assert cifar == default_options("cifar10")
+    assert options("--source", "cifar10", "--grayscale", "--height", "24").channels == 1
+    sample = options("--source", "digits-sample", "--color", "--test-percent", "20",
+                     "--no-source-test", "--max-per-class", "30")
+    assert (sample.height, sample.channels, sample.val_percent, sample.test_percent,
+            sample.use_source_test, sample.max_per_class) == (28, 3, 10.0, 20.0, False, 30)
+    with pytest.raises(DatasetError, match="val_percent must be a number from 0"):
+        options("--source", "digits-sample", "--val-percent", "150")
+    with pytest.raises(SystemExit):  # one or the other
+        options("--source", "cifar10", "--color", "--grayscale")
