@@ -82,6 +82,10 @@ def _live(job_id: str) -> None:
     if held:
         st.success(f"Held-out ({held['split']}) accuracy: {held['accuracy']:.2%}, "
                    f"loss {held['loss']:.4f}")
+        if held["split"] != "test":
+            st.caption("The dataset has no test split, so this is the validation split, which "
+                       "also chose the best epoch: an optimistic figure. For an unbiased one, "
+                       "create the dataset with a Test % (Datasets → Options).")
     if status == "running":  # the devices it runs on, live
         units = device_units(job.assigned_device)
         gpus = [int(u.split(":")[1]) for u in units if u.startswith("cuda:")]

@@ -125,3 +125,19 @@ def test_the_open_tab_is_in_the_url_so_a_reload_or_a_link_opens_it(jobs_home):
     assert at.session_state[JOB_TAB] == "Evaluation"
     assert any("Confusion matrix" in c.proto.spec for c in at.get("vega_lite_chart"))
 
+
+
+def test_a_held_out_figure_from_the_validation_split_is_called_optimistic(jobs_home):
+    job_id = finished_job(jobs_home, epochs=1, evaluate=False)
+    optimistic = "The dataset has no test split"
+    at = open_page(app(), "job", id=job_id)
+    assert any(s.value.startswith("Held-out (test) accuracy") for s in at.success)
+    assert not any(optimistic in c.value for c in at.caption)
+
+    result = jobs.get_job(job_id, metrics=False, events=False).result
+    with closing(store.connect(jobs_home)) as conn, store.transaction(conn):
+        store.update_job(conn, job_id, result={  # what training writes without a test split
+            **result, "held_out": {**result["held_out"], "split": "val"}})
+    at = open_page(app(), "job", id=job_id)
+    assert any(s.value.startswith("Held-out (val) accuracy") for s in at.success)
+    assert any(optimistic in c.value and "Test %" in c.value for c in at.caption)
