@@ -33,25 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--test-images", help="IDX test images file (idx source, optional)")
     c.add_argument("--test-labels", help="IDX test labels file (idx source, optional)")
     # Unset options take the source's defaults (engine.datasets.default_options: CIFAR-10 is
-    # 32x32 colour), as the dashboard's forms do.
-    c.add_argument("--height", type=int, help="default: 28, CIFAR-10 32")
-    c.add_argument("--width", type=int, help="default: 28, CIFAR-10 32")
+    # 32x32 colour), as the dashboard's forms do; the help reads them from there.
+    base, cifar = DatasetOptions(), default_options("cifar10")
+    c.add_argument("--height", type=int, help=f"default: {base.height}, CIFAR-10 {cifar.height}")
+    c.add_argument("--width", type=int, help=f"default: {base.width}, CIFAR-10 {cifar.width}")
     colour = c.add_mutually_exclusive_group()
     colour.add_argument("--color", dest="channels", action="store_const", const=3,
                         help="3 colour channels (default: grayscale, CIFAR-10 colour)")
     colour.add_argument("--grayscale", dest="channels", action="store_const", const=1,
                         help="1 channel")
-    c.add_argument("--resize-mode", choices=list(RESIZE_MODES), help="default: squash")
-    c.add_argument("--val-percent", type=float, help="default: 10")
-    c.add_argument("--test-percent", type=float,
-                   help="carved when the source has no test split (default: 0)")
+    c.add_argument("--resize-mode", choices=list(RESIZE_MODES),
+                   help=f"default: {base.resize_mode}")
+    c.add_argument("--val-percent", type=float, help=f"default: {base.val_percent:g}")
+    c.add_argument("--test-percent", type=float, help="carved when the source has no test "
+                   f"split (default: {base.test_percent:g})")
     c.add_argument("--no-source-test", action="store_true",
                    help="ignore the source's own test split; cut --test-percent instead")
-    c.add_argument("--min-per-class", type=int, help="default: 2")
+    c.add_argument("--min-per-class", type=int, help=f"default: {base.min_per_class}")
     c.add_argument("--max-per-class", type=int, default=None)
     c.add_argument("--add-inverted", action="store_true",
                    help="add inverted copies of the images (the lab's MNIST-invert)")
-    c.add_argument("--seed", type=int, help="default: 0")
+    c.add_argument("--seed", type=int, help=f"default: {base.seed}")
     c.add_argument("--owner", help="who owns it (default: $STUDIO_USER)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_datasets_create)
